@@ -1,0 +1,491 @@
+/*
+ * tollgate: accounts, API keys, trials, credits, quotas and Stripe
+ * subscriptions for a SaaS backend, as preforked FastCGI workers.
+ *
+ * This header holds the declarations the source files share.  Requests
+ * flow downward: worker -> routes -> handlers -> (auth, limits, db,
+ * crypto, reply); nothing below calls back up.
+ */
+#ifndef TOLLGATE_H
+#define TOLLGATE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+#define TG_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* ------------------------------------------------------------------ */
+/* arena.c: the per-request arena and a growable buffer inside it.     */
+/* ------------------------------------------------------------------ */
+
+struct arena;
+
+/* Returns a new arena, owned by the caller (arena_free), or NULL. */
+struct arena	*arena_new(void);
+/* Memory from these belongs to the arena and lives until arena_reset. */
+void		*arena_alloc(struct arena *, size_t);
+char		*arena_strdup(struct arena *, const char *);
+char		*arena_strndup(struct arena *, const char *, size_t);
+char		*arena_printf(struct arena *, const char *, ...) TG_PRINTF(2, 3);
+char		*arena_vprintf(struct arena *, const char *, va_list);
+/* Wipes (sodium_memzero) and releases everything but the first chunk. */
+void		 arena_reset(struct arena *);
+void		 arena_free(struct arena *);
+
+/* A byte buffer that grows inside an arena; p is always NUL-terminated. */
+struct buf {
+	struct arena	*a;
+	char		*p;
+	size_t		 len;
+	size_t		 cap;
+};
+void	 buf_init(struct buf *, struct arena *);
+void	 buf_add(struct buf *, const void *, size_t);
+void	 buf_puts(struct buf *, const char *);
+void	 buf_printf(struct buf *, const char *, ...) TG_PRINTF(2, 3);
+/* Appends the string HTML-escaped (& < > " '). */
+void	 buf_html(struct buf *, const char *);
+
+/* ------------------------------------------------------------------ */
+/* log.c: structured one-line logs (logfmt) to stderr.                 */
+/* ------------------------------------------------------------------ */
+
+enum loglevel { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
+/* The format yields " key=value" pairs; the time, level and pid lead. */
+void	 tg_log(enum loglevel, const char *event, const char *fmt, ...)
+	    TG_PRINTF(3, 4);
+#define log_info(ev, ...)	tg_log(LOG_LVL_INFO, (ev), __VA_ARGS__)
+#define log_warn(ev, ...)	tg_log(LOG_LVL_WARN, (ev), __VA_ARGS__)
+#define log_err(ev, ...)	tg_log(LOG_LVL_ERROR, (ev), __VA_ARGS__)
+
+/* ------------------------------------------------------------------ */
+/* config.c: tollgate.conf and TOLLGATE_<SECTION>_<KEY> overrides.     */
+/* ------------------------------------------------------------------ */
+
+struct config {
+	char		*path;
+
+	/* [server] */
+	char		*base_url;	/* without a trailing slash */
+	char		*origin;	/* scheme://host[:port] of base_url */
+	int		 workers;
+	char		*cors_origins;	/* space or comma separated, or "" */
+	char		*socket;	/* FastCGI unix socket path */
+	char		*socket_group;	/* group that may connect, or "" */
+
+	/* [database] */
+	char		*db_host;	/* comma-separated list, tried in order */
+	int		 db_port;
+	char		*db_socket;
+	char		*db_user;
+	char		*db_password;
+	char		*db_name;
+
+	/* [jwt] */
+	char		*jwt_secret;
+	char		*jwt_previous_secret;	/* "" when none */
+
+	/* [crypto] */
+	unsigned char	 crypto_key[32];
+	unsigned long long argon2_ops;		/* crypto_pwhash opslimit */
+	size_t		 argon2_memory;		/* bytes (key is in KiB) */
+
+	/* [trial] */
+	int		 trial_days;
+	long long	 trial_credits;
+	char		*trial_fallback_plan;	/* "" when none */
+
+	/* [limits] */
+	int		 api_per_minute;
+	int		 login_failures;
+	int		 mail_per_hour;
+
+	/* [github] */
+	char		*github_client_id;
+	char		*github_client_secret;
+	char		*github_authorize_url;
+	char		*github_token_url;
+	char		*github_api_url;
+
+	/* [stripe] */
+	char		*stripe_api_base;
+	char		*stripe_secret_key;
+	char		*stripe_webhook_secret;
+	char		*stripe_price_pro;
+	char		*stripe_price_team;
+	int		 stripe_report_interval;
+
+	/* [smtp] */
+	char		*smtp_url;
+	char		*smtp_user;
+	char		*smtp_password;
+	char		*smtp_from;
+};
+
+/* The configuration in force in this process. */
+extern struct config cfg;
+
+/*
+ * Loads path (and the environment's overrides) into *out.  Returns 0, or
+ * -1 with a sentence for the operator in err.  The strings in *out are
+ * owned by it: config_free releases them.
+ */
+int	 config_load(const char *path, struct config *out, char *err, size_t);
+void	 config_free(struct config *);
+/* The default configuration path: $TOLLGATE_CONF or SYSCONFDIR's. */
+const char *config_default_path(void);
+
+/* ------------------------------------------------------------------ */
+/* validate.c: small pure validators.                                  */
+/* Each returns NULL when the value is good, else what is wrong.       */
+/* ------------------------------------------------------------------ */
+
+const char	*valid_utf8_text(const char *, size_t, size_t maxbytes);
+const char	*valid_email(const char *, size_t);
+const char	*valid_password(const char *, size_t);
+const char	*valid_name(const char *, size_t);
+const char	*valid_token(const char *, size_t);
+const char	*valid_id(const char *, size_t);
+const char	*valid_slug(const char *, size_t);
+/* Lower-cases ASCII letters only (emails compare ignoring ASCII case). */
+char		*ascii_lower(struct arena *, const char *);
+
+/* ------------------------------------------------------------------ */
+/* request.c: parsing with bounds.                                     */
+/* ------------------------------------------------------------------ */
+
+#define MAX_BODY	(64 * 1024)	/* JSON and form bodies */
+#define MAX_RAW_BODY	(512 * 1024)	/* webhook bodies */
+#define MAX_PAIRS	64		/* fields in a form, query or cookie */
+
+enum method {
+	M_GET = 1, M_POST = 2, M_PUT = 4, M_PATCH = 8, M_DELETE = 16,
+	M_HEAD = 32, M_OPTIONS = 64, M_OTHER = 128
+};
+
+struct kv {
+	const char	*key;
+	const char	*val;
+	size_t		 vlen;
+};
+
+struct kvlist {
+	struct kv	*v;
+	size_t		 n;
+};
+
+/*
+ * Decodes application/x-www-form-urlencoded text (also query strings).
+ * Returns 0, or -1 when it is malformed (bad escape, too many pairs).
+ * Keys and values live in the arena; values may hold NULs (see vlen).
+ */
+int		 parse_urlencoded(struct arena *, const char *, size_t,
+		    struct kvlist *);
+/* One JSON object, strictly, else NULL; the caller puts the result. */
+struct json_object *parse_json_object(const char *, size_t);
+/* Parses a Cookie header.  Returns 0, or -1 when malformed. */
+int		 parse_cookies(struct arena *, const char *, struct kvlist *);
+/* Returns the first value for key, or NULL. */
+const struct kv	*kv_find(const struct kvlist *, const char *);
+const char	*kv_get(const struct kvlist *, const char *);
+enum method	 method_parse(const char *);
+
+/* What a declared field holds. */
+enum ftype {
+	F_TEXT,		/* UTF-8 text without NUL, max bytes in max */
+	F_EMAIL,
+	F_PASSWORD,
+	F_NAME,
+	F_TOKEN,	/* opaque URL-safe token */
+	F_ID,		/* an object id */
+	F_SLUG,		/* [a-z0-9_]{1,64}: plan and meter names */
+	F_INT,		/* integer in [min, max] */
+	F_BOOL
+};
+
+#define FIELD_REQUIRED	0x01
+#define FIELD_NULLABLE	0x02
+
+struct field {
+	const char	*name;
+	enum ftype	 type;
+	unsigned	 flags;
+	long long	 min;
+	long long	 max;	/* F_INT range; F_TEXT byte bound (0: 1024) */
+};
+
+/* A declared field's value after validation. */
+struct input {
+	const struct field *f;
+	bool		 present;
+	bool		 is_null;
+	const char	*s;	/* text fields; NUL-terminated in the arena */
+	size_t		 len;
+	long long	 i;	/* F_INT */
+	bool		 b;	/* F_BOOL */
+};
+
+/* ------------------------------------------------------------------ */
+/* The request.                                                        */
+/* ------------------------------------------------------------------ */
+
+struct route;
+
+/* Who is asking; filled in by auth.c. */
+enum who_kind { WHO_NONE, WHO_JWT, WHO_APIKEY, WHO_COOKIE, WHO_SERVICE };
+
+struct principal {
+	enum who_kind	 kind;
+	const char	*user_id;
+	const char	*session_id;	/* JWT and cookie logins */
+	const char	*key_id;	/* API and service keys */
+	const char	*role;		/* "user" or "admin", from the database */
+	const char	*email;
+	const char	*name;
+};
+
+struct req {
+	struct arena	*a;
+	void		*fcgi;		/* FCGX_Request * */
+
+	enum method	 method;
+	const char	*method_str;
+	const char	*path;		/* nginx's normalised URI ($uri) */
+	const char	*query;		/* raw query string, "" when none */
+	const char	*remote_addr;
+	const char	*user_agent;
+	const char	*content_type;	/* media type, lower case, no params */
+	char		*body;		/* NUL-terminated */
+	size_t		 body_len;
+
+	struct kvlist	 queryv;
+	struct kvlist	 cookies;
+	struct kvlist	 form;		/* an urlencoded body */
+	struct json_object *json;	/* a JSON body; put after the request */
+
+	const struct route *route;
+	int		 route_index;	/* -1 when no route matched */
+	const char	*params[4];	/* {id} segments of the path */
+	int		 nparams;
+	struct input	*in;		/* one per declared field */
+	size_t		 nin;
+
+	struct principal who;
+
+	int		 status;
+	bool		 replied;
+	struct kvlist	 headers_out;	/* extra response headers */
+	size_t		 headers_cap;
+	double		 t0;
+};
+
+/*
+ * Fills r->in from the declared fields, taken from r->json or r->form.
+ * Returns NULL when all are good, else an object naming each bad field
+ * (owned by the caller).
+ */
+struct json_object *request_take_fields(struct req *, const struct field *);
+/* A FastCGI parameter (e.g. "HTTP_ORIGIN"), or NULL. */
+const char	*req_env(struct req *, const char *);
+/* A declared field's input, or NULL when the route does not declare it. */
+const struct input *req_in(struct req *, const char *name);
+/* A declared text field's value, or NULL when absent or null. */
+const char	*in_str(struct req *, const char *name);
+long long	 in_int(struct req *, const char *name, long long dflt);
+bool		 in_bool(struct req *, const char *name, bool dflt);
+bool		 in_present(struct req *, const char *name);
+
+/* ------------------------------------------------------------------ */
+/* routes.c: the route table.                                          */
+/* ------------------------------------------------------------------ */
+
+typedef void	 handler_fn(struct req *);
+
+#define ROUTE_JSON	0x0001	/* takes a JSON body */
+#define ROUTE_FORM	0x0002	/* takes an urlencoded body */
+#define ROUTE_RAW	0x0004	/* keeps the raw body, parses nothing */
+#define ROUTE_HTML	0x0008	/* errors answer as an HTML page */
+#define ROUTE_LOOPBACK	0x0010	/* only from 127.0.0.0/8 or ::1 */
+#define ROUTE_API	0x0020	/* counts toward limits api_per_minute */
+
+struct route {
+	unsigned	 methods;	/* enum method bits */
+	const char	*pattern;	/* "/api/v1/api-keys/{id}" */
+	handler_fn	*fn;
+	unsigned	 flags;
+	const struct field *fields;	/* terminated by a NULL name */
+};
+
+extern const struct route routes[];
+extern const size_t nroutes;
+
+/*
+ * Finds the route for path and method.  Returns its index and fills
+ * r->params, -1 when no pattern matches the path, or -2 when a pattern
+ * matches but not the method (then *allow holds the allowed methods).
+ */
+int	 route_match(struct req *, const char *path, enum method,
+	    unsigned *allow);
+/* The metrics label of a route index. */
+const char *route_label(int);
+
+/* ------------------------------------------------------------------ */
+/* reply.c: the one way to answer.                                     */
+/* ------------------------------------------------------------------ */
+
+/* Queues a response header; name and value are copied. */
+void	 reply_header(struct req *, const char *name, const char *value);
+/* Sends body (consumed: it is put) with the given status. */
+void	 reply_json(struct req *, int status, struct json_object *body);
+void	 reply_empty(struct req *, int status);
+/* The contract's error body; HTML routes get a page with the message. */
+void	 reply_error(struct req *, int status, const char *code,
+	    const char *message);
+/* 422 validation_failed with fields (consumed). */
+void	 reply_invalid(struct req *, struct json_object *fields);
+/* 422 validation_failed naming one field. */
+void	 reply_invalid1(struct req *, const char *field, const char *what);
+/* Answers a database failure code: 503 unavailable, or 500. */
+void	 reply_db(struct req *, int rc);
+/* 401 with WWW-Authenticate: Bearer. */
+void	 reply_unauth(struct req *, const char *code, const char *message);
+/* 429 with Retry-After and the X-RateLimit-* headers. */
+void	 reply_rate_limited(struct req *, long limit, long reset_seconds);
+/* An HTML page: title is escaped here, body_html must be escaped. */
+void	 reply_html(struct req *, int status, const char *title,
+	    const char *body_html);
+/* A redirect; a relative location is made absolute on base_url. */
+void	 reply_redirect(struct req *, int status, const char *location);
+void	 reply_raw(struct req *, int status, const char *content_type,
+	    const char *body, size_t len);
+/* The message the contract gives a status when none is more specific. */
+const char *status_text(int);
+
+/* ------------------------------------------------------------------ */
+/* db.c: MariaDB through prepared statements.                          */
+/* ------------------------------------------------------------------ */
+
+/* A statement: its SQL and a slot filled when first prepared. */
+struct sql {
+	const char	*text;
+	int		 slot;
+};
+#define SQL(text)	{ (text), 0 }
+
+/* Failure codes of the db_* calls (success is >= 0). */
+#define DB_DOWN		-1	/* unreachable: answer 503 */
+#define DB_DUP		-2	/* duplicate key */
+#define DB_RETRY	-3	/* deadlock or lock wait timeout */
+#define DB_FAIL		-4	/* anything else: a bug, answer 500 */
+
+/* Result rows: every cell as text (NULL for SQL NULL), in the arena. */
+struct dbrows {
+	size_t		 n;
+	size_t		 ncol;
+	char		**cell;		/* cell[row * ncol + col] */
+	size_t		*len;
+};
+
+/*
+ * Parameter types for db_exec and db_select, one letter each:
+ *   s  const char *        text, NULL binds SQL NULL
+ *   b  const void *, size_t  bytes
+ *   i  long long
+ *   n  (no argument)       SQL NULL
+ */
+
+/* Runs a statement.  Returns the affected rows or a DB_* code. */
+int		 db_exec(struct sql *, const char *types, ...);
+/* Runs a query into *out.  Returns the row count or a DB_* code. */
+int		 db_select(struct arena *, struct sql *, struct dbrows *,
+		    const char *types, ...);
+const char	*dbv(const struct dbrows *, size_t row, size_t col);
+long long	 dbi(const struct dbrows *, size_t row, size_t col);
+int		 db_begin(void);
+int		 db_commit(void);
+void		 db_rollback(void);
+/* Connects if not connected.  Returns 0 or DB_DOWN. */
+int		 db_ensure(void);
+/* Returns 0 when the database answers, else DB_DOWN. */
+int		 db_ping(void);
+void		 db_close(void);
+/* The raw handle for tollgatectl migrate; NULL when down. */
+void		*db_handle(void);
+
+/* ------------------------------------------------------------------ */
+/* crypto.c: libsodium helpers.                                        */
+/* ------------------------------------------------------------------ */
+
+/* A new opaque id (22 URL-safe characters), in the arena. */
+char	*new_id(struct arena *);
+/* prefix + nbytes random bytes, base64url without padding, in the arena. */
+char	*new_token(struct arena *, const char *prefix, size_t nbytes);
+/* Keyed BLAKE2b of s with crypto key, as 64 hex characters, in the arena. */
+char	*token_hash(struct arena *, const char *s);
+/* Constant-time equality of two strings of any length. */
+bool	 ct_streq(const char *, const char *);
+/* base64url without padding of n bytes, in the arena. */
+char	*b64url(struct arena *, const void *, size_t);
+int	 crypto_init(void);
+
+/* ------------------------------------------------------------------ */
+/* outside.c: libcurl to SMTP, GitHub and Stripe.                      */
+/* ------------------------------------------------------------------ */
+
+int	 outside_init(void);
+/* Returns 0 when the relay accepted the message, else -1 with err. */
+int	 smtp_send(const char *from, const char *to, const char *msg,
+	    size_t len, char *err, size_t errlen);
+/*
+ * One HTTP request; headers are "Name: value" strings, NULL terminated.
+ * Returns the status (body in *answer, in the arena) or -1 with err.
+ */
+int	 http_call(struct arena *, const char *method, const char *url,
+	    const char *const *headers, const char *form, struct buf *answer,
+	    char *err, size_t errlen);
+
+/* sender.c: tollgated --sender.  Returns the exit status. */
+int	 sender_run(void);
+
+/* ------------------------------------------------------------------ */
+/* metrics.c: counters shared by all workers (may be lost).            */
+/* ------------------------------------------------------------------ */
+
+enum counter {
+	CTR_GATE_ALLOW, CTR_GATE_401, CTR_GATE_402, CTR_GATE_403,
+	CTR_GATE_429, CTR_GATE_503, CTR_SPEND_OK, CTR_SPEND_REFUSED,
+	CTR_DB_RECONNECT, CTR__MAX
+};
+
+/* Maps the shared counters; call once in the master before forking. */
+int	 metrics_init(void);
+void	 metrics_request(int route_index, int status, double seconds);
+void	 metrics_count(enum counter, unsigned long long);
+/* Appends the Prometheus text of every counter to b. */
+void	 metrics_render(struct buf *);
+
+/* ------------------------------------------------------------------ */
+/* worker.c and main.c                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Runs a worker's accept loop on the FastCGI socket fd; never returns. */
+void	 worker_run(int fd) __attribute__((noreturn));
+/* True when the worker was asked to stop. */
+extern volatile int worker_stopping;
+/* Seconds since the epoch as a double (CLOCK_REALTIME). */
+double	 now_seconds(void);
+
+/* ------------------------------------------------------------------ */
+/* Handlers, one file per resource.                                    */
+/* ------------------------------------------------------------------ */
+
+/* ops.c */
+handler_fn	 h_healthz;
+handler_fn	 h_metrics;
+
+#endif /* TOLLGATE_H */
