@@ -282,6 +282,12 @@ config_load(const char *path, struct config *out, char *err, size_t errlen)
 		    "32 bytes");
 		goto out;
 	}
+	if (c.trial_fallback_plan[0] != '\0' && valid_slug(
+	    c.trial_fallback_plan, strlen(c.trial_fallback_plan)) != NULL) {
+		snprintf(err, errlen, "[trial] fallback_plan must be a plan "
+		    "name (a-z, 0-9, _)");
+		goto out;
+	}
 	if (c.workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c.workers = n > 0 ? (int)n : 2;

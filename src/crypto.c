@@ -87,3 +87,121 @@ ct_streq(const char *x, const char *y)
 		return false;
 	return sodium_memcmp(x, y, lx) == 0;
 }
+
+/*
+ * Hashes a password with Argon2id at the configured cost.  Returns the
+ * encoded hash in the arena, or NULL when out of memory.
+ */
+char *
+password_hash(struct arena *a, const char *pw)
+{
+	char	*out = arena_alloc(a, crypto_pwhash_STRBYTES);
+
+	if (crypto_pwhash_str_alg(out, pw, strlen(pw), cfg.argon2_ops,
+	    cfg.argon2_memory, crypto_pwhash_ALG_ARGON2ID13) != 0)
+		return NULL;
+	return out;
+}
+
+/*
+ * Checks pw against an encoded hash.  A NULL hash (an unknown email, or
+ * an account without a password) is checked against a dummy hash made
+ * once per process, so every answer costs one Argon2id.
+ */
+bool
+password_verify(const char *hash, const char *pw)
+{
+	static char	 dummy[crypto_pwhash_STRBYTES];
+	bool		 real = hash != NULL;
+
+	if (!real) {
+		if (dummy[0] == '\0') {
+			char rnd[33];
+
+			randombytes_buf(rnd, 32);
+			rnd[32] = '\0';
+			if (crypto_pwhash_str_alg(dummy, rnd, 32,
+			    cfg.argon2_ops, cfg.argon2_memory,
+			    crypto_pwhash_ALG_ARGON2ID13) != 0)
+				return false;
+		}
+		hash = dummy;
+	}
+	return crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0 && real;
+}
+
+/* True when a hash was made with other parameters than the configured. */
+bool
+password_needs_rehash(const char *hash)
+{
+	return crypto_pwhash_str_needs_rehash(hash, cfg.argon2_ops,
+	    cfg.argon2_memory) != 0;
+}
+
+/* The subkey that seals stored secrets, derived from the crypto key. */
+static void
+seal_key(unsigned char key[crypto_secretbox_KEYBYTES])
+{
+	crypto_kdf_derive_from_key(key, crypto_secretbox_KEYBYTES, 1,
+	    "tg-seal_", cfg.crypto_key);
+}
+
+/*
+ * Encrypts and authenticates n bytes (nonce first).  Returns the sealed
+ * bytes in the arena, their length in *outlen.
+ */
+unsigned char *
+seal(struct arena *a, const void *plain, size_t n, size_t *outlen)
+{
+	unsigned char	 key[crypto_secretbox_KEYBYTES];
+	unsigned char	*out;
+
+	*outlen = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + n;
+	out = arena_alloc(a, *outlen);
+	randombytes_buf(out, crypto_secretbox_NONCEBYTES);
+	seal_key(key);
+	crypto_secretbox_easy(out + crypto_secretbox_NONCEBYTES, plain, n,
+	    out, key);
+	sodium_memzero(key, sizeof(key));
+	return out;
+}
+
+/*
+ * Opens what seal made.  Returns the plain text (NUL-terminated, in the
+ * arena), or NULL when it was tampered with.
+ */
+char *
+unseal(struct arena *a, const void *sealed, size_t n, size_t *outlen)
+{
+	unsigned char	 key[crypto_secretbox_KEYBYTES];
+	const unsigned char *s = sealed;
+	char		*out;
+	size_t		 plain;
+	int		 rc;
+
+	if (n < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+		return NULL;
+	plain = n - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
+	out = arena_alloc(a, plain + 1);
+	seal_key(key);
+	rc = crypto_secretbox_open_easy((unsigned char *)out,
+	    s + crypto_secretbox_NONCEBYTES, n - crypto_secretbox_NONCEBYTES,
+	    s, key);
+	sodium_memzero(key, sizeof(key));
+	if (rc != 0)
+		return NULL;
+	out[plain] = '\0';
+	if (outlen != NULL)
+		*outlen = plain;
+	return out;
+}
+
+/* Lower-case hex of n bytes, in the arena. */
+char *
+hex(struct arena *a, const void *bin, size_t n)
+{
+	char	*out = arena_alloc(a, n * 2 + 1);
+
+	sodium_bin2hex(out, n * 2 + 1, bin, n);
+	return out;
+}

@@ -101,13 +101,16 @@ db_connect(void)
 {
 	unsigned int	 timeout_connect = 2, timeout_rw = 10;
 	my_bool		 no = 0;
-	char		*hosts, *host, *save = NULL;
+	char		*hosts, *host, *save = NULL, init[160];
 	MYSQL		*m;
 
 	if (now_seconds() - last_failed_connect < RETRY_AFTER_DOWN)
 		return DB_DOWN;
 	if ((hosts = strdup(cfg.db_host)) == NULL)
 		return DB_DOWN;
+	/* The fallback plan is a validated slug, safe inside quotes. */
+	snprintf(init, sizeof(init), "SET time_zone = '+00:00', "
+	    "@tg_fallback = '%s'", cfg.trial_fallback_plan);
 	for (host = strtok_r(hosts, ", ", &save); host != NULL;
 	    host = strtok_r(NULL, ", ", &save)) {
 		if ((m = mysql_init(NULL)) == NULL)
@@ -117,7 +120,7 @@ db_connect(void)
 		mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &timeout_rw);
 		mysql_options(m, MYSQL_OPT_RECONNECT, &no);
 		mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-		mysql_options(m, MYSQL_INIT_COMMAND, "SET time_zone='+00:00'");
+		mysql_options(m, MYSQL_INIT_COMMAND, init);
 		if (mysql_real_connect(m, cfg.db_socket[0] ? NULL : host,
 		    cfg.db_user, cfg.db_password, cfg.db_name,
 		    (unsigned)cfg.db_port,

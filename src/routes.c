@@ -8,9 +8,46 @@
 
 #include "tollgate.h"
 
+/* Field declarations, shared where routes take the same input. */
+static const struct field f_signup[] = {
+	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
+	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
+	{ "name", F_NAME, 0, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_login[] = {
+	{ "email", F_TEXT, 0, 1, 254 },
+	{ "username", F_TEXT, 0, 1, 254 },
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ "totp_code", F_TEXT, 0, 1, 16 },
+	{ "recovery_code", F_TEXT, 0, 1, 64 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_refresh[] = {
+	{ "refresh_token", F_TOKEN, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_logout[] = {
+	{ "refresh_token", F_TOKEN, 0, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+
+#define JSON		ROUTE_JSON
+#define API		(ROUTE_JSON | ROUTE_API)
+#define LOGIN		(ROUTE_JSON | ROUTE_API | ROUTE_AUTH)
+
 const struct route routes[] = {
 	{ M_GET, "/healthz", h_healthz, 0, NULL },
 	{ M_GET, "/metrics", h_metrics, ROUTE_LOOPBACK, NULL },
+
+	/* Accounts and sessions (contract section 3). */
+	{ M_POST, "/api/v1/auth/signup", h_signup, JSON, f_signup },
+	{ M_POST, "/api/v1/auth/login", h_login, JSON | ROUTE_FORM, f_login },
+	{ M_POST, "/api/v1/auth/refresh", h_refresh, JSON, f_refresh },
+	{ M_POST, "/api/v1/auth/logout", h_logout, JSON | ROUTE_OPTAUTH,
+	    f_logout },
+	{ M_GET, "/api/v1/sessions", h_sessions_list, LOGIN, NULL },
+	{ M_DELETE, "/api/v1/sessions/{id}", h_session_delete, LOGIN, NULL },
 };
 
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);

@@ -312,6 +312,11 @@ typedef void	 handler_fn(struct req *);
 #define ROUTE_HTML	0x0008	/* errors answer as an HTML page */
 #define ROUTE_LOOPBACK	0x0010	/* only from 127.0.0.0/8 or ::1 */
 #define ROUTE_API	0x0020	/* counts toward limits api_per_minute */
+#define ROUTE_AUTH	0x0040	/* needs a login: a JWT or session cookie */
+#define ROUTE_KEY	0x0080	/* with ROUTE_AUTH: an API key will do too */
+#define ROUTE_ADMIN	0x0100	/* with ROUTE_AUTH: the admin role */
+#define ROUTE_SERVICE	0x0200	/* needs a service key (tgs_) */
+#define ROUTE_OPTAUTH	0x0400	/* a credential is read when present */
 
 struct route {
 	unsigned	 methods;	/* enum method bits */
@@ -453,6 +458,107 @@ int	 http_call(struct arena *, const char *method, const char *url,
 int	 sender_run(void);
 
 /* ------------------------------------------------------------------ */
+/* crypto.c (passwords, sealing) and jwt.c                             */
+/* ------------------------------------------------------------------ */
+
+/* Argon2id at the configured cost; the hash is in the arena, or NULL. */
+char	*password_hash(struct arena *, const char *);
+/* A NULL hash costs one Argon2id against a dummy and returns false. */
+bool	 password_verify(const char *hash, const char *);
+bool	 password_needs_rehash(const char *hash);
+/* Authenticated encryption under the crypto key (nonce first). */
+unsigned char *seal(struct arena *, const void *, size_t, size_t *outlen);
+/* NULL when tampered with; the plain text is NUL-terminated. */
+char	*unseal(struct arena *, const void *, size_t, size_t *outlen);
+char	*hex(struct arena *, const void *, size_t);
+
+#define JWT_OK		0
+#define JWT_BAD		-1
+#define JWT_EXPIRED	-2
+
+/* An access token for uid in session sid, in the arena; NULL on error. */
+char	*jwt_issue(struct arena *, const char *uid, const char *sid);
+/* JWT_OK with *uid and *sid, JWT_EXPIRED or JWT_BAD. */
+int	 jwt_check(struct arena *, const char *token, const char **uid,
+	    const char **sid);
+int	 jwt_ttl(void);
+
+/* ------------------------------------------------------------------ */
+/* auth.c: who is asking.                                              */
+/* ------------------------------------------------------------------ */
+
+#define SESSION_COOKIE	"tg_session"
+
+#define AUTH_OK		0
+#define AUTH_NONE	1	/* no credential at all */
+#define AUTH_ANSWERED	2	/* answered: 401, 403 or 503 */
+
+/* The Bearer credential, or NULL; *present says whether a header came. */
+const char *bearer_of(struct req *, bool *present);
+/* True when Origin is base_url's origin or Sec-Fetch-Site same-origin. */
+bool	 same_origin(struct req *);
+int	 auth_resolve(struct req *);
+/* Applies the route's ROUTE_AUTH/KEY/ADMIN/SERVICE needs. */
+bool	 auth_route(struct req *);
+
+/* ------------------------------------------------------------------ */
+/* sessions.c, accounts.c, apikeys.c, mail.c, audit.c                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The effective plan of user row u: an admin's choice, else an active
+ * subscription's plan, else "trial" until the trial ends (or before it
+ * starts), else the fallback plan (@tg_fallback, set per connection
+ * from [trial] fallback_plan), else NULL.
+ */
+#define PLAN_EXPR(u)							\
+	"COALESCE(" u ".plan_override, (SELECT s.plan FROM subscriptions s " \
+	"WHERE s.user_id = " u ".id AND s.deleted_at IS NULL AND s.status " \
+	"IN ('active', 'trialing', 'past_due') ORDER BY s.stripe_updated " \
+	"DESC LIMIT 1), IF(" u ".trial_ends_at IS NULL OR " u		\
+	".trial_ends_at > UTC_TIMESTAMP(6), 'trial', "			\
+	"NULLIF(@tg_fallback, '')))"
+/* The columns user_json_row reads, from users aliased as u. */
+#define USER_COLUMNS							\
+	"u.id, u.email, u.name, u.role, " PLAN_EXPR("u") ", "		\
+	"u.email_verified_at IS NOT NULL, "				\
+	"DATE_FORMAT(u.created_at, '%Y-%m-%dT%H:%i:%sZ')"
+
+int	 session_create(struct req *, const char *uid, const char *kind,
+	    const char *client_name, bool want_cookie, const char **sid);
+void	 session_clear_cookie(struct req *);
+int	 tokens_issue(struct req *, const char *uid, const char *sid,
+	    struct json_object **out, const char **refresh_out);
+int	 session_revoke(const char *sid, const char *reason);
+int	 sessions_revoke_all(const char *uid, const char *keep,
+	    const char *reason);
+struct json_object *user_json_row(const struct dbrows *, size_t row,
+	    size_t col);
+int	 user_json(struct req *, const char *uid, struct json_object **);
+const char *onetime_token(struct req *, const char *kind, const char *uid,
+	    const char *new_email, int minutes, int *rc);
+int	 login_throttled(struct req *, const char *email_lc, long *retry);
+int	 login_failed(struct req *, const char *email_lc);
+void	 reply_throttled(struct req *, long retry);
+int	 login_check(struct req *, const char *email, const char *password,
+	    const char **uid, bool *totp);
+int	 apikey_create(struct req *, const char *uid, const char *name,
+	    long long days, struct json_object **out);
+int	 mail_allowed(struct req *, const char *email_lc);
+int	 mail_queue(struct req *, const char *user_id, const char *kind,
+	    const char *to, const char *subject, const char *text,
+	    const char *link);
+int	 mail_verify(struct req *, const char *uid, const char *to,
+	    const char *token);
+int	 audit(struct req *, const char *action, const char *target_id,
+	    const char *detail);
+
+/* limits.c */
+void	 ratelimit_headers(struct req *, long limit, long remaining,
+	    long reset);
+bool	 api_limit(struct req *);
+
+/* ------------------------------------------------------------------ */
 /* metrics.c: counters shared by all workers (may be lost).            */
 /* ------------------------------------------------------------------ */
 
@@ -487,5 +593,13 @@ double	 now_seconds(void);
 /* ops.c */
 handler_fn	 h_healthz;
 handler_fn	 h_metrics;
+/* accounts.c */
+handler_fn	 h_signup;
+handler_fn	 h_login;
+/* sessions.c */
+handler_fn	 h_refresh;
+handler_fn	 h_logout;
+handler_fn	 h_sessions_list;
+handler_fn	 h_session_delete;
 
 #endif /* TOLLGATE_H */

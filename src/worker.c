@@ -207,13 +207,15 @@ dispatch(struct req *r)
 		return;
 	}
 	cors(r);
+	if (parse_cookies(r->a, req_env(r, "HTTP_COOKIE"), &r->cookies) < 0)
+		r->cookies.n = 0;	/* Other sites' odd cookies: ignore. */
+	if (!auth_route(r) || !api_limit(r))
+		return;
 	if (parse_urlencoded(r->a, r->query, strlen(r->query), &r->queryv) < 0) {
 		reply_error(r, 400, "bad_request", "The query string is not "
 		    "well formed.");
 		return;
 	}
-	if (parse_cookies(r->a, req_env(r, "HTTP_COOKIE"), &r->cookies) < 0)
-		r->cookies.n = 0;	/* Other sites' odd cookies: ignore. */
 	ct = req_env(r, "CONTENT_TYPE");
 	r->content_type = ct != NULL && *ct != '\0' ? media_type(r->a, ct) : NULL;
 	if (!read_body(r))
