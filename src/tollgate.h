@@ -553,6 +553,11 @@ int	 mail_verify(struct req *, const char *uid, const char *to,
 int	 audit(struct req *, const char *action, const char *target_id,
 	    const char *detail);
 
+/* csrf.c: the hidden "csrf" form field and its cookie. */
+const char *csrf_token(struct req *);
+bool	 csrf_ok(struct req *);
+void	 csrf_field(struct req *, struct buf *);
+
 /* limits.c */
 void	 ratelimit_headers(struct req *, long limit, long remaining,
 	    long reset);
