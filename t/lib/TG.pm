@@ -1,0 +1,141 @@
+package TG;
+
+# Helpers for tollgate's integration tests.  The tests run under
+# `contrib/devstack test`, which starts the stack and sets TG_* in the
+# environment (TG_BASE, TG_DEVSTACK, TG_CONF, TG_DB_*, ...).
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use Test::More;
+use Mojo::UserAgent;
+use Mojo::JSON qw(encode_json);
+use Time::HiRes qw(sleep time);
+use DBI;
+
+our @EXPORT = qw(base ua req json_post dbh devstack master_pid worker_pids
+    wait_for error_ok conf_get);
+
+BEGIN {
+	for my $v (qw(TG_BASE TG_DEVSTACK TG_CONF TG_ROOT)) {
+		next if defined $ENV{$v};
+		print "1..0 # SKIP $v is not set: run the tests through contrib/devstack test\n";
+		exit 0;
+	}
+}
+
+sub base { $ENV{TG_BASE} }
+
+# A user agent for the stack: the certificate is self-signed; no
+# redirects are followed, so tests see them.
+sub ua {
+	my $ua = Mojo::UserAgent->new(insecure => 1, max_redirects => 0);
+	$ua->connect_timeout(5)->request_timeout(30)->inactivity_timeout(30);
+	return $ua;
+}
+
+my $UA;
+
+# Sends METHOD PATH with optional headers and body; returns the response
+# (a Mojo::Message::Response: ->code, ->headers, ->json, ->body).  A
+# connection that failed has no ->code.
+sub req {
+	my ($method, $path, $headers, $body) = @_;
+	$UA //= ua();
+	my $tx = $UA->build_tx($method => base() . $path => $headers // {},
+	    defined $body ? ($body) : ());
+	return $UA->start($tx)->res;
+}
+
+# POSTs $data as JSON.
+sub json_post {
+	my ($path, $data, $headers) = @_;
+	return req(POST => $path,
+	    { 'Content-Type' => 'application/json', %{ $headers // {} } },
+	    encode_json($data));
+}
+
+# A handle on the dev stack's database, as the tollgate user.
+sub dbh {
+	my $dsn = "DBI:MariaDB:database=$ENV{TG_DB_NAME};"
+	    . "mariadb_socket=$ENV{TG_DB_SOCKET}";
+	return DBI->connect($dsn, $ENV{TG_DB_USER}, $ENV{TG_DB_PASSWORD},
+	    { RaiseError => 1, PrintError => 0, AutoCommit => 1 });
+}
+
+# Runs `contrib/devstack @args`; its output goes to stderr so it cannot
+# mix with TAP.  Returns true when it succeeded.
+sub devstack {
+	my @args = @_;
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		open STDOUT, '>&', \*STDERR or die "dup: $!";
+		exec "$ENV{TG_ROOT}/contrib/devstack", @args
+		    or die "exec devstack: $!";
+	}
+	waitpid $pid, 0;
+	return $? == 0;
+}
+
+sub master_pid {
+	open my $fh, '<', "$ENV{TG_DEVSTACK}/run/tollgated.pid" or return undef;
+	my $pid = <$fh>;
+	chomp $pid if defined $pid;
+	return $pid;
+}
+
+# The master's children, sorted (their number in scalar context).
+sub worker_pids {
+	my $master = master_pid() // return ();
+	my @pids = sort { $a <=> $b } split ' ', `pgrep -P $master`;
+	return @pids;
+}
+
+# Polls $cond every 0.1 s until it returns true or $timeout seconds pass;
+# returns its last value.
+sub wait_for {
+	my ($cond, $timeout) = @_;
+	my $end = time + ($timeout // 10);
+	while (1) {
+		my $v = $cond->();
+		return $v if $v || time >= $end;
+		sleep 0.1;
+	}
+}
+
+# Asserts the contract's error shape: the status, a JSON body
+# {"error": {"code": $code, "message": "..."}}.  Returns true when all hold.
+sub error_ok {
+	my ($res, $status, $code, $name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $ok = is($res->code, $status, "$name: status $status");
+	$ok &= like($res->headers->content_type // '', qr{^application/json},
+	    "$name: JSON body");
+	my $json = eval { $res->json };
+	my $err = ref $json eq 'HASH' ? $json->{error} : undef;
+	$ok &= is(ref $err eq 'HASH' ? $err->{code} : undef, $code,
+	    "$name: error code $code");
+	$ok &= ok(ref $err eq 'HASH' && defined $err->{message}
+	    && !ref $err->{message} && length $err->{message},
+	    "$name: error message");
+	diag('body: ' . substr($res->body // '', 0, 300)) unless $ok;
+	return $ok;
+}
+
+# A key of tollgate.conf (the file, not the environment's overrides).
+sub conf_get {
+	my ($section, $key) = @_;
+	open my $fh, '<', $ENV{TG_CONF} or die "$ENV{TG_CONF}: $!";
+	my $in = '';
+	while (my $line = <$fh>) {
+		if ($line =~ /^\s*\[\s*([^\]\s]+)\s*\]/) {
+			$in = $1;
+		} elsif ($in eq $section && $line =~ /^\s*\Q$key\E\s*=\s*(.*?)\s*$/) {
+			return $1;
+		}
+	}
+	return undef;
+}
+
+1;
