@@ -591,6 +591,11 @@ extern volatile int worker_stopping;
 /* Seconds since the epoch as a double (CLOCK_REALTIME). */
 double	 now_seconds(void);
 
+/* ctl_users.c: tollgatectl's admin and user commands (exit statuses). */
+int	 ctl_admin_create(int, char *[]);
+int	 ctl_user_show(int, char *[]);
+int	 ctl_user_disable(int, char *[]);
+
 /* ------------------------------------------------------------------ */
 /* Handlers, one file per resource.                                    */
 /* ------------------------------------------------------------------ */

@@ -77,6 +77,10 @@ static int	 cmd_version(int, char *[]);
 static const struct cmd cmds[] = {
 	{ "migrate", NULL, cmd_migrate, "migrate [--sql-dir DIR]" },
 	{ "version", NULL, cmd_version, "version [--sql-dir DIR]" },
+	{ "admin", "create", ctl_admin_create,
+	    "admin create EMAIL    (password on stdin, or generated)" },
+	{ "user", "show", ctl_user_show, "user show EMAIL" },
+	{ "user", "disable", ctl_user_disable, "user disable EMAIL" },
 };
 
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
@@ -1027,6 +1031,12 @@ main(int argc, char *argv[])
 		conf = config_default_path();
 	if (config_load(conf, &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s: %s\n", progname, err);
+		return 1;
+	}
+	if (crypto_init() < 0) {
+		fprintf(stderr, "%s: libsodium failed to initialise\n",
+		    progname);
+		config_free(&cfg);
 		return 1;
 	}
 	if (mysql_library_init(0, NULL, NULL) != 0) {
