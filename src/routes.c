@@ -37,6 +37,7 @@ static const struct field f_logout[] = {
 #define LOGIN		(ROUTE_JSON | ROUTE_API | ROUTE_AUTH)
 
 const struct route routes[] = {
+	{ M_GET, "/", h_root, 0, NULL },
 	{ M_GET, "/healthz", h_healthz, 0, NULL },
 	{ M_GET, "/metrics", h_metrics, ROUTE_LOOPBACK, NULL },
 

@@ -603,6 +603,7 @@ int	 ctl_user_disable(int, char *[]);
 /* ops.c */
 handler_fn	 h_healthz;
 handler_fn	 h_metrics;
+handler_fn	 h_root;
 /* accounts.c */
 handler_fn	 h_signup;
 handler_fn	 h_login;
