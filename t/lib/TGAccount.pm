@@ -15,7 +15,7 @@ use Mojo::JSON qw(encode_json);
 use TG;
 use TGMail;
 
-our @EXPORT = qw(addr H jreq jpost bearer signup verified_user login
+our @EXPORT = qw(addr H jreq jpost bearer signup verified_user verify_all login
     outbox_count db_row new_addr fresh_password throttle_forget);
 
 # This file's client address, random inside 127/8.
@@ -69,13 +69,22 @@ sub signup {
 # run).  Returns signup's hash.
 sub verified_user {
 	my (%o) = @_;
-	my $u = signup(%o);
-	my $m = wait_mail($u->{email},
-	    sub { ($_[0]{subject} // '') =~ /verify/i }) or die 'no mail';
-	my $res = jpost('/api/v1/auth/verify-email',
-	    { token => mail_token($m, '/verify-email') });
-	die 'verify failed: ' . ($res->code // '') unless ($res->code // 0) == 200;
-	return $u;
+	return verify_all(signup(%o));
+}
+
+# Verifies each of the users (signup's hashes) through its mailed link;
+# returns them.
+sub verify_all {
+	my (@u) = @_;
+	for my $u (@u) {
+		my $m = wait_mail($u->{email},
+		    sub { ($_[0]{subject} // '') =~ /verify/i }) or die 'no mail';
+		my $res = jpost('/api/v1/auth/verify-email',
+		    { token => mail_token($m, '/verify-email') });
+		die 'verify failed: ' . ($res->code // '')
+		    unless ($res->code // 0) == 200;
+	}
+	return wantarray ? @u : $u[0];
 }
 
 sub login {
