@@ -384,6 +384,14 @@ static struct sql q_trial_state = SQL(
 static struct sql q_trial_history = SQL(
     "INSERT IGNORE INTO trial_history (kind, subject, user_id) "
     "VALUES ('email', ?, ?)");
+static struct sql q_trial_owner = SQL(
+    "SELECT user_id = ? FROM trial_history WHERE kind = 'email' AND "
+    "subject = ?");
+/* After an email change: the new address has had this account's trial. */
+static struct sql q_trial_history_moved = SQL(
+    "INSERT IGNORE INTO trial_history (kind, subject, user_id) "
+    "SELECT 'email', email_lc, id FROM users WHERE id = ? AND "
+    "trial_started_at IS NOT NULL");
 static struct sql q_trial_start = SQL(
     "UPDATE users SET trial_started_at = UTC_TIMESTAMP(6), "
     "trial_ends_at = IF(? > 0, UTC_TIMESTAMP(6) + INTERVAL ? DAY, "
@@ -497,6 +505,13 @@ account_verified(struct req *r, const char *uid)
 		if ((rc = db_exec(&q_trial_history, "ss", email_lc, uid)) < 0)
 			return rc;
 		fresh = rc == 1;
+		if (!fresh) {
+			/* Recorded for this very user (by another way in)? */
+			if ((rc = db_select(r->a, &q_trial_owner, &row, "ss",
+			    uid, email_lc)) < 0)
+				return rc;
+			fresh = rc == 1 && dbi(&row, 0, 0) != 0;
+		}
 		if ((rc = db_exec(&q_trial_start, "iis", (long long)fresh,
 		    (long long)cfg.trial_days, uid)) < 0 ||
 		    (rc = db_exec(&q_trial_credits, "is", fresh ?
@@ -559,6 +574,8 @@ email_token_apply(struct req *r, const char *tok, const char **uid)
 			/* Links sent to the old address die with it. */
 			if (rc < 0 || (rc = db_exec(&q_tokens_kill, "ss",
 			    o.user_id, "verify,reset,magic")) < 0 ||
+			    (rc = db_exec(&q_trial_history_moved, "s",
+			    o.user_id)) < 0 ||
 			    (rc = audit(r, "user.email_change", o.user_id,
 			    o.email)) < 0)
 				goto out;

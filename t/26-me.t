@@ -96,6 +96,9 @@ $res = req(GET => $path, H());
 is($res->code, 200, 'following the link: 200');
 is(eval { req(GET => '/api/v1/me', H(bearer($u->{access})))->json->{user}{email} },
     $new, 'the address has changed');
+ok(db_row('SELECT 1 AS x FROM trial_history WHERE kind = ? AND subject = ? '
+    . 'AND user_id = ?', 'email', lc $new, $u->{id}),
+    'the new address counts as having had this account\'s trial');
 is(login($new, $u->{password})->code, 200, 'login with the new address');
 error_ok(login($old, $u->{password}), 401, 'invalid_credentials',
     'not with the old one');
