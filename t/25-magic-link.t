@@ -75,6 +75,23 @@ dbh()->do('UPDATE tokens SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 '
 error_ok(jpost('/api/v1/auth/magic-link/verify', { token => mail_token($m2,
     '/auth/magic') }), 400, 'invalid_token', 'an expired link');
 
+# A disabled account: no new link, and an old one does not sign in.
+{
+	my $d = signup(tag => 'magic-disabled');
+	jpost('/api/v1/auth/magic-link', { email => $d->{email} });
+	my $dm = magic_mail($d);
+	dbh()->do('UPDATE users SET disabled_at = UTC_TIMESTAMP(6) WHERE id = ?',
+	    undef, $d->{id});
+	error_ok(jpost('/api/v1/auth/magic-link/verify', { token => mail_token($dm,
+	    '/auth/magic') }), 403, 'account_disabled', 'a disabled account\'s link');
+	my $n = outbox_count($d->{id});
+	is(jpost('/api/v1/auth/magic-link', { email => $d->{email} })->code, 202,
+	    'a link for a disabled account: 202');
+	is(jpost('/api/v1/auth/password/forgot', { email => $d->{email} })->code,
+	    202, 'a reset for a disabled account: 202');
+	is(outbox_count($d->{id}), $n, 'and nothing is mailed');
+}
+
 # --- the page -----------------------------------------------------------
 my $b = signup(tag => 'magic-page');
 jpost('/api/v1/auth/magic-link', { email => $b->{email} });
