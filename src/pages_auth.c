@@ -12,7 +12,8 @@
 /*
  * GET /verify-email?token=: 200 page, the address verified (an email
  * change takes effect); 400 page for a bad token; 409 page when the new
- * address was taken meanwhile; 503.
+ * address was taken meanwhile; 503.  A HEAD (link checkers send them)
+ * answers 200 and leaves the token alone.
  */
 void
 h_page_verify_email(struct req *r)
@@ -20,6 +21,10 @@ h_page_verify_email(struct req *r)
 	const char	*uid;
 	int		 rc;
 
+	if (r->method == M_HEAD) {
+		reply_html(r, 200, "Verify your email address", "");
+		return;
+	}
 	if ((rc = email_token_apply(r, in_str(r, "token"), &uid)) !=
 	    TOKEN_OK) {
 		reply_token_error(r, rc);

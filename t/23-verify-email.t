@@ -39,7 +39,11 @@ ok(!$me->{user}{email_verified}, 'not verified yet');
 is($me->{user}{plan}, 'trial', 'plan trial before verification');
 
 (my $path = $link) =~ s/^\Q$base\E//;
-my $res = req(GET => $path, H());
+my $res = req(HEAD => $path, H());
+is($res->code, 200, 'HEAD /verify-email?token= (a link checker): 200');
+ok(!db_row('SELECT email_verified_at FROM users WHERE id = ?', $u->{id})
+    ->{email_verified_at}, 'and it verifies nothing');
+$res = req(GET => $path, H());
 is($res->code, 200, 'GET /verify-email?token=: 200');
 like($res->headers->content_type // '', qr{^text/html}, 'a page');
 like($res->body, qr/verified/i, 'the page says so');
