@@ -32,8 +32,10 @@ static const struct field f_logout[] = {
 	{ NULL, 0, 0, 0, 0 },
 };
 
-/* Accounts (issue 4).  Mailed tokens are text here, so that one that is
- * malformed answers 400 invalid_token like one that is unknown. */
+/*
+ * Accounts (issue 4).  Mailed tokens are text here, so that one that is
+ * malformed answers 400 invalid_token like one that is unknown.
+ */
 static const struct field f_token[] = {
 	{ "token", F_TEXT, FIELD_REQUIRED, 1, 512 },
 	{ NULL, 0, 0, 0, 0 },
