@@ -308,6 +308,22 @@ change_detail(const char *what, const char *from, const char *to)
 }
 
 /*
+ * Whether the caller is still among the locked live admins (another
+ * admin may have demoted it since its request was authenticated).
+ */
+static bool
+actor_is_admin(struct req *r, const struct dbrows *admins)
+{
+	size_t	 i;
+
+	for (i = 0; i < admins->n; i++)
+		if (r->who.user_id != NULL &&
+		    strcmp(dbv(admins, i, 0), r->who.user_id) == 0)
+			return true;
+	return false;
+}
+
+/*
  * Whether removing uid from the live admins would leave none: uid is a
  * live admin and the only one.  The admin rows must be locked already.
  */
@@ -332,6 +348,8 @@ update_tx(struct req *r, const char *uid, const struct admin_change *c)
 	if ((rc = db_select(r->a, &q_lock_admins, &admins, "")) < 0 ||
 	    (rc = db_select(r->a, &q_lock_user, &row, "s", uid)) < 0)
 		return rc;
+	if (!actor_is_admin(r, &admins))
+		return ADM_FORBIDDEN;
 	if (rc == 0)
 		return ADM_NOT_FOUND;
 	role = dbv(&row, 0, 0);
@@ -423,6 +441,8 @@ delete_tx(struct req *r, const char *uid)
 	if ((rc = db_select(r->a, &q_lock_admins, &admins, "")) < 0 ||
 	    (rc = db_select(r->a, &q_lock_user, &row, "s", uid)) < 0)
 		return rc;
+	if (!actor_is_admin(r, &admins))
+		return ADM_FORBIDDEN;
 	if (rc == 0)
 		return ADM_NOT_FOUND;
 	if (strcmp(dbv(&row, 0, 0), "admin") == 0 && !dbi(&row, 0, 1) &&
@@ -590,6 +610,9 @@ reply_adm(struct req *r, int rc)
 		break;
 	case ADM_NO_PLAN:
 		reply_invalid1(r, "plan", "is not a plan");
+		break;
+	case ADM_FORBIDDEN:
+		reply_error(r, 403, "forbidden", "Only an admin may do this.");
 		break;
 	default:
 		reply_db(r, rc);

@@ -376,7 +376,7 @@ h_page_signup_post(struct req *r)
 		if ((rc = db_exec(&q_insert_user, "sssss", uid, email,
 		    ascii_lower(r->a, email), name, hash)) < 0 ||
 		    (rc = db_exec(&q_insert_balance, "s", uid)) < 0 ||
-		    (vt = onetime_token(r, "verify", uid, NULL, 48 * 60,
+		    (vt = onetime_token(r, "verify", uid, email, 48 * 60,
 		    &rc)) == NULL ||
 		    (rc = mail_verify(r, uid, email, vt)) < 0 ||
 		    (rc = session_create(r, uid, "signup", NULL, true,

@@ -384,6 +384,11 @@ h_page_profile_email(struct req *r)
 		profile_page(&p, 409, NULL);
 		return;
 	}
+	if (rc == 3) {
+		pg_error(&p, "email", "is already your email address");
+		profile_page(&p, 422, NULL);
+		return;
+	}
 	reply_redirect(r, 303, "/profile?notice=email");
 }
 

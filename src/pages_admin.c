@@ -426,6 +426,10 @@ admin_failed(struct page *p, int rc)
 		pg_error(p, "_form", "There is no such plan.");
 		admin_user_page(p, 422, r->params[0]);
 		break;
+	case ADM_FORBIDDEN:
+		json_object_put(p->errs);
+		reply_error(r, 403, "forbidden", "Only an admin may do this.");
+		break;
 	default:
 		json_object_put(p->errs);
 		reply_db(r, rc);

@@ -1,11 +1,10 @@
 /*
- * Interim actions for the pages: small implementations of what the
- * accounts, gate and billing branches own (forgot and reset password,
- * name, email and password changes, API keys, usage, plans, billing).
- * They exist so the pages can be built and tested before those branches
- * land; each is replaced by a call to the owner's function when it is
- * merged, and this file is then deleted.  Each says which owner's
- * function replaces it.
+ * Interim cores for the pages: the actions whose JSON handlers (in
+ * accounts.c, me.c, and the gate and billing branches) answer inside
+ * the handler, so a page cannot call them.  Each mirrors its handler's
+ * statements and mail (the mail texts are accounts.c's); when the owner
+ * factors the core into a function taking explicit arguments, the page
+ * calls that and the copy here goes.  The lead has the list.
  */
 #include <string.h>
 
@@ -17,17 +16,20 @@ static struct sql q_use_token = SQL(
     "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) WHERE token_hash = ? "
     "AND kind = ? AND used_at IS NULL AND expires_at > UTC_TIMESTAMP(6)");
 static struct sql q_token_user = SQL(
-    "SELECT user_id FROM tokens WHERE token_hash = ?");
+    "SELECT t.user_id, u.email FROM tokens t JOIN users u ON u.id = "
+    "t.user_id WHERE t.token_hash = ?");
+static struct sql q_tokens_kill = SQL(
+    "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) WHERE user_id = ? AND "
+    "kind IN ('reset', 'magic') AND used_at IS NULL");
 static struct sql q_set_password = SQL(
-    "UPDATE users SET password_hash = ?, email_verified_at = "
-    "COALESCE(email_verified_at, UTC_TIMESTAMP(6)), updated_at = "
-    "UTC_TIMESTAMP(6) WHERE id = ?");
+    "UPDATE users SET password_hash = ?, updated_at = UTC_TIMESTAMP(6) "
+    "WHERE id = ?");
 static struct sql q_set_name = SQL(
     "UPDATE users SET name = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
 static struct sql q_password_of = SQL(
     "SELECT password_hash, email, email_lc FROM users WHERE id = ?");
 static struct sql q_email_taken = SQL(
-    "SELECT 1 FROM users WHERE email_lc = ?");
+    "SELECT 1 FROM users WHERE email_lc = ? AND id <> ?");
 static struct sql q_keys = SQL(
     "SELECT id, name, preview, DATE_FORMAT(created_at, "
     "'%Y-%m-%dT%H:%i:%sZ'), DATE_FORMAT(last_used_at, "
@@ -88,35 +90,45 @@ static struct sql q_credits = SQL(
     "SELECT IF(allowance_period_end > UTC_TIMESTAMP(6), allowance, 0) + "
     "granted FROM credit_balances WHERE user_id = ?");
 
-/* Replaced by the accounts branch's forgot-password function. */
+/*
+ * The core of POST /api/v1/auth/password/forgot (accounts.c answers
+ * inside its handler; asked the lead to factor it): a reset link to the
+ * account of email, if any and under the hourly mail limit.  Returns 0
+ * or a DB_* code.
+ */
 int
 interim_password_forgot(struct req *r, const char *email)
 {
 	struct dbrows	 row;
-	const char	*t, *link;
-	int		 rc;
+	const char	*email_lc = ascii_lower(r->a, email), *t;
+	int		 rc, allowed;
 
-	if ((rc = db_select(r->a, &q_user_by_email, &row, "s",
-	    ascii_lower(r->a, email))) <= 0)
+	if ((rc = db_begin()) < 0)
 		return rc;
-	if ((rc = mail_allowed(r, ascii_lower(r->a, email))) <= 0)
-		return rc;
-	if ((t = onetime_token(r, "reset", dbv(&row, 0, 0), NULL, 60,
-	    &rc)) == NULL)
-		return rc;
-	link = arena_printf(r->a, "%s/reset-password?token=%s", cfg.base_url,
-	    t);
-	return mail_queue(r, dbv(&row, 0, 0), "password_reset",
-	    dbv(&row, 0, 1), "Choose a new password", arena_printf(r->a,
-	    "Hello,\n\nSomeone asked to reset the password of your account. "
-	    "Choose a new one here:\n\n%s\n\nThe link works once and expires "
-	    "in an hour. If it was not you, ignore this message.\n", link),
-	    link);
+	if ((allowed = mail_allowed(r, email_lc)) < 0) {
+		rc = allowed;
+		goto fail;
+	}
+	if ((rc = db_select(r->a, &q_user_by_email, &row, "s", email_lc)) < 0)
+		goto fail;
+	if (rc == 1 && allowed &&
+	    ((t = onetime_token(r, "reset", dbv(&row, 0, 0), dbv(&row, 0, 1),
+	    60, &rc)) == NULL ||
+	    (rc = mail_reset(r, dbv(&row, 0, 0), dbv(&row, 0, 1), t)) < 0))
+		goto fail;
+	if ((rc = db_commit()) < 0)
+		goto fail;
+	return 0;
+fail:
+	db_rollback();
+	return rc;
 }
 
 /*
- * Replaced by the accounts branch's reset function.  Returns 1, 0 for a
- * bad token, or a DB_* code.
+ * The core of POST /api/v1/auth/password/reset: the new password set,
+ * the other mailed tokens spent, every session revoked, the address
+ * verified (which starts the trial), a notice mailed.  Returns 1, 0 for
+ * a token unknown, used or expired, or a DB_* code.
  */
 int
 interim_password_reset(struct req *r, const char *token, const char *pw)
@@ -134,17 +146,23 @@ interim_password_reset(struct req *r, const char *token, const char *pw)
 		goto out;
 	uid = dbv(&row, 0, 0);
 	if ((rc = db_exec(&q_set_password, "ss", hash, uid)) < 0 ||
-	    (rc = sessions_revoke_all(uid, NULL, "reset")) < 0)
+	    (rc = db_exec(&q_tokens_kill, "s", uid)) < 0 ||
+	    (rc = sessions_revoke_all(uid, NULL, "password_reset")) < 0 ||
+	    (rc = account_verified(r, uid)) < 0 ||
+	    (rc = mail_security_notice(r, uid, dbv(&row, 0, 1), "The "
+	    "password of your tollgate account was reset, and every session "
+	    "of it was signed out.")) < 0)
 		goto out;
 	if ((rc = db_commit()) < 0)
 		goto out;
+	log_info("password_reset", " user=%s via=page", uid);
 	return 1;
 out:
 	db_rollback();
 	return rc;
 }
 
-/* Replaced by the accounts branch's PATCH /me core. */
+/* The core of PATCH /api/v1/me. */
 int
 interim_name_set(struct req *r, const char *uid, const char *name)
 {
@@ -180,42 +198,43 @@ current_password_ok(struct req *r, const char *uid, const char *pw,
 }
 
 /*
- * Replaced by the accounts branch's POST /me/email core.  Returns 1
- * (the link is sent), 0 for a wrong password, 2 when the address is
- * taken, or a DB_* code.
+ * The core of POST /api/v1/me/email (me.c answers inside its handler).
+ * Returns 1 (the link is sent, unless the new address has had its
+ * hourly mail), 0 for a wrong password (or the login throttle), 2 when
+ * the address is taken, 3 when it is already the account's, or a DB_*
+ * code.
  */
 int
 interim_email_change(struct req *r, const char *uid, const char *email,
     const char *pw)
 {
 	struct dbrows	 row;
-	const char	*old, *t, *link;
-	int		 rc;
+	const char	*old, *t, *email_lc = ascii_lower(r->a, email);
+	int		 rc, allowed;
 
 	if ((rc = current_password_ok(r, uid, pw, &old)) <= 0)
 		return rc;
-	if ((rc = db_select(r->a, &q_email_taken, &row, "s",
-	    ascii_lower(r->a, email))) < 0)
-		return rc;
-	if (rc > 0)
-		return 2;
+	if (strcmp(email, old) == 0)
+		return 3;
 	if ((rc = db_begin()) < 0)
 		return rc;
-	if ((t = onetime_token(r, "email_change", uid, email, 48 * 60,
-	    &rc)) == NULL)
+	if ((rc = db_select(r->a, &q_email_taken, &row, "ss", email_lc,
+	    uid)) < 0)
 		goto fail;
-	link = arena_printf(r->a, "%s/verify-email?token=%s", cfg.base_url,
-	    t);
-	if ((rc = mail_queue(r, uid, "email_change", email, "Confirm your "
-	    "new email address", arena_printf(r->a, "Hello,\n\nConfirm the "
-	    "new email address of your account by opening this link:\n\n"
-	    "%s\n\nThe link works once and expires in 48 hours.\n", link),
-	    link)) < 0 ||
-	    (rc = mail_queue(r, uid, "email_change_notice", old, "Your email "
-	    "address is changing", "Hello,\n\nSomeone asked to change the "
-	    "email address of your account. If it was not you, change your "
-	    "password now.\n", NULL)) < 0 ||
-	    (rc = db_commit()) < 0)
+	if (rc > 0) {
+		db_rollback();
+		return 2;
+	}
+	if ((allowed = mail_allowed(r, email_lc)) < 0) {
+		rc = allowed;
+		goto fail;
+	}
+	if (allowed && ((t = onetime_token(r, "email_change", uid, email,
+	    24 * 60, &rc)) == NULL ||
+	    (rc = mail_email_change(r, uid, email, t)) < 0 ||
+	    (rc = mail_email_change_notice(r, uid, old, email)) < 0))
+		goto fail;
+	if ((rc = db_commit()) < 0)
 		goto fail;
 	return 1;
 fail:
@@ -224,8 +243,8 @@ fail:
 }
 
 /*
- * Replaced by the accounts branch's POST /me/password core.  Returns 1,
- * 0 for a wrong current password, or a DB_* code.
+ * The core of POST /api/v1/me/password.  Returns 1, 0 for a wrong
+ * current password (or the login throttle), or a DB_* code.
  */
 int
 interim_password_change(struct req *r, const char *uid, const char *cur,
@@ -242,11 +261,11 @@ interim_password_change(struct req *r, const char *uid, const char *cur,
 		return rc;
 	if ((rc = db_exec(&q_set_password, "ss", hash, uid)) < 0 ||
 	    (rc = sessions_revoke_all(uid, r->who.session_id,
-	    "password")) < 0 ||
-	    (rc = mail_queue(r, uid, "password_changed", email, "Your "
-	    "password was changed", "Hello,\n\nThe password of your account "
-	    "was changed. If it was not you, reset it at once.\n",
-	    NULL)) < 0 || (rc = db_commit()) < 0) {
+	    "password_change")) < 0 ||
+	    (rc = db_exec(&q_tokens_kill, "s", uid)) < 0 ||
+	    (rc = mail_security_notice(r, uid, email, "The password of your "
+	    "tollgate account was changed, and every other session of it "
+	    "was signed out.")) < 0 || (rc = db_commit()) < 0) {
 		db_rollback();
 		return rc;
 	}

@@ -117,10 +117,7 @@ like($out, qr/was already disabled/, 'user disable again: says so');
 is($aud, 1, 'the disable is audited once');
 
 # Clean up the admins made here, so one admin is left as before.
-my $admin = admin_token();
-for my $id ($new_admin, $u->{user}{id}) {
-	is(api(DELETE => "/api/v1/admin/users/$id", $admin)->code, 204, 'clean up an admin made here');
-}
+drop_user($_) for $new_admin, $u->{user}{id};
 my ($nadmins) = $dbh->selectrow_array("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL");
 SKIP: {
 	skip "other admins exist ($nadmins)", 2 unless $nadmins == 1;

@@ -284,7 +284,7 @@ like(text_now(), qr/Audit trail/, 'with the audit trail');
 shot('12-admin-user');
 
 # Clean up.
-api(DELETE => "/api/v1/admin/users/$uid", admin_token());
+drop_user($uid);
 my $took = time - $t0;
 cmp_ok($took, '<', 60, sprintf('the browser test took %.1f s', $took));
 
