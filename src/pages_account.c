@@ -62,6 +62,26 @@ put_time(struct buf *b, const char *t)
 	buf_printf(b, "\">%.10s %.5s UTC</time>", t, t + 11);
 }
 
+/* A count with thousands grouped: 100000 -> "100,000", in the arena. */
+static const char *
+num(struct arena *a, long long n)
+{
+	char	 d[32], out[48];
+	size_t	 len, i, o = 0;
+
+	snprintf(d, sizeof(d), "%lld", n < 0 ? -n : n);
+	len = strlen(d);
+	if (n < 0)
+		out[o++] = '-';
+	for (i = 0; i < len; i++) {
+		if (i > 0 && (len - i) % 3 == 0)
+			out[o++] = ',';
+		out[o++] = d[i];
+	}
+	out[o] = '\0';
+	return arena_strdup(a, out);
+}
+
 /* The message of a ?notice= code after a redirect. */
 static const char *
 notice_text(const char *code)
@@ -252,7 +272,7 @@ profile_page(struct page *p, int status, struct json_object *new_key)
 
 	buf_puts(&p->b, "<h3>Name</h3>\n");
 	pg_form(p, "/profile/name", "row");
-	pg_input(p, "Name", "name", "text", p->errs ? pg_arg(r, "name") :
+	pg_input(p, "Your name", "name", "text", p->errs ? pg_arg(r, "name") :
 	    dbv(&me, 0, 2), "name", true);
 	pg_submit(p, "Save name", NULL);
 
@@ -717,7 +737,7 @@ h_page_usage(struct req *r)
 		struct json_object *c;
 
 		json_object_object_get_ex(u, "credits", &c);
-		buf_printf(&p.b, "%lld", ji(c, "remaining"));
+		buf_puts(&p.b, num(r->a, ji(c, "remaining")));
 	}
 	buf_puts(&p.b, "</dd></dl>\n</section>\n<section>\n<h2>Meters</h2>\n"
 	    "<div class=\"scroll\"><table class=\"meters\">\n<thead><tr><th>"
@@ -733,12 +753,12 @@ h_page_usage(struct req *r)
 		buf_printf(&p.b, "<tr id=\"meter-%s\"><th scope=\"row\">",
 		    name);
 		buf_html(&p.b, meter_label(r->a, name));
-		buf_printf(&p.b, "</th><td>%lld</td><td>", used);
+		buf_printf(&p.b, "</th><td>%s</td><td>", num(r->a, used));
 		if (has_lim)
-			buf_printf(&p.b, "%lld</td><td><meter min=\"0\" "
+			buf_printf(&p.b, "%s</td><td><meter min=\"0\" "
 			    "max=\"%lld\" low=\"%lld\" high=\"%lld\" "
 			    "optimum=\"0\" value=\"%lld\">%lld of %lld</meter>"
-			    "</td></tr>\n", lim, lim > 0 ? lim : 1,
+			    "</td></tr>\n", num(r->a, lim), lim > 0 ? lim : 1,
 			    lim * 8 / 10, lim * 95 / 100, used, used, lim);
 		else
 			buf_puts(&p.b, "no limit</td><td></td></tr>\n");
@@ -853,19 +873,19 @@ h_page_billing(struct req *r)
 			put_money(&p.b, price, js(pl, "currency"));
 			buf_puts(&p.b, " <small>a month</small>");
 		}
-		buf_printf(&p.b, "</p>\n<ul><li>%lld requests a minute</li>"
-		    "<li>%lld credits%s</li>", ji(pl, "rate_per_minute"),
-		    ji(pl, "credits"), strcmp(name, "trial") == 0 ? " in all" :
-		    " a month");
+		buf_printf(&p.b, "</p>\n<ul><li>%s requests a minute</li>"
+		    "<li>%s credits%s</li>", num(r->a, ji(pl,
+		    "rate_per_minute")), num(r->a, ji(pl, "credits")),
+		    strcmp(name, "trial") == 0 ? " in all" : " a month");
 		json_object_object_get_ex(pl, "limits", &lim);
 		if (js(lim, "compute_minutes") != NULL)
-			buf_printf(&p.b, "<li>%lld compute minutes a month</li>",
-			    ji(lim, "compute_minutes"));
+			buf_printf(&p.b, "<li>%s compute minutes a month</li>",
+			    num(r->a, ji(lim, "compute_minutes")));
 		if (js(lim, "api_calls") != NULL)
-			buf_printf(&p.b, "<li>%lld API calls a month</li>",
-			    ji(lim, "api_calls"));
-		buf_printf(&p.b, "<li>%lld API keys</li></ul>\n",
-		    ji(pl, "api_keys"));
+			buf_printf(&p.b, "<li>%s API calls a month</li>",
+			    num(r->a, ji(lim, "api_calls")));
+		buf_printf(&p.b, "<li>%s API keys</li></ul>\n",
+		    num(r->a, ji(pl, "api_keys")));
 		if (cur != NULL && strcmp(cur, name) == 0)
 			buf_puts(&p.b, "<p class=\"tag ok\">Your plan</p>\n");
 		else if (price > 0) {
@@ -913,12 +933,35 @@ h_page_billing(struct req *r)
 	pg_send(&p, 200, "Billing");
 }
 
+/*
+ * Answers 200 with a link to a Stripe page.  Not a 303: the pages'
+ * Content-Security-Policy (form-action 'self') makes a browser refuse a
+ * form submission that redirects to another origin, while a link the
+ * person follows is not a form submission.
+ */
+static void
+continue_page(struct page *p, const char *url, const char *title,
+    const char *text, const char *button)
+{
+	pg_nav(p, "/billing");
+	buf_puts(&p->b, "<section>\n<p>");
+	buf_html(&p->b, text);
+	buf_puts(&p->b, "</p>\n<p><a class=\"button\" id=\"continue\" "
+	    "rel=\"noopener\" href=\"");
+	buf_html(&p->b, url);
+	buf_puts(&p->b, "\">");
+	buf_html(&p->b, button);
+	buf_puts(&p->b, "</a></p>\n<p><a href=\"/billing\">Back to billing"
+	    "</a></p>\n</section>\n");
+	pg_send(p, 200, title);
+}
+
 static const struct field f_checkout[] = {
 	{ "plan", F_SLUG, FIELD_REQUIRED, 0, 0 },
 	{ NULL, 0, 0, 0, 0 },
 };
 
-/* POST /billing/checkout {plan}: 303 to Stripe Checkout; 503 when off. */
+/* POST /billing/checkout {plan}: 200 with the link to Stripe Checkout; 503 when off. */
 void
 h_page_checkout(struct req *r)
 {
@@ -944,10 +987,12 @@ h_page_checkout(struct req *r)
 		    "right now. Please try again later.");
 		return;
 	}
-	reply_redirect(r, 303, url);
+	continue_page(&p, url, "Continue to payment", "Payment happens on "
+	    "Stripe's secure page; you come back here afterwards.",
+	    "Continue to Stripe Checkout");
 }
 
-/* POST /billing/portal: 303 to Stripe's customer portal; 503 when off. */
+/* POST /billing/portal: 200 with the link to Stripe's customer portal. */
 void
 h_page_portal(struct req *r)
 {
@@ -967,5 +1012,7 @@ h_page_portal(struct req *r)
 		    "available right now. Please try again later.");
 		return;
 	}
-	reply_redirect(r, 303, url);
+	continue_page(&p, url, "Manage billing", "Your invoices, payment "
+	    "method and subscription are on Stripe's customer portal.",
+	    "Continue to the billing portal");
 }
