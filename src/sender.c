@@ -183,6 +183,7 @@ sender_run(void)
 		int worked = outbox_pass(a, me);
 
 		arena_reset(a);
+		worked += billing_pass(a, me);	/* Stripe: meter events, cancels */
 		if (worked == 0 && !stop)
 			nanosleep(&pause, NULL);
 	}
