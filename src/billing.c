@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tollgate.h"
 
@@ -433,6 +434,33 @@ static struct sql q_cx_release = SQL(
     "WHERE status = 'pending' AND locked_by = ?");
 
 /*
+ * True when pid is a running sender (tollgated --sender) on this host.
+ * Where /proc says nothing, any live process counts, so a lease is
+ * never taken from a sender that may still be working.
+ */
+static bool
+sender_alive(struct arena *a, long pid)
+{
+	FILE	*f;
+	char	 cmd[512];
+	size_t	 n, i;
+
+	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+		return false;
+	if ((f = fopen(arena_printf(a, "/proc/%ld/cmdline", pid), "r")) ==
+	    NULL)
+		return access("/proc/self/cmdline", R_OK) != 0;
+	n = fread(cmd, 1, sizeof(cmd) - 1, f);
+	fclose(f);
+	/* A zombie has no command line; a reused pid has another one. */
+	for (i = 0; i < n; i++)
+		if (cmd[i] == '\0')
+			cmd[i] = ' ';
+	cmd[n] = '\0';
+	return strstr(cmd, "--sender") != NULL;
+}
+
+/*
  * At the sender's start: leases held by senders of this host that are
  * no longer running ("host:pid", the pid gone) are released at once
  * rather than when they run out, so a restart after a crash resumes
@@ -459,8 +487,7 @@ release_dead_leases(struct arena *a, const char *me)
 		if (holder == NULL || strcmp(holder, me) == 0)
 			continue;
 		pid = strtol(strrchr(holder, ':') + 1, &end, 10);
-		if (*end != '\0' || pid <= 0 || kill((pid_t)pid, 0) == 0 ||
-		    errno != ESRCH)
+		if (*end != '\0' || pid <= 0 || sender_alive(a, pid))
 			continue;
 		log_info("stripe_lease_released", " holder=%s", holder);
 		db_exec(&q_mr_release, "s", holder);
@@ -526,7 +553,7 @@ meter_send(struct arena *a, const char *id, const char *me)
 	permanent = status == 400 || status == 404;
 	log_warn("meter_deferred", " id=%s attempt=%lld permanent=%d "
 	    "err=\"%s\"", id, dbi(&row, 0, 4), permanent, err);
-	db_exec(&q_mr_retry, "iiss", (long long)permanent,
+	db_exec(&q_mr_retry, "iisss", (long long)permanent,
 	    (long long)MAX_TRIES, err, id, me);
 	return status;
 }
@@ -557,7 +584,7 @@ cancel_send(struct arena *a, const char *sub, const char *me)
 	int			 status;
 
 	if (!stripe_id_ok(sub)) {
-		db_exec(&q_cx_retry, "iiss", 1LL, (long long)MAX_TRIES,
+		db_exec(&q_cx_retry, "iisss", 1LL, (long long)MAX_TRIES,
 		    "not a Stripe id", sub, me);
 		return 0;
 	}
@@ -573,7 +600,7 @@ cancel_send(struct arena *a, const char *sub, const char *me)
 	}
 	log_warn("stripe_cancel_deferred", " subscription=%s err=\"%s\"", sub,
 	    err);
-	db_exec(&q_cx_retry, "iiss", 0LL, (long long)MAX_TRIES, err, sub, me);
+	db_exec(&q_cx_retry, "iisss", 0LL, (long long)MAX_TRIES, err, sub, me);
 	return status;
 }
 

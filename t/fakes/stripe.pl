@@ -41,7 +41,12 @@ sub fresh {
 
 my $S = $FILE && -s $FILE ? decode_json(path($FILE)->slurp) : fresh();
 
-sub save { path($FILE)->spew(encode_json($S)) if $FILE }
+sub save {
+	return unless $FILE;
+	my $f = path($FILE);
+	# Mojo::File renamed spurt to spew in 9.34.
+	$f->can('spew') ? $f->spew(encode_json($S)) : $f->spurt(encode_json($S));
+}
 
 sub rid {
 	my ($prefix) = @_;
