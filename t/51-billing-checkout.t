@@ -53,7 +53,7 @@ is_deeply($res->json, [], 'payments: none yet');
 my $n0 = last_n();
 $res = json_post('/api/v1/billing/checkout', { plan => 'pro' }, $auth);
 is($res->code, 200, 'checkout pro: 200');
-like($res->json->{url} // '', qr{^https://checkout\.stripe\.test/},
+like($res->json->{url} // '', qr{^http://127\.0\.0\.1:\d+/checkout/cs_test_},
     'checkout: the session URL from Stripe');
 
 my $cust = stripe_requests('/v1/customers', $n0);

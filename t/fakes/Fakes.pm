@@ -15,6 +15,7 @@ use Mojo::UserAgent;
 use Mojo::JSON qw(encode_json);
 use POSIX ();
 use Time::HiRes qw(sleep time);
+use TG ();
 
 our @EXPORT_OK = qw(fake_start fake_stop fake_get fake_post fake_port);
 
@@ -56,6 +57,12 @@ sub fake_start {
 	my ($name, %env) = @_;
 	die "fake $name runs already\n" if $running{$name};
 	die "the port of fake $name is taken\n" if _alive($name);
+	if ($name eq 'stripe') {
+		# Checkout "payments" are told to tollgate's webhook.
+		$env{FAKE_WEBHOOK_URL} //= "$ENV{TG_BASE}/api/v1/billing/webhook";
+		$env{FAKE_WEBHOOK_SECRET} //= TG::conf_get('stripe',
+		    'webhook_secret');
+	}
 	my $script = "$ENV{TG_ROOT}/t/fakes/$name.pl";
 	my $log = "$ENV{TG_DEVSTACK}/log/fake-$name.log";
 	my $pid = fork // die "fork: $!";

@@ -15,6 +15,14 @@
 # with the same parameters replays the first answer (with
 # Idempotent-Replayed: true); with other parameters it is a 400.
 #
+# A Checkout Session's url is this fake's own page: GET /checkout/:id
+# shows a "Pay" button; POST /checkout/:id/pay makes the subscription and
+# sends tollgate the webhook events Stripe would (invoice.paid,
+# customer.subscription.created, checkout.session.completed, in that
+# order, signed with $FAKE_WEBHOOK_SECRET, to $FAKE_WEBHOOK_URL), then
+# sends the browser to the session's success_url.  Cancelling a known
+# subscription (DELETE) sends customer.subscription.deleted.
+#
 # For the tests: GET /_fake/ping, GET /_fake/state (requests in order,
 # customers, accepted meter events, cancelled subscriptions), POST
 # /_fake/reset, POST /_fake/mode {fail_all: 0|1, fail_next: N, delay:
@@ -29,13 +37,19 @@ use Mojolicious::Lite -signatures;
 use Mojo::File qw(path);
 use Mojo::JSON qw(encode_json decode_json);
 use Mojo::IOLoop;
+use Mojo::UserAgent;
+use Digest::SHA qw(hmac_sha256_hex);
 
 my $KEY = $ENV{FAKE_STRIPE_KEY} // 'sk_test_devstack';
 my $FILE = $ENV{FAKE_STATE_FILE};
+my $HOOK = $ENV{FAKE_WEBHOOK_URL};
+my $HOOK_SECRET = $ENV{FAKE_WEBHOOK_SECRET} // 'whsec_devstack';
+my %AMOUNT = (price_pro_devstack => 2900, price_team_devstack => 9900);
 
 sub fresh {
 	return { requests => [], idem => {}, customers => {},
-	    meter_events => {}, cancelled => [], sessions => [],
+	    meter_events => {}, cancelled => [], sessions => {},
+	    subscriptions => {}, webhooks => [],
 	    mode => { fail_all => 0, fail_next => 0, delay => 0 }, seq => 0 };
 }
 
@@ -68,6 +82,61 @@ post '/_fake/mode' => sub ($c) {
 	$S->{mode}{$_} = $m->{$_} for keys %$m;
 	save();
 	$c->render(json => $S->{mode});
+};
+
+# Sends one signed event to tollgate's webhook; records the answer.
+sub send_webhook ($type, $object) {
+	return unless $HOOK;
+	my $body = encode_json({ id => rid('evt_'), object => 'event',
+	    type => $type, created => time, data => { object => $object } });
+	my $t = time;
+	my $ua = Mojo::UserAgent->new(insecure => 1);
+	my $res = $ua->post($HOOK => { 'Content-Type' => 'application/json',
+	    'Stripe-Signature' => "t=$t,v1=" . hmac_sha256_hex("$t.$body",
+	    $HOOK_SECRET) } => $body)->result;
+	push @{ $S->{webhooks} }, { type => $type, status => $res->code };
+	save();
+}
+
+get '/checkout/:id' => sub ($c) {
+	my $cs = $S->{sessions}{ $c->param('id') }
+	    or return $c->render(status => 404, text => 'no such session');
+	$c->render(text => '<!doctype html><title>Fake Checkout</title>'
+	    . "<p>Subscribe with $cs->{price}</p><form method=post action="
+	    . "\"/checkout/$cs->{id}/pay\"><button>Pay</button></form>",
+	    format => 'html');
+};
+
+post '/checkout/:id/pay' => sub ($c) {
+	my $cs = $S->{sessions}{ $c->param('id') }
+	    or return $c->render(status => 404, text => 'no such session');
+	my $now = time;
+	my $sub = rid('sub_');
+	my $inv = rid('in_');
+	my ($start, $end) = ($now, $now + 30 * 86400);
+	my $amount = $AMOUNT{ $cs->{price} } // 1000;
+	my $object = { id => $sub, object => 'subscription',
+	    customer => $cs->{customer}, status => 'active',
+	    cancel_at_period_end => \0, current_period_start => $start,
+	    current_period_end => $end,
+	    items => { data => [{ price => { id => $cs->{price} } }] } };
+	$S->{subscriptions}{$sub} = $object;
+	$cs->{subscription} = $sub;
+	save();
+	send_webhook('invoice.paid', { id => $inv, object => 'invoice',
+	    customer => $cs->{customer}, subscription => $sub,
+	    status => 'paid', amount_paid => $amount, amount_due => $amount,
+	    currency => 'usd',
+	    hosted_invoice_url => "https://invoice.stripe.test/$inv",
+	    lines => { data => [{ period => { start => $start, end => $end },
+	    price => { id => $cs->{price} } }] } });
+	send_webhook('customer.subscription.created', $object);
+	send_webhook('checkout.session.completed', { id => $cs->{id},
+	    object => 'checkout.session', mode => 'subscription',
+	    customer => $cs->{customer},
+	    client_reference_id => $cs->{client_reference_id},
+	    subscription => $sub, status => 'complete' });
+	$c->redirect_to($cs->{success_url});
 };
 
 # Every /v1 call: authenticate, record, then fail, replay or handle.
@@ -161,11 +230,14 @@ post '/checkout/sessions' => sub ($c) {
 	    message => 'No such customer.', param => 'customer' } })
 	    unless $S->{customers}{ $p->{customer} };
 	my $id = rid('cs_test_');
-	push @{ $S->{sessions} }, $id;
+	$S->{sessions}{$id} = { id => $id, customer => $p->{customer},
+	    client_reference_id => $p->{client_reference_id},
+	    price => $p->{'line_items[0][price]'},
+	    success_url => $p->{success_url}, cancel_url => $p->{cancel_url} };
 	answer($c, 200, { id => $id, object => 'checkout.session',
 	    mode => $p->{mode}, customer => $p->{customer},
 	    client_reference_id => $p->{client_reference_id},
-	    url => "https://checkout.stripe.test/c/pay/$id" });
+	    url => 'http://127.0.0.1:' . $c->tx->local_port . "/checkout/$id" });
 };
 
 post '/billing_portal/sessions' => sub ($c) {
@@ -209,6 +281,11 @@ post '/billing/meter_events' => sub ($c) {
 del '/subscriptions/:id' => sub ($c) {
 	my $id = $c->param('id');
 	push @{ $S->{cancelled} }, $id;
+	my $sub = $S->{subscriptions}{$id};
+	if ($sub && $sub->{status} ne 'canceled') {
+		$sub->{status} = 'canceled';
+		send_webhook('customer.subscription.deleted', $sub);
+	}
 	answer($c, 200, { id => $id, object => 'subscription',
 	    status => 'canceled' });
 };
