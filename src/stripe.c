@@ -67,6 +67,10 @@ static struct sql q_sub_delete = SQL(
     "stripe_updated = GREATEST(stripe_updated, ?), "
     "deleted_at = COALESCE(deleted_at, UTC_TIMESTAMP(6)), "
     "updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
+/* Payments that came before their user was known. */
+static struct sql q_payments_link = SQL(
+    "UPDATE payments SET user_id = ?, updated_at = UTC_TIMESTAMP(6) "
+    "WHERE user_id IS NULL AND subscription_id = ?");
 static struct sql q_sub_row = SQL(
     "SELECT user_id, plan FROM subscriptions WHERE id = ?");
 static struct sql q_sub_status = SQL(
@@ -341,8 +345,9 @@ ev_checkout(struct req *r, struct json_object *o)
 		else if (rc < 0)
 			return rc;
 	}
-	if (sub != NULL && (rc = db_exec(&q_sub_stub, "sss", sub, uid,
-	    cus)) < 0)
+	if (sub != NULL && ((rc = db_exec(&q_sub_stub, "sss", sub, uid,
+	    cus)) < 0 || (uid != NULL && (rc = db_exec(&q_payments_link, "ss",
+	    uid, sub)) < 0)))
 		return rc;
 	log_info("stripe_checkout_completed", " user=%s subscription=%s",
 	    uid ? uid : "-", sub ? sub : "-");
@@ -389,7 +394,8 @@ ev_subscription(struct req *r, struct json_object *o, long long t,
 			log_info("stripe_event_stale", " subscription=%s "
 			    "created=%lld", id, t);
 	}
-	if (rc < 0)
+	if (rc < 0 || (uid != NULL && (rc = db_exec(&q_payments_link, "ss",
+	    uid, id)) < 0))
 		return rc;
 	log_info("stripe_subscription", " id=%s status=%s plan=%s user=%s "
 	    "deleted=%d", id, status, plan ? plan : "-", uid ? uid : "-",

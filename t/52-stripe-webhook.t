@@ -253,6 +253,20 @@ is(send_event(stripe_event('customer.subscription.created', {
     customer => 'cus_nobody' . unique(), status => 'active', items => $pro }))
     ->code, 200, 'an unknown customer: 200');
 
-dbh()->do('DELETE FROM users WHERE id IN (?, ?, ?)', undef, $u->{id},
-    $o->{id}, $n->{id});
+# A payment that arrives before its customer is linked to a user shows
+# up in that user's payments once the link arrives.
+my $l = new_user();
+my ($lcus, $lsub) = ('cus_' . unique(), 'sub_' . unique());
+is(send_event(stripe_event('invoice.paid', { id => 'in_' . unique(),
+    object => 'invoice', customer => $lcus, subscription => $lsub,
+    amount_paid => 2900, currency => 'usd' }))->code, 200,
+    'invoice.paid before the checkout: 200');
+is(scalar @{ req(GET => '/api/v1/billing/payments', bearer($l->{access}))
+    ->json }, 0, 'not listed while its user is unknown');
+uid_subscribe($l, 'pro', customer => $lcus, subscription => $lsub);
+is(scalar @{ req(GET => '/api/v1/billing/payments', bearer($l->{access}))
+    ->json }, 1, 'listed once the checkout linked it');
+
+dbh()->do('DELETE FROM users WHERE id IN (?, ?, ?, ?)', undef, $u->{id},
+    $o->{id}, $n->{id}, $l->{id});
 done_testing();
