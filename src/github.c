@@ -330,7 +330,7 @@ gh_user(struct req *r, const char *token, struct ghuser *u)
 		return res;
 	u->id = json_int_at(user, "id", 0);
 	s = json_str_at(user, "login");
-	u->login = s != NULL ? arena_strndup(r->a, s, 100) : NULL;
+	u->login = s != NULL ? arena_strndup(r->a, s, strnlen(s, 100)) : NULL;
 	s = json_str_at(user, "name");
 	if (s != NULL && valid_name(s, strlen(s)) == NULL)
 		u->name = arena_strdup(r->a, s);
