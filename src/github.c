@@ -12,7 +12,8 @@
  * email was never verified: its password, keys, tokens, second factor
  * and sessions go first, so whoever signed up with someone else's
  * address gets nothing), else creates a verified account with a trial
- * (none when the email or the GitHub id had one before).  Every way it
+ * (none when the email or the GitHub id had one before; the trial and
+ * the welcome mail come from account_verified, as for a verified email).  Every way it
  * can fail ends on a page that says what happened.
  */
 #include <stdio.h>
@@ -48,9 +49,8 @@ static struct sql q_link_history = SQL(
     "SELECT 'github', ?, id FROM users WHERE id = ? AND "
     "trial_started_at IS NOT NULL");
 static struct sql q_takeover = SQL(
-    "UPDATE users SET password_hash = NULL, email_verified_at = "
-    "UTC_TIMESTAMP(6), github_id = ?, github_login = ?, "
-    "updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
+    "UPDATE users SET password_hash = NULL, github_id = ?, "
+    "github_login = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
 static struct sql q_drop_keys = SQL("DELETE FROM api_keys WHERE user_id = ?");
 static struct sql q_drop_tokens = SQL("DELETE FROM tokens WHERE user_id = ?");
 static struct sql q_drop_totp = SQL(
@@ -60,34 +60,26 @@ static struct sql q_drop_recovery = SQL(
 static struct sql q_drop_devices = SQL(
     "DELETE FROM device_codes WHERE user_id = ? AND status <> 'used'");
 static struct sql q_create = SQL(
-    "INSERT INTO users (id, email, email_lc, name, email_verified_at, "
-    "github_id, github_login) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6), ?, ?)");
+    "INSERT INTO users (id, email, email_lc, name, github_id, "
+    "github_login) VALUES (?, ?, ?, ?, ?, ?)");
 static struct sql q_balance = SQL(
     "INSERT IGNORE INTO credit_balances (user_id) VALUES (?)");
 static struct sql q_history = SQL(
     "INSERT IGNORE INTO trial_history (kind, subject, user_id) "
-    "VALUES (?, ?, ?)");
+    "VALUES ('github', ?, ?)");
 static struct sql q_history_undo = SQL(
-    "DELETE FROM trial_history WHERE kind = ? AND subject = ? AND "
+    "DELETE FROM trial_history WHERE kind = 'github' AND subject = ? AND "
     "user_id = ?");
-static struct sql q_trial_start = SQL(
+static struct sql q_trial_over = SQL(
     "UPDATE users SET trial_started_at = UTC_TIMESTAMP(6), "
-    "trial_ends_at = IF(? > 0, UTC_TIMESTAMP(6) + INTERVAL ? DAY, "
-    "UTC_TIMESTAMP(6)) WHERE id = ? AND trial_started_at IS NULL");
-static struct sql q_trial_credits = SQL(
-    "UPDATE credit_balances b JOIN users u ON u.id = b.user_id "
-    "SET b.allowance = ?, b.allowance_plan = 'trial', "
-    "b.allowance_period_start = u.trial_started_at, "
-    "b.allowance_period_end = u.trial_ends_at, "
-    "b.updated_at = UTC_TIMESTAMP(6) WHERE b.user_id = ?");
-static struct sql q_trial_ledger = SQL(
-    "INSERT INTO credit_ledger (id, user_id, kind, delta, balance_after, "
-    "reason) SELECT ?, user_id, 'trial', ?, allowance + granted, "
-    "'trial started' FROM credit_balances WHERE user_id = ?");
+    "trial_ends_at = UTC_TIMESTAMP(6) WHERE id = ? AND "
+    "trial_started_at IS NULL");
 /* No "trial ended" mail for a trial never had. */
 static struct sql q_trial_no_mail = SQL(
     "INSERT IGNORE INTO trial_notices (user_id, kind, trial_ends_at) "
     "SELECT id, 'ended', trial_ends_at FROM users WHERE id = ?");
+static struct sql q_trial_given = SQL(
+    "SELECT trial_ends_at > trial_started_at FROM users WHERE id = ?");
 
 /* What GitHub told us about the person signing in. */
 struct ghuser {
@@ -363,48 +355,36 @@ gh_user(struct req *r, const char *token, struct ghuser *u)
 }
 
 /*
- * Starts the trial of uid, whose address was just verified through
- * GitHub: one trial per email and per GitHub id, ever (trial_history);
- * when either had one, the trial is over at once.  Does nothing when the
- * trial started before.  Inside the caller's transaction; returns 0 or
- * a DB_* code.
+ * Counts uid's address as verified, as GitHub vouches for it:
+ * account_verified starts the trial (one per email, ever) and queues the
+ * welcome mail.  The GitHub id has its own trial history: one that had a
+ * trial (on another account) starts this account with its trial over,
+ * and the id is recorded only when this account gets a trial.  Inside
+ * the caller's transaction; returns 0 or a DB_* code.
  */
 static int
-gh_trial_start(struct req *r, const char *uid, const char *email_lc,
-    long long ghid)
+gh_verified(struct req *r, const char *uid, long long ghid)
 {
+	struct dbrows	 row;
 	const char	*gh = arena_printf(r->a, "%lld", ghid);
 	bool		 fresh;
 	int		 rc;
 
-	if ((rc = db_exec(&q_history, "sss", "github", gh, uid)) < 0)
+	if ((rc = db_exec(&q_history, "ss", gh, uid)) < 0)
 		return rc;
 	fresh = rc == 1;
+	if (!fresh && ((rc = db_exec(&q_trial_over, "s", uid)) < 0 ||
+	    (rc = db_exec(&q_trial_no_mail, "s", uid)) < 0))
+		return rc;
+	if ((rc = account_verified(r, uid)) < 0)
+		return rc;
 	if (fresh) {
-		if ((rc = db_exec(&q_history, "sss", "email", email_lc,
-		    uid)) < 0)
+		if ((rc = db_select(r->a, &q_trial_given, &row, "s", uid)) < 0)
 			return rc;
-		if (rc == 0) {
-			/* No trial now: the GitHub id has not had one. */
-			fresh = false;
-			if ((rc = db_exec(&q_history_undo, "sss", "github", gh,
-			    uid)) < 0)
-				return rc;
-		}
+		if ((rc != 1 || !dbi(&row, 0, 0)) &&
+		    (rc = db_exec(&q_history_undo, "ss", gh, uid)) < 0)
+			return rc;
 	}
-	if ((rc = db_exec(&q_trial_start, "iis", (long long)fresh,
-	    (long long)cfg.trial_days, uid)) <= 0)
-		return rc;
-	if (fresh) {
-		if ((rc = db_exec(&q_trial_credits, "is", cfg.trial_credits,
-		    uid)) < 0)
-			return rc;
-		if (cfg.trial_credits > 0 && (rc = db_exec(&q_trial_ledger,
-		    "sis", new_id(r->a), cfg.trial_credits, uid)) < 0)
-			return rc;
-	} else if ((rc = db_exec(&q_trial_no_mail, "s", uid)) < 0)
-		return rc;
-	log_info("trial_start", " user=%s fresh=%d via=github", uid, fresh);
 	return 0;
 }
 
@@ -472,7 +452,7 @@ gh_account(struct req *r, const struct ghuser *u, const char **uid,
 		    (rc = db_exec(&q_takeover, "iss", u->id, u->login,
 		    *uid)) < 0 ||
 		    (rc = db_exec(&q_balance, "s", *uid)) < 0 ||
-		    (rc = gh_trial_start(r, *uid, email_lc, u->id)) < 0 ||
+		    (rc = gh_verified(r, *uid, u->id)) < 0 ||
 		    (rc = audit(r, "github.takeover", *uid, u->login)) < 0)
 			return rc;
 		log_info("github_takeover", " user=%s", *uid);
@@ -482,7 +462,7 @@ gh_account(struct req *r, const struct ghuser *u, const char **uid,
 	if ((rc = db_exec(&q_create, "ssssis", *uid, u->email, email_lc,
 	    u->name, u->id, u->login)) < 0 ||
 	    (rc = db_exec(&q_balance, "s", *uid)) < 0 ||
-	    (rc = gh_trial_start(r, *uid, email_lc, u->id)) < 0)
+	    (rc = gh_verified(r, *uid, u->id)) < 0)
 		return rc;
 	log_info("github_signup", " user=%s", *uid);
 	return 0;

@@ -31,3 +31,10 @@ h_metrics(struct req *r)
 	reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8",
 	    b.p, b.len);
 }
+
+/* GET /: 302 to the profile page (which asks for a login when needed). */
+void
+h_root(struct req *r)
+{
+	reply_redirect(r, 302, "/profile");
+}

@@ -32,6 +32,59 @@ static const struct field f_logout[] = {
 	{ NULL, 0, 0, 0, 0 },
 };
 
+/*
+ * Accounts (issue 4).  Mailed tokens are text here, so that one that is
+ * malformed answers 400 invalid_token like one that is unknown.
+ */
+static const struct field f_token[] = {
+	{ "token", F_TEXT, FIELD_REQUIRED, 1, 512 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_email[] = {
+	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_reset[] = {
+	{ "token", F_TEXT, FIELD_REQUIRED, 1, 512 },
+	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_magic_verify[] = {
+	{ "token", F_TEXT, FIELD_REQUIRED, 1, 512 },
+	{ "totp_code", F_TEXT, 0, 1, 16 },
+	{ "recovery_code", F_TEXT, 0, 1, 64 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_token_page[] = {
+	{ "token", F_TEXT, 0, 1, 512 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_magic_post[] = {
+	{ "token", F_TEXT, FIELD_REQUIRED, 1, 512 },
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ "totp_code", F_TEXT, 0, 1, 16 },
+	{ "recovery_code", F_TEXT, 0, 1, 64 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_me_patch[] = {
+	{ "name", F_NAME, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_me_email[] = {
+	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_me_password[] = {
+	{ "current_password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ "new_password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_me_delete[] = {
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ NULL, 0, 0, 0, 0 },
+};
+
 /* GitHub login and Stripe billing (contract sections 3 and 8). */
 static const struct field f_github_callback[] = {
 	{ "code", F_TEXT, 0, 1, 512 },
@@ -49,6 +102,7 @@ static const struct field f_checkout[] = {
 #define LOGIN		(ROUTE_JSON | ROUTE_API | ROUTE_AUTH)
 
 const struct route routes[] = {
+	{ M_GET, "/", h_root, 0, NULL },
 	{ M_GET, "/healthz", h_healthz, 0, NULL },
 	{ M_GET, "/metrics", h_metrics, ROUTE_LOOPBACK, NULL },
 
@@ -60,6 +114,29 @@ const struct route routes[] = {
 	    f_logout },
 	{ M_GET, "/api/v1/sessions", h_sessions_list, LOGIN, NULL },
 	{ M_DELETE, "/api/v1/sessions/{id}", h_session_delete, LOGIN, NULL },
+
+	/* Accounts (issue 4): mailed links, the account itself, pages. */
+	{ M_POST, "/api/v1/auth/verify-email", h_verify_email, JSON, f_token },
+	{ M_POST, "/api/v1/auth/resend-verification", h_resend_verification,
+	    LOGIN, NULL },
+	{ M_POST, "/api/v1/auth/password/forgot", h_password_forgot, JSON,
+	    f_email },
+	{ M_POST, "/api/v1/auth/password/reset", h_password_reset, JSON,
+	    f_reset },
+	{ M_POST, "/api/v1/auth/magic-link", h_magic_link, JSON, f_email },
+	{ M_POST, "/api/v1/auth/magic-link/verify", h_magic_verify, JSON,
+	    f_magic_verify },
+	{ M_GET, "/api/v1/me", h_me_get, LOGIN | ROUTE_KEY, NULL },
+	{ M_PATCH, "/api/v1/me", h_me_patch, LOGIN, f_me_patch },
+	{ M_DELETE, "/api/v1/me", h_me_delete, LOGIN, f_me_delete },
+	{ M_POST, "/api/v1/me/email", h_me_email, LOGIN, f_me_email },
+	{ M_POST, "/api/v1/me/password", h_me_password, LOGIN,
+	    f_me_password },
+	{ M_GET, "/verify-email", h_page_verify_email, ROUTE_HTML,
+	    f_token_page },
+	{ M_GET, "/auth/magic", h_page_magic, ROUTE_HTML, f_token_page },
+	{ M_POST, "/auth/magic", h_page_magic_post, ROUTE_HTML | ROUTE_FORM,
+	    f_magic_post },
 
 	/* GitHub login and Stripe billing (contract sections 3 and 8). */
 	{ M_GET, "/api/v1/auth/github", h_github_start, ROUTE_HTML, NULL },

@@ -1,10 +1,13 @@
 /*
  * The background sender (tollgated --sender): delivers the mail outbox
- * over SMTP.  Rows are claimed with a lease, so several senders may run;
- * a relay outage only delays mail (retries back off from 10 s to an
- * hour), and a message the relay accepted is marked sent at once so it
- * is not sent again.  After MAX_ATTEMPTS a message stays visible as
- * failed with its last error.
+ * over SMTP, and writes the trial mails when they fall due.  Rows are
+ * claimed with a lease, so several senders may run; a relay outage only
+ * delays mail (retries back off from 10 s to an hour), and a message the
+ * relay accepted is marked sent at once so it is not sent again.  After
+ * MAX_ATTEMPTS a message stays visible as failed with its last error.
+ * Every attempt of a message carries the same Message-ID (its outbox
+ * id), so the rare copy sent twice (the sender died between the relay's
+ * "250" and marking the row) can be recognised downstream.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -12,12 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "tollgate.h"
 
 #define MAX_ATTEMPTS	30
-#define BATCH		20
+#define MARK_TRIES	60	/* seconds to keep marking a sent message */
+#define TRIAL_EVERY	5	/* seconds between trial-notice passes */
+#define TRIAL_BATCH	"100"
 
 static volatile sig_atomic_t	 stop;
 
@@ -56,58 +59,27 @@ static struct sql q_expire = SQL(
     "locked_until < UTC_TIMESTAMP(6)");
 
 /*
- * Builds the RFC 5322 message: plain text, and HTML when there is one,
- * as multipart/alternative.  Returns it in the arena.
+ * Marks a delivered message sent.  The relay has it now, so this must
+ * not be lost: while the database is unreachable it is tried again (for
+ * up to MARK_TRIES seconds, well inside the lease), since a row left
+ * 'sending' would go back to the queue when its lease ran out and be
+ * delivered a second time.  Returns true when the row is marked.
  */
-static char *
-compose(struct arena *a, const char *id, const char *to, const char *subject,
-    const char *text, const char *html, const char *date, size_t *len)
+static bool
+mark_sent(const char *id, const char *me)
 {
-	struct buf	 b;
-	const char	*boundary = arena_printf(a, "tg-%s", id);
-	const char	*s;
-	bool		 ascii = true;
+	struct timespec	 pause = { 1, 0 };
+	int		 i, rc = DB_FAIL;
 
-	for (s = subject; *s != '\0'; s++)
-		if ((unsigned char)*s >= 0x80)
-			ascii = false;
-	buf_init(&b, a);
-	buf_printf(&b, "Date: %s\r\nFrom: %s\r\nTo: <%s>\r\n", date,
-	    cfg.smtp_from, to);
-	if (ascii)
-		buf_printf(&b, "Subject: %s\r\n", subject);
-	else {
-		size_t	 n = strlen(subject);
-		size_t	 elen = sodium_base64_ENCODED_LEN(n,
-		    sodium_base64_VARIANT_ORIGINAL);
-		char	*enc = arena_alloc(a, elen);
-
-		/* RFC 2047: non-ASCII subjects travel base64-encoded. */
-		sodium_bin2base64(enc, elen, (const unsigned char *)subject,
-		    n, sodium_base64_VARIANT_ORIGINAL);
-		buf_printf(&b, "Subject: =?UTF-8?B?%s?=\r\n", enc);
+	for (i = 0; i < MARK_TRIES; i++) {
+		if ((rc = db_exec(&q_sent, "ss", id, me)) >= 0)
+			return true;
+		if (rc != DB_DOWN && rc != DB_RETRY)
+			break;
+		nanosleep(&pause, NULL);
 	}
-	buf_printf(&b, "Message-ID: <%s@tollgate>\r\nMIME-Version: 1.0\r\n",
-	    id);
-	if (html == NULL) {
-		buf_puts(&b, "Content-Type: text/plain; charset=utf-8\r\n"
-		    "Content-Transfer-Encoding: 8bit\r\n\r\n");
-		buf_puts(&b, text);
-		buf_puts(&b, "\r\n");
-	} else {
-		buf_printf(&b, "Content-Type: multipart/alternative; "
-		    "boundary=\"%s\"\r\n\r\n--%s\r\n", boundary, boundary);
-		buf_puts(&b, "Content-Type: text/plain; charset=utf-8\r\n"
-		    "Content-Transfer-Encoding: 8bit\r\n\r\n");
-		buf_puts(&b, text);
-		buf_printf(&b, "\r\n--%s\r\n", boundary);
-		buf_puts(&b, "Content-Type: text/html; charset=utf-8\r\n"
-		    "Content-Transfer-Encoding: 8bit\r\n\r\n");
-		buf_puts(&b, html);
-		buf_printf(&b, "\r\n--%s--\r\n", boundary);
-	}
-	*len = b.len;
-	return b.p;
+	log_err("mail_mark_failed", " id=%s rc=%d", id, rc);
+	return false;
 }
 
 /* Delivers one claimed message and records the outcome. */
@@ -118,18 +90,17 @@ deliver(struct arena *a, const char *id, const char *me)
 	char		 err[256];
 	char		*msg;
 	size_t		 len;
-	int		 rc;
 
 	if (db_select(a, &q_load, &row, "s", id) != 1)
-		return;
-	msg = compose(a, id, dbv(&row, 0, 0), dbv(&row, 0, 1), dbv(&row, 0, 2),
-	    dbv(&row, 0, 3), dbv(&row, 0, 5), &len);
+		return;		/* the lease runs out; it comes back */
+	msg = mail_compose(a, id, cfg.smtp_from, dbv(&row, 0, 0),
+	    dbv(&row, 0, 1), dbv(&row, 0, 2), dbv(&row, 0, 3), dbv(&row, 0, 5),
+	    &len);
 	if (smtp_send(cfg.smtp_from, dbv(&row, 0, 0), msg, len, err,
 	    sizeof(err)) == 0) {
-		if ((rc = db_exec(&q_sent, "ss", id, me)) < 0)
-			log_err("mail_mark_failed", " id=%s rc=%d", id, rc);
-		else
-			log_info("mail_sent", " id=%s", id);
+		if (mark_sent(id, me))
+			log_info("mail_sent", " id=%s attempt=%lld", id,
+			    dbi(&row, 0, 4));
 		return;
 	}
 	log_warn("mail_deferred", " id=%s attempt=%lld err=\"%s\"", id,
@@ -159,6 +130,109 @@ outbox_pass(struct arena *a, const char *me)
 	return tried;
 }
 
+/*
+ * Trial notices (contract section 9): "ending" mails 7, 3 and 1 days
+ * before a trial's end, and "ended" after it, each at most once per user
+ * (trial_notices).  A user who verified late enough to be inside several
+ * windows at once gets only the tightest one: a notice is due when
+ * neither it nor a tighter one was recorded.  Only users whose plan is
+ * still the trial are told it is ending; only users without an admin's
+ * plan or a live subscription are told it has ended.  The notice row and
+ * its mail are written in one transaction, and the row's INSERT IGNORE
+ * decides which of several senders sends it.
+ */
+static const struct {
+	const char	*kind;
+	int		 days;
+	const char	*kinds;	/* it and the tighter ones */
+} ending[] = {
+	{ "1d", 1, "1d" },
+	{ "3d", 3, "1d,3d" },
+	{ "7d", 7, "1d,3d,7d" },
+};
+
+static struct sql q_trial_ending = SQL(
+    "SELECT u.id, u.email, DATE_FORMAT(u.trial_ends_at, "
+    "'%Y-%m-%d %H:%i UTC'), GREATEST(1, CEIL(TIMESTAMPDIFF(SECOND, "
+    "UTC_TIMESTAMP(6), u.trial_ends_at) / 86400)), "
+    "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%d %H:%i:%s.%f') "
+    "FROM users u WHERE u.trial_ends_at > UTC_TIMESTAMP(6) AND "
+    "u.trial_ends_at <= UTC_TIMESTAMP(6) + INTERVAL ? DAY AND "
+    "u.email_verified_at IS NOT NULL AND u.disabled_at IS NULL AND "
+    PLAN_EXPR("u") " = 'trial' AND NOT EXISTS (SELECT 1 FROM "
+    "trial_notices n WHERE n.user_id = u.id AND FIND_IN_SET(n.kind, ?)) "
+    "LIMIT " TRIAL_BATCH);
+static struct sql q_trial_ended = SQL(
+    "SELECT u.id, u.email, DATE_FORMAT(u.trial_ends_at, "
+    "'%Y-%m-%d %H:%i:%s.%f') FROM users u "
+    "WHERE u.trial_ends_at <= UTC_TIMESTAMP(6) AND "
+    "u.trial_ends_at > UTC_TIMESTAMP(6) - INTERVAL 7 DAY AND "
+    "u.email_verified_at IS NOT NULL AND u.disabled_at IS NULL AND "
+    "u.plan_override IS NULL AND NOT EXISTS (SELECT 1 FROM subscriptions s "
+    "WHERE s.user_id = u.id AND s.deleted_at IS NULL AND s.status IN "
+    "('active', 'trialing', 'past_due')) AND NOT EXISTS (SELECT 1 FROM "
+    "trial_notices n WHERE n.user_id = u.id AND n.kind = 'ended') "
+    "LIMIT " TRIAL_BATCH);
+static struct sql q_notice = SQL(
+    "INSERT IGNORE INTO trial_notices (user_id, kind, trial_ends_at) "
+    "VALUES (?, ?, ?)");
+
+/*
+ * Records notice kind for user uid and queues its mail, in one
+ * transaction.  days is 0 for "ended".
+ */
+static void
+trial_notice(struct req *r, const char *uid, const char *to,
+    const char *kind, int days, const char *ends, const char *ends_raw)
+{
+	int	 rc;
+
+	if ((rc = db_begin()) < 0)
+		return;
+	if ((rc = db_exec(&q_notice, "sss", uid, kind, ends_raw)) < 0)
+		goto fail;
+	if (rc == 0) {		/* another sender has done it */
+		db_rollback();
+		return;
+	}
+	rc = days > 0 ? mail_trial_ending(r, uid, to, days, ends) :
+	    mail_trial_ended(r, uid, to);
+	if (rc < 0 || (rc = db_commit()) < 0)
+		goto fail;
+	log_info("trial_notice", " user=%s kind=%s", uid, kind);
+	return;
+fail:
+	db_rollback();
+	log_warn("trial_notice_failed", " user=%s kind=%s rc=%d", uid, kind,
+	    rc);
+}
+
+/* One pass of trial notices. */
+static void
+trial_pass(struct arena *a)
+{
+	struct req	 r;
+	struct dbrows	 rows;
+	size_t		 k, i;
+
+	memset(&r, 0, sizeof(r));
+	r.a = a;
+	for (k = 0; k < sizeof(ending) / sizeof(ending[0]) && !stop; k++) {
+		if (db_select(a, &q_trial_ending, &rows, "is",
+		    (long long)ending[k].days, ending[k].kinds) <= 0)
+			continue;
+		for (i = 0; i < rows.n && !stop; i++)
+			trial_notice(&r, dbv(&rows, i, 0), dbv(&rows, i, 1),
+			    ending[k].kind, (int)dbi(&rows, i, 3),
+			    dbv(&rows, i, 2), dbv(&rows, i, 4));
+	}
+	if (stop || db_select(a, &q_trial_ended, &rows, "") <= 0)
+		return;
+	for (i = 0; i < rows.n && !stop; i++)
+		trial_notice(&r, dbv(&rows, i, 0), dbv(&rows, i, 1), "ended",
+		    0, NULL, dbv(&rows, i, 2));
+}
+
 int
 sender_run(void)
 {
@@ -166,6 +240,7 @@ sender_run(void)
 	struct arena		*a;
 	char			 me[128], host[64];
 	struct timespec		 pause = { 1, 0 };
+	double			 last_trial = 0;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
@@ -180,7 +255,14 @@ sender_run(void)
 	snprintf(me, sizeof(me), "%s:%d", host, (int)getpid());
 	log_info("sender_start", " id=%s", me);
 	while (!stop) {
-		int worked = outbox_pass(a, me);
+		int worked;
+
+		if (now_seconds() - last_trial >= TRIAL_EVERY) {
+			trial_pass(a);
+			last_trial = now_seconds();
+			arena_reset(a);
+		}
+		worked = outbox_pass(a, me);
 
 		arena_reset(a);
 		worked += billing_pass(a, me);	/* Stripe: meter events, cancels */

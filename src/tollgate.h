@@ -603,6 +603,7 @@ int	 ctl_user_disable(int, char *[]);
 /* ops.c */
 handler_fn	 h_healthz;
 handler_fn	 h_metrics;
+handler_fn	 h_root;
 /* accounts.c */
 handler_fn	 h_signup;
 handler_fn	 h_login;
@@ -611,6 +612,69 @@ handler_fn	 h_refresh;
 handler_fn	 h_logout;
 handler_fn	 h_sessions_list;
 handler_fn	 h_session_delete;
+
+/* ------------------------------------------------------------------ */
+/* Accounts (issue 4): mailed one-time tokens, verification and the    */
+/* trial, the account's own endpoints, the mail of contract section 9. */
+/* ------------------------------------------------------------------ */
+
+/* What using a mailed token came to (DB_* codes are negative). */
+#define TOKEN_OK	1
+#define TOKEN_INVALID	2	/* unknown, used or expired: 400 */
+#define TOKEN_TAKEN	3	/* an email change to a taken address: 409 */
+#define TOKEN_TOTP	4	/* the second factor is needed: 401 */
+#define TOKEN_BADCODE	5	/* the second factor is wrong: 401 */
+#define TOKEN_DISABLED	6	/* 403 account_disabled */
+
+/* accounts.c */
+int	 account_verified(struct req *, const char *uid);
+int	 email_token_apply(struct req *, const char *token, const char **uid);
+int	 magic_token_apply(struct req *, const char *token, bool want_cookie,
+	    struct json_object **tokens, struct json_object **user);
+/* Answers a TOKEN_* failure (or a DB_* code) as JSON or as a page. */
+void	 reply_token_error(struct req *, int rc);
+
+/* mail.c: the messages; each queues in the caller's transaction. */
+enum welcome { WELCOME_PLAIN, WELCOME_TRIAL, WELCOME_HAD_TRIAL };
+int	 mail_welcome(struct req *, const char *uid, const char *to,
+	    enum welcome, const char *trial_ends, long long credits);
+int	 mail_reset(struct req *, const char *uid, const char *to,
+	    const char *token);
+int	 mail_magic(struct req *, const char *uid, const char *to,
+	    const char *token);
+int	 mail_email_change(struct req *, const char *uid, const char *to,
+	    const char *token);
+int	 mail_email_change_notice(struct req *, const char *uid,
+	    const char *to, const char *new_email);
+/* what: a sentence saying what happened ("Your password was changed."). */
+int	 mail_security_notice(struct req *, const char *uid, const char *to,
+	    const char *what);
+int	 mail_trial_ending(struct req *, const char *uid, const char *to,
+	    int days, const char *ends);
+int	 mail_trial_ended(struct req *, const char *uid, const char *to);
+int	 mail_account_deleted(struct req *, const char *uid, const char *to);
+/* The RFC 5322 text of an outbox row, CRLF throughout, in the arena. */
+char	*mail_compose(struct arena *, const char *id, const char *from,
+	    const char *to, const char *subject, const char *text,
+	    const char *html, const char *date, size_t *len);
+
+/* Handlers: accounts.c */
+handler_fn	 h_verify_email;
+handler_fn	 h_resend_verification;
+handler_fn	 h_password_forgot;
+handler_fn	 h_password_reset;
+handler_fn	 h_magic_link;
+handler_fn	 h_magic_verify;
+/* me.c */
+handler_fn	 h_me_get;
+handler_fn	 h_me_patch;
+handler_fn	 h_me_delete;
+handler_fn	 h_me_email;
+handler_fn	 h_me_password;
+/* pages_auth.c */
+handler_fn	 h_page_verify_email;
+handler_fn	 h_page_magic;
+handler_fn	 h_page_magic_post;
 
 /* ------------------------------------------------------------------ */
 /* GitHub login and Stripe billing (github.c, billing.c, stripe.c,     */
