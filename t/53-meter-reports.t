@@ -231,7 +231,7 @@ my $res = req(DELETE => '/api/v1/me', { %{ bearer($y->{access}) },
 my $wired = do {
 	open my $fh, '<', "$ENV{TG_ROOT}/src/me.c";
 	local $/;
-	$fh && <$fh> =~ /billing_cancel_for_user\s*\(/;
+	$fh && <$fh> =~ /billing_cancel_for_user\(\s*r\s*,/;
 };
 SKIP: {
 	skip 'DELETE /api/v1/me has not landed on this branch (accounts)', 2
