@@ -448,8 +448,12 @@ delete_tx(struct req *r, const char *uid)
 	if (strcmp(dbv(&row, 0, 0), "admin") == 0 && !dbi(&row, 0, 1) &&
 	    is_last_admin(&admins, uid))
 		return ADM_LAST_ADMIN;
-	/* The audit row names the target's email while it still exists. */
+	/*
+	 * The audit row names the target's email while it still exists;
+	 * its live Stripe subscriptions are queued for cancellation.
+	 */
 	if ((rc = audit_obj(r, "user.delete", uid, NULL)) < 0 ||
+	    (rc = billing_cancel_for_user(r, uid)) < 0 ||
 	    (rc = db_exec(&q_delete_user, "s", uid)) < 0)
 		return rc;
 	return ADM_OK;

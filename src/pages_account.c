@@ -804,7 +804,8 @@ h_page_billing(struct req *r)
 	struct page		 p;
 	struct json_object	*plans = NULL, *bill = NULL, *pays = NULL, *pl,
 				*lim;
-	const char		*cur, *notice = pg_arg(r, "notice");
+	const char		*cur, *notice = pg_arg(r, "checkout");
+	bool			 live;
 	size_t			 i, n;
 	int			 rc;
 
@@ -820,11 +821,14 @@ h_page_billing(struct req *r)
 		return;
 	}
 	cur = js(bill, "plan");
+	live = js(bill, "status") != NULL && (strcmp(js(bill, "status"),
+	    "active") == 0 || strcmp(js(bill, "status"), "trialing") == 0 ||
+	    strcmp(js(bill, "status"), "past_due") == 0);
 	pg_nav(&p, "/billing");
 	if (notice != NULL && strcmp(notice, "success") == 0)
 		pg_notice(&p, "notice", "Thank you! Your subscription starts "
 		    "as soon as the payment is confirmed.");
-	else if (notice != NULL && strcmp(notice, "cancel") == 0)
+	else if (notice != NULL && strcmp(notice, "cancelled") == 0)
 		pg_notice(&p, "notice", "The checkout was cancelled; nothing "
 		    "was charged.");
 	buf_puts(&p.b, "<section class=\"summary\">\n<dl><dt>Current plan"
@@ -888,7 +892,12 @@ h_page_billing(struct req *r)
 		    num(r->a, ji(pl, "api_keys")));
 		if (cur != NULL && strcmp(cur, name) == 0)
 			buf_puts(&p.b, "<p class=\"tag ok\">Your plan</p>\n");
-		else if (price > 0) {
+		else if (price > 0 && live) {
+			pg_form(&p, "/billing/portal", "inline");
+			pg_submit(&p, arena_printf(r->a, "Switch to %s in the "
+			    "portal", js(pl, "display_name") ? js(pl,
+			    "display_name") : name), "secondary");
+		} else if (price > 0) {
 			pg_form(&p, "/billing/checkout", "inline");
 			pg_hidden(&p, "plan", name);
 			pg_submit(&p, arena_printf(r->a, "Upgrade to %s",
@@ -961,7 +970,24 @@ static const struct field f_checkout[] = {
 	{ NULL, 0, 0, 0, 0 },
 };
 
-/* POST /billing/checkout {plan}: 200 with the link to Stripe Checkout; 503 when off. */
+/* Answers a Stripe outage (INTERIM_STRIPE_DOWN) or a DB_* code. */
+static void
+reply_stripe(struct req *r, int rc)
+{
+	if (rc != INTERIM_STRIPE_DOWN) {
+		reply_db(r, rc);
+		return;
+	}
+	reply_header(r, "Retry-After", "30");
+	reply_error(r, 503, "unavailable", "The payment provider could not be "
+	    "reached. Please try again in a moment.");
+}
+
+/*
+ * POST /billing/checkout {plan}: 200 with the link to Stripe Checkout;
+ * 422 for a plan that cannot be bought; 409 when a subscription is live
+ * (the portal changes it); 503 when Stripe cannot be reached.
+ */
 void
 h_page_checkout(struct req *r)
 {
@@ -976,15 +1002,19 @@ h_page_checkout(struct req *r)
 		reply_error(r, 422, "validation_failed", "Choose a plan.");
 		return;
 	}
-	if ((rc = interim_checkout(r, r->who.user_id, in_str(r, "plan"),
-	    &url)) < 0) {
-		reply_db(r, rc);
+	rc = interim_checkout(r, r->who.user_id, in_str(r, "plan"), &url);
+	if (rc < 0) {
+		reply_stripe(r, rc);
 		return;
 	}
-	if (url == NULL) {
-		reply_header(r, "Retry-After", "60");
-		reply_error(r, 503, "unavailable", "Payments are not available "
-		    "right now. Please try again later.");
+	if (rc == 0) {
+		reply_error(r, 422, "validation_failed", "This plan cannot be "
+		    "bought.");
+		return;
+	}
+	if (rc == 2) {
+		reply_error(r, 409, "subscription_exists", "You already have a "
+		    "subscription; change it through the billing portal.");
 		return;
 	}
 	continue_page(&p, url, "Continue to payment", "Payment happens on "
@@ -992,7 +1022,7 @@ h_page_checkout(struct req *r)
 	    "Continue to Stripe Checkout");
 }
 
-/* POST /billing/portal: 200 with the link to Stripe's customer portal. */
+/* POST /billing/portal: 200 with the link to Stripe's portal; 503. */
 void
 h_page_portal(struct req *r)
 {
@@ -1003,13 +1033,7 @@ h_page_portal(struct req *r)
 	if (!profile_post(r, &p))
 		return;
 	if ((rc = interim_portal(r, r->who.user_id, &url)) < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	if (url == NULL) {
-		reply_header(r, "Retry-After", "60");
-		reply_error(r, 503, "unavailable", "The billing portal is not "
-		    "available right now. Please try again later.");
+		reply_stripe(r, rc);
 		return;
 	}
 	continue_page(&p, url, "Manage billing", "Your invoices, payment "

@@ -54,10 +54,11 @@ static struct sql q_plans = SQL(
 static struct sql q_plan_limits = SQL(
     "SELECT plan, meter, period_limit FROM plan_limits ORDER BY meter");
 static struct sql q_billing = SQL(
-    "SELECT s.plan, s.status, DATE_FORMAT(s.current_period_end, "
-    "'%Y-%m-%dT%H:%i:%sZ'), s.cancel_at_period_end FROM subscriptions s "
-    "WHERE s.user_id = ? AND s.deleted_at IS NULL "
-    "ORDER BY s.stripe_updated DESC LIMIT 1");
+    "SELECT s.plan, IF(s.deleted_at IS NULL, s.status, 'canceled'), "
+    "DATE_FORMAT(s.current_period_end, '%Y-%m-%dT%H:%i:%sZ'), "
+    "s.cancel_at_period_end AND s.deleted_at IS NULL FROM subscriptions s "
+    "WHERE s.user_id = ? ORDER BY s.deleted_at IS NULL DESC, "
+    "s.stripe_updated DESC LIMIT 1");
 static struct sql q_payments = SQL(
     "SELECT id, amount, currency, status, DATE_FORMAT(created_at, "
     "'%Y-%m-%dT%H:%i:%sZ'), invoice_url FROM payments WHERE user_id = ? "
@@ -491,7 +492,7 @@ interim_usage(struct req *r, const char *uid, struct json_object **out)
 	return 1;
 }
 
-/* Replaced by the billing branch's GET /billing core. */
+/* The core of GET /api/v1/billing. */
 int
 interim_billing(struct req *r, const char *uid, struct json_object **out)
 {
@@ -516,7 +517,7 @@ interim_billing(struct req *r, const char *uid, struct json_object **out)
 	return 0;
 }
 
-/* Replaced by the billing branch's GET /billing/payments core. */
+/* The core of GET /api/v1/billing/payments. */
 int
 interim_payments(struct req *r, const char *uid, struct json_object **out)
 {
@@ -548,26 +549,159 @@ interim_payments(struct req *r, const char *uid, struct json_object **out)
 	return 0;
 }
 
+static struct sql q_plan_price = SQL(
+    "SELECT stripe_price_id, is_trial FROM plans WHERE name = ?");
+static struct sql q_live_sub = SQL(
+    "SELECT id FROM subscriptions WHERE user_id = ? AND deleted_at IS NULL "
+    "AND status IN ('active', 'trialing', 'past_due') LIMIT 1");
+static struct sql q_customer = SQL(
+    "SELECT stripe_customer_id, email FROM users WHERE id = ?");
+static struct sql q_set_customer = SQL(
+    "UPDATE users SET stripe_customer_id = ?, updated_at = "
+    "UTC_TIMESTAMP(6) WHERE id = ? AND stripe_customer_id IS NULL");
+
 /*
- * Replaced by the billing branch's checkout and portal cores, which ask
- * Stripe for a session URL.  Until then: 0 (not available).
+ * The caller's Stripe customer, made once, as billing.c's
+ * ensure_customer does (the same Idempotency-Key, so the two can never
+ * make two customers).  Returns 0 with *cus, INTERIM_STRIPE_DOWN, or a
+ * DB_* code.
+ */
+static int
+customer_of(struct req *r, const char *uid, const char **cus)
+{
+	struct json_object	*out = NULL;
+	struct dbrows		 row;
+	struct buf		 form;
+	const char		*id;
+	char			 err[256];
+	int			 rc, status;
+
+	if ((rc = db_select(r->a, &q_customer, &row, "s", uid)) < 0)
+		return rc;
+	if (rc == 0)
+		return DB_FAIL;
+	if ((*cus = dbv(&row, 0, 0)) != NULL)
+		return 0;
+	buf_init(&form, r->a);
+	form_add(&form, "email", dbv(&row, 0, 1));
+	form_add(&form, "metadata[user_id]", uid);
+	status = stripe_call(r->a, "POST", "/v1/customers", form.p,
+	    arena_printf(r->a, "tg-customer-%s", uid), &out, err, sizeof(err));
+	if (status < 200 || status > 299 ||
+	    (id = json_str_at(out, "id")) == NULL) {
+		log_warn("stripe_failed", " call=customers user=%s via=page "
+		    "err=\"%s\"", uid, status < 200 || status > 299 ? err :
+		    "no id");
+		json_object_put(out);
+		return INTERIM_STRIPE_DOWN;
+	}
+	*cus = arena_strdup(r->a, id);
+	json_object_put(out);
+	if ((rc = db_exec(&q_set_customer, "ss", *cus, uid)) < 0)
+		return rc;
+	if (rc == 0) {
+		if ((rc = db_select(r->a, &q_customer, &row, "s", uid)) < 0)
+			return rc;
+		if (rc == 0 || (*cus = dbv(&row, 0, 0)) == NULL)
+			return DB_FAIL;
+	}
+	return 0;
+}
+
+/* Asks Stripe for a session at path with form; its url in *url. */
+static int
+session_url(struct req *r, const char *uid, const char *path,
+    struct buf *form, const char *what, const char **url)
+{
+	struct json_object	*out = NULL;
+	const char		*u;
+	char			 err[256];
+	int			 status;
+
+	status = stripe_call(r->a, "POST", path, form->p, arena_printf(r->a,
+	    "tg-%s-%s", what, new_id(r->a)), &out, err, sizeof(err));
+	if (status < 200 || status > 299 ||
+	    (u = json_str_at(out, "url")) == NULL) {
+		log_warn("stripe_failed", " call=%s user=%s via=page "
+		    "err=\"%s\"", what, uid, status < 200 || status > 299 ?
+		    err : "no url");
+		json_object_put(out);
+		return INTERIM_STRIPE_DOWN;
+	}
+	*url = arena_strdup(r->a, u);
+	json_object_put(out);
+	return 1;
+}
+
+/*
+ * The core of POST /api/v1/billing/checkout (billing.c answers inside
+ * its handler).  Returns 1 with the Checkout Session's url, 0 for a plan
+ * that cannot be bought, 2 when a subscription is live already,
+ * INTERIM_STRIPE_DOWN, or a DB_* code.
  */
 int
 interim_checkout(struct req *r, const char *uid, const char *plan,
     const char **url)
 {
-	(void)r;
-	(void)uid;
-	(void)plan;
+	struct dbrows	 row;
+	struct buf	 form;
+	const char	*price, *cus;
+	int		 rc;
+
 	*url = NULL;
-	return 0;
+	if ((rc = db_select(r->a, &q_plan_price, &row, "s", plan)) < 0)
+		return rc;
+	if (rc == 0 || dbi(&row, 0, 1))
+		return 0;
+	if (strcmp(plan, "pro") == 0 && cfg.stripe_price_pro[0] != '\0')
+		price = cfg.stripe_price_pro;
+	else if (strcmp(plan, "team") == 0 && cfg.stripe_price_team[0] != '\0')
+		price = cfg.stripe_price_team;
+	else
+		price = dbv(&row, 0, 0);
+	if (price == NULL || *price == '\0')
+		return 0;
+	if ((rc = db_select(r->a, &q_live_sub, &row, "s", uid)) < 0)
+		return rc;
+	if (rc > 0)
+		return 2;
+	if ((rc = customer_of(r, uid, &cus)) < 0)
+		return rc;
+	buf_init(&form, r->a);
+	form_add(&form, "mode", "subscription");
+	form_add(&form, "customer", cus);
+	form_add(&form, "client_reference_id", uid);
+	form_add(&form, "line_items[0][price]", price);
+	form_add(&form, "line_items[0][quantity]", "1");
+	form_add(&form, "success_url", arena_printf(r->a,
+	    "%s/billing?checkout=success", cfg.base_url));
+	form_add(&form, "cancel_url", arena_printf(r->a,
+	    "%s/billing?checkout=cancelled", cfg.base_url));
+	if ((rc = session_url(r, uid, "/v1/checkout/sessions", &form,
+	    "checkout", url)) == 1)
+		log_info("stripe_checkout", " user=%s plan=%s via=page", uid,
+		    plan);
+	return rc;
 }
 
+/*
+ * The core of POST /api/v1/billing/portal.  Returns 1 with the portal
+ * session's url, INTERIM_STRIPE_DOWN, or a DB_* code.
+ */
 int
 interim_portal(struct req *r, const char *uid, const char **url)
 {
-	(void)r;
-	(void)uid;
+	struct buf	 form;
+	const char	*cus;
+	int		 rc;
+
 	*url = NULL;
-	return 0;
+	if ((rc = customer_of(r, uid, &cus)) < 0)
+		return rc;
+	buf_init(&form, r->a);
+	form_add(&form, "customer", cus);
+	form_add(&form, "return_url", arena_printf(r->a, "%s/billing",
+	    cfg.base_url));
+	return session_url(r, uid, "/v1/billing_portal/sessions", &form,
+	    "portal", url);
 }

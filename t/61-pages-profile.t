@@ -6,10 +6,11 @@
 
 use strict;
 use warnings;
-use lib 't/lib';
+use lib 't/lib', 't/fakes';
 
 use Test::More;
 use TG;
+use Fakes qw(fake_start fake_get fake_post);
 require './t/60-helpers.pl';
 
 my $dbh = dbh();
@@ -163,10 +164,32 @@ like($res->body, qr{id="current-plan">trial<}, 'billing: the current plan');
 like($res->body, qr{<input type="hidden" name="plan" value="pro">}, 'billing: an upgrade to pro');
 $res = bpost($ua, '/billing/checkout', { csrf => undef, plan => 'pro' });
 is($res->code, 403, 'checkout without CSRF: 403');
+# Checkout and the portal against the fake Stripe: a page with the link
+# (a form may not redirect off-site under form-action 'self').
+fake_start('stripe');
+fake_post('stripe', '/_fake/reset');
 $res = bpost($ua, '/billing/checkout', { plan => 'pro' });
-ok($res->code == 200 || $res->code == 503, 'checkout: a link to Stripe, or 503 while billing is off (' . $res->code . ')');
-like($res->body, qr{<a class="button" id="continue" rel="noopener" href="https://}, 'checkout: the link')
-    if $res->code == 200;
+is($res->code, 200, 'checkout: 200');
+my ($curl) = $res->body =~ m{<a class="button" id="continue" rel="noopener" href="([^"]+)"};
+like($curl // '', qr{^http://127\.0\.0\.1:\d+/checkout/cs_}, 'checkout: the link to the Checkout Session');
+my ($cs) = grep { $_->{path} eq '/v1/checkout/sessions' } @{ fake_get('stripe', '/_fake/state')->{requests} };
+is($cs->{params}{client_reference_id}, $uid, 'checkout: the session names the user');
+is($cs->{params}{'line_items[0][price]'}, conf_get('stripe', 'price_pro'), 'checkout: the price of pro');
+like($cs->{params}{success_url} // '', qr{^\Q${\ base()}\E/billing\?checkout=success$}, 'checkout: back to /billing');
+is(bpost($ua, '/billing/checkout', { plan => 'free' })->code, 422, 'checkout of the free plan: 422');
+is(bpost($ua, '/billing/checkout', { plan => 'trial' })->code, 422, 'checkout of the trial: 422');
+$res = bpost($ua, '/billing/portal', {});
+is($res->code, 200, 'portal: 200');
+like($res->body, qr{id="continue" rel="noopener" href="https://billing\.stripe\.test/}, 'portal: the link');
+like(bget($ua, '/billing?checkout=success')->body, qr{Thank you!}, 'back from Checkout: the notice');
+fake_post('stripe', '/_fake/mode', { fail_all => 1 });
+my $u2 = browser();
+my ($e2, $p2) = make_user('profile-stripe-down');
+page_login($u2, $e2, $p2);
+$res = bpost($u2, '/billing/checkout', { plan => 'pro' });
+is($res->code, 503, 'checkout while Stripe is down: 503');
+like($res->body, qr{could not be reached}, 'checkout 503: the message in the page');
+fake_post('stripe', '/_fake/mode', { fail_all => 0 });
 my $inv = 'in_p_' . int(rand 1e9);
 $dbh->do("INSERT INTO payments (id, user_id, stripe_invoice_id, amount, currency, status, invoice_url) "
     . "VALUES (?, ?, ?, 2900, 'usd', 'paid', 'https://invoice.example/x?a=1&b=2')",

@@ -9,7 +9,7 @@
 
 use strict;
 use warnings;
-use lib 't/lib';
+use lib 't/lib', 't/fakes';
 
 BEGIN { $ENV{MOJO_MAX_WEBSOCKET_SIZE} = 64 * 1024 * 1024 }
 
@@ -22,6 +22,7 @@ use Mojo::JSON qw(encode_json);
 use POSIX qw(setsid);
 use Time::HiRes qw(sleep time);
 use TG;
+use Fakes qw(fake_start fake_post);
 require './t/60-helpers.pl';
 
 my $t0 = time;
@@ -261,13 +262,32 @@ my $side = js('var a = document.querySelectorAll("article.plan"); a[0].getBoundi
 ok($side, 'on a wide screen the plans stand in one row');
 shot('09-billing');
 
+# Upgrade through Checkout (the fake Stripe's page pays at once, tells
+# tollgate's webhook, and sends the browser back).
+fake_start('stripe');
+fake_post('stripe', '/_fake/reset');
+ok(click('#plan-pro form button'), 'Upgrade to Pro');
+like(path_now(), qr{^/billing/checkout}, 'a page with the way to Stripe');
+shot('10-checkout');
+ok(click('#continue'), "on to Stripe's (fake) Checkout page");
+like(js('document.title'), qr/Checkout/, 'Checkout is open');
+ok(click('form button'), 'Pay');
+like(path_now(), qr{^/billing\?checkout=success}, 'back on the billing page');
+like(text_now(), qr/Thank you!/, 'the thank-you notice');
+my $pro = wait_for(sub {
+	go('/billing');
+	return js('(document.querySelector("#current-plan") || {}).textContent') eq 'pro';
+}, 10);
+ok($pro, 'the plan is pro once the webhook is in');
+shot('11-billing-pro');
+
 # On a phone.
 cdp('Emulation.setDeviceMetricsOverride',
     { width => 390, height => 844, deviceScaleFactor => 2, mobile => \1 }, $s);
 ok(go('/profile'), 'the profile on a phone');
 my $wide = js('document.documentElement.scrollWidth <= window.innerWidth + 1');
 ok($wide, 'no sideways scrolling of the page on a phone');
-shot('10-profile-phone');
+shot('12-profile-phone');
 cdp('Emulation.setDeviceMetricsOverride',
     { width => 1200, height => 900, deviceScaleFactor => 1, mobile => \0 }, $s);
 
@@ -278,10 +298,10 @@ type_into('#f-password', $ENV{TG_ADMIN_PASSWORD});
 ok(click('form[action="/login"] button'), 'the admin logs in');
 ok(go('/admin?q=' . ($email =~ s/@.*//r)), 'the admin searches');
 like(text_now(), qr/\Q$email\E/, 'the user is found');
-shot('11-admin');
+shot('13-admin');
 ok(click('main table a'), "the user's page");
 like(text_now(), qr/Audit trail/, 'with the audit trail');
-shot('12-admin-user');
+shot('14-admin-user');
 
 # Clean up.
 drop_user($uid);
