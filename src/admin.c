@@ -99,6 +99,13 @@ static struct sql q_set_granted = SQL(
 static struct sql q_ledger = SQL(
     "INSERT INTO credit_ledger (id, user_id, kind, delta, balance_after, "
     "reason, actor_id) VALUES (?, ?, 'grant', ?, ?, ?, ?)");
+static struct sql q_key_of = SQL(
+    "SELECT user_id, name FROM api_keys WHERE id = ? FOR UPDATE");
+static struct sql q_key_delete = SQL(
+    "DELETE FROM api_keys WHERE id = ?");
+static struct sql q_session_of = SQL(
+    "SELECT user_id FROM sessions WHERE id = ? AND revoked_at IS NULL "
+    "FOR UPDATE");
 static struct sql q_payments = SQL(
     "SELECT p.id, p.user_id, COALESCE(u.email, ''), p.amount, p.currency, "
     "p.status, DATE_FORMAT(p.created_at, '%Y-%m-%dT%H:%i:%sZ'), "
@@ -564,6 +571,70 @@ admin_credits(struct req *r, const char *uid, long long delta,
 	int	 rc;
 
 	IN_TX(credits_tx(r, uid, delta, reason, applied, remaining));
+}
+
+static int
+revoke_key_tx(struct req *r, const char *uid, const char *kid)
+{
+	struct dbrows		 row;
+	struct json_object	*d;
+	int			 rc;
+
+	if ((rc = db_select(r->a, &q_key_of, &row, "s", kid)) < 0)
+		return rc;
+	if (rc == 0 || strcmp(dbv(&row, 0, 0), uid) != 0)
+		return ADM_NOT_FOUND;
+	d = json_object_new_object();
+	json_object_object_add(d, "key_id", json_object_new_string(kid));
+	json_object_object_add(d, "name", jstr(dbv(&row, 0, 1)));
+	if ((rc = db_exec(&q_key_delete, "s", kid)) < 0 ||
+	    (rc = audit_obj(r, "api_key.revoke", uid, d)) < 0)
+		return rc;
+	return ADM_OK;
+}
+
+/*
+ * Revokes API key kid of user uid (it stops working at once).  Returns
+ * ADM_OK, ADM_NOT_FOUND (no such key of that user) or a DB_* code.
+ */
+int
+admin_revoke_key(struct req *r, const char *uid, const char *kid)
+{
+	int	 rc;
+
+	IN_TX(revoke_key_tx(r, uid, kid));
+}
+
+static int
+revoke_session_tx(struct req *r, const char *uid, const char *sid)
+{
+	struct dbrows		 row;
+	struct json_object	*d;
+	int			 rc;
+
+	if ((rc = db_select(r->a, &q_session_of, &row, "s", sid)) < 0)
+		return rc;
+	if (rc == 0 || strcmp(dbv(&row, 0, 0), uid) != 0)
+		return ADM_NOT_FOUND;
+	d = json_object_new_object();
+	json_object_object_add(d, "session_id", json_object_new_string(sid));
+	if ((rc = session_revoke(sid, "admin")) < 0 ||
+	    (rc = audit_obj(r, "session.revoke", uid, d)) < 0)
+		return rc;
+	return ADM_OK;
+}
+
+/*
+ * Revokes session sid of user uid (its tokens stop at once).  Returns
+ * ADM_OK, ADM_NOT_FOUND (no such live session of that user) or a DB_*
+ * code.
+ */
+int
+admin_revoke_session(struct req *r, const char *uid, const char *sid)
+{
+	int	 rc;
+
+	IN_TX(revoke_session_tx(r, uid, sid));
 }
 
 /*

@@ -11,6 +11,12 @@
 
 static struct sql q_plan_names = SQL(
     "SELECT name, display_name FROM plans ORDER BY sort_order, name");
+static struct sql q_user_sessions = SQL(
+    "SELECT id, kind, COALESCE(client_name, user_agent), address, "
+    "DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ'), "
+    "DATE_FORMAT(last_used_at, '%Y-%m-%dT%H:%i:%sZ') FROM sessions "
+    "WHERE user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR "
+    "expires_at > UTC_TIMESTAMP(6)) ORDER BY created_at DESC LIMIT 100");
 
 static const char *
 js(struct json_object *o, const char *k)
@@ -162,6 +168,7 @@ admin_notice(const char *code)
 		{ "saved", "The changes have been saved." },
 		{ "credits", "The credits have been granted." },
 		{ "trial", "The trial's end has been moved." },
+		{ "revoked", "Revoked: it stops working at once." },
 	};
 	size_t	 i;
 
@@ -169,6 +176,77 @@ admin_notice(const char *code)
 		if (strcmp(code, n[i].code) == 0)
 			return n[i].text;
 	return NULL;
+}
+
+/* The user's API keys and live sessions, with revoke buttons. */
+static int
+access_section(struct page *p, const char *uid)
+{
+	struct req		*r = p->r;
+	struct json_object	*keys = NULL, *k;
+	struct dbrows		 ss;
+	size_t			 i, n;
+	int			 rc;
+
+	if ((rc = interim_apikeys_list(r, uid, &keys)) < 0)
+		return rc;
+	if ((rc = db_select(r->a, &q_user_sessions, &ss, "s", uid)) < 0) {
+		json_object_put(keys);
+		return rc;
+	}
+	buf_puts(&p->b, "<section id=\"access\">\n<h2>API keys</h2>\n");
+	n = json_object_array_length(keys);
+	if (n == 0)
+		buf_puts(&p->b, "<p>None.</p>\n");
+	else
+		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
+		    "Name</th><th>Key</th><th>Created</th><th>Last used</th>"
+		    "<th></th></tr></thead><tbody>\n");
+	for (i = 0; i < n; i++) {
+		k = json_object_array_get_idx(keys, i);
+		buf_puts(&p->b, "<tr><td>");
+		buf_html(&p->b, js(k, "name"));
+		buf_puts(&p->b, "</td><td><code>");
+		buf_html(&p->b, js(k, "preview"));
+		buf_puts(&p->b, "…</code></td><td>");
+		put_time(&p->b, js(k, "created_at"));
+		buf_puts(&p->b, "</td><td>");
+		put_time(&p->b, js(k, "last_used_at"));
+		buf_puts(&p->b, "</td><td class=\"actions\">");
+		pg_button_form(p, arena_printf(r->a, "/admin/users/%s/keys/%s/"
+		    "delete", uid, js(k, "id")), "Revoke", "danger");
+		buf_puts(&p->b, "</td></tr>\n");
+	}
+	if (n > 0)
+		buf_puts(&p->b, "</tbody></table></div>\n");
+	json_object_put(keys);
+	buf_puts(&p->b, "<h2>Sessions</h2>\n");
+	if (ss.n == 0)
+		buf_puts(&p->b, "<p>None.</p>\n");
+	else
+		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
+		    "Client</th><th>Kind</th><th>From</th><th>Signed in</th>"
+		    "<th>Last used</th><th></th></tr></thead><tbody>\n");
+	for (i = 0; i < ss.n; i++) {
+		buf_puts(&p->b, "<tr><td>");
+		put_text(&p->b, dbv(&ss, i, 2));
+		buf_puts(&p->b, "</td><td>");
+		buf_html(&p->b, dbv(&ss, i, 1));
+		buf_puts(&p->b, "</td><td>");
+		put_text(&p->b, dbv(&ss, i, 3));
+		buf_puts(&p->b, "</td><td>");
+		put_time(&p->b, dbv(&ss, i, 4));
+		buf_puts(&p->b, "</td><td>");
+		put_time(&p->b, dbv(&ss, i, 5));
+		buf_puts(&p->b, "</td><td class=\"actions\">");
+		pg_button_form(p, arena_printf(r->a, "/admin/users/%s/sessions/"
+		    "%s/delete", uid, dbv(&ss, i, 0)), "Revoke", "danger");
+		buf_puts(&p->b, "</td></tr>\n");
+	}
+	if (ss.n > 0)
+		buf_puts(&p->b, "</tbody></table></div>\n");
+	buf_puts(&p->b, "</section>\n");
+	return 0;
 }
 
 /* Renders a user's admin page; answers the request. */
@@ -319,6 +397,16 @@ admin_user_page(struct page *p, int status, const char *uid)
 	    p->errs ? pg_arg(r, "days") : NULL, "off", true);
 	pg_submit(p, "Move the trial's end", NULL);
 	buf_puts(&p->b, "</section>\n");
+
+	/* Keys and sessions, each revocable. */
+	if (access_section(p, uid) < 0) {
+		json_object_put(d);
+		json_object_put(audit);
+		json_object_put(pays);
+		json_object_put(p->errs);
+		reply_db(r, DB_FAIL);
+		return;
+	}
 
 	/* Payments. */
 	n = json_object_array_length(pays);
@@ -602,4 +690,47 @@ h_page_admin_delete(struct req *r)
 		return;
 	}
 	reply_redirect(r, 303, "/admin");
+}
+
+/* POST /admin/users/{id}/keys/{kid}/delete: 303 back; 404 not that user's. */
+void
+h_page_admin_key_delete(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!admin_post(r, &p))
+		return;
+	if ((rc = admin_revoke_key(r, r->params[0], r->params[1])) != ADM_OK) {
+		if (rc == ADM_NOT_FOUND)
+			reply_error(r, 404, "not_found", "This user has no such "
+			    "API key.");
+		else
+			reply_db(r, rc);
+		return;
+	}
+	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice="
+	    "revoked#access", r->params[0]));
+}
+
+/* POST /admin/users/{id}/sessions/{sid}/delete: 303 back; 404. */
+void
+h_page_admin_session_delete(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!admin_post(r, &p))
+		return;
+	if ((rc = admin_revoke_session(r, r->params[0], r->params[1])) !=
+	    ADM_OK) {
+		if (rc == ADM_NOT_FOUND)
+			reply_error(r, 404, "not_found", "This user has no such "
+			    "session.");
+		else
+			reply_db(r, rc);
+		return;
+	}
+	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice="
+	    "revoked#access", r->params[0]));
 }

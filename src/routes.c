@@ -177,6 +177,10 @@ const struct route routes[] = {
 	    NULL },
 	{ M_POST, "/admin/users/{id}/delete", h_page_admin_delete, PAGE,
 	    NULL },
+	{ M_POST, "/admin/users/{id}/keys/{kid}/delete",
+	    h_page_admin_key_delete, PAGE, NULL },
+	{ M_POST, "/admin/users/{id}/sessions/{sid}/delete",
+	    h_page_admin_session_delete, PAGE, NULL },
 
 	/* Issue 7: administration (section 10). */
 	{ M_GET, "/api/v1/admin/users", h_admin_users, ADMIN, f_admin_users },

@@ -653,6 +653,8 @@ int	 admin_credits(struct req *, const char *uid, long long delta,
 	    const char *reason, long long *applied, long long *remaining);
 int	 admin_payments(struct req *, const char *user_id,
 	    struct json_object **out);
+int	 admin_revoke_key(struct req *, const char *uid, const char *kid);
+int	 admin_revoke_session(struct req *, const char *uid, const char *sid);
 
 /* pages.c: what the page files share.  A page is built in p->b. */
 struct page {
@@ -741,6 +743,8 @@ handler_fn	 h_page_admin_update;
 handler_fn	 h_page_admin_credits;
 handler_fn	 h_page_admin_trial;
 handler_fn	 h_page_admin_delete;
+handler_fn	 h_page_admin_key_delete;
+handler_fn	 h_page_admin_session_delete;
 handler_fn	 h_admin_users;
 handler_fn	 h_admin_user;
 handler_fn	 h_admin_user_patch;

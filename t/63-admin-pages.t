@@ -116,6 +116,30 @@ like($res->body, qr{<td>user\.credits</td>}, 'credits: audited');
 like($res->body, qr{<td>user\.extend_trial</td>}, 'trial: audited');
 like($res->body, qr{thanks &lt;3}, 'the audit detail, escaped');
 
+# The user's keys and sessions, revoked from the admin page.
+my ($kid) = $dbh->selectrow_array('SELECT id FROM api_keys WHERE user_id = ?', undef, $uid);
+my ($usid) = $dbh->selectrow_array('SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL '
+    . 'AND cookie_hash IS NOT NULL', undef, $uid);
+$res = bget($ua, "/admin/users/$uid");
+like($res->body, qr{/admin/users/\Q$uid\E/keys/\Q$kid\E/delete}, 'the user\'s key, with revoke');
+like($res->body, qr{/admin/users/\Q$uid\E/sessions/\Q$usid\E/delete}, 'the user\'s session, with revoke');
+my ($oe, $opw, $os) = make_user('admpage-other');
+my ($okid) = $dbh->selectrow_array('SELECT id FROM api_keys WHERE user_id = ?', undef, $os->{user}{id});
+is(bpost($ua, "/admin/users/$uid/keys/$okid/delete", {})->code, 404, "another user's key by this user's path: 404");
+is(bpost($ua, "/admin/users/$uid/keys/$kid/delete", { csrf => undef })->code, 403, 'revoke without CSRF: 403');
+$res = bpost($ua, "/admin/users/$uid/keys/$kid/delete", {});
+is($res->code, 303, 'revoke the key: 303');
+my ($kleft) = $dbh->selectrow_array('SELECT COUNT(*) FROM api_keys WHERE id = ?', undef, $kid);
+is($kleft, 0, 'the key is gone');
+is(bget($user, '/profile')->code, 200, 'the user is still logged in');
+$res = bpost($ua, "/admin/users/$uid/sessions/$usid/delete", {});
+is($res->code, 303, 'revoke the session: 303');
+is(bget($user, '/profile')->code, 303, "the user's browser is logged out");
+$res = bget($ua, "/admin/users/$uid");
+like($res->body, qr{<td>api_key\.revoke</td>}, 'the key revocation is audited');
+like($res->body, qr{<td>session\.revoke</td>}, 'the session revocation is audited');
+drop_user($os->{user}{id});
+
 # The last admin: the page shows 409 with the message.
 my ($admin_id) = $dbh->selectrow_array('SELECT id FROM users WHERE email_lc = ?', undef, lc $ENV{TG_ADMIN_EMAIL});
 my ($nadmins) = $dbh->selectrow_array("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL");
