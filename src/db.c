@@ -444,6 +444,24 @@ prepare(struct sql *q, MYSQL_STMT **out)
 }
 
 /*
+ * Forgets q's statement after it failed; it is prepared afresh on its
+ * next use.  A statement cut short by an error (a deadlock, or Galera
+ * aborting the transaction while the rows were on their way) can leave
+ * the client library expecting more of its result, and the next
+ * execution of the same handle would then wait for packets that never
+ * come (seen: SELECT ... FOR UPDATE after a brute-force abort, hanging
+ * until the read timeout).
+ */
+static void
+forget(struct sql *q)
+{
+	if (q->slot > 0 && q->slot < stmts_cap && stmts[q->slot] != NULL) {
+		mysql_stmt_close(stmts[q->slot]);
+		stmts[q->slot] = NULL;
+	}
+}
+
+/*
  * Binds the parameters described by types and runs the statement.
  * Returns 0 or a DB_* code.
  */
@@ -521,8 +539,10 @@ db_exec(struct sql *q, const char *types, ...)
 	va_start(ap, types);
 	rc = bind_and_execute(q, st, types, ap);
 	va_end(ap);
-	if (rc < 0)
+	if (rc < 0) {
+		forget(q);
 		return rc;
+	}
 	rc = (int)mysql_stmt_affected_rows(st);
 	drain(st);
 	return rc < 0 ? 0 : rc;
@@ -545,8 +565,10 @@ select_once(struct arena *a, struct sql *q, struct dbrows *out,
 	memset(out, 0, sizeof(*out));
 	if ((rc = prepare(q, &st)) < 0)
 		return rc;
-	if ((rc = bind_and_execute(q, st, types, ap)) < 0)
+	if ((rc = bind_and_execute(q, st, types, ap)) < 0) {
+		forget(q);
 		return rc;
+	}
 	if ((meta = mysql_stmt_result_metadata(st)) == NULL) {
 		drain(st);
 		return 0;
@@ -556,6 +578,7 @@ select_once(struct arena *a, struct sql *q, struct dbrows *out,
 	if (mysql_stmt_store_result(st) != 0) {
 		rc = classify(mysql_stmt_errno(st), mysql_stmt_error(st), q->text);
 		drain(st);
+		forget(q);
 		return rc;
 	}
 	nrow = (size_t)mysql_stmt_num_rows(st);
@@ -577,6 +600,7 @@ select_once(struct arena *a, struct sql *q, struct dbrows *out,
 	if (mysql_stmt_bind_result(st, rb) != 0) {
 		rc = classify(mysql_stmt_errno(st), mysql_stmt_error(st), q->text);
 		drain(st);
+		forget(q);
 		return rc;
 	}
 	for (row = 0; row < nrow; row++) {
@@ -587,6 +611,7 @@ select_once(struct arena *a, struct sql *q, struct dbrows *out,
 			rc = classify(mysql_stmt_errno(st),
 			    mysql_stmt_error(st), q->text);
 			drain(st);
+			forget(q);
 			return rc;
 		}
 		for (c = 0; c < ncol; c++) {
@@ -615,6 +640,7 @@ select_once(struct arena *a, struct sql *q, struct dbrows *out,
 					rc = classify(mysql_stmt_errno(st),
 					    mysql_stmt_error(st), q->text);
 					drain(st);
+					forget(q);
 					return rc;
 				}
 			}
