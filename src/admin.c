@@ -12,7 +12,6 @@
 #include "tollgate.h"
 
 #define PER_PAGE	50
-#define TX_TRIES	3
 
 /* Users, newest first, optionally matching an email or name pattern. */
 static struct sql q_users = SQL(
@@ -98,7 +97,9 @@ static struct sql q_set_granted = SQL(
     "WHERE user_id = ?");
 static struct sql q_ledger = SQL(
     "INSERT INTO credit_ledger (id, user_id, kind, delta, balance_after, "
-    "reason, actor_id) VALUES (?, ?, 'grant', ?, ?, ?, ?)");
+    "reason, actor_id, request_key) VALUES (?, ?, 'grant', ?, ?, ?, ?, ?)");
+static struct sql q_ledger_seen = SQL(
+    "SELECT delta, balance_after FROM credit_ledger WHERE request_key = ?");
 static struct sql q_key_of = SQL(
     "SELECT user_id, name FROM api_keys WHERE id = ? FOR UPDATE");
 static struct sql q_key_delete = SQL(
@@ -410,33 +411,70 @@ update_tx(struct req *r, const char *uid, const struct admin_change *c)
 	return ADM_OK;
 }
 
-/* Runs fn in a transaction, retried on deadlocks; commits on ADM_OK. */
-#define IN_TX(call) do {						\
-	int	 tries_;						\
-	for (tries_ = 0; tries_ < TX_TRIES; tries_++) {			\
-		if ((rc = db_begin()) < 0)				\
-			return rc;					\
-		rc = (call);						\
-		if (rc == ADM_OK && (rc = db_commit()) == 0)		\
-			return ADM_OK;					\
-		db_rollback();						\
-		if (rc != DB_RETRY)					\
-			return rc;					\
-	}								\
-	return rc;							\
-} while (0)
+/*
+ * One admin action run by db_tx_run: fn is the body (returns ADM_OK,
+ * another ADM_* code that rolls back, or a DB_* code), and the
+ * arguments it needs.  Each body starts from scratch, since it may run
+ * more than once.
+ */
+struct adm_tx {
+	struct req		*r;
+	const char		*uid;
+	const char		*id;		/* a key or session id */
+	const struct admin_change *chg;
+	long long		 n;		/* days, or a credit delta */
+	const char		*reason;
+	const char		*request_key;	/* of a credit grant */
+	const char		*ends_at;
+	long long		 applied, remaining;
+	int			 adm;		/* the ADM_* of a rollback */
+	int			 (*body)(struct adm_tx *);
+};
+
+static int
+adm_body(void *v)
+{
+	struct adm_tx	*t = v;
+	int		 rc;
+
+	t->adm = ADM_OK;
+	if ((rc = t->body(t)) > 0) {
+		t->adm = rc;
+		return DB_ABORT;
+	}
+	return rc;
+}
+
+/* Runs t->body in a transaction; returns ADM_* or a DB_* code. */
+static int
+adm_run(struct adm_tx *t, int (*committed)(void *))
+{
+	int	 rc;
+
+	rc = db_tx_run(adm_body, committed, t, DB_TX_TRIES);
+	if (rc == DB_ABORT)
+		return t->adm;
+	return rc < 0 ? rc : ADM_OK;
+}
 
 /*
  * Applies an admin's change to user uid (see struct admin_change).
  * Returns ADM_OK, ADM_NOT_FOUND, ADM_LAST_ADMIN (the last live admin
  * would be demoted or disabled), ADM_NO_PLAN, or a DB_* code.
  */
+static int
+update_body(struct adm_tx *t)
+{
+	return update_tx(t->r, t->uid, t->chg);
+}
+
 int
 admin_update(struct req *r, const char *uid, const struct admin_change *c)
 {
-	int	 rc;
+	struct adm_tx	 t = { .r = r, .uid = uid, .chg = c,
+			    .body = update_body };
 
-	IN_TX(update_tx(r, uid, c));
+	return adm_run(&t, NULL);
 }
 
 static int
@@ -471,12 +509,18 @@ delete_tx(struct req *r, const char *uid)
  * payments keep their rows).  Returns ADM_OK, ADM_NOT_FOUND,
  * ADM_LAST_ADMIN or a DB_* code.
  */
+static int
+delete_body(struct adm_tx *t)
+{
+	return delete_tx(t->r, t->uid);
+}
+
 int
 admin_delete(struct req *r, const char *uid)
 {
-	int	 rc;
+	struct adm_tx	 t = { .r = r, .uid = uid, .body = delete_body };
 
-	IN_TX(delete_tx(r, uid));
+	return adm_run(&t, NULL);
 }
 
 static int
@@ -512,18 +556,29 @@ extend_tx(struct req *r, const char *uid, long long days, const char **ends)
  * Returns ADM_OK with the new end in *ends_at, ADM_NOT_FOUND or a DB_*
  * code.
  */
+static int
+extend_body(struct adm_tx *t)
+{
+	return extend_tx(t->r, t->uid, t->n, &t->ends_at);
+}
+
 int
 admin_extend_trial(struct req *r, const char *uid, long long days,
     const char **ends_at)
 {
-	int	 rc;
+	struct adm_tx	 t = { .r = r, .uid = uid, .n = days,
+			    .body = extend_body };
+	int		 rc;
 
-	IN_TX(extend_tx(r, uid, days, ends_at));
+	if ((rc = adm_run(&t, NULL)) == ADM_OK)
+		*ends_at = t.ends_at;
+	return rc;
 }
 
 static int
 credits_tx(struct req *r, const char *uid, long long delta,
-    const char *reason, long long *applied, long long *remaining)
+    const char *reason, const char *request_key, long long *applied,
+    long long *remaining)
 {
 	struct dbrows		 row;
 	struct json_object	*d;
@@ -551,8 +606,8 @@ credits_tx(struct req *r, const char *uid, long long delta,
 	json_object_object_add(d, "balance_after",
 	    json_object_new_int64(*remaining));
 	if ((rc = db_exec(&q_set_granted, "is", next, uid)) < 0 ||
-	    (rc = db_exec(&q_ledger, "ssiiss", new_id(r->a), uid, *applied,
-	    *remaining, reason, r->who.user_id)) < 0 ||
+	    (rc = db_exec(&q_ledger, "ssiisss", new_id(r->a), uid, *applied,
+	    *remaining, reason, r->who.user_id, request_key)) < 0 ||
 	    (rc = audit_obj(r, "user.credits", uid, d)) < 0)
 		return rc;
 	return ADM_OK;
@@ -564,13 +619,44 @@ credits_tx(struct req *r, const char *uid, long long delta,
  * ADM_OK with the change made in *applied and the balance after it in
  * *remaining, ADM_NOT_FOUND, or a DB_* code.
  */
+static int
+credits_body(struct adm_tx *t)
+{
+	return credits_tx(t->r, t->uid, t->n, t->reason, t->request_key,
+	    &t->applied, &t->remaining);
+}
+
+/* Whether a grant whose COMMIT answer was lost went through. */
+static int
+credits_committed(void *v)
+{
+	struct adm_tx	*t = v;
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(t->r->a, &q_ledger_seen, &row, "s",
+	    t->request_key)) <= 0)
+		return rc;
+	t->applied = dbi(&row, 0, 0);
+	t->remaining = dbi(&row, 0, 1);
+	return 1;
+}
+
 int
 admin_credits(struct req *r, const char *uid, long long delta,
     const char *reason, long long *applied, long long *remaining)
 {
-	int	 rc;
+	struct adm_tx	 t = { .r = r, .uid = uid, .n = delta,
+			    .reason = reason, .body = credits_body };
+	int		 rc;
 
-	IN_TX(credits_tx(r, uid, delta, reason, applied, remaining));
+	/* The grant's idempotency key, written with it. */
+	t.request_key = arena_printf(r->a, "admin-grant-%s", new_id(r->a));
+	if ((rc = adm_run(&t, credits_committed)) == ADM_OK) {
+		*applied = t.applied;
+		*remaining = t.remaining;
+	}
+	return rc;
 }
 
 static int
@@ -597,12 +683,19 @@ revoke_key_tx(struct req *r, const char *uid, const char *kid)
  * Revokes API key kid of user uid (it stops working at once).  Returns
  * ADM_OK, ADM_NOT_FOUND (no such key of that user) or a DB_* code.
  */
+static int
+revoke_key_body(struct adm_tx *t)
+{
+	return revoke_key_tx(t->r, t->uid, t->id);
+}
+
 int
 admin_revoke_key(struct req *r, const char *uid, const char *kid)
 {
-	int	 rc;
+	struct adm_tx	 t = { .r = r, .uid = uid, .id = kid,
+			    .body = revoke_key_body };
 
-	IN_TX(revoke_key_tx(r, uid, kid));
+	return adm_run(&t, NULL);
 }
 
 static int
@@ -629,12 +722,19 @@ revoke_session_tx(struct req *r, const char *uid, const char *sid)
  * ADM_OK, ADM_NOT_FOUND (no such live session of that user) or a DB_*
  * code.
  */
+static int
+revoke_session_body(struct adm_tx *t)
+{
+	return revoke_session_tx(t->r, t->uid, t->id);
+}
+
 int
 admin_revoke_session(struct req *r, const char *uid, const char *sid)
 {
-	int	 rc;
+	struct adm_tx	 t = { .r = r, .uid = uid, .id = sid,
+			    .body = revoke_session_body };
 
-	IN_TX(revoke_session_tx(r, uid, sid));
+	return adm_run(&t, NULL);
 }
 
 /*

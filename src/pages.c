@@ -347,6 +347,34 @@ h_page_signup(struct req *r)
 	signup_page(r, &p, 200);
 }
 
+/* A sign-up's transaction (run by db_tx_run, maybe more than once). */
+struct signup_tx {
+	struct req	*r;
+	const char	*email, *name, *hash, *uid;
+	size_t		 headers;	/* the response headers before it */
+};
+
+static int
+signup_body(void *v)
+{
+	struct signup_tx	*t = v;
+	struct req		*r = t->r;
+	const char		*sid, *vt;
+	int			 rc;
+
+	r->headers_out.n = t->headers;	/* no cookie of an earlier try */
+	t->uid = new_id(r->a);
+	if ((rc = db_exec(&q_insert_user, "sssss", t->uid, t->email,
+	    ascii_lower(r->a, t->email), t->name, t->hash)) < 0 ||
+	    (rc = db_exec(&q_insert_balance, "s", t->uid)) < 0 ||
+	    (vt = onetime_token(r, "verify", t->uid, t->email, 48 * 60,
+	    &rc)) == NULL ||
+	    (rc = mail_verify(r, t->uid, t->email, vt)) < 0 ||
+	    (rc = session_create(r, t->uid, "signup", NULL, true, &sid)) < 0)
+		return rc;
+	return 0;
+}
+
 /*
  * POST /signup: 303 to /profile with a session cookie; 422 (the form
  * with its messages); 409 (email taken, in the form); 403 without CSRF.
@@ -354,9 +382,9 @@ h_page_signup(struct req *r)
 void
 h_page_signup_post(struct req *r)
 {
-	struct page	 p;
-	const char	*email, *name, *hash, *uid = NULL, *sid, *vt;
-	int		 rc = DB_FAIL, attempt;
+	struct page		 p;
+	struct signup_tx	 t;
+	int			 rc;
 
 	if (!pg_csrf(r))
 		return;
@@ -365,41 +393,28 @@ h_page_signup_post(struct req *r)
 		signup_page(r, &p, 422);
 		return;
 	}
-	email = in_str(r, "email");
-	name = in_str(r, "name") ? in_str(r, "name") : "";
-	if ((hash = password_hash(r->a, in_str(r, "password"))) == NULL)
-		goto dberr;
-	for (attempt = 0; attempt < 3; attempt++) {
-		uid = new_id(r->a);
-		if ((rc = db_begin()) < 0)
-			goto dberr;
-		if ((rc = db_exec(&q_insert_user, "sssss", uid, email,
-		    ascii_lower(r->a, email), name, hash)) < 0 ||
-		    (rc = db_exec(&q_insert_balance, "s", uid)) < 0 ||
-		    (vt = onetime_token(r, "verify", uid, email, 48 * 60,
-		    &rc)) == NULL ||
-		    (rc = mail_verify(r, uid, email, vt)) < 0 ||
-		    (rc = session_create(r, uid, "signup", NULL, true,
-		    &sid)) < 0 ||
-		    (rc = db_commit()) < 0) {
-			db_rollback();
-			r->headers_out.n = 0;	/* no cookie of a rollback */
-			if (rc == DB_RETRY)
-				continue;
-			if (rc == DB_DUP) {
-				pg_error(&p, "email", "An account with this "
-				    "email already exists.");
-				signup_page(r, &p, 409);
-				return;
-			}
-			goto dberr;
-		}
-		log_info("signup", " user=%s via=page", uid);
-		reply_redirect(r, 303, "/profile?notice=welcome");
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.email = in_str(r, "email");
+	t.name = in_str(r, "name") ? in_str(r, "name") : "";
+	t.headers = r->headers_out.n;
+	if ((t.hash = password_hash(r->a, in_str(r, "password"))) == NULL) {
+		reply_db(r, DB_FAIL);
 		return;
 	}
-dberr:
-	reply_db(r, rc);
+	if ((rc = db_tx_run(signup_body, NULL, &t, DB_TX_TRIES)) < 0) {
+		r->headers_out.n = t.headers;
+		if (rc == DB_DUP) {
+			pg_error(&p, "email", "An account with this email "
+			    "already exists.");
+			signup_page(r, &p, 409);
+			return;
+		}
+		reply_db(r, rc);
+		return;
+	}
+	log_info("signup", " user=%s via=page", t.uid);
+	reply_redirect(r, 303, "/profile?notice=welcome");
 }
 
 /* ------------------------------------------------------------------ */
@@ -515,6 +530,30 @@ login_verify(struct req *r, const char *email, const char *password,
 	return 1;
 }
 
+/* A login's session, made in a transaction db_tx_run may repeat. */
+struct login_tx {
+	struct req	*r;
+	const char	*uid;
+	size_t		 headers;
+};
+
+static int
+login_body(void *v)
+{
+	struct login_tx	*t = v;
+	struct req	*r = t->r;
+	const char	*sid;
+	int		 rc;
+
+	r->headers_out.n = t->headers;
+	if (r->who.kind == WHO_COOKIE &&
+	    (rc = session_revoke(r->who.session_id, "replaced")) < 0)
+		return rc;
+	if ((rc = session_create(r, t->uid, "password", NULL, true, &sid)) < 0)
+		return rc;
+	return 0;
+}
+
 /*
  * POST /login (username, password, next): 303 to next or /profile with
  * a fresh session cookie; the form again with the message: 401 wrong
@@ -525,7 +564,8 @@ void
 h_page_login_post(struct req *r)
 {
 	struct page	 p;
-	const char	*uid = NULL, *sid, *msg = NULL, *next;
+	struct login_tx	 t;
+	const char	*uid = NULL, *msg = NULL, *next;
 	bool		 totp = false;
 	long		 retry = 0;
 	int		 rc, status = 0;
@@ -564,14 +604,11 @@ h_page_login_post(struct req *r)
 		return;
 	}
 	/* A fresh session id; the one this browser had ends here. */
-	if ((rc = db_begin()) < 0)
-		goto dberr;
-	if ((r->who.kind == WHO_COOKIE && (rc = session_revoke(
-	    r->who.session_id, "replaced")) < 0) ||
-	    (rc = session_create(r, uid, "password", NULL, true, &sid)) < 0 ||
-	    (rc = db_commit()) < 0) {
-		db_rollback();
-		r->headers_out.n = 0;
+	t.r = r;
+	t.uid = uid;
+	t.headers = r->headers_out.n;
+	if ((rc = db_tx_run(login_body, NULL, &t, DB_TX_TRIES)) < 0) {
+		r->headers_out.n = t.headers;
 		goto dberr;
 	}
 	next = pg_safe_next(in_str(r, "next"), "/profile");

@@ -10,6 +10,42 @@
 
 #include "tollgate.h"
 
+/*
+ * A transaction of these cores, run by db_tx_run (so possibly more than
+ * once: each body starts from its arguments).  A body returns what it
+ * decided (>= 0; the transaction commits) or a DB_* code.
+ */
+struct itx {
+	struct req		*r;
+	const char		*uid, *email, *name, *token, *hash, *old;
+	long long		 days;
+	struct json_object	*out;	/* an object made inside, or NULL */
+	int			(*body)(struct itx *);
+};
+
+static int
+itx_body(void *v)
+{
+	struct itx	*t = v;
+
+	json_object_put(t->out);
+	t->out = NULL;
+	return t->body(t);
+}
+
+/* Runs t->body; returns its result or a DB_* code (t->out then NULL). */
+static int
+itx_run(struct itx *t)
+{
+	int	 rc = db_tx_run(itx_body, NULL, t, DB_TX_TRIES);
+
+	if (rc < 0) {
+		json_object_put(t->out);
+		t->out = NULL;
+	}
+	return rc;
+}
+
 static struct sql q_user_by_email = SQL(
     "SELECT id, email FROM users WHERE email_lc = ?");
 static struct sql q_use_token = SQL(
@@ -97,32 +133,32 @@ static struct sql q_credits = SQL(
  * account of email, if any and under the hourly mail limit.  Returns 0
  * or a DB_* code.
  */
+static int
+forgot_body(struct itx *t)
+{
+	struct req	*r = t->r;
+	struct dbrows	 row;
+	const char	*email_lc = ascii_lower(r->a, t->email), *tok;
+	int		 rc, allowed;
+
+	if ((allowed = mail_allowed(r, email_lc)) < 0)
+		return allowed;
+	if ((rc = db_select(r->a, &q_user_by_email, &row, "s", email_lc)) < 0)
+		return rc;
+	if (rc == 1 && allowed &&
+	    ((tok = onetime_token(r, "reset", dbv(&row, 0, 0),
+	    dbv(&row, 0, 1), 60, &rc)) == NULL ||
+	    (rc = mail_reset(r, dbv(&row, 0, 0), dbv(&row, 0, 1), tok)) < 0))
+		return rc;
+	return 0;
+}
+
 int
 interim_password_forgot(struct req *r, const char *email)
 {
-	struct dbrows	 row;
-	const char	*email_lc = ascii_lower(r->a, email), *t;
-	int		 rc, allowed;
+	struct itx	 t = { .r = r, .email = email, .body = forgot_body };
 
-	if ((rc = db_begin()) < 0)
-		return rc;
-	if ((allowed = mail_allowed(r, email_lc)) < 0) {
-		rc = allowed;
-		goto fail;
-	}
-	if ((rc = db_select(r->a, &q_user_by_email, &row, "s", email_lc)) < 0)
-		goto fail;
-	if (rc == 1 && allowed &&
-	    ((t = onetime_token(r, "reset", dbv(&row, 0, 0), dbv(&row, 0, 1),
-	    60, &rc)) == NULL ||
-	    (rc = mail_reset(r, dbv(&row, 0, 0), dbv(&row, 0, 1), t)) < 0))
-		goto fail;
-	if ((rc = db_commit()) < 0)
-		goto fail;
-	return 0;
-fail:
-	db_rollback();
-	return rc;
+	return itx_run(&t);
 }
 
 /*
@@ -131,35 +167,40 @@ fail:
  * verified (which starts the trial), a notice mailed.  Returns 1, 0 for
  * a token unknown, used or expired, or a DB_* code.
  */
-int
-interim_password_reset(struct req *r, const char *token, const char *pw)
+static int
+reset_body(struct itx *t)
 {
+	struct req	*r = t->r;
 	struct dbrows	 row;
-	const char	*h = token_hash(r->a, token), *hash, *uid;
+	const char	*h = token_hash(r->a, t->token), *uid;
 	int		 rc;
 
-	if ((hash = password_hash(r->a, pw)) == NULL)
-		return DB_FAIL;
-	if ((rc = db_begin()) < 0)
-		return rc;
 	if ((rc = db_exec(&q_use_token, "ss", h, "reset")) <= 0 ||
 	    (rc = db_select(r->a, &q_token_user, &row, "s", h)) <= 0)
-		goto out;
+		return rc;
 	uid = dbv(&row, 0, 0);
-	if ((rc = db_exec(&q_set_password, "ss", hash, uid)) < 0 ||
+	if ((rc = db_exec(&q_set_password, "ss", t->hash, uid)) < 0 ||
 	    (rc = db_exec(&q_tokens_kill, "s", uid)) < 0 ||
 	    (rc = sessions_revoke_all(uid, NULL, "password_reset")) < 0 ||
 	    (rc = account_verified(r, uid)) < 0 ||
 	    (rc = mail_security_notice(r, uid, dbv(&row, 0, 1), "The "
 	    "password of your tollgate account was reset, and every session "
 	    "of it was signed out.")) < 0)
-		goto out;
-	if ((rc = db_commit()) < 0)
-		goto out;
-	log_info("password_reset", " user=%s via=page", uid);
+		return rc;
+	t->uid = uid;
 	return 1;
-out:
-	db_rollback();
+}
+
+int
+interim_password_reset(struct req *r, const char *token, const char *pw)
+{
+	struct itx	 t = { .r = r, .token = token, .body = reset_body };
+	int		 rc;
+
+	if ((t.hash = password_hash(r->a, pw)) == NULL)
+		return DB_FAIL;
+	if ((rc = itx_run(&t)) == 1)
+		log_info("password_reset", " user=%s via=page", t.uid);
 	return rc;
 }
 
@@ -205,72 +246,77 @@ current_password_ok(struct req *r, const char *uid, const char *pw,
  * the address is taken, 3 when it is already the account's, or a DB_*
  * code.
  */
+static int
+email_body(struct itx *t)
+{
+	struct req	*r = t->r;
+	struct dbrows	 row;
+	const char	*email_lc = ascii_lower(r->a, t->email), *tok;
+	int		 rc, allowed;
+
+	if ((rc = db_select(r->a, &q_email_taken, &row, "ss", email_lc,
+	    t->uid)) < 0)
+		return rc;
+	if (rc > 0)
+		return 2;
+	if ((allowed = mail_allowed(r, email_lc)) < 0)
+		return allowed;
+	if (allowed && ((tok = onetime_token(r, "email_change", t->uid,
+	    t->email, 24 * 60, &rc)) == NULL ||
+	    (rc = mail_email_change(r, t->uid, t->email, tok)) < 0 ||
+	    (rc = mail_email_change_notice(r, t->uid, t->old, t->email)) < 0))
+		return rc;
+	return 1;
+}
+
 int
 interim_email_change(struct req *r, const char *uid, const char *email,
     const char *pw)
 {
-	struct dbrows	 row;
-	const char	*old, *t, *email_lc = ascii_lower(r->a, email);
-	int		 rc, allowed;
+	struct itx	 t = { .r = r, .uid = uid, .email = email,
+			    .body = email_body };
+	int		 rc;
 
-	if ((rc = current_password_ok(r, uid, pw, &old)) <= 0)
+	if ((rc = current_password_ok(r, uid, pw, &t.old)) <= 0)
 		return rc;
-	if (strcmp(email, old) == 0)
+	if (strcmp(email, t.old) == 0)
 		return 3;
-	if ((rc = db_begin()) < 0)
-		return rc;
-	if ((rc = db_select(r->a, &q_email_taken, &row, "ss", email_lc,
-	    uid)) < 0)
-		goto fail;
-	if (rc > 0) {
-		db_rollback();
-		return 2;
-	}
-	if ((allowed = mail_allowed(r, email_lc)) < 0) {
-		rc = allowed;
-		goto fail;
-	}
-	if (allowed && ((t = onetime_token(r, "email_change", uid, email,
-	    24 * 60, &rc)) == NULL ||
-	    (rc = mail_email_change(r, uid, email, t)) < 0 ||
-	    (rc = mail_email_change_notice(r, uid, old, email)) < 0))
-		goto fail;
-	if ((rc = db_commit()) < 0)
-		goto fail;
-	return 1;
-fail:
-	db_rollback();
-	return rc;
+	return itx_run(&t);
 }
 
 /*
  * The core of POST /api/v1/me/password.  Returns 1, 0 for a wrong
  * current password (or the login throttle), or a DB_* code.
  */
+static int
+password_body(struct itx *t)
+{
+	struct req	*r = t->r;
+	int		 rc;
+
+	if ((rc = db_exec(&q_set_password, "ss", t->hash, t->uid)) < 0 ||
+	    (rc = sessions_revoke_all(t->uid, r->who.session_id,
+	    "password_change")) < 0 ||
+	    (rc = db_exec(&q_tokens_kill, "s", t->uid)) < 0 ||
+	    (rc = mail_security_notice(r, t->uid, t->old, "The password of "
+	    "your tollgate account was changed, and every other session of "
+	    "it was signed out.")) < 0)
+		return rc;
+	return 1;
+}
+
 int
 interim_password_change(struct req *r, const char *uid, const char *cur,
     const char *pw)
 {
-	const char	*email, *hash;
+	struct itx	 t = { .r = r, .uid = uid, .body = password_body };
 	int		 rc;
 
-	if ((rc = current_password_ok(r, uid, cur, &email)) <= 0)
+	if ((rc = current_password_ok(r, uid, cur, &t.old)) <= 0)
 		return rc;
-	if ((hash = password_hash(r->a, pw)) == NULL)
+	if ((t.hash = password_hash(r->a, pw)) == NULL)
 		return DB_FAIL;
-	if ((rc = db_begin()) < 0)
-		return rc;
-	if ((rc = db_exec(&q_set_password, "ss", hash, uid)) < 0 ||
-	    (rc = sessions_revoke_all(uid, r->who.session_id,
-	    "password_change")) < 0 ||
-	    (rc = db_exec(&q_tokens_kill, "s", uid)) < 0 ||
-	    (rc = mail_security_notice(r, uid, email, "The password of your "
-	    "tollgate account was changed, and every other session of it "
-	    "was signed out.")) < 0 || (rc = db_commit()) < 0) {
-		db_rollback();
-		return rc;
-	}
-	return 1;
+	return itx_run(&t);
 }
 
 /* Replaced by the gate branch's GET /api-keys core. */
@@ -303,33 +349,37 @@ interim_apikeys_list(struct req *r, const char *uid, struct json_object **out)
  * key's object in *out, 0 when the plan's key limit is reached, or a
  * DB_* code.
  */
+static int
+key_body(struct itx *t)
+{
+	struct req	*r = t->r;
+	struct dbrows	 row, plan;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_lock_user, &row, "s", t->uid)) < 0 ||
+	    (rc = db_select(r->a, &q_plan_of, &plan, "s", t->uid)) < 0 ||
+	    (rc = db_select(r->a, &q_key_count, &row, "ss", dbv(&plan, 0, 0),
+	    t->uid)) < 0)
+		return rc;
+	if (dbv(&row, 0, 1) != NULL && dbi(&row, 0, 0) >= dbi(&row, 0, 1))
+		return 0;
+	if ((rc = apikey_create(r, t->uid, t->name, t->days, &t->out)) < 0)
+		return rc;
+	return 1;
+}
+
 int
 interim_apikey_create(struct req *r, const char *uid, const char *name,
     long long days, struct json_object **out)
 {
-	struct dbrows	 row, plan;
+	struct itx	 t = { .r = r, .uid = uid, .name = name, .days = days,
+			    .body = key_body };
 	int		 rc;
 
-	if ((rc = db_begin()) < 0)
-		return rc;
-	if ((rc = db_select(r->a, &q_lock_user, &row, "s", uid)) < 0 ||
-	    (rc = db_select(r->a, &q_plan_of, &plan, "s", uid)) < 0 ||
-	    (rc = db_select(r->a, &q_key_count, &row, "ss", dbv(&plan, 0, 0),
-	    uid)) < 0)
-		goto fail;
-	if (dbv(&row, 0, 1) != NULL && dbi(&row, 0, 0) >= dbi(&row, 0, 1)) {
-		db_rollback();
-		return 0;
-	}
-	if ((rc = apikey_create(r, uid, name, days, out)) < 0)
-		goto fail;
-	if ((rc = db_commit()) < 0) {
-		json_object_put(*out);
-		goto fail;
-	}
-	return 1;
-fail:
-	db_rollback();
+	if ((rc = itx_run(&t)) == 1)
+		*out = t.out;
+	else
+		json_object_put(t.out);
 	return rc;
 }
 
