@@ -47,6 +47,71 @@ ctl_req(struct req *r, struct arena *a)
 	r->who.email = "tollgatectl";
 }
 
+/* A transaction of these commands, run by db_tx_run. */
+struct ctl_tx {
+	struct req	*r;
+	const char	*uid, *email, *hash;
+	bool		 admin_row;	/* disable: the target is a live admin */
+	int		 changed;
+};
+
+/* Promotes t->uid, audited when it changed.  Returns 0 or a DB_* code. */
+static int
+promote_body(void *v)
+{
+	struct ctl_tx	*t = v;
+	int		 rc;
+
+	if ((rc = db_exec(&q_promote, "s", t->uid)) < 0)
+		return rc;
+	if (rc > 0 && (rc = audit_obj(t->r, "user.role", t->uid, NULL)) < 0)
+		return rc;
+	return 0;
+}
+
+/* Creates the admin t->uid.  Returns 0 or a DB_* code. */
+static int
+create_body(void *v)
+{
+	struct ctl_tx	*t = v;
+	struct arena	*a = t->r->a;
+	int		 rc;
+
+	if ((rc = db_exec(&q_insert_admin, "sssss", t->uid, t->email,
+	    ascii_lower(a, t->email), "Admin", t->hash)) < 0 ||
+	    (rc = db_exec(&q_insert_balance, "s", t->uid)) < 0 ||
+	    (rc = audit_obj(t->r, "admin.create", t->uid, NULL)) < 0)
+		return rc;
+	return 0;
+}
+
+/*
+ * Disables t->uid unless it is the last live admin (the admin rows are
+ * locked, as the admin API locks them).  Returns 0 (t->changed says
+ * whether it changed), 1 for the last admin, or a DB_* code.
+ */
+static int
+disable_body(void *v)
+{
+	struct ctl_tx	*t = v;
+	struct dbrows	 admins;
+	int		 rc;
+
+	t->changed = 0;
+	if ((rc = db_select(t->r->a, &q_live_admins, &admins, "s",
+	    t->uid)) < 0)
+		return rc;
+	if (t->admin_row && admins.n == 0)
+		return 1;
+	if ((rc = db_exec(&q_disable, "s", t->uid)) < 0)
+		return rc;
+	t->changed = rc;
+	if (rc > 0 && (rc = audit_obj(t->r, "user.disable", t->uid,
+	    NULL)) < 0)
+		return rc;
+	return 0;
+}
+
 /* Reads a password from standard input when it is not a terminal. */
 static char *
 read_password(struct arena *a)
@@ -83,10 +148,12 @@ ctl_admin_create(int argc, char *argv[])
 	struct arena	*a = arena_new();
 	struct dbrows	 row;
 	struct req	 r;
+	struct ctl_tx	 t;
 	const char	*email, *err, *pw, *hash, *uid;
 	bool		 generated = false;
 	int		 rc, status = 1;
 
+	memset(&t, 0, sizeof(t));
 	if (argc != 1) {
 		fprintf(stderr, "usage: tollgatectl admin create EMAIL "
 		    "(password on standard input, or one is generated)\n");
@@ -104,11 +171,10 @@ ctl_admin_create(int argc, char *argv[])
 	}
 	if (rc == 1) {
 		ctl_req(&r, a);
-		if ((rc = db_begin()) < 0 ||
-		    (rc = db_exec(&q_promote, "s", dbv(&row, 0, 0))) < 0 ||
-		    (rc > 0 && (rc = audit_obj(&r, "user.role", dbv(&row, 0, 0),
-		    NULL)) < 0) || (rc = db_commit()) < 0) {
-			db_rollback();
+		t.r = &r;
+		t.uid = dbv(&row, 0, 0);
+		if ((rc = db_tx_run(promote_body, NULL, &t,
+		    DB_TX_TRIES)) < 0) {
 			status = db_fail("promoting the account", rc);
 			goto out;
 		}
@@ -131,13 +197,11 @@ ctl_admin_create(int argc, char *argv[])
 	}
 	uid = new_id(a);
 	ctl_req(&r, a);
-	if ((rc = db_begin()) < 0 ||
-	    (rc = db_exec(&q_insert_admin, "sssss", uid, email,
-	    ascii_lower(a, email), "Admin", hash)) < 0 ||
-	    (rc = db_exec(&q_insert_balance, "s", uid)) < 0 ||
-	    (rc = audit_obj(&r, "admin.create", uid, NULL)) < 0 ||
-	    (rc = db_commit()) < 0) {
-		db_rollback();
+	t.r = &r;
+	t.uid = uid;
+	t.email = email;
+	t.hash = hash;
+	if ((rc = db_tx_run(create_body, NULL, &t, DB_TX_TRIES)) < 0) {
 		status = db_fail("creating the admin", rc);
 		goto out;
 	}
@@ -196,9 +260,10 @@ int
 ctl_user_disable(int argc, char *argv[])
 {
 	struct arena	*a = arena_new();
-	struct dbrows	 row, admins;
+	struct dbrows	 row;
 	struct req	 r;
-	int		 rc, changed = 0, status = 1;
+	struct ctl_tx	 t;
+	int		 rc, status = 1;
 
 	if (argc != 1) {
 		fprintf(stderr, "usage: tollgatectl user disable EMAIL\n");
@@ -214,36 +279,25 @@ ctl_user_disable(int argc, char *argv[])
 		    argv[0]);
 		goto out;
 	}
-	/* The admin rows are locked, as the admin API locks them. */
 	ctl_req(&r, a);
-	if ((rc = db_begin()) < 0 ||
-	    (rc = db_select(a, &q_live_admins, &admins, "s",
-	    dbv(&row, 0, 0))) < 0) {
-		db_rollback();
-		status = db_fail("counting admins", rc);
+	memset(&t, 0, sizeof(t));
+	t.r = &r;
+	t.uid = dbv(&row, 0, 0);
+	t.admin_row = strcmp(dbv(&row, 0, 1), "admin") == 0 &&
+	    !dbi(&row, 0, 2);
+	if ((rc = db_tx_run(disable_body, NULL, &t, DB_TX_TRIES)) < 0) {
+		status = db_fail("disabling the user", rc);
 		goto out;
 	}
-	if (strcmp(dbv(&row, 0, 1), "admin") == 0 && !dbi(&row, 0, 2) &&
-	    admins.n == 0) {
-		db_rollback();
+	if (rc == 1) {
 		fprintf(stderr, "tollgatectl: %s is the last admin and "
 		    "cannot be disabled\n", argv[0]);
 		goto out;
 	}
-	if ((rc = db_exec(&q_disable, "s", dbv(&row, 0, 0))) < 0)
-		goto txfail;
-	changed = rc;
-	if ((changed > 0 && (rc = audit_obj(&r, "user.disable",
-	    dbv(&row, 0, 0), NULL)) < 0) || (rc = db_commit()) < 0)
-		goto txfail;
-	rc = changed;
+	rc = t.changed;
 	printf("%s %s\n", argv[0], rc == 0 ? "was already disabled" :
 	    "is disabled");
 	status = 0;
-	goto out;
-txfail:
-	db_rollback();
-	status = db_fail("disabling the user", rc);
 out:
 	db_close();
 	arena_free(a);
