@@ -674,7 +674,7 @@ revoke_key_tx(struct req *r, const char *uid, const char *kid)
 	json_object_object_add(d, "key_id", json_object_new_string(kid));
 	json_object_object_add(d, "name", jstr(dbv(&row, 0, 1)));
 	if ((rc = db_exec(&q_key_delete, "s", kid)) < 0 ||
-	    (rc = audit_obj(r, "api_key.revoke", uid, d)) < 0)
+	    (rc = audit_obj(r, "api_key.delete", uid, d)) < 0)
 		return rc;
 	return ADM_OK;
 }

@@ -363,7 +363,15 @@ key_body(struct itx *t)
 		return rc;
 	if (dbv(&row, 0, 1) != NULL && dbi(&row, 0, 0) >= dbi(&row, 0, 1))
 		return 0;
-	if ((rc = apikey_create(r, t->uid, t->name, t->days, &t->out)) < 0)
+	/* As the gate branch's h_apikey_create: a notice and an audit row. */
+	if ((rc = apikey_create(r, t->uid, t->name, t->days, &t->out)) < 0 ||
+	    (rc = mail_queue(r, t->uid, "api_key_created", r->who.email,
+	    "A new API key was created", arena_printf(r->a, "Hello,\n\n"
+	    "An API key named \"%s\" was just created for your account. If "
+	    "this was not you, delete it and change your password:\n"
+	    "%s/profile\n\n-- tollgate\n", t->name, cfg.base_url),
+	    NULL)) < 0 ||
+	    (rc = audit(r, "api_key.create", t->uid, t->name)) < 0)
 		return rc;
 	return 1;
 }

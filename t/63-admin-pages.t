@@ -136,7 +136,7 @@ $res = bpost($ua, "/admin/users/$uid/sessions/$usid/delete", {});
 is($res->code, 303, 'revoke the session: 303');
 is(bget($user, '/profile')->code, 303, "the user's browser is logged out");
 $res = bget($ua, "/admin/users/$uid");
-like($res->body, qr{<td>api_key\.revoke</td>}, 'the key revocation is audited');
+like($res->body, qr{<td>api_key\.delete</td>}, 'the key revocation is audited');
 like($res->body, qr{<td>session\.revoke</td>}, 'the session revocation is audited');
 drop_user($os->{user}{id});
 
