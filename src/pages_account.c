@@ -653,9 +653,12 @@ draw_chart(struct page *p, const char *meter, const struct dbrows *rows,
 	}
 	bw = (double)(CHART_W - CHART_L - 4) / (double)ndays;
 	buf_printf(&p->b, "<figure class=\"chart\">\n<svg viewBox=\"0 0 %d "
-	    "%d\" role=\"img\" aria-labelledby=\"chart-%s\" "
-	    "xmlns=\"http://www.w3.org/2000/svg\">\n<title id=\"chart-%s\">",
-	    CHART_W, CHART_H, meter, meter);
+	    "%d\" role=\"img\" aria-labelledby=\"chart-", CHART_W, CHART_H);
+	buf_html(&p->b, meter);
+	buf_puts(&p->b, "\" xmlns=\"http://www.w3.org/2000/svg\">\n<title "
+	    "id=\"chart-");
+	buf_html(&p->b, meter);
+	buf_puts(&p->b, "\">");
 	buf_html(&p->b, meter_label(a, meter));
 	buf_printf(&p->b, " per day, %s to %s: %lld in all</title>\n",
 	    day_text(a, first), day_text(a, first + ndays - 1), total);
@@ -750,8 +753,9 @@ h_page_usage(struct req *r)
 		long long used = ji(m, "used"), lim = ji(m, "limit");
 		bool has_lim = js(m, "limit") != NULL;
 
-		buf_printf(&p.b, "<tr id=\"meter-%s\"><th scope=\"row\">",
-		    name);
+		buf_puts(&p.b, "<tr id=\"meter-");
+		buf_html(&p.b, name);
+		buf_puts(&p.b, "\"><th scope=\"row\">");
 		buf_html(&p.b, meter_label(r->a, name));
 		buf_printf(&p.b, "</th><td>%s</td><td>", num(r->a, used));
 		if (has_lim)
@@ -865,9 +869,10 @@ h_page_billing(struct req *r)
 		if (strcmp(name, "trial") == 0 && (cur == NULL ||
 		    strcmp(cur, "trial") != 0))
 			continue;
-		buf_printf(&p.b, "<article class=\"plan%s\" id=\"plan-%s\">"
-		    "<h3>", cur && strcmp(cur, name) == 0 ? " current" : "",
-		    name);
+		buf_printf(&p.b, "<article class=\"plan%s\" id=\"plan-",
+		    cur && strcmp(cur, name) == 0 ? " current" : "");
+		buf_html(&p.b, name);
+		buf_puts(&p.b, "\"><h3>");
 		buf_html(&p.b, js(pl, "display_name") ? js(pl,
 		    "display_name") : name);
 		buf_puts(&p.b, "</h3>\n<p class=\"price\">");
