@@ -66,6 +66,83 @@ put_time(struct buf *b, const char *t)
 	buf_printf(b, "\">%.10s %.5s</time>", t, t + 11);
 }
 
+/* The newest payments and audit rows of everyone, for /admin. */
+static int
+recent_section(struct page *p)
+{
+	struct req		*r = p->r;
+	struct json_object	*pays = NULL, *aud = NULL, *e;
+	size_t			 i, n;
+	int			 rc;
+
+	if ((rc = admin_payments(r, NULL, &pays)) < 0)
+		return rc;
+	if ((rc = audit_list(r, NULL, 20, &aud)) < 0) {
+		json_object_put(pays);
+		return rc;
+	}
+	buf_puts(&p->b, "<section id=\"payments\">\n<h2>Recent payments</h2>"
+	    "\n");
+	n = json_object_array_length(pays);
+	if (n == 0)
+		buf_puts(&p->b, "<p>None yet.</p>\n");
+	else
+		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
+		    "Date</th><th>Who</th><th>Amount</th><th>Status</th></tr>"
+		    "</thead><tbody>\n");
+	for (i = 0; i < n && i < 20; i++) {
+		e = json_object_array_get_idx(pays, i);
+		buf_puts(&p->b, "<tr><td>");
+		put_time(&p->b, js(e, "created_at"));
+		buf_puts(&p->b, "</td><td>");
+		if (js(e, "user_id") != NULL && *js(e, "email") != '\0') {
+			buf_puts(&p->b, "<a href=\"/admin/users/");
+			buf_html(&p->b, js(e, "user_id"));
+			buf_puts(&p->b, "\">");
+			buf_html(&p->b, js(e, "email"));
+			buf_puts(&p->b, "</a>");
+		} else
+			buf_puts(&p->b, "(deleted account)");
+		buf_printf(&p->b, "</td><td>%lld.%02lld ", ji(e, "amount") / 100,
+		    ji(e, "amount") % 100);
+		buf_html(&p->b, js(e, "currency"));
+		buf_puts(&p->b, "</td><td>");
+		buf_html(&p->b, js(e, "status"));
+		buf_puts(&p->b, "</td></tr>\n");
+	}
+	if (n > 0)
+		buf_puts(&p->b, "</tbody></table></div>\n");
+	buf_puts(&p->b, "</section>\n<section id=\"recent-audit\">\n<h2>Recent "
+	    "changes</h2>\n");
+	n = json_object_array_length(aud);
+	if (n == 0)
+		buf_puts(&p->b, "<p>Nothing recorded.</p>\n");
+	else
+		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
+		    "When</th><th>Who</th><th>What</th><th>Whom</th><th>From"
+		    "</th></tr></thead><tbody>\n");
+	for (i = 0; i < n; i++) {
+		e = json_object_array_get_idx(aud, i);
+		buf_puts(&p->b, "<tr><td>");
+		put_time(&p->b, js(e, "at"));
+		buf_puts(&p->b, "</td><td>");
+		put_text(&p->b, js(e, "actor"));
+		buf_puts(&p->b, "</td><td>");
+		buf_html(&p->b, js(e, "action"));
+		buf_puts(&p->b, "</td><td>");
+		put_text(&p->b, js(e, "target"));
+		buf_puts(&p->b, "</td><td>");
+		put_text(&p->b, js(e, "address"));
+		buf_puts(&p->b, "</td></tr>\n");
+	}
+	if (n > 0)
+		buf_puts(&p->b, "</tbody></table></div>\n");
+	buf_puts(&p->b, "</section>\n");
+	json_object_put(pays);
+	json_object_put(aud);
+	return 0;
+}
+
 /* GET /admin ?q=&page=: 200 with the users; 303 to /login; 403 non-admins. */
 void
 h_page_admin(struct req *r)
@@ -157,6 +234,11 @@ h_page_admin(struct req *r)
 	}
 	buf_puts(&p.b, "</nav>\n</section>\n");
 	json_object_put(o);
+	if ((rc = recent_section(&p)) < 0) {
+		json_object_put(p.errs);
+		reply_db(r, rc);
+		return;
+	}
 	pg_send(&p, 200, "Admin: users");
 }
 

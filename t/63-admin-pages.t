@@ -37,6 +37,8 @@ is($res->code, 200, '/admin: 200');
 html_headers_ok($res, '/admin');
 like($res->body, qr{href="/admin"[^>]*aria-current="page"}, 'the Admin tab');
 like($res->body, qr{id="user-count">\d+ users?<}, 'the count of users');
+like($res->body, qr{<section id="payments">}, 'the recent payments');
+like($res->body, qr{<section id="recent-audit">}, 'the recent changes');
 $res = bget($ua, "/admin?q=$tag");
 like($res->body, qr{id="user-count">1 user match<}, 'search by name: one');
 like($res->body, qr{href="/admin/users/\Q$uid\E">\Q$email\E</a>}, 'search: the user, linked');
