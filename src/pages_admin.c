@@ -503,7 +503,8 @@ admin_user_page(struct page *p, int status, const char *uid)
 			e = json_object_array_get_idx(pays, i);
 			buf_puts(&p->b, "<tr><td>");
 			put_time(&p->b, js(e, "created_at"));
-			buf_printf(&p->b, "</td><td>%lld ", ji(e, "amount"));
+			buf_printf(&p->b, "</td><td>%lld.%02lld ",
+			    ji(e, "amount") / 100, ji(e, "amount") % 100);
 			buf_html(&p->b, js(e, "currency"));
 			buf_puts(&p->b, "</td><td>");
 			buf_html(&p->b, js(e, "status"));
