@@ -114,7 +114,7 @@ proc: BEGIN
 	DECLARE v_rate, v_count BIGINT DEFAULT NULL;
 	DECLARE v_plan_credits, v_limit, v_used, v_allow, v_granted,
 		v_credits, v_grant BIGINT DEFAULT NULL;
-	DECLARE v_has_window, v_has_counter, v_has_day, v_n80, v_n100
+	DECLARE v_has_counter, v_has_day, v_n80, v_n100
 		TINYINT DEFAULT 0;
 	DECLARE v_status INT DEFAULT 204;
 	DECLARE v_code VARCHAR(32) CHARACTER SET ascii DEFAULT NULL;
@@ -179,54 +179,51 @@ proc: BEGIN
 		UPDATE sessions SET last_used_at = v_now WHERE id = v_obj;
 	END IF;
 
-	-- The plan (the rule of tg_plan) and its period (tg_period_*).
+	-- The plan (the rule of tg_plan), then the plan's row, its limit on
+	-- the meter and the user's counters in one read (plain reads: a
+	-- denial seen here holds, since counts only grow within a window
+	-- or period).  The period is the rule of tg_period_*.
 	SELECT s.plan, s.current_period_start, s.current_period_end
 	INTO v_sub_plan, v_sub_ps, v_sub_pe
 	FROM subscriptions s WHERE s.user_id = v_uid AND s.deleted_at IS NULL
 	    AND s.status IN ('active', 'trialing', 'past_due')
 	ORDER BY s.stripe_updated DESC LIMIT 1;
 	SET v_plan = COALESCE(v_override, v_sub_plan, IF(v_trial_end IS NULL OR
-	    v_trial_end > v_now, 'trial', NULLIF(@tg_fallback, '')));
-	SELECT p.rate_per_minute, p.is_trial, p.credits, l.period_limit
-	INTO v_rate, v_is_trial, v_plan_credits, v_limit
-	FROM plans p LEFT JOIN plan_limits l ON l.plan = p.name AND
-	    l.meter = p_meter
-	WHERE p.name = v_plan;
-	IF v_rate IS NULL THEN
-		SET v_plan = NULL;
-	ELSEIF v_is_trial THEN
-		SET v_ps = COALESCE(v_trial_start, v_created),
-		    v_pe = v_trial_end;
-	ELSEIF v_sub_plan <=> v_plan AND v_sub_ps IS NOT NULL THEN
-		SET v_ps = v_sub_ps, v_pe = v_sub_pe;
-	ELSE
-		SET v_ps = CAST(DATE_FORMAT(v_now, '%Y-%m-01') AS DATETIME(6));
-		SET v_pe = v_ps + INTERVAL 1 MONTH;
-	END IF;
-
-	-- The counters as they stand (plain reads: a denial seen here
-	-- holds, since counts only grow within a window or period).
-	SELECT w.user_id IS NOT NULL, IF(w.window_start >
-	    v_now - INTERVAL 60 SECOND, w.count, 0), IF(w.window_start >
-	    v_now - INTERVAL 60 SECOND, w.window_start, NULL),
+	    v_trial_end > v_now, 'trial', NULLIF(@tg_fallback, ''))),
+	    v_ps = CAST(DATE_FORMAT(v_now, '%Y-%m-01') AS DATETIME(6));
+	SELECT p.rate_per_minute, p.is_trial, p.credits, l.period_limit,
+	    IF(p.is_trial, COALESCE(v_trial_start, v_created),
+	    IF(v_sub_plan <=> p.name AND v_sub_ps IS NOT NULL, v_sub_ps, v_ps)),
+	    IF(p.is_trial, v_trial_end, IF(v_sub_plan <=> p.name AND
+	    v_sub_ps IS NOT NULL, v_sub_pe, v_ps + INTERVAL 1 MONTH)),
+	    IF(w.window_start > v_now - INTERVAL 60 SECOND, w.count, 0),
+	    IF(w.window_start > v_now - INTERVAL 60 SECOND, w.window_start, NULL),
 	    c.user_id IS NOT NULL, COALESCE(c.used, 0), d.user_id IS NOT NULL,
-	    IF(b.allowance_plan <=> v_plan AND (v_is_trial OR
-	    (b.allowance_period_start <=> v_ps AND
-	    b.allowance_period_end > v_now)), b.allowance, NULL),
+	    b.allowance, b.allowance_period_start, b.allowance_period_end,
 	    COALESCE(b.granted, 0), b.allowance_plan
-	INTO v_has_window, v_count, v_ws, v_has_counter, v_used, v_has_day,
-	    v_allow, v_granted, v_b_plan
-	FROM (SELECT 1) x
+	INTO v_rate, v_is_trial, v_plan_credits, v_limit, v_ps, v_pe, v_count,
+	    v_ws, v_has_counter, v_used, v_has_day, v_allow, v_b_ps, v_b_pe,
+	    v_granted, v_b_plan
+	FROM plans p
+	LEFT JOIN plan_limits l ON l.plan = p.name AND l.meter = p_meter
 	LEFT JOIN rate_windows w ON w.user_id = v_uid AND w.bucket = 'gate'
-	LEFT JOIN usage_counters c ON c.user_id = v_uid AND
-	    c.meter = p_meter AND c.period_start = v_ps
+	LEFT JOIN usage_counters c ON c.user_id = v_uid AND c.meter = p_meter AND
+	    c.period_start = IF(p.is_trial, COALESCE(v_trial_start, v_created),
+	    IF(v_sub_plan <=> p.name AND v_sub_ps IS NOT NULL, v_sub_ps, v_ps))
 	LEFT JOIN usage_daily d ON d.user_id = v_uid AND d.meter = p_meter AND
 	    d.day = DATE(v_now)
-	LEFT JOIN credit_balances b ON b.user_id = v_uid;
-	-- What the balance would be after a lapse and a new grant.
-	SET v_credits = COALESCE(v_allow, IF(v_plan IS NULL, 0, IF(v_is_trial,
-	    IF(v_b_plan IS NULL, p_trial_credits, 0), v_plan_credits))) +
-	    v_granted;
+	LEFT JOIN credit_balances b ON b.user_id = v_uid
+	WHERE p.name = v_plan;
+	IF v_rate IS NULL THEN
+		SET v_plan = NULL, v_count = 0, v_credits = 0;
+	ELSE
+		-- The live allowance (NULL when it has lapsed), and what the
+		-- balance is, or will be after a lapse and a new grant.
+		SET v_allow = IF(v_b_plan <=> v_plan AND (v_is_trial OR
+		    (v_b_ps <=> v_ps AND v_b_pe > v_now)), v_allow, NULL);
+		SET v_credits = COALESCE(v_allow, IF(v_is_trial, IF(v_b_plan IS NULL,
+		    p_trial_credits, 0), v_plan_credits)) + v_granted;
+	END IF;
 
 	IF v_plan IS NOT NULL AND v_count >= v_rate THEN
 		SET v_status = 429, v_code = 'rate_limited';
@@ -251,7 +248,9 @@ proc: BEGIN
 	IF v_ws IS NOT NULL AND (p_cost = 0 OR (v_has_counter AND v_has_day))
 	    AND (p_meter <> 'credits' OR p_cost = 0 OR
 	    (v_allow IS NOT NULL AND v_allow + v_granted >= p_cost)) THEN
-		START TRANSACTION;
+		IF p_meter = 'credits' AND p_cost > 0 THEN
+			START TRANSACTION;
+		END IF;
 		IF p_cost = 0 THEN
 			UPDATE rate_windows w SET w.count = w.count + 1
 			WHERE w.user_id = v_uid AND w.bucket = 'gate' AND
