@@ -256,6 +256,10 @@ h_gate(struct req *r)
 	gate_rl(r, dbv(&row, 0, G_RATE), dbv(&row, 0, G_REMAINING),
 	    dbv(&row, 0, G_RESET));
 	if (status != 204) {
+		if (strcmp(meter, "credits") == 0 && cost > 0 &&
+		    (strcmp(code, "quota_exceeded") == 0 ||
+		    strcmp(code, "trial_credits_exhausted") == 0))
+			metrics_count(CTR_SPEND_REFUSED, 1);
 		if (status == 429)
 			reply_header(r, "Retry-After", dbv(&row, 0, G_RESET));
 		gate_deny(r, status, code, gate_message(r, code, meter,
