@@ -243,7 +243,7 @@ h_gate(struct req *r)
 		if ((rc = db_select(r->a, &q_gate, &row, "ssssii", kind, a, b,
 		    meter, cost, (long long)cfg.trial_credits)) != DB_RETRY)
 			break;
-	if (rc < 0 || rc != 1) {
+	if (rc != 1) {
 		if (rc >= 0)
 			log_err("gate_result", " rows=%d", rc);
 		gate_db_down(r);
