@@ -12,67 +12,9 @@ use lib 't/lib';
 use Test::More;
 use Mojo::Promise;
 use TG;
+use TGGate;
 
-my $db = dbh();
-my (@users, @plans);
-END {
-	$db->do('DELETE FROM users WHERE id = ?', undef, $_) for @users;
-	$db->do('DELETE FROM plans WHERE name = ?', undef, $_) for @plans;
-}
-
-# A new account through the API, verified in the database as
-# verify-email would (trial started, its credits granted).
-sub new_user {
-	my (%o) = @_;
-	my $email = sprintf 'conc33.%d.%06d@example.com', $$, int rand 1e6;
-	my $res = json_post('/api/v1/auth/signup', { email => $email,
-	    password => 'correct horse battery', name => 'Gate' });
-	die 'signup: ' . ($res->code // 'none') . ' ' . $res->body
-	    unless ($res->code // 0) == 201;
-	my $j = $res->json;
-	push @users, $j->{user}{id};
-	verify($j->{user}{id}) unless $o{unverified};
-	return { id => $j->{user}{id}, email => $email,
-	    token => $j->{tokens}{access_token},
-	    refresh => $j->{tokens}{refresh_token},
-	    key => $j->{api_key}{key}, key_id => $j->{api_key}{id} };
-}
-
-sub verify {
-	my ($uid) = @_;
-	$db->do(q{UPDATE users SET email_verified_at = COALESCE(email_verified_at,
-	    UTC_TIMESTAMP(6)), trial_started_at = COALESCE(trial_started_at,
-	    UTC_TIMESTAMP(6)), trial_ends_at = COALESCE(trial_ends_at,
-	    UTC_TIMESTAMP(6) + INTERVAL 30 DAY) WHERE id = ?}, undef, $uid);
-	$db->do(q{UPDATE credit_balances b JOIN users u ON u.id = b.user_id
-	    SET b.allowance = 10, b.allowance_plan = 'trial',
-	    b.allowance_period_end = u.trial_ends_at
-	    WHERE b.user_id = ? AND b.allowance_plan IS NULL}, undef, $uid);
-}
-
-# A plan made for this test only: small numbers, removed at the end.
-sub test_plan {
-	my (%v) = @_;
-	my $name = sprintf 'tp33_%d_%d', $$, int rand 1e6;
-	$db->do(q{INSERT INTO plans (name, display_name, price_cents,
-	    rate_per_minute, credits, api_keys, sort_order) VALUES
-	    (?, 'Test', 0, ?, ?, ?, 25)}, undef, $name, $v{rate} // 1000,
-	    $v{credits} // 0, $v{keys} // 5);
-	push @plans, $name;
-	for my $m (keys %{ $v{limits} // {} }) {
-		$db->do('INSERT INTO plan_limits VALUES (?, ?, ?)', undef, $name,
-		    $m, $v{limits}{$m});
-	}
-	return $name;
-}
-
-sub on_plan {
-	my ($u, $plan) = @_;
-	$db->do('UPDATE users SET plan_override = ? WHERE id = ?', undef, $plan,
-	    $u->{id});
-}
-
-sub bearer { return { Authorization => "Bearer $_[0]" } }
+my $db = gdb();
 
 # Sends $n GETs of $path at once, each on its own connection.
 sub burst {
