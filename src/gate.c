@@ -184,7 +184,7 @@ h_gate(struct req *r)
 {
 	struct dbrows	 row;
 	const char	*cred, *meter, *cookie, *a = NULL, *b = "", *code;
-	const char	*uid, *sid, *kind;
+	const char	*uid, *sid, *kind, *uri;
 	long long	 cost;
 	bool		 present;
 	int		 rc = DB_FAIL, status, i;
@@ -193,12 +193,10 @@ h_gate(struct req *r)
 		reply_error(r, 404, "not_found", "There is nothing here.");
 		return;
 	}
-	if (!gate_meter(r, &meter, &cost) ||
-	    !uri_normal(req_env(r, "TOLLGATE_URI"))) {
-		log_err("gate_config", " meter=\"%s\" uri=\"%s\"",
-		    req_env(r, "TOLLGATE_METER") ? req_env(r, "TOLLGATE_METER")
-		    : "", req_env(r, "TOLLGATE_URI") ? req_env(r,
-		    "TOLLGATE_URI") : "");
+	uri = req_env(r, "TOLLGATE_URI");
+	if (!gate_meter(r, &meter, &cost) || !uri_normal(uri)) {
+		log_err("gate_config", " meter=\"%s\" uri=\"%s\"", meter,
+		    uri != NULL ? uri : "");
 		gate_rl(r, NULL, NULL, NULL);
 		gate_deny(r, 403, "forbidden", "This location is not set up "
 		    "for the gate.", NULL);
