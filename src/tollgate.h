@@ -943,5 +943,31 @@ int	 db_tx_run(int (*fn)(void *), int (*committed)(void *), void *ctx,
  * keeps its value.  Returns 0, or -1 for an empty or malformed item.
  */
 int	 db_host_split(const char *item, char *host, size_t hostsz, int *port);
+/* API keys, plans, usage and the gate (issue 5): apikeys.c, plans.c,  */
+/* usage.c, gate.c.                                                    */
+/* ------------------------------------------------------------------ */
+
+/* "Compute quota exceeded, upgrade to Pro" (next may be NULL); arena. */
+const char *quota_message(struct arena *, const char *meter,
+	    const char *next);
+/* Queues the 80 or 100 % notice of a meter once per period. */
+void	 usage_notice(struct req *, const char *uid, const char *meter,
+	    const char *period_start, int threshold, long long used,
+	    long long limit);
+/* tollgatectl commands: exit status 0, 1 (error) or 2 (usage). */
+int	 ctl_plans_list(int, char *[]);
+int	 ctl_plans_set(int, char *[]);
+int	 ctl_plans_delete(int, char *[]);
+int	 ctl_service_key_create(int, char *[]);
+int	 ctl_service_key_list(int, char *[]);
+int	 ctl_service_key_revoke(int, char *[]);
+handler_fn	 h_apikeys_list;
+handler_fn	 h_apikey_create;
+handler_fn	 h_apikey_regenerate;
+handler_fn	 h_apikey_delete;
+handler_fn	 h_plans;
+handler_fn	 h_usage;
+handler_fn	 h_usage_event;
+handler_fn	 h_gate;
 
 #endif /* TOLLGATE_H */
