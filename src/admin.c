@@ -37,17 +37,6 @@ static struct sql q_credits = SQL(
     "SELECT IF(allowance_period_end > UTC_TIMESTAMP(6), allowance, 0), "
     "granted, allowance_plan, DATE_FORMAT(allowance_period_end, "
     "'%Y-%m-%dT%H:%i:%sZ') FROM credit_balances WHERE user_id = ?");
-/* The meters of the user's newest period, with the plan's limits. */
-static struct sql q_meters = SQL(
-    "SELECT c.meter, c.used, DATE_FORMAT(c.period_start, "
-    "'%Y-%m-%dT%H:%i:%sZ'), DATE_FORMAT(c.period_end, "
-    "'%Y-%m-%dT%H:%i:%sZ') FROM usage_counters c WHERE c.user_id = ? AND "
-    "c.period_start = (SELECT MAX(period_start) FROM usage_counters "
-    "WHERE user_id = ?) ORDER BY c.meter");
-static struct sql q_limits = SQL(
-    "SELECT meter, period_limit FROM plan_limits WHERE plan = ? "
-    "ORDER BY meter");
-
 /* The live admins, locked; and the target row, locked. */
 static struct sql q_lock_admins = SQL(
     "SELECT id FROM users WHERE role = 'admin' AND disabled_at IS NULL "
@@ -220,53 +209,19 @@ admin_user_object(struct req *r, const char *uid, struct json_object **out)
 int
 admin_user_detail(struct req *r, const char *uid, struct json_object **out)
 {
-	struct dbrows		 rows, lim;
-	struct json_object	*o, *u = NULL, *usage, *meters, *m, *sub, *cr,
-				*plan;
-	const char		*pname;
-	size_t			 i;
+	struct dbrows		 rows;
+	struct json_object	*o, *u = NULL, *usage = NULL, *sub, *cr;
 	int			 rc;
 
 	if ((rc = admin_user_object(r, uid, &u)) <= 0)
 		return rc;
 	o = json_object_new_object();
 	json_object_object_add(o, "user", u);
-	pname = json_object_object_get_ex(u, "plan", &plan) && plan != NULL ?
-	    json_object_get_string(plan) : NULL;
 
-	/* Usage: the meters of the newest period, with the plan's limits. */
-	if ((rc = db_select(r->a, &q_meters, &rows, "ss", uid, uid)) < 0 ||
-	    (rc = db_select(r->a, &q_limits, &lim, "s", pname)) < 0)
+	/* Usage: as GET /api/v1/usage shows it to the user. */
+	if ((rc = interim_usage(r, uid, &usage)) < 0)
 		goto fail;
-	usage = json_object_new_object();
-	meters = json_object_new_object();
-	json_object_object_add(usage, "plan", jstr(pname));
-	if (rows.n > 0) {
-		struct json_object *p = json_object_new_object();
-
-		json_object_object_add(p, "start", jstr(dbv(&rows, 0, 2)));
-		json_object_object_add(p, "end", jstr(dbv(&rows, 0, 3)));
-		json_object_object_add(usage, "period", p);
-	} else
-		json_object_object_add(usage, "period", NULL);
-	for (i = 0; i < lim.n; i++) {
-		m = json_object_new_object();
-		json_object_object_add(m, "used", json_object_new_int64(0));
-		json_object_object_add(m, "limit",
-		    json_object_new_int64(dbi(&lim, i, 1)));
-		json_object_object_add(meters, dbv(&lim, i, 0), m);
-	}
-	for (i = 0; i < rows.n; i++) {
-		if (!json_object_object_get_ex(meters, dbv(&rows, i, 0), &m)) {
-			m = json_object_new_object();
-			json_object_object_add(m, "limit", NULL);
-			json_object_object_add(meters, dbv(&rows, i, 0), m);
-		}
-		json_object_object_add(m, "used",
-		    json_object_new_int64(dbi(&rows, i, 1)));
-	}
-	json_object_object_add(usage, "meters", meters);
-	json_object_object_add(o, "usage", usage);
+	json_object_object_add(o, "usage", rc > 0 ? usage : NULL);
 
 	if ((rc = db_select(r->a, &q_subscription, &rows, "s", uid)) < 0)
 		goto fail;

@@ -465,6 +465,7 @@ h_page_key_create(struct req *r)
 {
 	struct page		 p;
 	struct json_object	*key = NULL;
+	const char		*refusal = NULL;
 	int			 rc;
 
 	if (!profile_post(r, &p))
@@ -475,14 +476,15 @@ h_page_key_create(struct req *r)
 		return;
 	}
 	rc = interim_apikey_create(r, r->who.user_id, in_str(r, "key_name"),
-	    in_int(r, "expires_in_days", 0), &key);
+	    in_int(r, "expires_in_days", 0), &key, &refusal);
 	if (rc < 0) {
 		reply_db(r, rc);
 		return;
 	}
 	if (rc == 0) {
-		pg_error(&p, "key_name", "You have as many API keys as your "
-		    "plan allows: revoke one, or upgrade for more.");
+		pg_error(&p, "key_name", arena_printf(r->a, "%s: you have as "
+		    "many API keys as your plan allows.", refusal ? refusal :
+		    "API key quota exceeded"));
 		profile_page(&p, 403, NULL);
 		return;
 	}

@@ -72,16 +72,24 @@ static struct sql q_keys = SQL(
     "'%Y-%m-%dT%H:%i:%sZ'), DATE_FORMAT(expires_at, '%Y-%m-%dT%H:%i:%sZ') "
     "FROM api_keys WHERE user_id = ? ORDER BY created_at, id");
 static struct sql q_lock_user = SQL(
-    "SELECT id FROM users WHERE id = ? FOR UPDATE");
-static struct sql q_key_count = SQL(
-    "SELECT COUNT(*), (SELECT p.api_keys FROM plans p WHERE p.name = ?) "
-    "FROM api_keys WHERE user_id = ?");
+    "SELECT email FROM users WHERE id = ? FOR UPDATE");
+/* apikeys.c's q_key_quota: the keys, the plan's limit, the next plan. */
+static struct sql q_key_quota = SQL(
+    "SELECT (SELECT COUNT(*) FROM api_keys k WHERE k.user_id = x.id), "
+    "COALESCE(p.api_keys, (SELECT t.api_keys FROM plans t WHERE "
+    "t.is_trial = 1 ORDER BY t.name LIMIT 1), 0), "
+    "(SELECT n.display_name FROM plans n WHERE n.sort_order > "
+    "COALESCE(p.sort_order, 0) AND n.price_cents > 0 AND n.is_trial = 0 "
+    "ORDER BY n.sort_order, n.name LIMIT 1) "
+    "FROM (SELECT u.id, tg_plan(u.id) plan FROM users u WHERE u.id = ?) x "
+    "LEFT JOIN plans p ON p.name = x.plan");
 static struct sql q_plan_of = SQL(
     "SELECT " PLAN_EXPR("u") " FROM users u WHERE u.id = ?");
 static struct sql q_key_owner = SQL(
     "SELECT user_id, name FROM api_keys WHERE id = ?");
 static struct sql q_key_regen = SQL(
-    "UPDATE api_keys SET key_hash = ?, preview = ? WHERE id = ?");
+    "UPDATE api_keys SET key_hash = ?, preview = ?, last_used_at = NULL "
+    "WHERE id = ? AND user_id = ?");
 static struct sql q_key_delete = SQL(
     "DELETE FROM api_keys WHERE id = ?");
 static struct sql q_plans = SQL(
@@ -99,33 +107,29 @@ static struct sql q_payments = SQL(
     "SELECT id, amount, currency, status, DATE_FORMAT(created_at, "
     "'%Y-%m-%dT%H:%i:%sZ'), invoice_url FROM payments WHERE user_id = ? "
     "ORDER BY created_at DESC, id LIMIT 100");
-/*
- * The current billing period of a user: the subscription's, else the
- * trial's while it runs (it starts at verification: before that, from
- * the account's creation), else the calendar month (UTC).
- */
-static struct sql q_period = SQL(
-    "SELECT " PLAN_EXPR("u") ", "
-    "COALESCE(s.current_period_start, IF(u.trial_ends_at IS NULL OR "
-    "u.trial_ends_at > UTC_TIMESTAMP(6), COALESCE(u.trial_started_at, "
-    "u.created_at), NULL), DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-01')), "
-    "COALESCE(s.current_period_end, IF(u.trial_ends_at IS NULL OR "
-    "u.trial_ends_at > UTC_TIMESTAMP(6), u.trial_ends_at, NULL), "
-    "DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-01') + INTERVAL 1 MONTH) "
-    "FROM users u LEFT JOIN subscriptions s ON s.id = (SELECT s2.id FROM "
-    "subscriptions s2 WHERE s2.user_id = u.id AND s2.deleted_at IS NULL "
-    "AND s2.status IN ('active', 'trialing', 'past_due') ORDER BY "
-    "s2.stripe_updated DESC LIMIT 1) WHERE u.id = ?");
-static struct sql q_used = SQL(
-    "SELECT meter, SUM(used) FROM usage_daily WHERE user_id = ? AND "
-    "day >= DATE(?) AND (? IS NULL OR day < DATE(?) + INTERVAL "
-    "IF(TIME(?) > 0, 1, 0) DAY) GROUP BY meter ORDER BY meter");
-static struct sql q_counters = SQL(
-    "SELECT meter, used FROM usage_counters WHERE user_id = ? AND "
-    "period_start = ?");
-static struct sql q_credits = SQL(
-    "SELECT IF(allowance_period_end > UTC_TIMESTAMP(6), allowance, 0) + "
-    "granted FROM credit_balances WHERE user_id = ?");
+/* usage.c's q_state: plan, period and credits left, as tg_gate counts. */
+static struct sql q_state = SQL(
+    "SELECT x.plan, DATE_FORMAT(x.ps, '%Y-%m-%dT%H:%i:%sZ'), "
+    "DATE_FORMAT(x.pe, '%Y-%m-%dT%H:%i:%sZ'), "
+    "IF(x.plan IS NULL, 0, COALESCE(IF(b.allowance_plan <=> x.plan AND "
+    "(p.is_trial OR (b.allowance_period_start <=> x.ps AND "
+    "b.allowance_period_end > UTC_TIMESTAMP(6))), b.allowance, NULL), "
+    "IF(p.is_trial, IF(b.allowance_plan IS NULL, ?, 0), p.credits))) + "
+    "COALESCE(b.granted, 0), x.ps "
+    "FROM (SELECT y.id, y.plan, tg_period_start(y.id, y.plan) ps, "
+    "tg_period_end(y.id, y.plan) pe FROM (SELECT u.id, tg_plan(u.id) plan "
+    "FROM users u WHERE u.id = ?) y) x "
+    "LEFT JOIN plans p ON p.name = x.plan "
+    "LEFT JOIN credit_balances b ON b.user_id = x.id");
+/* usage.c's q_meters: the plan's meters and any other used this period. */
+static struct sql q_meters = SQL(
+    "SELECT l.meter, l.period_limit, COALESCE(c.used, 0) "
+    "FROM plan_limits l LEFT JOIN usage_counters c ON c.user_id = ? AND "
+    "c.meter = l.meter AND c.period_start = ? WHERE l.plan = ? "
+    "UNION ALL SELECT c.meter, NULL, c.used FROM usage_counters c "
+    "WHERE c.user_id = ? AND c.period_start = ? AND NOT EXISTS "
+    "(SELECT 1 FROM plan_limits l WHERE l.plan = ? AND l.meter = c.meter) "
+    "ORDER BY 1");
 
 /*
  * The core of POST /api/v1/auth/password/forgot (accounts.c answers
@@ -319,7 +323,7 @@ interim_password_change(struct req *r, const char *uid, const char *cur,
 	return itx_run(&t);
 }
 
-/* Replaced by the gate branch's GET /api-keys core. */
+/* The core of GET /api/v1/api-keys. */
 int
 interim_apikeys_list(struct req *r, const char *uid, struct json_object **out)
 {
@@ -345,24 +349,26 @@ interim_apikeys_list(struct req *r, const char *uid, struct json_object **out)
 }
 
 /*
- * Replaced by the gate branch's POST /api-keys core.  Returns 1 with the
- * key's object in *out, 0 when the plan's key limit is reached, or a
- * DB_* code.
+ * The core of POST /api/v1/api-keys.  Returns 1 with the key's object in
+ * *out, 0 when the plan's key limit is reached (the contract's message
+ * in *refusal), or a DB_* code.
  */
 static int
 key_body(struct itx *t)
 {
 	struct req	*r = t->r;
-	struct dbrows	 row, plan;
+	struct dbrows	 row, q;
 	int		 rc;
 
+	t->old = NULL;
 	if ((rc = db_select(r->a, &q_lock_user, &row, "s", t->uid)) < 0 ||
-	    (rc = db_select(r->a, &q_plan_of, &plan, "s", t->uid)) < 0 ||
-	    (rc = db_select(r->a, &q_key_count, &row, "ss", dbv(&plan, 0, 0),
-	    t->uid)) < 0)
+	    (rc = db_select(r->a, &q_key_quota, &q, "s", t->uid)) < 0)
 		return rc;
-	if (dbv(&row, 0, 1) != NULL && dbi(&row, 0, 0) >= dbi(&row, 0, 1))
+	if (q.n == 0 || dbi(&q, 0, 0) >= dbi(&q, 0, 1)) {
+		/* The contract's message: "API key quota exceeded, ...". */
+		t->old = quota_message(r->a, "api_keys", dbv(&q, 0, 2));
 		return 0;
+	}
 	/* As the gate branch's h_apikey_create: a notice and an audit row. */
 	if ((rc = apikey_create(r, t->uid, t->name, t->days, &t->out)) < 0 ||
 	    (rc = mail_queue(r, t->uid, "api_key_created", r->who.email,
@@ -378,7 +384,7 @@ key_body(struct itx *t)
 
 int
 interim_apikey_create(struct req *r, const char *uid, const char *name,
-    long long days, struct json_object **out)
+    long long days, struct json_object **out, const char **refusal)
 {
 	struct itx	 t = { .r = r, .uid = uid, .name = name, .days = days,
 			    .body = key_body };
@@ -388,11 +394,13 @@ interim_apikey_create(struct req *r, const char *uid, const char *name,
 		*out = t.out;
 	else
 		json_object_put(t.out);
+	if (rc == 0)
+		*refusal = t.old;
 	return rc;
 }
 
 /*
- * Replaced by the gate branch's regenerate core.  Returns 1 with {id,
+ * The core of POST /api/v1/api-keys/{id}/regenerate (the owner only).  Returns 1 with {id,
  * name, preview, key} in *out, 0 when the key is not uid's (or gone),
  * or a DB_* code.
  */
@@ -409,8 +417,8 @@ interim_apikey_regenerate(struct req *r, const char *uid, const char *id,
 		return rc;
 	if (strcmp(dbv(&row, 0, 0), uid) != 0)
 		return 0;
-	if ((rc = db_exec(&q_key_regen, "sss", token_hash(r->a, key),
-	    preview, id)) < 0)
+	if ((rc = db_exec(&q_key_regen, "ssss", token_hash(r->a, key),
+	    preview, id, uid)) <= 0)
 		return rc;
 	*out = json_object_new_object();
 	json_object_object_add(*out, "id", json_object_new_string(id));
@@ -422,7 +430,7 @@ interim_apikey_regenerate(struct req *r, const char *uid, const char *id,
 	return 1;
 }
 
-/* Replaced by the gate branch's DELETE /api-keys core.  1, 0 or DB_*. */
+/* The core of DELETE /api/v1/api-keys/{id} by its owner: 1, 0 or DB_*. */
 int
 interim_apikey_delete(struct req *r, const char *uid, const char *id)
 {
@@ -439,8 +447,9 @@ interim_apikey_delete(struct req *r, const char *uid, const char *id)
 }
 
 /*
- * Replaced by the gate branch's GET /plans core: [{name, display_name,
- * price, currency, rate_per_minute, credits, limits, api_keys}].
+ * The core of GET /api/v1/plans (plans.c's plans_json is static):
+ * [{name, display_name, price, currency, rate_per_minute, credits,
+ * limits, api_keys}].
  */
 int
 interim_plans(struct req *r, struct json_object **out)
@@ -483,69 +492,50 @@ interim_plans(struct req *r, struct json_object **out)
 }
 
 /*
- * Replaced by the gate branch's GET /usage core: {plan, period: {start,
- * end}, meters: {m: {used, limit}}, credits: {remaining}}.  Returns 1,
- * 0 when there is no such user, or a DB_* code.
+ * The core of GET /api/v1/usage (usage.c answers inside its handler):
+ * {plan, period: {start, end}, meters: {m: {used, limit}}, credits:
+ * {remaining}}, from the same statements.  Returns 1 with *out (owned by
+ * the caller), 0 when there is no such user, or a DB_* code.
  */
 int
 interim_usage(struct req *r, const char *uid, struct json_object **out)
 {
-	struct dbrows		 per, used, cnt, lim, cr;
-	struct json_object	*o, *p, *ms, *m;
-	const char		*plan, *start, *end;
+	struct dbrows		 st, mr;
+	struct json_object	*o, *period, *meters, *m, *credits;
+	const char		*plan;
 	size_t			 i;
 	int			 rc;
 
-	if ((rc = db_select(r->a, &q_period, &per, "s", uid)) <= 0)
+	if ((rc = db_select(r->a, &q_state, &st, "is",
+	    (long long)cfg.trial_credits, uid)) <= 0)
 		return rc;
-	plan = dbv(&per, 0, 0);
-	start = dbv(&per, 0, 1);
-	end = dbv(&per, 0, 2);
-	if ((rc = db_select(r->a, &q_used, &used, "sssss", uid, start, end,
-	    end, end)) < 0 ||
-	    (rc = db_select(r->a, &q_counters, &cnt, "ss", uid, start)) < 0 ||
-	    (rc = db_select(r->a, &q_plan_limits, &lim, "")) < 0 ||
-	    (rc = db_select(r->a, &q_credits, &cr, "s", uid)) < 0)
+	plan = dbv(&st, 0, 0);
+	if ((rc = db_select(r->a, &q_meters, &mr, "ssssss", uid,
+	    dbv(&st, 0, 4), plan, uid, dbv(&st, 0, 4), plan)) < 0)
 		return rc;
 	o = json_object_new_object();
 	json_object_object_add(o, "plan", plan ? json_object_new_string(plan) :
 	    NULL);
-	p = json_object_new_object();
-	json_object_object_add(p, "start", json_object_new_string(
-	    arena_printf(r->a, "%.10sT%.8sZ", start, strlen(start) > 11 ?
-	    start + 11 : "00:00:00")));
-	json_object_object_add(p, "end", end ? json_object_new_string(
-	    arena_printf(r->a, "%.10sT%.8sZ", end, strlen(end) > 11 ?
-	    end + 11 : "00:00:00")) : NULL);
-	json_object_object_add(o, "period", p);
-	ms = json_object_new_object();
-	for (i = 0; i < lim.n; i++) {
-		if (plan == NULL || strcmp(dbv(&lim, i, 0), plan) != 0)
-			continue;
+	period = json_object_new_object();
+	json_object_object_add(period, "start", dbv(&st, 0, 1) ?
+	    json_object_new_string(dbv(&st, 0, 1)) : NULL);
+	json_object_object_add(period, "end", dbv(&st, 0, 2) ?
+	    json_object_new_string(dbv(&st, 0, 2)) : NULL);
+	json_object_object_add(o, "period", period);
+	meters = json_object_new_object();
+	for (i = 0; i < mr.n; i++) {
 		m = json_object_new_object();
-		json_object_object_add(m, "used", json_object_new_int64(0));
-		json_object_object_add(m, "limit",
-		    json_object_new_int64(dbi(&lim, i, 2)));
-		json_object_object_add(ms, dbv(&lim, i, 1), m);
-	}
-	/* The counters are exact; the daily sums stand in for the others. */
-	for (i = 0; i < used.n + cnt.n; i++) {
-		const struct dbrows *src = i < used.n ? &used : &cnt;
-		size_t k = i < used.n ? i : i - used.n;
-
-		if (!json_object_object_get_ex(ms, dbv(src, k, 0), &m)) {
-			m = json_object_new_object();
-			json_object_object_add(m, "limit", NULL);
-			json_object_object_add(ms, dbv(src, k, 0), m);
-		}
 		json_object_object_add(m, "used",
-		    json_object_new_int64(dbi(src, k, 1)));
+		    json_object_new_int64(dbi(&mr, i, 2)));
+		json_object_object_add(m, "limit", dbv(&mr, i, 1) ?
+		    json_object_new_int64(dbi(&mr, i, 1)) : NULL);
+		json_object_object_add(meters, dbv(&mr, i, 0), m);
 	}
-	json_object_object_add(o, "meters", ms);
-	m = json_object_new_object();
-	json_object_object_add(m, "remaining",
-	    json_object_new_int64(dbi(&cr, 0, 0)));
-	json_object_object_add(o, "credits", m);
+	json_object_object_add(o, "meters", meters);
+	credits = json_object_new_object();
+	json_object_object_add(credits, "remaining",
+	    json_object_new_int64(dbi(&st, 0, 3)));
+	json_object_object_add(o, "credits", credits);
 	*out = o;
 	return 1;
 }

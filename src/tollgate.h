@@ -699,7 +699,8 @@ int	 interim_password_change(struct req *, const char *uid,
 int	 interim_apikeys_list(struct req *, const char *uid,
 	    struct json_object **out);
 int	 interim_apikey_create(struct req *, const char *uid,
-	    const char *name, long long days, struct json_object **out);
+	    const char *name, long long days, struct json_object **out,
+	    const char **refusal);
 int	 interim_apikey_regenerate(struct req *, const char *uid,
 	    const char *id, struct json_object **out);
 int	 interim_apikey_delete(struct req *, const char *uid, const char *id);

@@ -103,7 +103,8 @@ isnt($stored, $key, 'key: stored as a hash');
 # Past the plan's limit (trial: 2 keys; the signup made one).
 $res = bpost($ua, '/profile/keys', { key_name => 'third' });
 is($res->code, 403, 'a key past the plan\'s limit: 403');
-like($res->body, qr{as many API keys as your plan allows}, 'the limit is explained at the field');
+like($res->body, qr{id="key_name-error">API key quota exceeded, upgrade to Pro: you have as many API keys},
+    'the limit is explained at the field, with the contract\'s message');
 
 $res = bpost($ua, "/profile/keys/$kid/regenerate", {});
 is($res->code, 200, 'regenerate: 200');

@@ -127,9 +127,11 @@ SKIP: {
 }
 
 # The gate branch's commands, once they are there.
-($rc, undef, $err) = ctl(undef);
+my $usage;
+($rc, undef, $usage) = ctl(undef);
+$err = $usage;
 SKIP: {
-	skip 'plans list is not in tollgatectl yet (gate branch)', 4 unless $err =~ /plans list/;
+	skip 'plans list is not in tollgatectl yet (gate branch)', 4 unless $usage =~ /plans list/;
 	($rc, $out) = ctl(undef, 'plans', 'list');
 	is($rc, 0, 'plans list: exit 0');
 	like($out, qr/\bpro\b/, 'plans list: names pro');
@@ -138,8 +140,8 @@ SKIP: {
 	like($err, qr/usage|plans set/i, 'plans set: the usage');
 }
 SKIP: {
-	skip 'service-key is not in tollgatectl yet (gate branch)', 6 unless $err =~ /service-key/;
-	my $name = 'ctl-test-' . int(rand 1e9);
+	skip 'service-key is not in tollgatectl yet (gate branch)', 6 unless $usage =~ /service-key/;
+	my $name = 'ctl_test_' . int(rand 1e9);
 	($rc, $out) = ctl(undef, 'service-key', 'create', $name);
 	is($rc, 0, 'service-key create: exit 0');
 	my @lines = split /\n/, $out;
@@ -151,6 +153,7 @@ SKIP: {
 	is($rc, 0, 'service-key revoke: exit 0');
 	($rc) = ctl(undef, 'service-key', 'revoke', "no-such-$name");
 	isnt($rc, 0, 'service-key revoke of an unknown key: non-zero');
+	$dbh->do('DELETE FROM service_keys WHERE name = ?', undef, $name);
 }
 
 done_testing;
