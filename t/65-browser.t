@@ -246,15 +246,24 @@ unlike($html, qr/\Q$key\E/, 'the key is not shown again') if $key;
 like($html, qr/\Q${\ substr($key || 'x' x 12, 0, 12)}\E/, 'only its preview');
 shot('07-profile');
 
-# Usage and billing.
+# Use the key at the dev stack's gated demo (compute costs 5 minutes,
+# spend 1 credit, echo 1 API call), then see it on the usage page.
 my ($uid) = $dbh->selectrow_array('SELECT id FROM users WHERE email_lc = ?', undef, lc $email);
-$dbh->do('INSERT INTO usage_daily (user_id, meter, day, used) VALUES (?, "compute_minutes", UTC_DATE(), 12), '
-    . '(?, "credits", UTC_DATE(), 3), (?, "api_calls", UTC_DATE(), 40), '
-    . '(?, "api_calls", UTC_DATE() - INTERVAL 1 DAY, 25)', undef, ($uid) x 4);
+my %got;
+for my $p ('/demo/compute', '/demo/compute', '/demo/spend', '/demo/spend', '/demo/spend', '/demo/echo') {
+	my $c = req(GET => $p, { Authorization => "Bearer $key" })->code // 0;
+	$got{$c}++;
+}
+is_deeply(\%got, { 200 => 6 }, 'six calls through the gate with the key');
 ok(go('/usage'), 'the usage page');
-is(js('document.querySelectorAll("svg rect.bar").length > 0'), 1, 'the chart has bars');
-like(text_now(), qr/Compute minutes/, 'compute minutes are listed');
-like(text_now(), qr/Credits left/, 'credits are listed');
+is(js('(document.querySelector("#meter-compute_minutes td") || {}).textContent'), '10',
+    'compute minutes used: 10');
+is(js('(document.querySelector("#meter-credits td") || {}).textContent'), '3', 'credits used: 3');
+is(js('(document.querySelector("#credits-left") || {}).textContent'), '7', 'credits left: 7');
+is(js('document.querySelectorAll("svg rect.bar[height]:not([height=\'0.0\'])").length'), 3,
+    "today's bar in each of the three charts");
+like(js('document.querySelector("svg title").textContent'), qr/: 1 in all/,
+    'the API calls chart says 1 in all');
 shot('08-usage');
 ok(go('/billing'), 'the billing page');
 is(js('document.querySelectorAll("article.plan").length >= 3'), 1, 'the plans side by side');
