@@ -90,6 +90,8 @@ notice_text(const char *code)
 		{ "welcome", "Welcome! We sent you a link to verify your "
 		    "email address: open it to start your trial." },
 		{ "name", "Your name has been saved." },
+		{ "resent", "If your address still needs verifying, a new link "
+		    "is on its way." },
 		{ "email", "Check your new address: the change takes effect "
 		    "when you open the link we sent there." },
 		{ "password", "Your password has been changed. Your other "
@@ -257,7 +259,10 @@ profile_page(struct page *p, int status, struct json_object *new_key)
 	    "<dt>Email</dt><dd>");
 	buf_html(&p->b, dbv(&me, 0, 1));
 	buf_puts(&p->b, dbi(&me, 0, 5) ? " <span class=\"tag ok\">verified"
-	    "</span>" : " <span class=\"tag warn\">not verified yet</span>");
+	    "</span>" : " <span class=\"tag warn\">not verified yet</span> ");
+	if (!dbi(&me, 0, 5))
+		pg_button_form(p, "/profile/resend", "Send the link again",
+		    "link");
 	buf_puts(&p->b, "</dd><dt>Plan</dt><dd>");
 	buf_html(&p->b, dbv(&me, 0, 4) ? dbv(&me, 0, 4) : "none");
 	if (dbv(&me, 0, 4) && strcmp(dbv(&me, 0, 4), "trial") == 0) {
@@ -369,6 +374,22 @@ h_page_profile_name(struct req *r)
 		return;
 	}
 	reply_redirect(r, 303, "/profile?notice=name");
+}
+
+/* POST /profile/resend: 303 to /profile, a new verification link sent. */
+void
+h_page_profile_resend(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!profile_post(r, &p))
+		return;
+	if ((rc = interim_resend_verification(r, r->who.user_id)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	reply_redirect(r, 303, "/profile?notice=resent");
 }
 
 /*

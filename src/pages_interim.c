@@ -208,6 +208,44 @@ interim_password_reset(struct req *r, const char *token, const char *pw)
 	return rc;
 }
 
+static struct sql q_verify_state = SQL(
+    "SELECT email, email_lc, email_verified_at IS NOT NULL FROM users "
+    "WHERE id = ?");
+
+static int
+resend_body(struct itx *t)
+{
+	struct req	*r = t->r;
+	struct dbrows	 row;
+	const char	*tok;
+	int		 rc, allowed;
+
+	if ((rc = db_select(r->a, &q_verify_state, &row, "s", t->uid)) < 0)
+		return rc;
+	if (rc == 0 || dbi(&row, 0, 2))
+		return 0;
+	if ((allowed = mail_allowed(r, dbv(&row, 0, 1))) < 0)
+		return allowed;
+	if (allowed && ((tok = onetime_token(r, "verify", t->uid,
+	    dbv(&row, 0, 0), 48 * 60, &rc)) == NULL ||
+	    (rc = mail_verify(r, t->uid, dbv(&row, 0, 0), tok)) < 0))
+		return rc;
+	return 0;
+}
+
+/*
+ * The core of POST /api/v1/auth/resend-verification: a new link unless
+ * the address is verified or has had its hourly mail.  Returns 0 or a
+ * DB_* code.
+ */
+int
+interim_resend_verification(struct req *r, const char *uid)
+{
+	struct itx	 t = { .r = r, .uid = uid, .body = resend_body };
+
+	return itx_run(&t);
+}
+
 /* The core of PATCH /api/v1/me. */
 int
 interim_name_set(struct req *r, const char *uid, const char *name)

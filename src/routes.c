@@ -170,6 +170,7 @@ const struct route routes[] = {
 	{ M_POST, "/reset-password", h_page_reset_post, PAGE, NULL },
 	{ M_GET, "/profile", h_page_profile, PAGE, NULL },
 	{ M_POST, "/profile/name", h_page_profile_name, PAGE, NULL },
+	{ M_POST, "/profile/resend", h_page_profile_resend, PAGE, NULL },
 	{ M_POST, "/profile/email", h_page_profile_email, PAGE, NULL },
 	{ M_POST, "/profile/password", h_page_profile_password, PAGE, NULL },
 	{ M_POST, "/profile/keys", h_page_key_create, PAGE, NULL },

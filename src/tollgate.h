@@ -692,6 +692,7 @@ int	 interim_password_forgot(struct req *, const char *email);
 int	 interim_password_reset(struct req *, const char *token,
 	    const char *password);
 int	 interim_name_set(struct req *, const char *uid, const char *name);
+int	 interim_resend_verification(struct req *, const char *uid);
 int	 interim_email_change(struct req *, const char *uid,
 	    const char *email, const char *password);
 int	 interim_password_change(struct req *, const char *uid,
@@ -728,6 +729,7 @@ handler_fn	 h_page_reset;
 handler_fn	 h_page_reset_post;
 handler_fn	 h_page_profile;
 handler_fn	 h_page_profile_name;
+handler_fn	 h_page_profile_resend;
 handler_fn	 h_page_profile_email;
 handler_fn	 h_page_profile_password;
 handler_fn	 h_page_key_create;

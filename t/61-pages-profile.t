@@ -32,6 +32,17 @@ like($res->body, qr{<code>\Q${\ substr($su->{api_key}{key}, 0, 12)}\E…</code>}
     'profile: the signup key by its preview');
 unlike($res->body, qr{\Q$su->{api_key}{key}\E}, 'profile: never the whole key');
 
+# A new verification link.
+my ($before) = $dbh->selectrow_array("SELECT COUNT(*) FROM outbox WHERE user_id = ? AND kind = 'verification'",
+    undef, $uid);
+is(bpost($ua, '/profile/resend', { csrf => undef })->code, 403, 'resend without CSRF: 403');
+$res = bpost($ua, '/profile/resend', {});
+is($res->code, 303, 'resend: 303');
+like(location($res), qr{^/profile\?notice=resent}, 'resend: back to the profile');
+my ($after) = $dbh->selectrow_array("SELECT COUNT(*) FROM outbox WHERE user_id = ? AND kind = 'verification'",
+    undef, $uid);
+is($after, $before + 1, 'resend: one more verification mail');
+
 # Name.
 $res = bpost($ua, '/profile/name', { name => '   ' });
 is($res->code, 422, 'name: blank: 422');
