@@ -469,12 +469,17 @@ login_page(struct req *r, struct page *p, int status, bool totp)
 	pg_send(p, status, "Log in");
 }
 
-/* GET /login ?next=: 200 with the form. */
+/* GET /login ?next=: 200 with the form; 303 to next when signed in. */
 void
 h_page_login(struct req *r)
 {
 	struct page	 p;
 
+	if (r->who.kind == WHO_COOKIE) {
+		reply_redirect(r, 303, pg_safe_next(pg_arg(r, "next"),
+		    "/profile"));
+		return;
+	}
 	pg_init(&p, r);
 	login_page(r, &p, 200, false);
 }

@@ -29,10 +29,10 @@ sub csrf_of {
 	return $html =~ /name="csrf" value="([0-9a-f]+)"/ ? $1 : undef;
 }
 
-# The CSRF field value for a browser (fetching /login once for the cookie).
+# The CSRF field value for a browser (a form page sets the cookie).
 sub csrf {
 	my ($ua) = @_;
-	return csrf_of(bget($ua, '/login')->body);
+	return csrf_of(bget($ua, '/forgot-password')->body);
 }
 
 # POSTs a form from the site's own origin; adds the CSRF field unless

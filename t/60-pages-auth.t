@@ -138,6 +138,9 @@ ok($sc && $sc->value ne 'planted-session-value-0123456789abcdef' && length($sc->
 ok($sc && $sc->httponly && $sc->secure && lc($sc->samesite // '') eq 'lax',
     'login: the cookie is HttpOnly, Secure, SameSite=Lax');
 is(bget($ua, '/usage')->code, 200, 'logged in: /usage 200');
+$res = bget($ua, '/login?next=/billing');
+is($res->code, 303, 'GET /login when logged in: 303');
+is(location($res), '/billing', 'GET /login when logged in: on to next');
 my $first = $sc->value;
 $res = page_login($ua, $email, 'long enough pw');
 is(location($res), '/profile', 'login without next: to /profile');
