@@ -31,8 +31,86 @@ static struct sql q_disable = SQL(
     "UPDATE users SET disabled_at = UTC_TIMESTAMP(6), updated_at = "
     "UTC_TIMESTAMP(6) WHERE id = ? AND disabled_at IS NULL");
 static struct sql q_live_admins = SQL(
-    "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL "
-    "AND id <> ?");
+    "SELECT id FROM users WHERE role = 'admin' AND disabled_at IS NULL "
+    "AND id <> ? ORDER BY id FOR UPDATE");
+
+/*
+ * A stand-in request for audit(): the actor is the operator at the
+ * machine ("tollgatectl", no user id), the address "local".
+ */
+static void
+ctl_req(struct req *r, struct arena *a)
+{
+	memset(r, 0, sizeof(*r));
+	r->a = a;
+	r->remote_addr = "local";
+	r->who.email = "tollgatectl";
+}
+
+/* A transaction of these commands, run by db_tx_run. */
+struct ctl_tx {
+	struct req	*r;
+	const char	*uid, *email, *hash;
+	bool		 admin_row;	/* disable: the target is a live admin */
+	int		 changed;
+};
+
+/* Promotes t->uid, audited when it changed.  Returns 0 or a DB_* code. */
+static int
+promote_body(void *v)
+{
+	struct ctl_tx	*t = v;
+	int		 rc;
+
+	if ((rc = db_exec(&q_promote, "s", t->uid)) < 0)
+		return rc;
+	if (rc > 0 && (rc = audit_obj(t->r, "user.role", t->uid, NULL)) < 0)
+		return rc;
+	return 0;
+}
+
+/* Creates the admin t->uid.  Returns 0 or a DB_* code. */
+static int
+create_body(void *v)
+{
+	struct ctl_tx	*t = v;
+	struct arena	*a = t->r->a;
+	int		 rc;
+
+	if ((rc = db_exec(&q_insert_admin, "sssss", t->uid, t->email,
+	    ascii_lower(a, t->email), "Admin", t->hash)) < 0 ||
+	    (rc = db_exec(&q_insert_balance, "s", t->uid)) < 0 ||
+	    (rc = audit_obj(t->r, "admin.create", t->uid, NULL)) < 0)
+		return rc;
+	return 0;
+}
+
+/*
+ * Disables t->uid unless it is the last live admin (the admin rows are
+ * locked, as the admin API locks them).  Returns 0 (t->changed says
+ * whether it changed), 1 for the last admin, or a DB_* code.
+ */
+static int
+disable_body(void *v)
+{
+	struct ctl_tx	*t = v;
+	struct dbrows	 admins;
+	int		 rc;
+
+	t->changed = 0;
+	if ((rc = db_select(t->r->a, &q_live_admins, &admins, "s",
+	    t->uid)) < 0)
+		return rc;
+	if (t->admin_row && admins.n == 0)
+		return 1;
+	if ((rc = db_exec(&q_disable, "s", t->uid)) < 0)
+		return rc;
+	t->changed = rc;
+	if (rc > 0 && (rc = audit_obj(t->r, "user.disable", t->uid,
+	    NULL)) < 0)
+		return rc;
+	return 0;
+}
 
 /* Reads a password from standard input when it is not a terminal. */
 static char *
@@ -69,10 +147,13 @@ ctl_admin_create(int argc, char *argv[])
 {
 	struct arena	*a = arena_new();
 	struct dbrows	 row;
+	struct req	 r;
+	struct ctl_tx	 t;
 	const char	*email, *err, *pw, *hash, *uid;
 	bool		 generated = false;
 	int		 rc, status = 1;
 
+	memset(&t, 0, sizeof(t));
 	if (argc != 1) {
 		fprintf(stderr, "usage: tollgatectl admin create EMAIL "
 		    "(password on standard input, or one is generated)\n");
@@ -89,7 +170,11 @@ ctl_admin_create(int argc, char *argv[])
 		goto out;
 	}
 	if (rc == 1) {
-		if ((rc = db_exec(&q_promote, "s", dbv(&row, 0, 0))) < 0) {
+		ctl_req(&r, a);
+		t.r = &r;
+		t.uid = dbv(&row, 0, 0);
+		if ((rc = db_tx_run(promote_body, NULL, &t,
+		    DB_TX_TRIES)) < 0) {
 			status = db_fail("promoting the account", rc);
 			goto out;
 		}
@@ -111,12 +196,12 @@ ctl_admin_create(int argc, char *argv[])
 		goto out;
 	}
 	uid = new_id(a);
-	if ((rc = db_begin()) < 0 ||
-	    (rc = db_exec(&q_insert_admin, "sssss", uid, email,
-	    ascii_lower(a, email), "Admin", hash)) < 0 ||
-	    (rc = db_exec(&q_insert_balance, "s", uid)) < 0 ||
-	    (rc = db_commit()) < 0) {
-		db_rollback();
+	ctl_req(&r, a);
+	t.r = &r;
+	t.uid = uid;
+	t.email = email;
+	t.hash = hash;
+	if ((rc = db_tx_run(create_body, NULL, &t, DB_TX_TRIES)) < 0) {
 		status = db_fail("creating the admin", rc);
 		goto out;
 	}
@@ -175,7 +260,9 @@ int
 ctl_user_disable(int argc, char *argv[])
 {
 	struct arena	*a = arena_new();
-	struct dbrows	 row, admins;
+	struct dbrows	 row;
+	struct req	 r;
+	struct ctl_tx	 t;
 	int		 rc, status = 1;
 
 	if (argc != 1) {
@@ -192,22 +279,22 @@ ctl_user_disable(int argc, char *argv[])
 		    argv[0]);
 		goto out;
 	}
-	if (strcmp(dbv(&row, 0, 1), "admin") == 0) {
-		if ((rc = db_select(a, &q_live_admins, &admins, "s",
-		    dbv(&row, 0, 0))) < 0) {
-			status = db_fail("counting admins", rc);
-			goto out;
-		}
-		if (dbi(&admins, 0, 0) == 0) {
-			fprintf(stderr, "tollgatectl: %s is the last admin and "
-			    "cannot be disabled\n", argv[0]);
-			goto out;
-		}
-	}
-	if ((rc = db_exec(&q_disable, "s", dbv(&row, 0, 0))) < 0) {
+	ctl_req(&r, a);
+	memset(&t, 0, sizeof(t));
+	t.r = &r;
+	t.uid = dbv(&row, 0, 0);
+	t.admin_row = strcmp(dbv(&row, 0, 1), "admin") == 0 &&
+	    !dbi(&row, 0, 2);
+	if ((rc = db_tx_run(disable_body, NULL, &t, DB_TX_TRIES)) < 0) {
 		status = db_fail("disabling the user", rc);
 		goto out;
 	}
+	if (rc == 1) {
+		fprintf(stderr, "tollgatectl: %s is the last admin and "
+		    "cannot be disabled\n", argv[0]);
+		goto out;
+	}
+	rc = t.changed;
 	printf("%s %s\n", argv[0], rc == 0 ? "was already disabled" :
 	    "is disabled");
 	status = 0;
