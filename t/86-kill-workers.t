@@ -17,7 +17,7 @@ use TG;
 use TGGate;
 use TGLoad;
 
-my $conns = 4;
+my $conns = soak_s(4, 8);
 my $kills = soak_s(3, 10);
 my $gap = soak_s(1.5, 3);
 my $dur = int(2 + $kills * $gap + soak_s(4, 10));

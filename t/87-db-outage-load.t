@@ -17,7 +17,7 @@ use TG;
 use TGGate;
 use TGLoad;
 
-my $conns = 4;
+my $conns = soak_s(4, 8);
 my $down = soak_s(8, 20);
 my $dur = int($down + 9);
 

@@ -25,7 +25,7 @@ use TGMail qw(sink_start sink_stop mails_to);
 use Fakes qw(fake_start fake_stop fake_get);
 use BillingTest qw(uid_subscribe);
 
-my $conns = 4;
+my $conns = soak_s(4, 8);
 my $down = soak_s(15, 60);
 my $db = gdb();
 

@@ -33,7 +33,7 @@ our $TODO;
 my $BACKLOG_TODO = 'SIGTERM resets connections queued in the listen '
     . 'backlog (src/main.c, src/worker.c; see the comment above)';
 
-my $conns = 4;
+my $conns = soak_s(4, 8);
 my $reloads = soak_s(2, 6);
 my $elog = "$ENV{TG_DEVSTACK}/log/nginx-error.log";
 my $tlog = "$ENV{TG_DEVSTACK}/log/tollgated.log";
