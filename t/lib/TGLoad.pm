@@ -159,10 +159,29 @@ sub load_user {
 	return $u;
 }
 
-# The user's ledger spends (count and sum), balance, and usage counters.
+# The user's ledger spends (count and sum), balance, and usage counters,
+# read in one consistent snapshot, once they have settled: requests wrk
+# abandoned at its end may still be committing for a moment (two reads
+# 0.3 s apart must agree; at most 5 s).
 sub snapshot {
 	my ($u) = @_;
+	my $prev;
+	for my $try (1 .. 16) {
+		my $cur = read_snapshot($u);
+		return $cur if $prev && join(',', map { $cur->{$_} // '' }
+		    sort keys %$cur) eq join(',', map { $prev->{$_} // '' }
+		    sort keys %$prev);
+		$prev = $cur;
+		sleep 0.3;
+	}
+	return $prev;
+}
+
+sub read_snapshot {
+	my ($u) = @_;
 	my $db = gdb();
+	$db->{mariadb_auto_reconnect} = 1;
+	$db->do('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
 	my ($n, $sum) = $db->selectrow_array(q{SELECT COUNT(*),
 	    COALESCE(-SUM(delta), 0) FROM credit_ledger WHERE user_id = ?
 	    AND kind = 'spend'}, undef, $u->{id});
@@ -173,6 +192,7 @@ sub snapshot {
 	    undef, $u->{id}) };
 	my ($min) = $db->selectrow_array(q{SELECT MIN(balance_after) FROM
 	    credit_ledger WHERE user_id = ?}, undef, $u->{id});
+	$db->do('COMMIT');
 	return { spends => $n, spent => $sum, balance => $bal,
 	    credits => $used{credits} // 0, api_calls => $used{api_calls} // 0,
 	    min_balance => $min };
