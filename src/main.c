@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <signal.h>
@@ -98,6 +99,16 @@ spawn(int i, int fd)
 	slots[i].pid = pid;
 	slots[i].started = now_seconds();
 	slots[i].respawn_at = 0;
+}
+
+/* Makes the listening socket non-blocking, for the workers' last drain. */
+static void
+drain_socket(int fd)
+{
+	int	 fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		log_warn("drain", " errno=%d", errno);
 }
 
 /* Sends sig to every worker, current and draining. */
@@ -241,6 +252,13 @@ master(void)
 				log_info("stopping", "%s", "");
 				stopping = true;
 				deadline = now + STOP_GRACE;
+				/*
+				 * No new connections (nginx answers 503), and
+				 * the queued ones are drained by the workers:
+				 * a non-blocking socket tells them to.
+				 */
+				unlink(cfg.socket);
+				drain_socket(fd);
 				signal_all(SIGTERM);
 			}
 		} else if (sig == SIGHUP && !stopping)

@@ -5,6 +5,7 @@
  * declared fields), and a handler answers exactly once.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,15 @@ on_term(int sig)
 {
 	(void)sig;
 	worker_stopping = 1;
-	FCGX_ShutdownPending();
+}
+
+/* True when the master's final stop made the listening socket non-blocking. */
+static bool
+draining(int fd)
+{
+	int	 fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
 /* True for 127.0.0.0/8 and ::1 (also as an IPv4-mapped address). */
@@ -280,7 +289,9 @@ worker_run(int fd)
 	FCGX_Request		 fx;
 	struct arena		*a;
 	struct sigaction	 sa;
+	struct timespec		 wait_term = { 0, 10 * 1000 * 1000 };
 	sigset_t		 term, none;
+	int			 rc;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;	/* no SA_RESTART: accept returns */
@@ -299,11 +310,25 @@ worker_run(int fd)
 		_exit(1);
 	}
 	log_info("worker_start", "%s", "");
-	while (!worker_stopping) {
-		if (FCGX_Accept_r(&fx) < 0) {
-			if (worker_stopping || errno == EINTR)
+	for (;;) {
+		/*
+		 * A reload stops a worker at once: the new workers take the
+		 * queue.  A final stop makes the socket non-blocking first,
+		 * and then the connections nginx already queued are answered
+		 * before the worker exits (accept says EAGAIN when none is left).
+		 */
+		if (worker_stopping && !draining(fd))
+			break;
+		if ((rc = FCGX_Accept_r(&fx)) < 0) {
+			if (rc == -EINTR)
 				continue;
-			log_err("accept", " errno=%d", errno);
+			if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+				if (worker_stopping)
+					break;
+				nanosleep(&wait_term, NULL);	/* it's coming */
+				continue;
+			}
+			log_err("accept", " errno=%d", -rc);
 			_exit(1);
 		}
 		/* A stop request waits until this request is answered. */
