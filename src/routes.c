@@ -85,6 +85,35 @@ static const struct field f_me_delete[] = {
 	{ NULL, 0, 0, 0, 0 },
 };
 
+/* Second factor and device sign-in (issue 10). */
+static const struct field f_totp_confirm[] = {
+	{ "code", F_TEXT, FIELD_REQUIRED, 1, 16 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_totp_delete[] = {
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ "code", F_TEXT, FIELD_REQUIRED, 1, 64 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_device[] = {
+	{ "client_name", F_TEXT, FIELD_REQUIRED, 1, 128 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_device_token[] = {
+	{ "device_code", F_TEXT, FIELD_REQUIRED, 1, 128 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_device_page[] = {
+	{ "user_code", F_TEXT, 0, 0, 64 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_device_post[] = {
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ "user_code", F_TEXT, FIELD_REQUIRED, 1, 64 },
+	{ "action", F_TEXT, FIELD_REQUIRED, 1, 16 },
+	{ NULL, 0, 0, 0, 0 },
+};
+
 #define JSON		ROUTE_JSON
 #define API		(ROUTE_JSON | ROUTE_API)
 #define LOGIN		(ROUTE_JSON | ROUTE_API | ROUTE_AUTH)
@@ -125,6 +154,19 @@ const struct route routes[] = {
 	{ M_GET, "/auth/magic", h_page_magic, ROUTE_HTML, f_token_page },
 	{ M_POST, "/auth/magic", h_page_magic_post, ROUTE_HTML | ROUTE_FORM,
 	    f_magic_post },
+
+	/* Second factor and device sign-in (issue 10). */
+	{ M_POST, "/api/v1/me/totp", h_totp_start, LOGIN, NULL },
+	{ M_DELETE, "/api/v1/me/totp", h_totp_delete, LOGIN, f_totp_delete },
+	{ M_POST, "/api/v1/me/totp/confirm", h_totp_confirm, LOGIN,
+	    f_totp_confirm },
+	{ M_POST, "/api/v1/auth/device", h_device_start, JSON, f_device },
+	{ M_POST, "/api/v1/auth/device/token", h_device_token,
+	    JSON | ROUTE_FORM, f_device_token },
+	{ M_GET, "/device", h_page_device, ROUTE_HTML | ROUTE_OPTAUTH,
+	    f_device_page },
+	{ M_POST, "/device", h_page_device_post,
+	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_device_post },
 };
 
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
