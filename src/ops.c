@@ -20,14 +20,35 @@ h_healthz(struct req *r)
 	reply_json(r, 200, o);
 }
 
-/* GET /metrics: 200 with the counters of every worker, loopback only. */
+/* The depths of the queues the sender drains, read when scraped. */
+static struct sql q_queues = SQL(
+    "SELECT (SELECT COUNT(*) FROM outbox WHERE status IN "
+    "('pending', 'sending')), (SELECT COUNT(*) FROM outbox WHERE "
+    "status = 'failed'), (SELECT COUNT(*) FROM meter_reports WHERE "
+    "status = 'pending'), (SELECT COUNT(*) FROM meter_reports WHERE "
+    "status = 'failed')");
+
+/*
+ * GET /metrics: 200 with the counters of every worker and the queue
+ * depths (left out while the database is down), loopback only.
+ */
 void
 h_metrics(struct req *r)
 {
+	struct dbrows	 q;
 	struct buf	 b;
 
 	buf_init(&b, r->a);
 	metrics_render(&b);
+	if (db_select(r->a, &q_queues, &q, "") == 1)
+		buf_printf(&b, "# HELP tollgate_queue_depth Rows waiting in "
+		    "the sender's queues.\n# TYPE tollgate_queue_depth gauge\n"
+		    "tollgate_queue_depth{queue=\"mail\",state=\"pending\"} "
+		    "%lld\ntollgate_queue_depth{queue=\"mail\",state=\"failed\"} "
+		    "%lld\ntollgate_queue_depth{queue=\"meter_events\","
+		    "state=\"pending\"} %lld\ntollgate_queue_depth{queue="
+		    "\"meter_events\",state=\"failed\"} %lld\n", dbi(&q, 0, 0),
+		    dbi(&q, 0, 1), dbi(&q, 0, 2), dbi(&q, 0, 3));
 	reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8",
 	    b.p, b.len);
 }

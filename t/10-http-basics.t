@@ -78,6 +78,14 @@ like($text, qr/^tollgate_requests_total\{[^}]*status="200"[^}]*\}/m,
     'metrics: requests_total with status 200');
 like($text, qr/^tollgate_request_duration_seconds_bucket\{/m,
     'metrics: latency histogram');
+like($text, qr/^tollgate_queue_depth\{queue="mail",state="pending"\} \d+$/m,
+    'metrics: the mail queue depth');
+like($text, qr/^tollgate_queue_depth\{queue="meter_events",state="pending"\} \d+$/m,
+    'metrics: the meter-event queue depth');
+like($text, qr/^tollgate_gate_decisions_total\{decision="allow"\} \d+$/m,
+    'metrics: gate decisions');
+like($text, qr/^tollgate_credit_spends_total\{result="ok"\} \d+$/m,
+    'metrics: credit spends');
 my $before = healthz_count($text);
 ok($before >= 1, "metrics: /healthz 200 counted ($before)");
 

@@ -1,0 +1,211 @@
+#!/usr/bin/perl
+# The Debian package: dpkg-buildpackage -us -uc -b builds it from a copy
+# of this checkout, dpkg -i (then apt-get -f install if dependencies are
+# missing) installs it on this machine, and the installed system is
+# checked: the files, the tollgate user, the configuration (0640
+# root:tollgate, fresh secrets), the programs' usage, systemd-analyze
+# verify of the units, nginx -t of the example site, and tollgatectl
+# migrate as the tollgate user against the dev stack's database.  The
+# package is purged at the end unless it was installed before.
+#
+# It skips only when dpkg-buildpackage is missing.
+
+use strict;
+use warnings;
+use lib 't/lib';
+
+use Test::More;
+use File::Temp qw(tempdir);
+use Time::HiRes qw(time);
+use TG;
+
+plan skip_all => 'dpkg-buildpackage is not installed (Debian package dpkg-dev)'
+    unless system('sh', '-c', 'command -v dpkg-buildpackage >/dev/null') == 0;
+
+my $root = $ENV{TG_ROOT};
+my @sudo = $> == 0 ? () : qw(sudo -n);
+my $dir = tempdir('tollgate-deb-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+
+# Runs a command list; returns (exit status, combined output).
+sub run {
+	my @cmd = @_;
+	my $pid = open(my $fh, '-|') // die "fork: $!";
+	if ($pid == 0) {
+		open STDERR, '>&', \*STDOUT or die;
+		exec @cmd or exit 127;
+	}
+	local $/;
+	my $out = <$fh> // '';
+	close $fh;
+	return ($? >> 8, $out);
+}
+
+sub installed {
+	my ($rc, $st) = run(qw(dpkg-query -W -f=${Status} tollgate));
+	return $rc == 0 && $st =~ /install ok installed/;
+}
+
+my $was_installed = installed();
+diag('tollgate was installed before this test; it is upgraded, not purged')
+    if $was_installed;
+
+# A copy of the checkout without what builds and the dev stack leave.
+my $src = "$dir/tollgate-0.1.0";
+mkdir $src or die "$src: $!";
+my ($rc, $out) = run('sh', '-c', "cd '$root' && tar -cf - " .
+    "--exclude=./.git --exclude=./.devstack --exclude=./autom4te.cache " .
+    "--exclude=./build-aux --exclude=./configure --exclude=./configure~ " .
+    "--exclude=./aclocal.m4 --exclude=Makefile.in --exclude=./debian/build " .
+    "--exclude=./debian/tollgate --exclude=./debian/.debhelper . | " .
+    "tar -C '$src' -xf -");
+is($rc, 0, 'copied the checkout') or diag($out);
+
+my $t0 = time;
+($rc, $out) = run('sh', '-c', "cd '$src' && DEB_BUILD_OPTIONS=parallel=2 " .
+    'dpkg-buildpackage -us -uc -b');
+is($rc, 0, 'dpkg-buildpackage -us -uc -b succeeds')
+    or diag(join("\n", (split /\n/, $out)[-40 .. -1]));
+diag(sprintf('package built in %.0f s', time - $t0));
+my ($deb) = glob("$dir/tollgate_*_*.deb");
+ok($deb && -s $deb, 'a .deb was built') or BAIL_OUT('no package to install');
+like($out, qr/^# FAIL:\s+0$/m, 'make check ran in the package build');
+
+($rc, $out) = run(@sudo, 'dpkg', '-i', $deb);
+if ($rc != 0) {
+	diag("dpkg -i: $out");
+	($rc, $out) = run(@sudo, 'env', 'DEBIAN_FRONTEND=noninteractive',
+	    'apt-get', '-f', 'install', '-y', '-q');
+}
+is($rc, 0, 'the package installs') or diag($out);
+ok(installed(), 'dpkg lists tollgate as installed');
+
+for my $f (qw(/usr/sbin/tollgated /usr/sbin/tollgatectl)) {
+	ok(-x $f, "$f is installed");
+}
+for my $f (qw(/lib/systemd/system/tollgated.service
+    /lib/systemd/system/tollgate-sender.service
+    /usr/share/man/man8/tollgated.8.gz /usr/share/man/man8/tollgatectl.8.gz
+    /usr/share/man/man5/tollgate.conf.5.gz
+    /etc/nginx/snippets/tollgate-http.conf /etc/nginx/snippets/tollgate-app.conf
+    /etc/nginx/sites-available/tollgate /usr/share/doc/tollgate/copyright)) {
+	ok(-f $f, "$f is installed");
+}
+my @sql = map { s{.*/}{}r } glob("$root/sql/*.sql");
+my @isql = map { s{.*/}{}r } glob('/usr/share/tollgate/sql/*.sql');
+ok(@sql > 0, 'the checkout has migrations');
+is_deeply(\@isql, \@sql, '/usr/share/tollgate/sql holds every migration');
+
+# The user and the configuration.
+my @pw = getpwnam('tollgate');
+ok(@pw, 'the system user tollgate exists');
+cmp_ok($pw[2] // 99999, '<', 1000, 'tollgate is a system user');
+like($pw[8] // '', qr{/(nologin|false)$}, 'tollgate has no login shell');
+my $gid = getgrnam('tollgate');
+ok(defined $gid, 'the group tollgate exists');
+
+my $conf = '/etc/tollgate/tollgate.conf';
+my @st = stat($conf);
+ok(@st, "$conf exists");
+is(sprintf('%04o', ($st[2] // 0) & 07777), '0640', "$conf has mode 0640");
+is($st[4], 0, "$conf belongs to root");
+is($st[5], $gid, "$conf has group tollgate");
+my $text = do { local (@ARGV, $/) = ($conf); <> } // '';
+if (!$was_installed) {
+	like($text, qr/^secret = [0-9a-f]{64}$/m, 'a fresh [jwt] secret');
+	like($text, qr/^key = [0-9a-f]{64}$/m, 'a fresh [crypto] key');
+	unlike($text, qr/@[A-Z_]+@/, 'no placeholder left');
+}
+
+# The programs answer.
+($rc, $out) = run('/usr/sbin/tollgatectl', '-h');
+is($rc, 2, 'tollgatectl -h exits 2');
+like($out, qr/^usage: tollgatectl .*\n(?s:.*)^\s+migrate\b/m,
+    'tollgatectl -h lists the commands');
+($rc, $out) = run('/usr/sbin/tollgated', '--no-such-option');
+is($rc, 2, 'tollgated with a bad option exits 2');
+like($out, qr/^usage: tollgated /m, 'tollgated prints its usage');
+
+# The configuration loads for the service user and nobody else.
+($rc, $out) = run(@sudo, 'runuser', '-u', 'tollgate', '--',
+    '/usr/sbin/tollgatectl', 'user', 'show');
+is($rc, 2, 'tollgatectl as tollgate reads the configuration (usage error only)')
+    or diag($out);
+($rc, $out) = run(@sudo, 'runuser', '-u', 'nobody', '--',
+    '/usr/sbin/tollgatectl', 'version');
+like($out, qr/cannot read \Q$conf\E/, 'nobody else can read it');
+
+# systemd.
+($rc, $out) = run(qw(systemd-analyze verify /lib/systemd/system/tollgated.service
+    /lib/systemd/system/tollgate-sender.service));
+is($rc, 0, 'systemd-analyze verify accepts the installed units');
+is($out, '', 'systemd-analyze verify has nothing to say') or diag($out);
+for my $u (qw(tollgated tollgate-sender)) {
+	my $unit = do { local (@ARGV, $/) = ("/lib/systemd/system/$u.service"); <> } // '';
+	for my $d (qw(User=tollgate ProtectSystem=strict PrivateTmp=yes
+	    NoNewPrivileges=yes CapabilityBoundingSet= SystemCallFilter=)) {
+		like($unit, qr/^\Q$d\E/m, "$u.service: $d");
+	}
+}
+
+# The man pages as installed (mandoc does not read gzip here).
+for my $m (qw(man8/tollgated.8 man8/tollgatectl.8 man5/tollgate.conf.5)) {
+	my $plain = "$dir/" . ($m =~ s{.*/}{}r);
+	($rc, $out) = run('sh', '-c', "zcat /usr/share/man/$m.gz >'$plain' && " .
+	    "mandoc -Tlint -W warning '$plain'");
+	is("$rc $out", '0 ', "the installed $m lints clean")
+	    or diag(substr($out, 0, 2000));
+}
+
+# nginx -t of the example site, its certificate paths pointed at the dev
+# stack's and its logs at a scratch directory.
+my $site = do { local (@ARGV, $/) = ('/etc/nginx/sites-available/tollgate'); <> } // '';
+like($site, qr{^include /etc/nginx/snippets/tollgate-http\.conf;}m,
+    'the site reads the http{} snippet');
+like($site, qr{include /etc/nginx/snippets/tollgate-app\.conf;},
+    'the site reads the server{} snippet');
+my $etc = "$ENV{TG_DEVSTACK}/etc";
+$site =~ s{/etc/letsencrypt/live/[^/]+/fullchain\.pem}{$etc/cert.pem}g;
+$site =~ s{/etc/letsencrypt/live/[^/]+/privkey\.pem}{$etc/key.pem}g;
+$site =~ s{/var/log/nginx/}{$dir/}g;
+open my $fh, '>', "$dir/site.conf" or die $!;
+print $fh $site;
+close $fh;
+open $fh, '>', "$dir/nginx.conf" or die $!;
+print $fh "pid $dir/nginx.pid;\nerror_log $dir/error.log;\nevents {}\n" .
+    "http {\n    include /etc/nginx/mime.types;\n    include $dir/site.conf;\n}\n";
+close $fh;
+($rc, $out) = run('nginx', '-t', '-q', '-c', "$dir/nginx.conf", '-e', "$dir/error.log");
+is($rc, 0, 'nginx -t accepts the installed site with the installed snippets')
+    or diag($out);
+
+# Ready for tollgatectl migrate: the installed tool, the installed
+# configuration and migrations, as the service user, against the dev
+# stack's database (already migrated from the same sql/: nothing to apply).
+SKIP: {
+	skip 'no dev stack database (TG_DB_SOCKET)', 3 unless $ENV{TG_DB_SOCKET};
+	my @as = ('runuser', '-u', 'tollgate', '--');
+	my ($r) = run(@sudo, @as, 'test', '-w', $ENV{TG_DB_SOCKET});
+	if ($r != 0) {
+		diag("the tollgate user cannot reach $ENV{TG_DB_SOCKET}; migrating as root");
+		@as = ();
+	}
+	($rc, $out) = run(@sudo, @as, 'env',
+	    "TOLLGATE_DATABASE_SOCKET=$ENV{TG_DB_SOCKET}",
+	    "TOLLGATE_DATABASE_USER=$ENV{TG_DB_USER}",
+	    "TOLLGATE_DATABASE_PASSWORD=$ENV{TG_DB_PASSWORD}",
+	    "TOLLGATE_DATABASE_NAME=$ENV{TG_DB_NAME}",
+	    '/usr/sbin/tollgatectl', 'migrate');
+	is($rc, 0, 'tollgatectl migrate runs from the installed package') or diag($out);
+	like($out, qr/^schema version \d+$/m, 'it reports the schema version');
+	unlike($out, qr/^applied /m, 'nothing was left to apply');
+}
+
+# Leave the machine as it was.
+if (!$was_installed) {
+	($rc, $out) = run(@sudo, 'dpkg', '--purge', 'tollgate');
+	is($rc, 0, 'dpkg --purge tollgate') or diag($out);
+	ok(!-e '/usr/sbin/tollgated', 'the binaries are gone');
+	ok(!-e $conf, 'the configuration is gone');
+}
+
+done_testing;
