@@ -160,7 +160,7 @@ login_failed(struct req *r, const char *email_lc)
 }
 
 /* Forgets the failures of this email from this address after a login. */
-static void
+void
 login_succeeded(struct req *r, const char *email_lc)
 {
 	const char	*pair, *addr;

@@ -113,6 +113,27 @@ static const struct field f_device_post[] = {
 	{ "action", F_TEXT, FIELD_REQUIRED, 1, 16 },
 	{ NULL, 0, 0, 0, 0 },
 };
+static const struct field f_login_totp[] = {
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ "totp_code", F_TEXT, 0, 0, 16 },
+	{ "recovery_code", F_TEXT, 0, 0, 64 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_csrf[] = {
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_totp_page_confirm[] = {
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ "code", F_TEXT, FIELD_REQUIRED, 1, 16 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_totp_page_off[] = {
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ "code", F_TEXT, FIELD_REQUIRED, 1, 64 },
+	{ NULL, 0, 0, 0, 0 },
+};
 
 #define JSON		ROUTE_JSON
 #define API		(ROUTE_JSON | ROUTE_API)
@@ -167,6 +188,15 @@ const struct route routes[] = {
 	    f_device_page },
 	{ M_POST, "/device", h_page_device_post,
 	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_device_post },
+	{ M_GET, "/login/totp", h_page_login_totp, ROUTE_HTML, NULL },
+	{ M_POST, "/login/totp", h_page_login_totp_post,
+	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_login_totp },
+	{ M_POST, "/profile/totp", h_page_totp_start,
+	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_csrf },
+	{ M_POST, "/profile/totp/confirm", h_page_totp_confirm,
+	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_totp_page_confirm },
+	{ M_POST, "/profile/totp/off", h_page_totp_off,
+	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_totp_page_off },
 };
 
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);

@@ -569,6 +569,65 @@ h_totp_confirm(struct req *r)
 }
 
 /*
+ * Turns the caller's second factor off, given their password and a code
+ * (a current TOTP code or a recovery code); without an active second
+ * factor only the password counts and a pending enrolment goes.  Returns
+ * TOTP_OK; TOTP_WRONG with the wrong field's name in *field (counted as
+ * a failed login); TOTP_THROTTLED with the seconds to wait in *retry;
+ * or a DB_* code.
+ */
+int
+totp_disable(struct req *r, const char *password, const char *code,
+    const char **field, long *retry)
+{
+	struct dbrows	 row;
+	struct totp_row	 t;
+	const char	*email_lc = ascii_lower(r->a, r->who.email);
+	int		 rc, attempt;
+
+	if ((rc = login_throttled(r, email_lc, retry)) != 0)
+		return rc < 0 ? rc : TOTP_THROTTLED;
+	if ((rc = db_select(r->a, &q_user_secrets, &row, "s",
+	    r->who.user_id)) < 0)
+		return rc;
+	*field = "password";
+	if (!password_verify(rc == 1 ? dbv(&row, 0, 2) : NULL, password))
+		goto wrong;
+	if ((rc = totp_load(r, r->who.user_id, &t)) < 0)
+		return rc;
+	*field = "code";
+	if (rc == 1 && t.enabled) {
+		if (code == NULL || (rc = own_code(r, code)) == 0)
+			goto wrong;
+		if (rc < 0)
+			return rc;
+	}
+	for (attempt = 0; attempt < TX_TRIES; attempt++) {
+		if ((rc = db_begin()) < 0)
+			return rc;
+		if ((rc = totp_remove(r, r->who.user_id, r->who.email,
+		    t.enabled)) < 0 ||
+		    (t.enabled && (rc = audit(r, "totp.disable",
+		    r->who.user_id, NULL)) < 0) ||
+		    (rc = db_commit()) < 0) {
+			db_rollback();
+			if (rc == DB_RETRY)
+				continue;
+			return rc;
+		}
+		log_info("totp_disabled", " user=%s", r->who.user_id);
+		return TOTP_OK;
+	}
+	return rc;
+wrong:
+	if ((rc = login_failed(r, email_lc)) < 0)
+		return rc;
+	log_info("totp_disable_refused", " user=%s field=%s", r->who.user_id,
+	    *field);
+	return TOTP_WRONG;
+}
+
+/*
  * DELETE /api/v1/me/totp {password, code} (a login): 204, the second
  * factor off and a security notice mailed (code: a current TOTP code or
  * a recovery code); 422 password or code (wrong: counts toward the
@@ -578,54 +637,40 @@ h_totp_confirm(struct req *r)
 void
 h_totp_delete(struct req *r)
 {
-	struct dbrows	 row;
-	struct totp_row	 t;
-	const char	*email_lc = ascii_lower(r->a, r->who.email);
-	int		 rc, attempt;
+	const char	*field = NULL;
+	long		 retry = 0;
+	int		 rc;
 
-	if (!own_throttle(r, email_lc))
-		return;
-	if ((rc = db_select(r->a, &q_user_secrets, &row, "s",
-	    r->who.user_id)) < 0)
-		goto dberr;
-	if (!password_verify(rc == 1 ? dbv(&row, 0, 2) : NULL,
-	    in_str(r, "password"))) {
-		if ((rc = login_failed(r, email_lc)) < 0)
-			goto dberr;
-		reply_invalid1(r, "password", "is wrong");
-		return;
-	}
-	if ((rc = totp_load(r, r->who.user_id, &t)) < 0)
-		goto dberr;
-	if (rc == 1 && t.enabled) {
-		if ((rc = own_code(r, in_str(r, "code"))) < 0)
-			goto dberr;
-		if (rc == 0) {
-			if ((rc = login_failed(r, email_lc)) < 0)
-				goto dberr;
-			reply_invalid1(r, "code", "is wrong");
-			return;
-		}
-	}
-	for (attempt = 0; attempt < TX_TRIES; attempt++) {
-		if ((rc = db_begin()) < 0)
-			goto dberr;
-		if ((rc = totp_remove(r, r->who.user_id, r->who.email,
-		    t.enabled)) < 0 ||
-		    (t.enabled && (rc = audit(r, "totp.disable",
-		    r->who.user_id, NULL)) < 0) ||
-		    (rc = db_commit()) < 0) {
-			db_rollback();
-			if (rc == DB_RETRY)
-				continue;
-			goto dberr;
-		}
-		log_info("totp_disabled", " user=%s", r->who.user_id);
+	rc = totp_disable(r, in_str(r, "password"), in_str(r, "code"), &field,
+	    &retry);
+	if (rc == TOTP_OK)
 		reply_empty(r, 204);
-		return;
-	}
-dberr:
-	reply_db(r, rc);
+	else if (rc == TOTP_WRONG)
+		reply_invalid1(r, field, "is wrong");
+	else if (rc == TOTP_THROTTLED)
+		reply_throttled(r, retry);
+	else
+		reply_db(r, rc);
+}
+
+/*
+ * The secret of uid's pending enrolment, in base32 (in the arena), to
+ * show it again.  Returns 1, 0 when there is no pending enrolment, or a
+ * DB_* code.
+ */
+int
+totp_pending_secret(struct req *r, const char *uid, const char **secret32)
+{
+	struct totp_row	 t;
+	int		 rc;
+
+	if ((rc = totp_load(r, uid, &t)) <= 0)
+		return rc;
+	if (t.enabled || t.secret == NULL)
+		return 0;
+	if ((*secret32 = base32(r->a, t.secret, t.secret_len)) == NULL)
+		return DB_FAIL;
+	return 1;
 }
 
 /* ------------------------------------------------------------------ */
