@@ -4,6 +4,7 @@
  * never logged; errors come back as short sentences for the log.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -134,4 +135,154 @@ http_call(struct arena *a, const char *method, const char *url,
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(c);
 	return rc == CURLE_OK ? (int)status : -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Forms, JSON answers and Stripe (used by github.c, billing.c,        */
+/* stripe.c).                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Appends s percent-encoded as RFC 3986 wants it in a query or form:
+ * everything but the unreserved characters is escaped (a space is %20).
+ */
+static void
+buf_escape(struct buf *b, const char *s)
+{
+	static const char	 hx[] = "0123456789ABCDEF";
+	const unsigned char	*p;
+	char			 e[3];
+
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+		    *p == '_' || *p == '~') {
+			buf_add(b, p, 1);
+			continue;
+		}
+		e[0] = '%';
+		e[1] = hx[*p >> 4];
+		e[2] = hx[*p & 15];
+		buf_add(b, e, 3);
+	}
+}
+
+void
+form_add(struct buf *b, const char *key, const char *val)
+{
+	if (b->len > 0)
+		buf_add(b, "&", 1);
+	buf_escape(b, key);
+	buf_add(b, "=", 1);
+	buf_escape(b, val != NULL ? val : "");
+}
+
+struct json_object *
+json_at(struct json_object *o, const char *path)
+{
+	const char	*p = path;
+	char		 seg[64];
+	size_t		 n;
+
+	while (o != NULL && *p != '\0') {
+		n = strcspn(p, ".");
+		if (n == 0 || n >= sizeof(seg))
+			return NULL;
+		memcpy(seg, p, n);
+		seg[n] = '\0';
+		p += n;
+		if (*p == '.')
+			p++;
+		if (json_object_is_type(o, json_type_array)) {
+			char	*end;
+			long	 i = strtol(seg, &end, 10);
+
+			if (*end != '\0' || i < 0 ||
+			    (size_t)i >= json_object_array_length(o))
+				return NULL;
+			o = json_object_array_get_idx(o, (size_t)i);
+		} else if (json_object_is_type(o, json_type_object)) {
+			if (!json_object_object_get_ex(o, seg, &o))
+				return NULL;
+		} else
+			return NULL;
+	}
+	return o;
+}
+
+const char *
+json_str_at(struct json_object *o, const char *path)
+{
+	o = json_at(o, path);
+	return o != NULL && json_object_is_type(o, json_type_string) ?
+	    json_object_get_string(o) : NULL;
+}
+
+long long
+json_int_at(struct json_object *o, const char *path, long long dflt)
+{
+	o = json_at(o, path);
+	return o != NULL && json_object_is_type(o, json_type_int) ?
+	    (long long)json_object_get_int64(o) : dflt;
+}
+
+bool
+json_bool_at(struct json_object *o, const char *path, bool dflt)
+{
+	o = json_at(o, path);
+	return o != NULL && json_object_is_type(o, json_type_boolean) ?
+	    json_object_get_boolean(o) != 0 : dflt;
+}
+
+struct json_object *
+json_parse_any(const char *s, size_t len)
+{
+	struct json_tokener	*tok;
+	struct json_object	*o;
+
+	if (len > 1024 * 1024 || memchr(s, '\0', len) != NULL ||
+	    (tok = json_tokener_new_ex(32)) == NULL)
+		return NULL;
+	o = json_tokener_parse_ex(tok, s, (int)len);
+	if (json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+int
+stripe_call(struct arena *a, const char *method, const char *path,
+    const char *form, const char *idem, struct json_object **out, char *err,
+    size_t errlen)
+{
+	const char	*headers[3];
+	struct buf	 answer;
+	size_t		 n = 0;
+	int		 status;
+
+	*out = NULL;
+	if (cfg.stripe_secret_key[0] == '\0') {
+		snprintf(err, errlen, "[stripe] secret_key is not configured");
+		return -1;
+	}
+	headers[n++] = arena_printf(a, "Authorization: Bearer %s",
+	    cfg.stripe_secret_key);
+	if (idem != NULL)
+		headers[n++] = arena_printf(a, "Idempotency-Key: %s", idem);
+	headers[n] = NULL;
+	status = http_call(a, method, arena_printf(a, "%s%s",
+	    cfg.stripe_api_base, path), headers, form, &answer, err, errlen);
+	if (status < 0)
+		return -1;
+	*out = json_parse_any(answer.p, answer.len);
+	if (status < 200 || status > 299) {
+		const char *msg = json_str_at(*out, "error.message");
+
+		/* Stripe's message names the problem, never the key. */
+		snprintf(err, errlen, "HTTP %d: %.200s", status,
+		    msg != NULL ? msg : "no error message");
+	}
+	return status;
 }

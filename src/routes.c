@@ -134,6 +134,17 @@ static const struct field f_totp_page_off[] = {
 	{ "code", F_TEXT, FIELD_REQUIRED, 1, 64 },
 	{ NULL, 0, 0, 0, 0 },
 };
+/* GitHub login and Stripe billing (contract sections 3 and 8). */
+static const struct field f_github_callback[] = {
+	{ "code", F_TEXT, 0, 1, 512 },
+	{ "state", F_TEXT, 0, 1, 256 },
+	{ "error", F_TEXT, 0, 1, 128 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_checkout[] = {
+	{ "plan", F_SLUG, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
 
 #define JSON		ROUTE_JSON
 #define API		(ROUTE_JSON | ROUTE_API)
@@ -197,6 +208,19 @@ const struct route routes[] = {
 	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_totp_page_confirm },
 	{ M_POST, "/profile/totp/off", h_page_totp_off,
 	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_totp_page_off },
+
+	/* GitHub login and Stripe billing (contract sections 3 and 8). */
+	{ M_GET, "/api/v1/auth/github", h_github_start, ROUTE_HTML, NULL },
+	{ M_GET, "/api/v1/auth/github/callback", h_github_callback, ROUTE_HTML,
+	    f_github_callback },
+	{ M_GET, "/api/v1/billing", h_billing_get, LOGIN | ROUTE_KEY, NULL },
+	{ M_POST, "/api/v1/billing/checkout", h_billing_checkout, LOGIN,
+	    f_checkout },
+	{ M_POST, "/api/v1/billing/portal", h_billing_portal, LOGIN, NULL },
+	{ M_POST, "/api/v1/billing/webhook", h_billing_webhook, ROUTE_RAW,
+	    NULL },
+	{ M_GET, "/api/v1/billing/payments", h_billing_payments,
+	    LOGIN | ROUTE_KEY, NULL },
 };
 
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);

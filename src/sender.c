@@ -265,6 +265,7 @@ sender_run(void)
 		worked = outbox_pass(a, me);
 
 		arena_reset(a);
+		worked += billing_pass(a, me);	/* Stripe: meter events, cancels */
 		if (worked == 0 && !stop)
 			nanosleep(&pause, NULL);
 	}

@@ -730,4 +730,79 @@ handler_fn	 h_page_totp_start;
 handler_fn	 h_page_totp_confirm;
 handler_fn	 h_page_totp_off;
 
+/* ------------------------------------------------------------------ */
+/* GitHub login and Stripe billing (github.c, billing.c, stripe.c,     */
+/* and their helpers in outside.c).                                    */
+/* ------------------------------------------------------------------ */
+
+/* Appends key=value to an urlencoded form or query, escaping both. */
+void	 form_add(struct buf *, const char *key, const char *val);
+/*
+ * The value at a dotted path ("items.data.0.price.id": numbers index
+ * arrays) inside o, or NULL.  The result is borrowed from o.
+ */
+struct json_object *json_at(struct json_object *, const char *path);
+/* A string, integer or boolean at a path; NULL or dflt when absent. */
+const char *json_str_at(struct json_object *, const char *path);
+long long json_int_at(struct json_object *, const char *path, long long);
+bool	 json_bool_at(struct json_object *, const char *path, bool);
+/* Any JSON value (object or array), else NULL; the caller puts it. */
+struct json_object *json_parse_any(const char *, size_t);
+/*
+ * One Stripe API call: form-encoded, with the secret key and, when idem
+ * is given, an Idempotency-Key.  Returns the HTTP status with the answer
+ * in *out (owned by the caller; NULL when not JSON), or -1 when Stripe
+ * could not be reached.  err says what went wrong for the log (a status
+ * outside 2xx too); it never holds the key.
+ */
+int	 stripe_call(struct arena *, const char *method, const char *path,
+	    const char *form, const char *idem, struct json_object **out,
+	    char *err, size_t errlen);
+
+/*
+ * Checks a Stripe-Signature header against the raw body: t=<unix time>
+ * and one or more v1=<hex HMAC-SHA256 of "<t>.<body>" with secret>.
+ * Returns 0 when a v1 matches and t is within tolerance seconds of now,
+ * else -1 (bad header or signature) or -2 (t too old or too new).
+ */
+int	 stripe_signature_check(const char *header, const char *body,
+	    size_t len, const char *secret, long long now, long tolerance);
+/*
+ * The plan whose Stripe price id is price ([stripe] price_pro and
+ * price_team first, then plans.stripe_price_id), in the arena; NULL with
+ * *rc = 0 when none has it, or NULL with a DB_* code in *rc.
+ */
+const char *plan_for_price(struct arena *, const char *price, int *rc);
+/*
+ * Adds qty of meter to the Stripe meter-report queue of uid, in the
+ * current [stripe] report_interval; does nothing unless uid has a live
+ * subscription.  Call it in the transaction that counts the usage.
+ * Returns 0 or a DB_* code.
+ */
+int	 meter_report_add(struct req *, const char *uid, const char *meter,
+	    long long qty);
+/*
+ * Queues the cancellation at Stripe of every live subscription of uid.
+ * Call it in the transaction that deletes the account, before the user
+ * row goes; the sender sends DELETE /v1/subscriptions/{id}.  Returns the
+ * number queued or a DB_* code.
+ */
+int	 billing_cancel_for_user(struct req *, const char *uid);
+/*
+ * The sender's Stripe pass: due meter reports and cancellations, each
+ * claimed with a lease.  Returns the number of rows worked on.
+ */
+int	 billing_pass(struct arena *, const char *me);
+
+/* github.c */
+handler_fn	 h_github_start;
+handler_fn	 h_github_callback;
+/* billing.c */
+handler_fn	 h_billing_get;
+handler_fn	 h_billing_checkout;
+handler_fn	 h_billing_portal;
+handler_fn	 h_billing_payments;
+/* stripe.c */
+handler_fn	 h_billing_webhook;
+
 #endif /* TOLLGATE_H */
