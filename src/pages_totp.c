@@ -5,9 +5,9 @@
  * first factor (the password on /login, GitHub) and finds TOTP on calls
  * totp_pending_begin, which answers with a form for the code and a
  * short-lived cookie (tg_2fa: the user, the kind of sign-in and where to
- * go next, sealed with the crypto key, 10 minutes, for /login/totp
- * only).  POST /login/totp checks the code and only then makes the
- * session.  Each code is good once, so a copied cookie is no way in.
+ * go next, sealed with the crypto key, 10 minutes).  POST /login/totp
+ * checks the code and only then makes the session.  Each code is good
+ * once, so a copied cookie is no way in.
  *
  * The TOTP part of /profile: totp_profile_section writes the state and
  * the forms; POST /profile/totp starts an enrolment (a QR code drawn as
@@ -109,7 +109,7 @@ totp_pending_begin(struct req *r, const char *uid, const char *kind,
 	    now + PENDING_TTL, safe_next(next, "/profile"));
 	sealed = seal(r->a, plain, strlen(plain), &len);
 	reply_header(r, "Set-Cookie", arena_printf(r->a, "%s=%s; "
-	    "Path=/login/totp; Max-Age=%d; HttpOnly; Secure; SameSite=Lax",
+	    "Path=/; Max-Age=%d; HttpOnly; Secure; SameSite=Lax",
 	    PENDING_COOKIE, b64url(r->a, sealed, len), PENDING_TTL));
 	log_info("totp_pending", " user=%s kind=%s", uid, kind);
 	code_page(r, 200, NULL);
@@ -163,7 +163,7 @@ pending_read(struct req *r, struct pending *p)
 static void
 pending_clear(struct req *r)
 {
-	reply_header(r, "Set-Cookie", PENDING_COOKIE "=; Path=/login/totp; "
+	reply_header(r, "Set-Cookie", PENDING_COOKIE "=; Path=/; "
 	    "Max-Age=0; HttpOnly; Secure; SameSite=Lax");
 }
 
