@@ -31,8 +31,21 @@ static struct sql q_disable = SQL(
     "UPDATE users SET disabled_at = UTC_TIMESTAMP(6), updated_at = "
     "UTC_TIMESTAMP(6) WHERE id = ? AND disabled_at IS NULL");
 static struct sql q_live_admins = SQL(
-    "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL "
-    "AND id <> ?");
+    "SELECT id FROM users WHERE role = 'admin' AND disabled_at IS NULL "
+    "AND id <> ? ORDER BY id FOR UPDATE");
+
+/*
+ * A stand-in request for audit(): the actor is the operator at the
+ * machine ("tollgatectl", no user id), the address "local".
+ */
+static void
+ctl_req(struct req *r, struct arena *a)
+{
+	memset(r, 0, sizeof(*r));
+	r->a = a;
+	r->remote_addr = "local";
+	r->who.email = "tollgatectl";
+}
 
 /* Reads a password from standard input when it is not a terminal. */
 static char *
@@ -69,6 +82,7 @@ ctl_admin_create(int argc, char *argv[])
 {
 	struct arena	*a = arena_new();
 	struct dbrows	 row;
+	struct req	 r;
 	const char	*email, *err, *pw, *hash, *uid;
 	bool		 generated = false;
 	int		 rc, status = 1;
@@ -89,7 +103,12 @@ ctl_admin_create(int argc, char *argv[])
 		goto out;
 	}
 	if (rc == 1) {
-		if ((rc = db_exec(&q_promote, "s", dbv(&row, 0, 0))) < 0) {
+		ctl_req(&r, a);
+		if ((rc = db_begin()) < 0 ||
+		    (rc = db_exec(&q_promote, "s", dbv(&row, 0, 0))) < 0 ||
+		    (rc > 0 && (rc = audit_obj(&r, "user.role", dbv(&row, 0, 0),
+		    NULL)) < 0) || (rc = db_commit()) < 0) {
+			db_rollback();
 			status = db_fail("promoting the account", rc);
 			goto out;
 		}
@@ -111,10 +130,12 @@ ctl_admin_create(int argc, char *argv[])
 		goto out;
 	}
 	uid = new_id(a);
+	ctl_req(&r, a);
 	if ((rc = db_begin()) < 0 ||
 	    (rc = db_exec(&q_insert_admin, "sssss", uid, email,
 	    ascii_lower(a, email), "Admin", hash)) < 0 ||
 	    (rc = db_exec(&q_insert_balance, "s", uid)) < 0 ||
+	    (rc = audit_obj(&r, "admin.create", uid, NULL)) < 0 ||
 	    (rc = db_commit()) < 0) {
 		db_rollback();
 		status = db_fail("creating the admin", rc);
@@ -176,7 +197,8 @@ ctl_user_disable(int argc, char *argv[])
 {
 	struct arena	*a = arena_new();
 	struct dbrows	 row, admins;
-	int		 rc, status = 1;
+	struct req	 r;
+	int		 rc, changed = 0, status = 1;
 
 	if (argc != 1) {
 		fprintf(stderr, "usage: tollgatectl user disable EMAIL\n");
@@ -192,25 +214,36 @@ ctl_user_disable(int argc, char *argv[])
 		    argv[0]);
 		goto out;
 	}
-	if (strcmp(dbv(&row, 0, 1), "admin") == 0) {
-		if ((rc = db_select(a, &q_live_admins, &admins, "s",
-		    dbv(&row, 0, 0))) < 0) {
-			status = db_fail("counting admins", rc);
-			goto out;
-		}
-		if (dbi(&admins, 0, 0) == 0) {
-			fprintf(stderr, "tollgatectl: %s is the last admin and "
-			    "cannot be disabled\n", argv[0]);
-			goto out;
-		}
-	}
-	if ((rc = db_exec(&q_disable, "s", dbv(&row, 0, 0))) < 0) {
-		status = db_fail("disabling the user", rc);
+	/* The admin rows are locked, as the admin API locks them. */
+	ctl_req(&r, a);
+	if ((rc = db_begin()) < 0 ||
+	    (rc = db_select(a, &q_live_admins, &admins, "s",
+	    dbv(&row, 0, 0))) < 0) {
+		db_rollback();
+		status = db_fail("counting admins", rc);
 		goto out;
 	}
+	if (strcmp(dbv(&row, 0, 1), "admin") == 0 && !dbi(&row, 0, 2) &&
+	    admins.n == 0) {
+		db_rollback();
+		fprintf(stderr, "tollgatectl: %s is the last admin and "
+		    "cannot be disabled\n", argv[0]);
+		goto out;
+	}
+	if ((rc = db_exec(&q_disable, "s", dbv(&row, 0, 0))) < 0)
+		goto txfail;
+	changed = rc;
+	if ((changed > 0 && (rc = audit_obj(&r, "user.disable",
+	    dbv(&row, 0, 0), NULL)) < 0) || (rc = db_commit()) < 0)
+		goto txfail;
+	rc = changed;
 	printf("%s %s\n", argv[0], rc == 0 ? "was already disabled" :
 	    "is disabled");
 	status = 0;
+	goto out;
+txfail:
+	db_rollback();
+	status = db_fail("disabling the user", rc);
 out:
 	db_close();
 	arena_free(a);

@@ -32,6 +32,32 @@ static const struct field f_logout[] = {
 	{ NULL, 0, 0, 0, 0 },
 };
 
+/* Issue 7: the admin API's fields (the pages take theirs in pages*.c). */
+static const struct field f_admin_users[] = {
+	{ "q", F_TEXT, 0, 0, 254 },
+	{ "page", F_INT, 0, 1, 1000000 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_admin_patch[] = {
+	{ "plan", F_SLUG, FIELD_NULLABLE, 0, 0 },
+	{ "role", F_TEXT, 0, 1, 16 },
+	{ "disabled", F_BOOL, 0, 0, 0 },
+	{ "totp", F_BOOL, 0, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_admin_trial[] = {
+	{ "days", F_INT, FIELD_REQUIRED, -3650, 3650 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_admin_credits[] = {
+	{ "delta", F_INT, FIELD_REQUIRED, -1000000000, 1000000000 },
+	{ "reason", F_TEXT, FIELD_REQUIRED, 1, 255 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_admin_user_id[] = {
+	{ "user_id", F_ID, 0, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
 /*
  * Accounts (issue 4).  Mailed tokens are text here, so that one that is
  * malformed answers 400 invalid_token like one that is unknown.
@@ -149,6 +175,8 @@ static const struct field f_checkout[] = {
 #define JSON		ROUTE_JSON
 #define API		(ROUTE_JSON | ROUTE_API)
 #define LOGIN		(ROUTE_JSON | ROUTE_API | ROUTE_AUTH)
+#define ADMIN		(LOGIN | ROUTE_ADMIN)
+#define PAGE		(ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH)
 
 const struct route routes[] = {
 	{ M_GET, "/", h_root, 0, NULL },
@@ -163,6 +191,57 @@ const struct route routes[] = {
 	    f_logout },
 	{ M_GET, "/api/v1/sessions", h_sessions_list, LOGIN, NULL },
 	{ M_DELETE, "/api/v1/sessions/{id}", h_session_delete, LOGIN, NULL },
+
+	/* Issue 7: the HTML pages (section 11) and their stylesheet. */
+	{ M_GET, "/static/tollgate.css", h_static_css, 0, NULL },
+	{ M_GET, "/signup", h_page_signup, PAGE, NULL },
+	{ M_POST, "/signup", h_page_signup_post, PAGE, NULL },
+	{ M_GET, "/login", h_page_login, PAGE, NULL },
+	{ M_POST, "/login", h_page_login_post, PAGE, NULL },
+	{ M_POST, "/logout", h_page_logout, PAGE, NULL },
+	{ M_GET, "/forgot-password", h_page_forgot, PAGE, NULL },
+	{ M_POST, "/forgot-password", h_page_forgot_post, PAGE, NULL },
+	{ M_GET, "/reset-password", h_page_reset, PAGE, NULL },
+	{ M_POST, "/reset-password", h_page_reset_post, PAGE, NULL },
+	{ M_GET, "/profile", h_page_profile, PAGE, NULL },
+	{ M_POST, "/profile/name", h_page_profile_name, PAGE, NULL },
+	{ M_POST, "/profile/email", h_page_profile_email, PAGE, NULL },
+	{ M_POST, "/profile/password", h_page_profile_password, PAGE, NULL },
+	{ M_POST, "/profile/keys", h_page_key_create, PAGE, NULL },
+	{ M_POST, "/profile/keys/{id}/regenerate", h_page_key_regenerate, PAGE,
+	    NULL },
+	{ M_POST, "/profile/keys/{id}/delete", h_page_key_delete, PAGE, NULL },
+	{ M_POST, "/profile/sessions/{id}/delete", h_page_session_delete, PAGE,
+	    NULL },
+	{ M_GET, "/usage", h_page_usage, PAGE, NULL },
+	{ M_GET, "/billing", h_page_billing, PAGE, NULL },
+	{ M_POST, "/billing/checkout", h_page_checkout, PAGE, NULL },
+	{ M_POST, "/billing/portal", h_page_portal, PAGE, NULL },
+	{ M_GET, "/admin", h_page_admin, PAGE, NULL },
+	{ M_GET, "/admin/users/{id}", h_page_admin_user, PAGE, NULL },
+	{ M_POST, "/admin/users/{id}", h_page_admin_update, PAGE, NULL },
+	{ M_POST, "/admin/users/{id}/credits", h_page_admin_credits, PAGE,
+	    NULL },
+	{ M_POST, "/admin/users/{id}/extend-trial", h_page_admin_trial, PAGE,
+	    NULL },
+	{ M_POST, "/admin/users/{id}/delete", h_page_admin_delete, PAGE,
+	    NULL },
+
+	/* Issue 7: administration (section 10). */
+	{ M_GET, "/api/v1/admin/users", h_admin_users, ADMIN, f_admin_users },
+	{ M_GET, "/api/v1/admin/users/{id}", h_admin_user, ADMIN, NULL },
+	{ M_PATCH, "/api/v1/admin/users/{id}", h_admin_user_patch, ADMIN,
+	    f_admin_patch },
+	{ M_DELETE, "/api/v1/admin/users/{id}", h_admin_user_delete, ADMIN,
+	    NULL },
+	{ M_POST, "/api/v1/admin/users/{id}/extend-trial",
+	    h_admin_extend_trial, ADMIN, f_admin_trial },
+	{ M_POST, "/api/v1/admin/users/{id}/credits", h_admin_credits, ADMIN,
+	    f_admin_credits },
+	{ M_GET, "/api/v1/admin/payments", h_admin_payments, ADMIN,
+	    f_admin_user_id },
+	{ M_GET, "/api/v1/admin/audit", h_admin_audit, ADMIN,
+	    f_admin_user_id },
 
 	/* Accounts (issue 4): mailed links, the account itself, pages. */
 	{ M_POST, "/api/v1/auth/verify-email", h_verify_email, JSON, f_token },

@@ -614,6 +614,142 @@ handler_fn	 h_sessions_list;
 handler_fn	 h_session_delete;
 
 /* ------------------------------------------------------------------ */
+/* Pages, admin and audit (issue 7): pages.c, pages_account.c,         */
+/* pages_admin.c, pages_interim.c, admin.c, audit.c, static.c.         */
+/* ------------------------------------------------------------------ */
+
+/* audit.c: detail is consumed; audit_list's array is the caller's. */
+int	 audit_obj(struct req *, const char *action, const char *target_id,
+	    struct json_object *detail);
+int	 audit_list(struct req *, const char *user_id, long long limit,
+	    struct json_object **out);
+
+/* admin.c: the admin actions, shared by the JSON API and /admin. */
+#define ADM_OK		0
+#define ADM_NOT_FOUND	1
+#define ADM_LAST_ADMIN	2	/* the last live admin would go */
+#define ADM_NO_PLAN	3
+#define ADM_FORBIDDEN	4	/* the caller is no longer an admin */
+
+/* What an admin changes; plan_set with plan NULL clears the override. */
+struct admin_change {
+	bool		 plan_set;
+	const char	*plan;
+	const char	*role;		/* "user", "admin" or NULL */
+	int		 disabled;	/* -1 unchanged, 0 enable, 1 disable */
+	bool		 totp_off;
+};
+
+int	 admin_users_list(struct req *, const char *q, long long page,
+	    struct json_object **out);
+int	 admin_user_detail(struct req *, const char *uid,
+	    struct json_object **out);
+int	 admin_update(struct req *, const char *uid,
+	    const struct admin_change *);
+int	 admin_delete(struct req *, const char *uid);
+int	 admin_extend_trial(struct req *, const char *uid, long long days,
+	    const char **ends_at);
+int	 admin_credits(struct req *, const char *uid, long long delta,
+	    const char *reason, long long *applied, long long *remaining);
+int	 admin_payments(struct req *, const char *user_id,
+	    struct json_object **out);
+
+/* pages.c: what the page files share.  A page is built in p->b. */
+struct page {
+	struct req		*r;
+	struct buf		 b;
+	struct json_object	*errs;	/* field -> message, or NULL */
+};
+void	 pg_init(struct page *, struct req *);
+const char *pg_urlenc(struct arena *, const char *);
+const char *pg_safe_next(const char *next, const char *dflt);
+bool	 pg_login(struct req *);
+bool	 pg_admin(struct req *);
+bool	 pg_csrf(struct req *);
+bool	 pg_take(struct page *, const struct field *);
+void	 pg_error(struct page *, const char *field, const char *message);
+const char *pg_err_text(struct page *, const char *field);
+void	 pg_notice(struct page *, const char *cls, const char *text);
+void	 pg_form(struct page *, const char *action, const char *cls);
+void	 pg_hidden(struct page *, const char *name, const char *value);
+void	 pg_input(struct page *, const char *label, const char *name,
+	    const char *type, const char *value, const char *autocomplete,
+	    bool required);
+void	 pg_submit(struct page *, const char *label, const char *cls);
+void	 pg_button_form(struct page *, const char *action,
+	    const char *label, const char *cls);
+void	 pg_nav(struct page *, const char *current);
+void	 pg_send(struct page *, int status, const char *title);
+const char *pg_arg(struct req *, const char *name);
+
+/*
+ * pages_interim.c: stand-ins for the accounts, gate and billing
+ * branches' actions until they are merged (see the file's comment).
+ */
+int	 interim_password_forgot(struct req *, const char *email);
+int	 interim_password_reset(struct req *, const char *token,
+	    const char *password);
+int	 interim_name_set(struct req *, const char *uid, const char *name);
+int	 interim_email_change(struct req *, const char *uid,
+	    const char *email, const char *password);
+int	 interim_password_change(struct req *, const char *uid,
+	    const char *current, const char *password);
+int	 interim_apikeys_list(struct req *, const char *uid,
+	    struct json_object **out);
+int	 interim_apikey_create(struct req *, const char *uid,
+	    const char *name, long long days, struct json_object **out);
+int	 interim_apikey_regenerate(struct req *, const char *uid,
+	    const char *id, struct json_object **out);
+int	 interim_apikey_delete(struct req *, const char *uid, const char *id);
+int	 interim_plans(struct req *, struct json_object **out);
+int	 interim_usage(struct req *, const char *uid, struct json_object **out);
+int	 interim_billing(struct req *, const char *uid,
+	    struct json_object **out);
+int	 interim_payments(struct req *, const char *uid,
+	    struct json_object **out);
+int	 interim_checkout(struct req *, const char *uid, const char *plan,
+	    const char **url);
+int	 interim_portal(struct req *, const char *uid, const char **url);
+
+/* Handlers of issue 7. */
+handler_fn	 h_static_css;
+handler_fn	 h_page_signup;
+handler_fn	 h_page_signup_post;
+handler_fn	 h_page_login;
+handler_fn	 h_page_login_post;
+handler_fn	 h_page_logout;
+handler_fn	 h_page_forgot;
+handler_fn	 h_page_forgot_post;
+handler_fn	 h_page_reset;
+handler_fn	 h_page_reset_post;
+handler_fn	 h_page_profile;
+handler_fn	 h_page_profile_name;
+handler_fn	 h_page_profile_email;
+handler_fn	 h_page_profile_password;
+handler_fn	 h_page_key_create;
+handler_fn	 h_page_key_regenerate;
+handler_fn	 h_page_key_delete;
+handler_fn	 h_page_session_delete;
+handler_fn	 h_page_usage;
+handler_fn	 h_page_billing;
+handler_fn	 h_page_checkout;
+handler_fn	 h_page_portal;
+handler_fn	 h_page_admin;
+handler_fn	 h_page_admin_user;
+handler_fn	 h_page_admin_update;
+handler_fn	 h_page_admin_credits;
+handler_fn	 h_page_admin_trial;
+handler_fn	 h_page_admin_delete;
+handler_fn	 h_admin_users;
+handler_fn	 h_admin_user;
+handler_fn	 h_admin_user_patch;
+handler_fn	 h_admin_user_delete;
+handler_fn	 h_admin_extend_trial;
+handler_fn	 h_admin_credits;
+handler_fn	 h_admin_payments;
+handler_fn	 h_admin_audit;
+
+/* ------------------------------------------------------------------ */
 /* Accounts (issue 4): mailed one-time tokens, verification and the    */
 /* trial, the account's own endpoints, the mail of contract section 9. */
 /* ------------------------------------------------------------------ */

@@ -1,0 +1,968 @@
+/*
+ * The HTML pages, part two: what a signed-in person sees of their own
+ * account.  /profile (name, email, password, second factor, API keys,
+ * sessions), /usage (the meters of the current billing period and a
+ * chart of daily use drawn as SVG on the server), /billing (the plans,
+ * Checkout, the customer portal, payments).  Helpers are in pages.c.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "tollgate.h"
+
+static struct sql q_me = SQL(
+    "SELECT " USER_COLUMNS ", (SELECT t.enabled_at IS NOT NULL FROM "
+    "totp_secrets t WHERE t.user_id = u.id), "
+    "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%d %H:%i UTC'), "
+    "u.password_hash IS NOT NULL FROM users u WHERE u.id = ?");
+static struct sql q_sessions = SQL(
+    "SELECT id, DATE_FORMAT(created_at, '%Y-%m-%d %H:%i UTC'), "
+    "DATE_FORMAT(last_used_at, '%Y-%m-%d %H:%i UTC'), user_agent, "
+    "client_name, kind, address FROM sessions WHERE user_id = ? AND "
+    "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > "
+    "UTC_TIMESTAMP(6)) ORDER BY created_at DESC LIMIT 200");
+static struct sql q_session_owner = SQL(
+    "SELECT user_id FROM sessions WHERE id = ? AND revoked_at IS NULL");
+static struct sql q_daily = SQL(
+    "SELECT meter, DATE_FORMAT(day, '%Y-%m-%d'), used FROM usage_daily "
+    "WHERE user_id = ? AND day >= ? AND day <= ? ORDER BY meter, day");
+
+/* A JSON member as a string, or NULL. */
+static const char *
+js(struct json_object *o, const char *k)
+{
+	struct json_object	*v;
+
+	if (o == NULL || !json_object_object_get_ex(o, k, &v) || v == NULL)
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static long long
+ji(struct json_object *o, const char *k)
+{
+	struct json_object	*v;
+
+	if (o == NULL || !json_object_object_get_ex(o, k, &v) || v == NULL)
+		return 0;
+	return json_object_get_int64(v);
+}
+
+/* An RFC 3339 time as "YYYY-MM-DD HH:MM UTC", or a dash. */
+static void
+put_time(struct buf *b, const char *t)
+{
+	if (t == NULL || strlen(t) < 16) {
+		buf_puts(b, "—");
+		return;
+	}
+	buf_printf(b, "<time datetime=\"");
+	buf_html(b, t);
+	buf_printf(b, "\">%.10s %.5s UTC</time>", t, t + 11);
+}
+
+/* The message of a ?notice= code after a redirect. */
+static const char *
+notice_text(const char *code)
+{
+	static const struct { const char *code, *text; } n[] = {
+		{ "welcome", "Welcome! We sent you a link to verify your "
+		    "email address: open it to start your trial." },
+		{ "name", "Your name has been saved." },
+		{ "email", "Check your new address: the change takes effect "
+		    "when you open the link we sent there." },
+		{ "password", "Your password has been changed. Your other "
+		    "sessions have been logged out." },
+		{ "key_deleted", "The API key has been revoked." },
+		{ "session", "The session has been logged out." },
+	};
+	size_t	 i;
+
+	for (i = 0; code != NULL && i < sizeof(n) / sizeof(n[0]); i++)
+		if (strcmp(code, n[i].code) == 0)
+			return n[i].text;
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* /profile                                                            */
+/* ------------------------------------------------------------------ */
+
+/* The API keys section; new_key is a key just made, shown this once. */
+static int
+keys_section(struct page *p, struct json_object *new_key)
+{
+	struct req		*r = p->r;
+	struct json_object	*keys = NULL, *k;
+	size_t			 i, n;
+	int			 rc;
+
+	buf_puts(&p->b, "<section id=\"keys\">\n<h2>API keys</h2>\n");
+	if (new_key != NULL) {
+		buf_puts(&p->b, "<div class=\"secret\" role=\"status\"><p>Your "
+		    "new key <strong>");
+		buf_html(&p->b, js(new_key, "name"));
+		buf_puts(&p->b, "</strong>. Copy it now: it is not shown "
+		    "again.</p>\n<p><code id=\"new-key\">");
+		buf_html(&p->b, js(new_key, "key"));
+		buf_puts(&p->b, "</code></p></div>\n");
+	}
+	if ((rc = interim_apikeys_list(r, r->who.user_id, &keys)) < 0)
+		return rc;
+	n = json_object_array_length(keys);
+	if (n == 0)
+		buf_puts(&p->b, "<p>You have no API keys.</p>\n");
+	else {
+		buf_puts(&p->b, "<div class=\"scroll\"><table>\n<thead><tr>"
+		    "<th>Name</th><th>Key</th><th>Created</th><th>Last used"
+		    "</th><th>Expires</th><th><span class=\"sr\">Actions"
+		    "</span></th></tr></thead>\n<tbody>\n");
+		for (i = 0; i < n; i++) {
+			const char *id;
+
+			k = json_object_array_get_idx(keys, i);
+			id = js(k, "id");
+			buf_puts(&p->b, "<tr><td>");
+			buf_html(&p->b, js(k, "name"));
+			buf_puts(&p->b, "</td><td><code>");
+			buf_html(&p->b, js(k, "preview"));
+			buf_puts(&p->b, "…</code></td><td>");
+			put_time(&p->b, js(k, "created_at"));
+			buf_puts(&p->b, "</td><td>");
+			put_time(&p->b, js(k, "last_used_at"));
+			buf_puts(&p->b, "</td><td>");
+			if (js(k, "expires_at") == NULL)
+				buf_puts(&p->b, "never");
+			else
+				put_time(&p->b, js(k, "expires_at"));
+			buf_puts(&p->b, "</td><td class=\"actions\">");
+			pg_button_form(p, arena_printf(r->a, "/profile/keys/"
+			    "%s/regenerate", id), "Regenerate", "secondary");
+			pg_button_form(p, arena_printf(r->a, "/profile/keys/"
+			    "%s/delete", id), "Revoke", "danger");
+			buf_puts(&p->b, "</td></tr>\n");
+		}
+		buf_puts(&p->b, "</tbody></table></div>\n");
+	}
+	json_object_put(keys);
+	buf_puts(&p->b, "<h3>New key</h3>\n");
+	pg_form(p, "/profile/keys", "row");
+	pg_input(p, "Name", "key_name", "text", new_key ? NULL :
+	    pg_arg(r, "key_name"), "off", true);
+	pg_input(p, "Expires after (days, empty: never)", "expires_in_days",
+	    "number", new_key ? NULL : pg_arg(r, "expires_in_days"), "off",
+	    false);
+	pg_submit(p, "Create key", NULL);
+	buf_puts(&p->b, "</section>\n");
+	return 0;
+}
+
+/* The sessions section. */
+static int
+sessions_section(struct page *p)
+{
+	struct req	*r = p->r;
+	struct dbrows	 rows;
+	size_t		 i;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_sessions, &rows, "s",
+	    r->who.user_id)) < 0)
+		return rc;
+	buf_puts(&p->b, "<section id=\"sessions\">\n<h2>Sessions</h2>\n"
+	    "<div class=\"scroll\"><table>\n<thead><tr><th>Device</th>"
+	    "<th>Signed in</th><th>Last used</th><th><span class=\"sr\">"
+	    "Actions</span></th></tr></thead>\n<tbody>\n");
+	for (i = 0; i < rows.n; i++) {
+		const char *id = dbv(&rows, i, 0);
+		bool current = r->who.session_id != NULL &&
+		    strcmp(r->who.session_id, id) == 0;
+
+		buf_puts(&p->b, "<tr><td>");
+		if (dbv(&rows, i, 4) != NULL) {
+			buf_html(&p->b, dbv(&rows, i, 4));
+			buf_puts(&p->b, " (device sign-in)");
+		} else
+			buf_html(&p->b, dbv(&rows, i, 3) ? dbv(&rows, i, 3) :
+			    "Unknown client");
+		if (current)
+			buf_puts(&p->b, " <strong class=\"tag\">this "
+			    "browser</strong>");
+		buf_puts(&p->b, "<br><small>");
+		buf_html(&p->b, dbv(&rows, i, 5));
+		if (dbv(&rows, i, 6) != NULL) {
+			buf_puts(&p->b, " from ");
+			buf_html(&p->b, dbv(&rows, i, 6));
+		}
+		buf_puts(&p->b, "</small></td><td>");
+		buf_html(&p->b, dbv(&rows, i, 1));
+		buf_puts(&p->b, "</td><td>");
+		buf_html(&p->b, dbv(&rows, i, 2));
+		buf_puts(&p->b, "</td><td class=\"actions\">");
+		pg_button_form(p, arena_printf(r->a, "/profile/sessions/%s/"
+		    "delete", id), current ? "Log out" : "Revoke", "danger");
+		buf_puts(&p->b, "</td></tr>\n");
+	}
+	buf_puts(&p->b, "</tbody></table></div>\n</section>\n");
+	return 0;
+}
+
+/*
+ * Renders /profile with status; new_key (consumed) is a key to show
+ * once.  Answers the request.
+ */
+static void
+profile_page(struct page *p, int status, struct json_object *new_key)
+{
+	struct req	*r = p->r;
+	struct dbrows	 me;
+	const char	*notice = notice_text(pg_arg(r, "notice"));
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_me, &me, "s", r->who.user_id)) <= 0) {
+		json_object_put(new_key);
+		json_object_put(p->errs);
+		reply_db(r, rc == 0 ? DB_FAIL : rc);
+		return;
+	}
+	pg_nav(p, "/profile");
+	if (notice != NULL)
+		pg_notice(p, "notice", notice);
+	if (p->errs != NULL)
+		pg_notice(p, "error", "Some fields need your attention: see "
+		    "below.");
+
+	buf_puts(&p->b, "<section id=\"account\">\n<h2>Account</h2>\n<dl>"
+	    "<dt>Email</dt><dd>");
+	buf_html(&p->b, dbv(&me, 0, 1));
+	buf_puts(&p->b, dbi(&me, 0, 5) ? " <span class=\"tag ok\">verified"
+	    "</span>" : " <span class=\"tag warn\">not verified yet</span>");
+	buf_puts(&p->b, "</dd><dt>Plan</dt><dd>");
+	buf_html(&p->b, dbv(&me, 0, 4) ? dbv(&me, 0, 4) : "none");
+	if (dbv(&me, 0, 4) && strcmp(dbv(&me, 0, 4), "trial") == 0) {
+		buf_puts(&p->b, dbv(&me, 0, 8) ? ", until " : ", starts when "
+		    "you verify your email");
+		buf_html(&p->b, dbv(&me, 0, 8));
+	}
+	buf_puts(&p->b, " · <a href=\"/billing\">billing</a></dd>");
+	buf_puts(&p->b, "<dt>Member since</dt><dd>");
+	put_time(&p->b, dbv(&me, 0, 6));
+	buf_puts(&p->b, "</dd></dl>\n");
+
+	buf_puts(&p->b, "<h3>Name</h3>\n");
+	pg_form(p, "/profile/name", "row");
+	pg_input(p, "Name", "name", "text", p->errs ? pg_arg(r, "name") :
+	    dbv(&me, 0, 2), "name", true);
+	pg_submit(p, "Save name", NULL);
+
+	buf_puts(&p->b, "<h3>Email</h3>\n");
+	pg_form(p, "/profile/email", NULL);
+	pg_input(p, "New email", "email", "email", pg_arg(r, "email"),
+	    "email", true);
+	pg_input(p, "Your password", "password", "password", NULL,
+	    "current-password", true);
+	pg_submit(p, "Change email", NULL);
+
+	buf_puts(&p->b, "<h3>Password</h3>\n");
+	pg_form(p, "/profile/password", NULL);
+	pg_input(p, "Current password", "current_password", "password", NULL,
+	    "current-password", true);
+	pg_input(p, "New password (at least 10 characters)", "new_password",
+	    "password", NULL, "new-password", true);
+	pg_submit(p, "Change password", NULL);
+
+	/* The TOTP state and its forms (pages_totp.c). */
+	totp_profile_section(r, &p->b, dbi(&me, 0, 7) != 0);
+	buf_puts(&p->b, "</section>\n");
+
+	rc = keys_section(p, new_key);
+	json_object_put(new_key);
+	if (rc < 0 || (rc = sessions_section(p)) < 0) {
+		json_object_put(p->errs);
+		reply_db(r, rc);
+		return;
+	}
+	pg_send(p, status, "Your profile");
+}
+
+/* GET /profile: 200; 303 to /login without a session. */
+void
+h_page_profile(struct req *r)
+{
+	struct page	 p;
+
+	if (!pg_login(r))
+		return;
+	pg_init(&p, r);
+	profile_page(&p, 200, NULL);
+}
+
+static const struct field f_name[] = {
+	{ "name", F_NAME, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_email[] = {
+	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_password[] = {
+	{ "current_password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ "new_password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_key[] = {
+	{ "key_name", F_TEXT, FIELD_REQUIRED, 1, 128 },
+	{ "expires_in_days", F_INT, 0, 1, 3650 },
+	{ NULL, 0, 0, 0, 0 },
+};
+
+/* The common start of the profile's POST handlers. */
+static bool
+profile_post(struct req *r, struct page *p)
+{
+	if (!pg_login(r) || !pg_csrf(r))
+		return false;
+	pg_init(p, r);
+	return true;
+}
+
+/* POST /profile/name {name}: 303 to /profile; 422 with the message. */
+void
+h_page_profile_name(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!profile_post(r, &p))
+		return;
+	if (!pg_take(&p, f_name)) {
+		profile_page(&p, 422, NULL);
+		return;
+	}
+	if ((rc = interim_name_set(r, r->who.user_id, in_str(r, "name"))) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	reply_redirect(r, 303, "/profile?notice=name");
+}
+
+/*
+ * POST /profile/email {email, password}: 303 to /profile (a link goes
+ * to the new address); 422 wrong password or bad email; 409 taken.
+ */
+void
+h_page_profile_email(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!profile_post(r, &p))
+		return;
+	if (!pg_take(&p, f_email)) {
+		profile_page(&p, 422, NULL);
+		return;
+	}
+	rc = interim_email_change(r, r->who.user_id, in_str(r, "email"),
+	    in_str(r, "password"));
+	if (rc < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	if (rc == 0) {
+		pg_error(&p, "password", "is wrong");
+		profile_page(&p, 422, NULL);
+		return;
+	}
+	if (rc == 2) {
+		pg_error(&p, "email", "An account with this email already "
+		    "exists.");
+		profile_page(&p, 409, NULL);
+		return;
+	}
+	if (rc == 3) {
+		pg_error(&p, "email", "is already your email address");
+		profile_page(&p, 422, NULL);
+		return;
+	}
+	reply_redirect(r, 303, "/profile?notice=email");
+}
+
+/*
+ * POST /profile/password {current_password, new_password}: 303 to
+ * /profile, other sessions logged out; 422 wrong current password.
+ */
+void
+h_page_profile_password(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!profile_post(r, &p))
+		return;
+	if (!pg_take(&p, f_password)) {
+		profile_page(&p, 422, NULL);
+		return;
+	}
+	rc = interim_password_change(r, r->who.user_id,
+	    in_str(r, "current_password"), in_str(r, "new_password"));
+	if (rc < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	if (rc == 0) {
+		pg_error(&p, "current_password", "is wrong");
+		profile_page(&p, 422, NULL);
+		return;
+	}
+	reply_redirect(r, 303, "/profile?notice=password");
+}
+
+/* Drops an empty field from the posted form (an empty number box). */
+static void
+drop_empty(struct req *r, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < r->form.n; i++)
+		if (strcmp(r->form.v[i].key, name) == 0 &&
+		    r->form.v[i].vlen == 0) {
+			r->form.v[i] = r->form.v[--r->form.n];
+			i--;
+		}
+}
+
+/*
+ * POST /profile/keys {key_name, expires_in_days?}: 201 the profile with
+ * the new key shown once; 422 bad fields; 403 past the plan's key limit.
+ */
+void
+h_page_key_create(struct req *r)
+{
+	struct page		 p;
+	struct json_object	*key = NULL;
+	int			 rc;
+
+	if (!profile_post(r, &p))
+		return;
+	drop_empty(r, "expires_in_days");
+	if (!pg_take(&p, f_key)) {
+		profile_page(&p, 422, NULL);
+		return;
+	}
+	rc = interim_apikey_create(r, r->who.user_id, in_str(r, "key_name"),
+	    in_int(r, "expires_in_days", 0), &key);
+	if (rc < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	if (rc == 0) {
+		pg_error(&p, "key_name", "You have as many API keys as your "
+		    "plan allows: revoke one, or upgrade for more.");
+		profile_page(&p, 403, NULL);
+		return;
+	}
+	log_info("apikey_create", " user=%s via=page", r->who.user_id);
+	profile_page(&p, 201, key);
+}
+
+/* POST /profile/keys/{id}/regenerate: 200 with the new key; 403 not yours. */
+void
+h_page_key_regenerate(struct req *r)
+{
+	struct page		 p;
+	struct json_object	*key = NULL;
+	int			 rc;
+
+	if (!profile_post(r, &p))
+		return;
+	rc = interim_apikey_regenerate(r, r->who.user_id, r->params[0], &key);
+	if (rc < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	if (rc == 0) {
+		reply_error(r, 403, "forbidden", "This API key is not yours.");
+		return;
+	}
+	profile_page(&p, 200, key);
+}
+
+/* POST /profile/keys/{id}/delete: 303 to /profile; 403 not yours. */
+void
+h_page_key_delete(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!profile_post(r, &p))
+		return;
+	rc = interim_apikey_delete(r, r->who.user_id, r->params[0]);
+	if (rc < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	if (rc == 0) {
+		reply_error(r, 403, "forbidden", "This API key is not yours.");
+		return;
+	}
+	reply_redirect(r, 303, "/profile?notice=key_deleted#keys");
+}
+
+/*
+ * POST /profile/sessions/{id}/delete: 303 to /profile (to /login when it
+ * was this browser's session); 403 not yours.
+ */
+void
+h_page_session_delete(struct req *r)
+{
+	struct page	 p;
+	struct dbrows	 row;
+	const char	*sid = r->params[0];
+	int		 rc;
+
+	if (!profile_post(r, &p))
+		return;
+	if ((rc = db_select(r->a, &q_session_owner, &row, "s", sid)) < 0)
+		goto dberr;
+	if (rc == 0 || strcmp(dbv(&row, 0, 0), r->who.user_id) != 0) {
+		reply_error(r, 403, "forbidden", "This session is not yours.");
+		return;
+	}
+	if ((rc = session_revoke(sid, "revoked")) < 0)
+		goto dberr;
+	if (r->who.session_id != NULL && strcmp(r->who.session_id, sid) == 0) {
+		session_clear_cookie(r);
+		reply_redirect(r, 303, "/login?notice=logout");
+		return;
+	}
+	reply_redirect(r, 303, "/profile?notice=session#sessions");
+	return;
+dberr:
+	reply_db(r, rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* /usage                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Days since the epoch of "YYYY-MM-DD...", or -1. */
+static long
+day_number(const char *s)
+{
+	struct tm	 tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (s == NULL || sscanf(s, "%4d-%2d-%2d", &tm.tm_year, &tm.tm_mon,
+	    &tm.tm_mday) != 3)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (long)(timegm(&tm) / 86400);
+}
+
+/* "YYYY-MM-DD" of a day number, in the arena. */
+static const char *
+day_text(struct arena *a, long day)
+{
+	time_t		 t = (time_t)day * 86400;
+	struct tm	 tm;
+
+	gmtime_r(&t, &tm);
+	return arena_printf(a, "%04d-%02d-%02d", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday);
+}
+
+/* A meter's name for people: "compute_minutes" -> "Compute minutes". */
+static const char *
+meter_label(struct arena *a, const char *m)
+{
+	char	*s = arena_strdup(a, m), *c;
+
+	for (c = s; *c != '\0'; c++)
+		if (*c == '_')
+			*c = ' ';
+	if (strncmp(s, "api ", 4) == 0)
+		memcpy(s, "API", 3);
+	else if (s[0] >= 'a' && s[0] <= 'z')
+		s[0] = (char)(s[0] - 'a' + 'A');
+	return s;
+}
+
+#define CHART_W		640
+#define CHART_H		180
+#define CHART_L		44	/* room for the y labels */
+#define CHART_B		24	/* room for the x labels */
+
+/*
+ * Draws one meter's daily use from day first to day last as an SVG bar
+ * chart: one bar per day, the largest day's value on the y axis, each
+ * bar titled with its date and value.
+ */
+static void
+draw_chart(struct page *p, const char *meter, const struct dbrows *rows,
+    long first, long last)
+{
+	struct arena	*a = p->r->a;
+	long		 ndays = last - first + 1, d;
+	long long	*v, max = 0, total = 0;
+	double		 bw, plot_h = CHART_H - CHART_B - 8;
+	size_t		 i;
+
+	if (ndays < 1)
+		ndays = 1;
+	if (ndays > 400)
+		ndays = 400;
+	v = arena_alloc(a, sizeof(*v) * (size_t)ndays);
+	memset(v, 0, sizeof(*v) * (size_t)ndays);
+	for (i = 0; i < rows->n; i++) {
+		if (strcmp(dbv(rows, i, 0), meter) != 0)
+			continue;
+		d = day_number(dbv(rows, i, 1)) - first;
+		if (d >= 0 && d < ndays)
+			v[d] += dbi(rows, i, 2);
+	}
+	for (d = 0; d < ndays; d++) {
+		if (v[d] > max)
+			max = v[d];
+		total += v[d];
+	}
+	bw = (double)(CHART_W - CHART_L - 4) / (double)ndays;
+	buf_printf(&p->b, "<figure class=\"chart\">\n<svg viewBox=\"0 0 %d "
+	    "%d\" role=\"img\" aria-labelledby=\"chart-%s\" "
+	    "xmlns=\"http://www.w3.org/2000/svg\">\n<title id=\"chart-%s\">",
+	    CHART_W, CHART_H, meter, meter);
+	buf_html(&p->b, meter_label(a, meter));
+	buf_printf(&p->b, " per day, %s to %s: %lld in all</title>\n",
+	    day_text(a, first), day_text(a, first + ndays - 1), total);
+	buf_printf(&p->b, "<line class=\"axis\" x1=\"%d\" y1=\"%.1f\" "
+	    "x2=\"%d\" y2=\"%.1f\"/>\n", CHART_L, 8 + plot_h, CHART_W - 2,
+	    8 + plot_h);
+	buf_printf(&p->b, "<text class=\"label\" x=\"%d\" y=\"14\" "
+	    "text-anchor=\"end\">%lld</text>\n<text class=\"label\" x=\"%d\" "
+	    "y=\"%.1f\" text-anchor=\"end\">0</text>\n", CHART_L - 6, max,
+	    CHART_L - 6, 8 + plot_h);
+	for (d = 0; d < ndays; d++) {
+		double h = max > 0 ? plot_h * (double)v[d] / (double)max : 0;
+
+		if (v[d] > 0 && h < 1)
+			h = 1;
+		buf_printf(&p->b, "<rect class=\"bar\" x=\"%.1f\" y=\"%.1f\" "
+		    "width=\"%.1f\" height=\"%.1f\"><title>%s: %lld</title>"
+		    "</rect>\n", CHART_L + 2 + bw * (double)d + bw * 0.1,
+		    8 + plot_h - h, bw * 0.8, h, day_text(a, first + d), v[d]);
+	}
+	buf_printf(&p->b, "<text class=\"label\" x=\"%d\" y=\"%d\">%s</text>"
+	    "\n<text class=\"label\" x=\"%d\" y=\"%d\" text-anchor=\"end\">"
+	    "%s</text>\n</svg>\n", CHART_L + 2, CHART_H - 6,
+	    day_text(a, first), CHART_W - 2, CHART_H - 6,
+	    day_text(a, first + ndays - 1));
+	buf_puts(&p->b, "</figure>\n");
+}
+
+/* GET /usage: 200 with the meters of the period and the daily charts. */
+void
+h_page_usage(struct req *r)
+{
+	struct page		 p;
+	struct json_object	*u = NULL, *per, *ms;
+	struct dbrows		 daily;
+	const char		*start, *end;
+	long			 first, last, today;
+	int			 rc;
+
+	if (!pg_login(r))
+		return;
+	pg_init(&p, r);
+	if ((rc = interim_usage(r, r->who.user_id, &u)) <= 0) {
+		reply_db(r, rc == 0 ? DB_FAIL : rc);
+		return;
+	}
+	json_object_object_get_ex(u, "period", &per);
+	json_object_object_get_ex(u, "meters", &ms);
+	start = js(per, "start");
+	end = js(per, "end");
+	first = day_number(start);
+	today = (long)(time(NULL) / 86400);
+	last = end != NULL ? day_number(end) : first + 29;
+	/* A period ending at midnight does not include that day. */
+	if (end != NULL && strlen(end) >= 19 && strcmp(end + 11,
+	    "00:00:00Z") == 0)
+		last--;
+	if (last < first)
+		last = first;
+	if ((rc = db_select(r->a, &q_daily, &daily, "sss", r->who.user_id,
+	    day_text(r->a, first), day_text(r->a, last))) < 0) {
+		json_object_put(u);
+		reply_db(r, rc);
+		return;
+	}
+
+	pg_nav(&p, "/usage");
+	buf_puts(&p.b, "<section class=\"summary\">\n<dl><dt>Plan</dt><dd>");
+	buf_html(&p.b, js(u, "plan") ? js(u, "plan") : "none");
+	buf_puts(&p.b, "</dd><dt>Billing period</dt><dd>");
+	buf_html(&p.b, day_text(r->a, first));
+	buf_puts(&p.b, " to ");
+	buf_html(&p.b, day_text(r->a, last));
+	if (today >= first && today <= last)
+		buf_printf(&p.b, " (day %ld of %ld)", today - first + 1,
+		    last - first + 1);
+	buf_puts(&p.b, "</dd><dt>Credits left</dt><dd id=\"credits-left\">");
+	{
+		struct json_object *c;
+
+		json_object_object_get_ex(u, "credits", &c);
+		buf_printf(&p.b, "%lld", ji(c, "remaining"));
+	}
+	buf_puts(&p.b, "</dd></dl>\n</section>\n<section>\n<h2>Meters</h2>\n"
+	    "<div class=\"scroll\"><table class=\"meters\">\n<thead><tr><th>"
+	    "Meter</th><th>Used</th><th>Limit</th><th><span class=\"sr\">"
+	    "Share</span></th></tr></thead>\n<tbody>\n");
+	if (json_object_object_length(ms) == 0)
+		buf_puts(&p.b, "<tr><td colspan=\"4\">Nothing is metered on "
+		    "your plan.</td></tr>\n");
+	json_object_object_foreach(ms, name, m) {
+		long long used = ji(m, "used"), lim = ji(m, "limit");
+		bool has_lim = js(m, "limit") != NULL;
+
+		buf_printf(&p.b, "<tr id=\"meter-%s\"><th scope=\"row\">",
+		    name);
+		buf_html(&p.b, meter_label(r->a, name));
+		buf_printf(&p.b, "</th><td>%lld</td><td>", used);
+		if (has_lim)
+			buf_printf(&p.b, "%lld</td><td><meter min=\"0\" "
+			    "max=\"%lld\" low=\"%lld\" high=\"%lld\" "
+			    "optimum=\"0\" value=\"%lld\">%lld of %lld</meter>"
+			    "</td></tr>\n", lim, lim > 0 ? lim : 1,
+			    lim * 8 / 10, lim * 95 / 100, used, used, lim);
+		else
+			buf_puts(&p.b, "no limit</td><td></td></tr>\n");
+	}
+	buf_puts(&p.b, "</tbody></table></div>\n</section>\n<section>\n"
+	    "<h2>Daily use</h2>\n");
+	json_object_object_foreach(ms, name2, m2) {
+		(void)m2;
+		buf_puts(&p.b, "<h3>");
+		buf_html(&p.b, meter_label(r->a, name2));
+		buf_puts(&p.b, "</h3>\n");
+		draw_chart(&p, name2, &daily, first, last);
+	}
+	buf_puts(&p.b, "</section>\n");
+	json_object_put(u);
+	pg_send(&p, 200, "Usage");
+}
+
+/* ------------------------------------------------------------------ */
+/* /billing                                                            */
+/* ------------------------------------------------------------------ */
+
+/* An amount in the currency's smallest unit, as "12.34 USD". */
+static void
+put_money(struct buf *b, long long amount, const char *currency)
+{
+	char	 cur[4] = "";
+	size_t	 i;
+
+	for (i = 0; currency != NULL && i < 3 && currency[i]; i++)
+		cur[i] = (char)(currency[i] >= 'a' && currency[i] <= 'z' ?
+		    currency[i] - 'a' + 'A' : currency[i]);
+	cur[i] = '\0';
+	buf_printf(b, "%lld.%02lld ", amount / 100, (amount < 0 ? -amount :
+	    amount) % 100);
+	buf_html(b, cur);
+}
+
+/* GET /billing: 200 with the plans, the subscription and the payments. */
+void
+h_page_billing(struct req *r)
+{
+	struct page		 p;
+	struct json_object	*plans = NULL, *bill = NULL, *pays = NULL, *pl,
+				*lim;
+	const char		*cur, *notice = pg_arg(r, "notice");
+	size_t			 i, n;
+	int			 rc;
+
+	if (!pg_login(r))
+		return;
+	pg_init(&p, r);
+	if ((rc = interim_plans(r, &plans)) < 0 ||
+	    (rc = interim_billing(r, r->who.user_id, &bill)) < 0 ||
+	    (rc = interim_payments(r, r->who.user_id, &pays)) < 0) {
+		json_object_put(plans);
+		json_object_put(bill);
+		reply_db(r, rc);
+		return;
+	}
+	cur = js(bill, "plan");
+	pg_nav(&p, "/billing");
+	if (notice != NULL && strcmp(notice, "success") == 0)
+		pg_notice(&p, "notice", "Thank you! Your subscription starts "
+		    "as soon as the payment is confirmed.");
+	else if (notice != NULL && strcmp(notice, "cancel") == 0)
+		pg_notice(&p, "notice", "The checkout was cancelled; nothing "
+		    "was charged.");
+	buf_puts(&p.b, "<section class=\"summary\">\n<dl><dt>Current plan"
+	    "</dt><dd id=\"current-plan\">");
+	buf_html(&p.b, cur ? cur : "none");
+	buf_puts(&p.b, "</dd>");
+	if (js(bill, "status") != NULL) {
+		buf_puts(&p.b, "<dt>Subscription</dt><dd>");
+		buf_html(&p.b, js(bill, "status"));
+		if (js(bill, "current_period_end") != NULL) {
+			buf_puts(&p.b, json_object_get_boolean(
+			    json_object_object_get(bill,
+			    "cancel_at_period_end")) ? ", ends " :
+			    ", renews ");
+			put_time(&p.b, js(bill, "current_period_end"));
+		}
+		buf_puts(&p.b, "</dd>");
+	}
+	buf_puts(&p.b, "</dl>\n");
+	if (js(bill, "status") != NULL) {
+		pg_form(&p, "/billing/portal", "inline");
+		pg_submit(&p, "Manage billing", "secondary");
+	}
+	buf_puts(&p.b, "</section>\n<section>\n<h2>Plans</h2>\n"
+	    "<div class=\"plans\">\n");
+	n = json_object_array_length(plans);
+	for (i = 0; i < n; i++) {
+		const char *name;
+		long long price;
+
+		pl = json_object_array_get_idx(plans, i);
+		name = js(pl, "name");
+		price = ji(pl, "price");
+		if (strcmp(name, "trial") == 0 && (cur == NULL ||
+		    strcmp(cur, "trial") != 0))
+			continue;
+		buf_printf(&p.b, "<article class=\"plan%s\" id=\"plan-%s\">"
+		    "<h3>", cur && strcmp(cur, name) == 0 ? " current" : "",
+		    name);
+		buf_html(&p.b, js(pl, "display_name") ? js(pl,
+		    "display_name") : name);
+		buf_puts(&p.b, "</h3>\n<p class=\"price\">");
+		if (price == 0)
+			buf_puts(&p.b, "Free");
+		else {
+			put_money(&p.b, price, js(pl, "currency"));
+			buf_puts(&p.b, " <small>a month</small>");
+		}
+		buf_printf(&p.b, "</p>\n<ul><li>%lld requests a minute</li>"
+		    "<li>%lld credits%s</li>", ji(pl, "rate_per_minute"),
+		    ji(pl, "credits"), strcmp(name, "trial") == 0 ? " in all" :
+		    " a month");
+		json_object_object_get_ex(pl, "limits", &lim);
+		if (js(lim, "compute_minutes") != NULL)
+			buf_printf(&p.b, "<li>%lld compute minutes a month</li>",
+			    ji(lim, "compute_minutes"));
+		if (js(lim, "api_calls") != NULL)
+			buf_printf(&p.b, "<li>%lld API calls a month</li>",
+			    ji(lim, "api_calls"));
+		buf_printf(&p.b, "<li>%lld API keys</li></ul>\n",
+		    ji(pl, "api_keys"));
+		if (cur != NULL && strcmp(cur, name) == 0)
+			buf_puts(&p.b, "<p class=\"tag ok\">Your plan</p>\n");
+		else if (price > 0) {
+			pg_form(&p, "/billing/checkout", "inline");
+			pg_hidden(&p, "plan", name);
+			pg_submit(&p, arena_printf(r->a, "Upgrade to %s",
+			    js(pl, "display_name") ? js(pl, "display_name") :
+			    name), NULL);
+		}
+		buf_puts(&p.b, "</article>\n");
+	}
+	buf_puts(&p.b, "</div>\n</section>\n<section>\n<h2>Payments</h2>\n");
+	n = json_object_array_length(pays);
+	if (n == 0)
+		buf_puts(&p.b, "<p>No payments yet.</p>\n");
+	else {
+		buf_puts(&p.b, "<div class=\"scroll\"><table>\n<thead><tr><th>"
+		    "Date</th><th>Amount</th><th>Status</th><th>Invoice</th>"
+		    "</tr></thead>\n<tbody>\n");
+		for (i = 0; i < n; i++) {
+			struct json_object *py = json_object_array_get_idx(pays,
+			    i);
+			const char *url = js(py, "invoice_url");
+
+			buf_puts(&p.b, "<tr><td>");
+			put_time(&p.b, js(py, "created_at"));
+			buf_puts(&p.b, "</td><td>");
+			put_money(&p.b, ji(py, "amount"), js(py, "currency"));
+			buf_puts(&p.b, "</td><td>");
+			buf_html(&p.b, js(py, "status"));
+			buf_puts(&p.b, "</td><td>");
+			if (url != NULL && strncmp(url, "https://", 8) == 0) {
+				buf_puts(&p.b, "<a href=\"");
+				buf_html(&p.b, url);
+				buf_puts(&p.b, "\" rel=\"noopener\">Invoice</a>");
+			}
+			buf_puts(&p.b, "</td></tr>\n");
+		}
+		buf_puts(&p.b, "</tbody></table></div>\n");
+	}
+	buf_puts(&p.b, "</section>\n");
+	json_object_put(plans);
+	json_object_put(bill);
+	json_object_put(pays);
+	pg_send(&p, 200, "Billing");
+}
+
+static const struct field f_checkout[] = {
+	{ "plan", F_SLUG, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+
+/* POST /billing/checkout {plan}: 303 to Stripe Checkout; 503 when off. */
+void
+h_page_checkout(struct req *r)
+{
+	struct page	 p;
+	const char	*url = NULL;
+	int		 rc;
+
+	if (!profile_post(r, &p))
+		return;
+	if (!pg_take(&p, f_checkout)) {
+		json_object_put(p.errs);
+		reply_error(r, 422, "validation_failed", "Choose a plan.");
+		return;
+	}
+	if ((rc = interim_checkout(r, r->who.user_id, in_str(r, "plan"),
+	    &url)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	if (url == NULL) {
+		reply_header(r, "Retry-After", "60");
+		reply_error(r, 503, "unavailable", "Payments are not available "
+		    "right now. Please try again later.");
+		return;
+	}
+	reply_redirect(r, 303, url);
+}
+
+/* POST /billing/portal: 303 to Stripe's customer portal; 503 when off. */
+void
+h_page_portal(struct req *r)
+{
+	struct page	 p;
+	const char	*url = NULL;
+	int		 rc;
+
+	if (!profile_post(r, &p))
+		return;
+	if ((rc = interim_portal(r, r->who.user_id, &url)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	if (url == NULL) {
+		reply_header(r, "Retry-After", "60");
+		reply_error(r, 503, "unavailable", "The billing portal is not "
+		    "available right now. Please try again later.");
+		return;
+	}
+	reply_redirect(r, 303, url);
+}
