@@ -226,4 +226,60 @@ $res = $b5->post("$base/login/totp" => form_headers() => form_body(
 is($res->code, 429, "after $limit wrong codes even the right one: 429");
 ok(($res->headers->header('Retry-After') // 0) > 0, 'with Retry-After');
 
+# --- the /login page ----------------------------------------------------------------
+SKIP: {
+	my $lp = ua()->get("$base/login" => H())->result;
+	skip 'no /login page on this branch', 14 unless ($lp->code // 0) == 200;
+	my $w = signup(tag => 'totp-login-page');
+	push @pairs, [$w->{email}, addr()];
+	my ($wsecret, $wcodes) = totp_on($w);
+	my $b = ua();
+	my $lcsrf = csrf_of($b->get("$base/login" => H())->result->body);
+	my @cred = ([csrf => $lcsrf], [username => $w->{email}],
+	    [password => $w->{password}]);
+	$res = $b->post("$base/login" => form_headers() => form_body(@cred,
+	    [next => '/device']))->result;
+	is($res->code, 200, '/login with TOTP on: the code step');
+	like($res->body, qr{action="/login/totp"}, 'its form');
+	ok(!cookie_of($b, 'tg_session'), 'no session yet');
+	totp_forget_step($w);
+	$s = fresh_step(4);
+	$res = $b->post("$base/login/totp" => form_headers() => form_body(
+	    [csrf => csrf_of($res->body)], [totp_code => totp_at_step($wsecret,
+	    $s)]))->result;
+	is($res->code, 303, 'the code: 303');
+	is($res->headers->location, "$base/device", 'to next');
+	ok(cookie_of($b, 'tg_session'), 'signed in');
+	is(db_row('SELECT kind FROM sessions WHERE user_id = ? ORDER BY '
+	    . 'created_at DESC LIMIT 1', $w->{id})->{kind}, 'password',
+	    'a password session');
+
+	# The code in the login form itself.
+	my $b2 = ua();
+	$lcsrf = csrf_of($b2->get("$base/login" => H())->result->body);
+	@cred = ([csrf => $lcsrf], [username => $w->{email}],
+	    [password => $w->{password}]);
+	$res = $b2->post("$base/login" => form_headers() => form_body(@cred,
+	    [totp_code => totp_at_step($wsecret, $s)]))->result;
+	is($res->code, 401, 'a used code in the login form: 401');
+	like($res->body, qr{name="totp_code"}, 'the form asks for it');
+	ok(!cookie_of($b2, 'tg_session'), 'no session');
+	$res = $b2->post("$base/login" => form_headers() => form_body(@cred,
+	    [totp_code => totp_at_step($wsecret, $s + 1)]))->result;
+	is($res->code, 303, 'the next code in the login form: 303');
+	ok(cookie_of($b2, 'tg_session'), 'signed in');
+	my $b3 = ua();
+	$lcsrf = csrf_of($b3->get("$base/login" => H())->result->body);
+	$res = $b3->post("$base/login" => form_headers() => form_body(
+	    [csrf => $lcsrf], [username => $w->{email}],
+	    [password => $w->{password}], [recovery_code => $wcodes->[0]]))
+	    ->result;
+	is($res->code, 303, 'a recovery code in the login form: 303');
+
+	# The profile shows the section and its forms.
+	my $pr = $b3->get("$base/profile" => H())->result;
+	like($pr->body, qr{<section id="totp">.*action="/profile/totp/off"}s,
+	    '/profile: two-factor is on, with the form to turn it off');
+}
+
 done_testing;
