@@ -265,12 +265,12 @@ h_me_delete(struct req *r)
 		}
 	}
 	/*
-	 * The billing issue cancels the user's Stripe subscription here
-	 * (billing_cancel_for_user(), queued in this transaction so a
-	 * Stripe outage cannot lose it).  The subscription rows stay,
-	 * with user_id set to NULL by the foreign key.
+	 * The Stripe subscription's cancellation is queued in this
+	 * transaction, so a Stripe outage cannot lose it.  The subscription
+	 * rows stay, with user_id set to NULL by the foreign key.
 	 */
-	if ((rc = audit(r, "user.delete", r->who.user_id, "self")) < 0 ||
+	if ((rc = billing_cancel_for_user(r, r->who.user_id)) < 0 ||
+	    (rc = audit(r, "user.delete", r->who.user_id, "self")) < 0 ||
 	    (rc = mail_account_deleted(r, r->who.user_id, r->who.email)) < 0 ||
 	    (rc = db_exec(&q_delete, "s", r->who.user_id)) < 0 ||
 	    (rc = db_commit()) < 0)

@@ -195,6 +195,31 @@ is(scalar(grep { $_->{idempotency_key} ne "tg-mr-$k->{id}" } @$kreq), 0,
     'killed: every try with the same Idempotency-Key');
 is($kev->{payload}{value}, $k->{quantity}, 'killed: the sum arrived once');
 
+# --- The gate queues a paying user's usage (once the gate calls it). -----
+# The gate (another branch) must call meter_report_add() for allowed
+# checks; until src/gate.c does, this is a TODO.
+sub calls {
+	my ($file, $fn) = @_;
+	open my $fh, '<', "$ENV{TG_ROOT}/src/$file" or return 0;
+	local $/;
+	return <$fh> =~ /\b$fn\(\s*r\s*,/;
+}
+SKIP: {
+	skip 'the gate (/demo/compute) has not landed on this branch', 2
+	    unless gate_ready();
+	$dbh->do('UPDATE users SET email_verified_at = UTC_TIMESTAMP(6) '
+	    . 'WHERE id = ?', undef, $u->{id});
+	my $qsum = sub { db_one('SELECT COALESCE(SUM(quantity), 0) FROM '
+	    . "meter_reports WHERE user_id = ? AND meter = 'compute_minutes' "
+	    . "AND status = 'pending'", $u->{id}) };
+	my $before = $qsum->();
+	my $res = req(GET => '/demo/compute', bearer($u->{access}));
+	is($res->code, 200, 'the gate lets a paying user through');
+	local $TODO = calls('gate.c', 'meter_report_add') ? undef
+	    : 'src/gate.c does not call meter_report_add() yet';
+	is($qsum->() - $before, 5, "the check's cost is queued for Stripe");
+}
+
 # --- Everything, once. ----------------------------------------------------
 my $st = fake_get('stripe', '/_fake/state');
 my @mine = grep { $_->{payload}{stripe_customer_id} eq $s->{customer} }
@@ -228,11 +253,7 @@ my $res = req(DELETE => '/api/v1/me', { %{ bearer($y->{access}) },
     Mojo::JSON::encode_json({ password => $y->{password} }));
 # DELETE /api/v1/me (accounts) must call billing_cancel_for_user() in its
 # transaction; until that one line is in src/me.c this is a TODO.
-my $wired = do {
-	open my $fh, '<', "$ENV{TG_ROOT}/src/me.c";
-	local $/;
-	$fh && <$fh> =~ /billing_cancel_for_user\(\s*r\s*,/;
-};
+my $wired = calls('me.c', 'billing_cancel_for_user');
 SKIP: {
 	skip 'DELETE /api/v1/me has not landed on this branch (accounts)', 2
 	    if $res->code == 404 || $res->code == 405;
