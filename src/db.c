@@ -3,15 +3,32 @@
  * prepared once per connection (lazily, on first use) and prepared again
  * after a reconnect.  Every failure is classified so that handlers can
  * fail closed: an unreachable database answers 503, never a guess.
+ *
+ * Several servers ([database] host = "a,b:3307,[::1]:3308") are used the
+ * way a MariaDB Galera cluster is run in production: all writes go to
+ * one node at a time, the first of the list that answers and is synced;
+ * the others are hot standbys.  A lost link makes the next statement
+ * walk the list again from the start, and a connection that had to
+ * settle for a later host moves back to an earlier one once that one
+ * is synced again (checked every FAILBACK_EVERY seconds, between
+ * transactions), so the writers converge on one node.  On a Galera node
+ * every session runs with wsrep_sync_wait = 1: reads (and the snapshot
+ * a transaction starts from) wait until the node has applied every
+ * write set the cluster committed before them, so a decision read on
+ * any node (a revoked session, a balance) sees the latest commit.
+ * Conflicting writes on two nodes are caught by Galera's certification
+ * and surface as deadlocks (DB_RETRY).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <mysql.h>
 #include <mysqld_error.h>
 #include <errmsg.h>
+#include <sodium.h>
 
 #include "tollgate.h"
 
@@ -19,6 +36,9 @@
 #define SMALL_CELL	64
 #define IDLE_PING	5.0	/* seconds idle before a ping checks the link */
 #define RETRY_AFTER_DOWN 0.5	/* seconds between connection attempts */
+#define FAILBACK_EVERY	15.0	/* seconds between tries of earlier hosts */
+#define PROBE_TIMEOUT	1	/* connect timeout of such a try, seconds */
+#define MAX_HOSTS	16
 
 static MYSQL		*conn;
 static MYSQL_STMT	**stmts;	/* by struct sql slot */
@@ -26,7 +46,10 @@ static int		 stmts_cap;
 static int		 slots_used;
 static double		 last_used;
 static double		 last_failed_connect;
+static double		 last_failback;
 static bool		 broken;	/* close before the next use */
+static bool		 in_tx;		/* between db_begin and commit/rollback */
+static int		 conn_host;	/* index of conn's host in the list */
 
 /* Returns true when err means the link to the server is gone. */
 static bool
@@ -93,78 +116,282 @@ db_close(void)
 		mysql_close(conn);
 	conn = NULL;
 	broken = false;
+	in_tx = false;
 }
 
-/* Tries each host of the configuration in order.  Returns 0 or DB_DOWN. */
-static int
-db_connect(void)
+int
+db_host_split(const char *item, char *host, size_t hostsz, int *port)
 {
-	unsigned int	 timeout_connect = 2, timeout_rw = 10;
-	my_bool		 no = 0;
-	char		*hosts, *host, *save = NULL, init[160];
-	MYSQL		*m;
+	const char	*h = item, *p = NULL, *e;
+	size_t		 len;
+	char		*end;
+	long		 v;
 
-	if (now_seconds() - last_failed_connect < RETRY_AFTER_DOWN)
-		return DB_DOWN;
+	while (*h == ' ' || *h == '\t')
+		h++;
+	len = strlen(h);
+	while (len > 0 && (h[len - 1] == ' ' || h[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		return -1;
+	if (h[0] == '[') {
+		/* [IPv6] or [IPv6]:port */
+		if ((e = memchr(h, ']', len)) == NULL || e == h + 1)
+			return -1;
+		if (e + 1 < h + len) {
+			if (e[1] != ':')
+				return -1;
+			p = e + 2;
+		}
+		h++;
+		len = (size_t)(e - h);
+	} else if ((e = memchr(h, ':', len)) != NULL &&
+	    memchr(e + 1, ':', len - (size_t)(e + 1 - h)) == NULL) {
+		/* host:port; two or more colons are a bare IPv6 address. */
+		p = e + 1;
+		len = (size_t)(e - h);
+		if (len == 0)
+			return -1;
+	}
+	if (len >= hostsz)
+		return -1;
+	if (p != NULL) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = strtol(p, &end, 10);
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (*end != '\0' || v < 1 || v > 65535)
+			return -1;
+		*port = (int)v;
+	}
+	memcpy(host, h, len);
+	host[len] = '\0';
+	return 0;
+}
+
+/*
+ * Runs a statement that returns at most a few rows of (name, value) and
+ * finds name's value in them.  Returns 1 and copies the value, 0 when
+ * the name is not there, -1 on an error.
+ */
+static int
+show_value(MYSQL *m, const char *sql, const char *name, char *val,
+    size_t valsz)
+{
+	MYSQL_RES	*res;
+	MYSQL_ROW	 row;
+	int		 found = 0;
+
+	if (mysql_real_query(m, sql, strlen(sql)) != 0 ||
+	    (res = mysql_store_result(m)) == NULL)
+		return -1;
+	while ((row = mysql_fetch_row(res)) != NULL)
+		if (row[0] != NULL && row[1] != NULL &&
+		    strcasecmp(row[0], name) == 0) {
+			snprintf(val, valsz, "%s", row[1]);
+			found = 1;
+		}
+	mysql_free_result(res);
+	return found;
+}
+
+/*
+ * Sets up a new connection for use.  On a Galera node (wsrep_on) the
+ * node must be synced (wsrep_local_state 4, a donor or joiner is
+ * skipped) and ready, and the session gets wsrep_sync_wait = 1 (bit 1:
+ * SELECT, SHOW and START TRANSACTION first wait for the node to catch
+ * up with the cluster).  Writes need no wait: a write from a stale
+ * snapshot conflicts with the newer write set at certification and
+ * comes back as a deadlock.  Returns 0, or -1 when the server must not
+ * be used (why in *why, a static string).
+ */
+static int
+session_setup(MYSQL *m, bool *galera, const char **why)
+{
+	static const char sync_wait[] = "SET SESSION wsrep_sync_wait = 1";
+	char	 v[32];
+	int	 rc;
+
+	*galera = false;
+	if ((rc = show_value(m, "SHOW VARIABLES LIKE 'wsrep_on'", "wsrep_on",
+	    v, sizeof(v))) < 0) {
+		*why = "cannot read wsrep_on";
+		return -1;
+	}
+	if (rc == 0 || strcasecmp(v, "ON") != 0)
+		return 0;
+	*galera = true;
+	if (show_value(m, "SHOW GLOBAL STATUS LIKE 'wsrep_local_state'",
+	    "wsrep_local_state", v, sizeof(v)) != 1 || strcmp(v, "4") != 0) {
+		*why = "Galera node not synced";
+		return -1;
+	}
+	if (show_value(m, "SHOW GLOBAL STATUS LIKE 'wsrep_ready'",
+	    "wsrep_ready", v, sizeof(v)) != 1 || strcasecmp(v, "ON") != 0) {
+		*why = "Galera node not ready";
+		return -1;
+	}
+	if (mysql_real_query(m, sync_wait, sizeof(sync_wait) - 1) != 0) {
+		*why = "cannot set wsrep_sync_wait";
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Tries the hosts of the configuration in order, stopping before index
+ * upto (all with -1), each with a connect timeout of timeout seconds.
+ * Returns a connection set up for use (its host's index in *idx, whether
+ * it is Galera in *galera), or NULL.  The caller owns the connection.
+ */
+static MYSQL *
+connect_first(int upto, unsigned int timeout, int *idx, bool *galera)
+{
+	unsigned int	 timeout_rw = 10;
+	my_bool		 no = 0;
+	char		*hosts, *item, *save = NULL, init[160], host[256];
+	const char	*why;
+	MYSQL		*m;
+	int		 i, port;
+
 	if ((hosts = strdup(cfg.db_host)) == NULL)
-		return DB_DOWN;
+		return NULL;
 	/* The fallback plan is a validated slug, safe inside quotes. */
 	snprintf(init, sizeof(init), "SET time_zone = '+00:00', "
 	    "@tg_fallback = '%s'", cfg.trial_fallback_plan);
-	for (host = strtok_r(hosts, ", ", &save); host != NULL;
-	    host = strtok_r(NULL, ", ", &save)) {
+	for (i = 0, item = strtok_r(hosts, ",", &save);
+	    item != NULL && i < MAX_HOSTS && (upto < 0 || i < upto);
+	    i++, item = strtok_r(NULL, ",", &save)) {
+		port = cfg.db_port;
+		if (cfg.db_socket[0])
+			snprintf(host, sizeof(host), "%s", cfg.db_socket);
+		else if (db_host_split(item, host, sizeof(host), &port) < 0) {
+			log_err("db_host_invalid", " host=\"%.80s\"", item);
+			continue;
+		}
 		if ((m = mysql_init(NULL)) == NULL)
 			break;
-		mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout_connect);
+		mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
 		mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &timeout_rw);
 		mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &timeout_rw);
 		mysql_options(m, MYSQL_OPT_RECONNECT, &no);
 		mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 		mysql_options(m, MYSQL_INIT_COMMAND, init);
+		/* A failback probe (upto >= 0) fails quietly: it comes again. */
 		if (mysql_real_connect(m, cfg.db_socket[0] ? NULL : host,
 		    cfg.db_user, cfg.db_password, cfg.db_name,
-		    (unsigned)cfg.db_port,
-		    cfg.db_socket[0] ? cfg.db_socket : NULL, 0) != NULL) {
-			conn = m;
+		    (unsigned)port, cfg.db_socket[0] ? cfg.db_socket : NULL,
+		    0) == NULL) {
+			if (upto < 0)
+				log_warn("db_connect_failed", " host=%s port=%d "
+				    "errno=%u msg=\"%s\"", host, port,
+				    mysql_errno(m), mysql_error(m));
+		} else if (session_setup(m, galera, &why) < 0) {
+			if (upto < 0)
+				log_warn("db_host_skipped", " host=%s port=%d "
+				    "why=\"%s\" errno=%u", host, port, why,
+				    mysql_errno(m));
+		} else {
+			if (i > 0 || upto >= 0)
+				log_info("db_connected", " host=%s port=%d "
+				    "index=%d galera=%d", host, port, i,
+				    *galera);
 			free(hosts);
-			metrics_count(CTR_DB_RECONNECT, 1);
-			last_used = now_seconds();
-			return 0;
+			*idx = i;
+			return m;
 		}
-		log_warn("db_connect_failed", " host=%s errno=%u msg=\"%s\"",
-		    cfg.db_socket[0] ? cfg.db_socket : host, mysql_errno(m),
-		    mysql_error(m));
 		mysql_close(m);
 		if (cfg.db_socket[0])
 			break;
 	}
 	free(hosts);
-	last_failed_connect = now_seconds();
-	return DB_DOWN;
+	return NULL;
+}
+
+/* Connects to the first host that answers.  Returns 0 or DB_DOWN. */
+static int
+db_connect(void)
+{
+	bool	 galera;
+
+	if (now_seconds() - last_failed_connect < RETRY_AFTER_DOWN)
+		return DB_DOWN;
+	if ((conn = connect_first(-1, 2, &conn_host, &galera)) == NULL) {
+		last_failed_connect = now_seconds();
+		return DB_DOWN;
+	}
+	metrics_count(CTR_DB_RECONNECT, 1);
+	last_used = last_failback = now_seconds();
+	return 0;
+}
+
+/*
+ * A connection on a later host of the list moves back to an earlier
+ * one that answers and is synced again, so that after a failover and
+ * the failed node's return the writers converge on one node.  Runs
+ * between transactions only, at most every FAILBACK_EVERY seconds.
+ */
+static void
+db_failback(void)
+{
+	MYSQL	*m;
+	int	 idx;
+	bool	 galera;
+
+	if (conn_host == 0 || in_tx || cfg.db_socket[0] ||
+	    now_seconds() - last_failback < FAILBACK_EVERY)
+		return;
+	last_failback = now_seconds();
+	if ((m = connect_first(conn_host, PROBE_TIMEOUT, &idx, &galera)) ==
+	    NULL)
+		return;
+	log_info("db_failback", " from=%d to=%d", conn_host, idx);
+	db_close();
+	conn = m;
+	conn_host = idx;
+	metrics_count(CTR_DB_RECONNECT, 1);
+	last_used = last_failback = now_seconds();
 }
 
 int
 db_ensure(void)
 {
+	/*
+	 * Inside a transaction a lost link is never replaced: the next
+	 * statement would run on a new connection outside the transaction.
+	 */
+	if (in_tx)
+		return broken || conn == NULL ? DB_DOWN : 0;
 	if (broken || (conn != NULL && now_seconds() - last_used > IDLE_PING &&
 	    mysql_ping(conn) != 0))
 		db_close();
 	if (conn == NULL && db_connect() < 0)
 		return DB_DOWN;
+	db_failback();
 	last_used = now_seconds();
 	return 0;
 }
 
+/*
+ * The health check: a link found dead is replaced once (walking the
+ * host list), so a host whose node died answers 200 as long as another
+ * node can take over.
+ */
 int
 db_ping(void)
 {
-	if (db_ensure() < 0)
-		return DB_DOWN;
-	if (mysql_ping(conn) != 0) {
+	int	 tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		if (db_ensure() < 0)
+			return DB_DOWN;
+		if (mysql_ping(conn) == 0)
+			return 0;
 		db_close();
-		return DB_DOWN;
+		last_failed_connect = 0;
 	}
-	return 0;
+	return DB_DOWN;
 }
 
 void *
@@ -214,6 +441,24 @@ prepare(struct sql *q, MYSQL_STMT **out)
 	stmts[q->slot] = st;
 	*out = st;
 	return 0;
+}
+
+/*
+ * Forgets q's statement after it failed; it is prepared afresh on its
+ * next use.  A statement cut short by an error (a deadlock, or Galera
+ * aborting the transaction while the rows were on their way) can leave
+ * the client library expecting more of its result, and the next
+ * execution of the same handle would then wait for packets that never
+ * come (seen: SELECT ... FOR UPDATE after a brute-force abort, hanging
+ * until the read timeout).
+ */
+static void
+forget(struct sql *q)
+{
+	if (q->slot > 0 && q->slot < stmts_cap && stmts[q->slot] != NULL) {
+		mysql_stmt_close(stmts[q->slot]);
+		stmts[q->slot] = NULL;
+	}
 }
 
 /*
@@ -294,16 +539,19 @@ db_exec(struct sql *q, const char *types, ...)
 	va_start(ap, types);
 	rc = bind_and_execute(q, st, types, ap);
 	va_end(ap);
-	if (rc < 0)
+	if (rc < 0) {
+		forget(q);
 		return rc;
+	}
 	rc = (int)mysql_stmt_affected_rows(st);
 	drain(st);
 	return rc < 0 ? 0 : rc;
 }
 
-int
-db_select(struct arena *a, struct sql *q, struct dbrows *out,
-    const char *types, ...)
+/* Runs a query once into *out.  Returns the row count or a DB_* code. */
+static int
+select_once(struct arena *a, struct sql *q, struct dbrows *out,
+    const char *types, va_list ap)
 {
 	MYSQL_STMT	*st;
 	MYSQL_RES	*meta;
@@ -311,18 +559,16 @@ db_select(struct arena *a, struct sql *q, struct dbrows *out,
 	unsigned long	*lens;
 	my_bool		*nulls;
 	char		*small;
-	va_list		 ap;
 	size_t		 ncol, nrow, row, c;
 	int		 rc, frc;
 
 	memset(out, 0, sizeof(*out));
 	if ((rc = prepare(q, &st)) < 0)
 		return rc;
-	va_start(ap, types);
-	rc = bind_and_execute(q, st, types, ap);
-	va_end(ap);
-	if (rc < 0)
+	if ((rc = bind_and_execute(q, st, types, ap)) < 0) {
+		forget(q);
 		return rc;
+	}
 	if ((meta = mysql_stmt_result_metadata(st)) == NULL) {
 		drain(st);
 		return 0;
@@ -332,6 +578,7 @@ db_select(struct arena *a, struct sql *q, struct dbrows *out,
 	if (mysql_stmt_store_result(st) != 0) {
 		rc = classify(mysql_stmt_errno(st), mysql_stmt_error(st), q->text);
 		drain(st);
+		forget(q);
 		return rc;
 	}
 	nrow = (size_t)mysql_stmt_num_rows(st);
@@ -353,6 +600,7 @@ db_select(struct arena *a, struct sql *q, struct dbrows *out,
 	if (mysql_stmt_bind_result(st, rb) != 0) {
 		rc = classify(mysql_stmt_errno(st), mysql_stmt_error(st), q->text);
 		drain(st);
+		forget(q);
 		return rc;
 	}
 	for (row = 0; row < nrow; row++) {
@@ -363,6 +611,7 @@ db_select(struct arena *a, struct sql *q, struct dbrows *out,
 			rc = classify(mysql_stmt_errno(st),
 			    mysql_stmt_error(st), q->text);
 			drain(st);
+			forget(q);
 			return rc;
 		}
 		for (c = 0; c < ncol; c++) {
@@ -391,6 +640,7 @@ db_select(struct arena *a, struct sql *q, struct dbrows *out,
 					rc = classify(mysql_stmt_errno(st),
 					    mysql_stmt_error(st), q->text);
 					drain(st);
+					forget(q);
 					return rc;
 				}
 			}
@@ -402,6 +652,35 @@ db_select(struct arena *a, struct sql *q, struct dbrows *out,
 	out->n = row;
 	drain(st);
 	return (int)out->n;
+}
+
+/*
+ * A read outside a transaction whose link was lost (the node it was on
+ * died or left the cluster while this process sat idle) is run once
+ * more on a fresh connection, which walks the host list: a read can be
+ * repeated, and a failover should not cost every worker one 503.
+ * Writes (db_exec) are never repeated here: whether a lost one took
+ * effect is unknown, and only the caller can tell.
+ */
+int
+db_select(struct arena *a, struct sql *q, struct dbrows *out,
+    const char *types, ...)
+{
+	va_list		 ap;
+	bool		 had = conn != NULL && !broken;
+	int		 rc;
+
+	va_start(ap, types);
+	rc = select_once(a, q, out, types, ap);
+	va_end(ap);
+	if (rc == DB_DOWN && had && !in_tx) {
+		log_info("db_read_again", " sql=\"%.60s\"", q->text);
+		last_failed_connect = 0;
+		va_start(ap, types);
+		rc = select_once(a, q, out, types, ap);
+		va_end(ap);
+	}
+	return rc;
 }
 
 const char *
@@ -420,31 +699,129 @@ dbi(const struct dbrows *r, size_t row, size_t col)
 	return v == NULL ? 0 : strtoll(v, NULL, 10);
 }
 
+/*
+ * Starts a transaction.  Starting one on a link that turns out lost is
+ * harmless, so that is tried once more on a fresh connection.
+ */
 int
 db_begin(void)
 {
-	int	 rc;
+	bool	 had;
+	int	 rc, tries;
 
-	if ((rc = db_ensure()) < 0)
-		return rc;
-	if (mysql_real_query(conn, "START TRANSACTION", 17) != 0)
-		return classify(mysql_errno(conn), mysql_error(conn), NULL);
-	return 0;
+	if (in_tx) {
+		log_warn("db_tx_leaked", "%s", "");
+		db_rollback();
+	}
+	for (tries = 0; tries < 2; tries++) {
+		had = conn != NULL && !broken;
+		if ((rc = db_ensure()) < 0)
+			return rc;
+		if (mysql_real_query(conn, "START TRANSACTION", 17) == 0) {
+			in_tx = true;
+			return 0;
+		}
+		rc = classify(mysql_errno(conn), mysql_error(conn), NULL);
+		if (rc != DB_DOWN || !had)
+			break;
+		last_failed_connect = 0;
+	}
+	return rc;
 }
 
+/*
+ * Commits.  A deadlock or certification failure at COMMIT means the
+ * transaction was rolled back (DB_RETRY); a link lost inside the
+ * transaction before COMMIT means nothing was committed (DB_DOWN); but
+ * when the answer to COMMIT itself is lost the transaction may or may
+ * not have committed (on Galera, its write set may already be on the
+ * other nodes): DB_UNKNOWN, and the caller must look the effect up
+ * before doing anything again.
+ */
 int
 db_commit(void)
 {
-	if (conn == NULL)
+	unsigned	 err;
+	bool		 was = in_tx;
+
+	in_tx = false;
+	if (conn == NULL || broken)
 		return DB_DOWN;
-	if (mysql_commit(conn) != 0)
-		return classify(mysql_errno(conn), mysql_error(conn), NULL);
-	return 0;
+	if (mysql_commit(conn) == 0)
+		return 0;
+	err = mysql_errno(conn);
+	if (was && is_link_error(err)) {
+		log_warn("db_commit_unknown", " errno=%u msg=\"%s\"", err,
+		    mysql_error(conn));
+		broken = true;
+		return DB_UNKNOWN;
+	}
+	return classify(err, mysql_error(conn), NULL);
 }
 
 void
 db_rollback(void)
 {
-	if (conn != NULL && mysql_rollback(conn) != 0)
+	in_tx = false;
+	if (conn != NULL && !broken && mysql_rollback(conn) != 0)
 		(void)classify(mysql_errno(conn), mysql_error(conn), NULL);
+}
+
+/* Sleeps a few random milliseconds, longer after each try. */
+static void
+backoff(int attempt)
+{
+	struct timespec	 ts;
+	unsigned	 ms = 1 + randombytes_uniform(5U * (unsigned)attempt + 5U);
+
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)ms * 1000000L;
+	nanosleep(&ts, NULL);
+}
+
+int
+db_tx_run(int (*fn)(void *), int (*committed)(void *), void *ctx,
+    int tries)
+{
+	int	 attempt, rc, out, seen;
+
+	rc = DB_RETRY;
+	for (attempt = 1; attempt <= tries; attempt++) {
+		if (attempt > 1)
+			backoff(attempt);
+		if ((rc = db_begin()) < 0) {
+			if (rc == DB_DOWN || rc == DB_RETRY)
+				continue;
+			return rc;
+		}
+		if ((out = fn(ctx)) < 0) {
+			db_rollback();
+			rc = out;
+			if (rc == DB_RETRY || rc == DB_DOWN) {
+				log_info("db_tx_again", " attempt=%d rc=%d",
+				    attempt, rc);
+				continue;
+			}
+			return rc;
+		}
+		if ((rc = db_commit()) == 0)
+			return out;
+		if (rc == DB_RETRY || rc == DB_DOWN) {
+			log_info("db_tx_again", " attempt=%d rc=%d commit=1",
+			    attempt, rc);
+			continue;
+		}
+		if (rc != DB_UNKNOWN || committed == NULL)
+			return rc;
+		/* The answer was lost: look the effect up, never redo it. */
+		last_failed_connect = 0;
+		if ((seen = committed(ctx)) > 0)
+			return out;
+		if (seen < 0)
+			return DB_UNKNOWN;
+		log_info("db_tx_again", " attempt=%d lost_commit=1 "
+		    "committed=0", attempt);
+	}
+	log_warn("db_tx_gave_up", " tries=%d rc=%d", tries, rc);
+	return rc;
 }

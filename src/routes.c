@@ -172,6 +172,20 @@ static const struct field f_checkout[] = {
 	{ NULL, 0, 0, 0, 0 },
 };
 
+/* API keys and usage events (issue 5). */
+static const struct field f_apikey[] = {
+	{ "name", F_TEXT, FIELD_REQUIRED, 1, 128 },
+	{ "expires_in_days", F_INT, FIELD_NULLABLE, 1, 3650 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_usage_event[] = {
+	{ "user_id", F_ID, FIELD_REQUIRED, 0, 0 },
+	{ "meter", F_SLUG, FIELD_REQUIRED, 0, 0 },
+	{ "quantity", F_INT, FIELD_REQUIRED, 1, 1000000000000LL },
+	{ "idempotency_key", F_TEXT, FIELD_REQUIRED, 1, 128 },
+	{ NULL, 0, 0, 0, 0 },
+};
+
 #define JSON		ROUTE_JSON
 #define API		(ROUTE_JSON | ROUTE_API)
 #define LOGIN		(ROUTE_JSON | ROUTE_API | ROUTE_AUTH)
@@ -300,6 +314,18 @@ const struct route routes[] = {
 	    NULL },
 	{ M_GET, "/api/v1/billing/payments", h_billing_payments,
 	    LOGIN | ROUTE_KEY, NULL },
+	/* API keys, plans, usage and the gate (sections 4, 5 and 7). */
+	{ M_GET, "/api/v1/api-keys", h_apikeys_list, LOGIN, NULL },
+	{ M_POST, "/api/v1/api-keys", h_apikey_create, LOGIN, f_apikey },
+	{ M_POST, "/api/v1/api-keys/{id}/regenerate", h_apikey_regenerate,
+	    LOGIN, NULL },
+	{ M_DELETE, "/api/v1/api-keys/{id}", h_apikey_delete, LOGIN, NULL },
+	{ M_GET, "/api/v1/plans", h_plans, 0, NULL },
+	{ M_GET, "/api/v1/usage", h_usage, LOGIN | ROUTE_KEY, NULL },
+	{ M_POST, "/api/v1/usage/events", h_usage_event,
+	    ROUTE_JSON | ROUTE_SERVICE, f_usage_event },
+	{ M_GET | M_HEAD | M_POST | M_PUT | M_PATCH | M_DELETE | M_OPTIONS |
+	    M_OTHER, "/_tollgate/check", h_gate, 0, NULL },
 };
 
 const size_t nroutes = sizeof(routes) / sizeof(routes[0]);

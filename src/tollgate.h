@@ -940,5 +940,83 @@ handler_fn	 h_billing_portal;
 handler_fn	 h_billing_payments;
 /* stripe.c */
 handler_fn	 h_billing_webhook;
+/* db.c, scale-out (issue 9): host lists, Galera, transaction retries.  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * More failure codes of the db_* calls.  DB_UNKNOWN: the answer to a
+ * COMMIT was lost, so the transaction may or may not have committed;
+ * never run it again blindly (it could spend twice): look its effect up
+ * first, by an idempotency key the transaction wrote.  reply_db answers
+ * it with 503.  DB_ABORT: a db_tx_run body chose to roll back; not an
+ * error, never retried.
+ */
+#define DB_UNKNOWN	-5
+#define DB_ABORT	-6
+
+/* How many times db_tx_run runs a transaction before giving up. */
+#define DB_TX_TRIES	5
+
+/*
+ * Runs fn(ctx) between START TRANSACTION and COMMIT, and runs the whole
+ * transaction again, up to tries times, when it certainly did not
+ * commit: a deadlock, a lock wait timeout or a Galera certification
+ * failure (DB_RETRY, also at COMMIT), or a link lost before COMMIT
+ * (DB_DOWN; the next try walks the host list).  fn returns >= 0 to
+ * commit, DB_ABORT to roll back, or the DB_* code of a failed call (it
+ * never commits or rolls back itself, and keeps what it decided in
+ * ctx, which it must reset at its start: it may run more than once).
+ * When COMMIT's answer is lost: with committed == NULL, DB_UNKNOWN;
+ * otherwise committed(ctx) looks the effect up on a fresh connection
+ * and returns > 0 (it is there: success), 0 (it is not: run again) or
+ * < 0 (cannot tell: DB_UNKNOWN).  Returns fn's result, DB_ABORT, or a
+ * DB_* code (DB_RETRY or DB_DOWN when the tries ran out: answer 503).
+ *
+ * Handlers must use it (with DB_TX_TRIES) for every transaction of more
+ * than one statement, and for every write that decides (a spend, a
+ * rate-limit hit), since on Galera any of them can fail certification;
+ * a transaction that spends or grants must write an idempotency key
+ * (credit_ledger.request_key) and pass a committed callback that looks
+ * it up.  A single autocommit statement may instead be retried on
+ * DB_RETRY alone; a single read needs nothing (db_select repeats a read
+ * whose link was lost by itself).
+ */
+int	 db_tx_run(int (*fn)(void *), int (*committed)(void *), void *ctx,
+	    int tries);
+
+/*
+ * Splits one item of [database] host: "host", "host:port", "[v6]",
+ * "[v6]:port" or a bare IPv6 address, surrounding blanks ignored.
+ * Writes the host (NUL-terminated, at most hostsz - 1 bytes) and, when
+ * the item names one, the port (1..65535) into *port, which otherwise
+ * keeps its value.  Returns 0, or -1 for an empty or malformed item.
+ */
+int	 db_host_split(const char *item, char *host, size_t hostsz, int *port);
+/* API keys, plans, usage and the gate (issue 5): apikeys.c, plans.c,  */
+/* usage.c, gate.c.                                                    */
+/* ------------------------------------------------------------------ */
+
+/* "Compute quota exceeded, upgrade to Pro" (next may be NULL); arena. */
+const char *quota_message(struct arena *, const char *meter,
+	    const char *next);
+/* Queues the 80 or 100 % notice of a meter once per period. */
+void	 usage_notice(struct req *, const char *uid, const char *meter,
+	    const char *period_start, int threshold, long long used,
+	    long long limit);
+/* tollgatectl commands: exit status 0, 1 (error) or 2 (usage). */
+int	 ctl_plans_list(int, char *[]);
+int	 ctl_plans_set(int, char *[]);
+int	 ctl_plans_delete(int, char *[]);
+int	 ctl_service_key_create(int, char *[]);
+int	 ctl_service_key_list(int, char *[]);
+int	 ctl_service_key_revoke(int, char *[]);
+handler_fn	 h_apikeys_list;
+handler_fn	 h_apikey_create;
+handler_fn	 h_apikey_regenerate;
+handler_fn	 h_apikey_delete;
+handler_fn	 h_plans;
+handler_fn	 h_usage;
+handler_fn	 h_usage_event;
+handler_fn	 h_gate;
 
 #endif /* TOLLGATE_H */
