@@ -57,7 +57,10 @@ my @tricks = (
 );
 for my $path (@tricks) {
 	my ($code, $answer) = raw("GET $path HTTP/1.1");
-	ok($code >= 400, "$path: refused ($code)");
+	# A path that normalises to a page (/admin) may send the browser to
+	# /login instead: it is refused all the same.
+	ok($code >= 400 || ($code == 303 &&
+	    $answer =~ m{^Location: \S+/login\?}mi), "$path: refused ($code)");
 	unlike($answer, qr/"user_id"/, "$path: the upstream is not reached");
 }
 # The normalised path that is a protected location is gated, not bypassed.
