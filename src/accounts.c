@@ -160,7 +160,7 @@ login_failed(struct req *r, const char *email_lc)
 }
 
 /* Forgets the failures of this email from this address after a login. */
-static void
+void
 login_succeeded(struct req *r, const char *email_lc)
 {
 	const char	*pair, *addr;
@@ -244,7 +244,9 @@ dberr:
 /*
  * Checks an email and password for a login.  Returns 1 with the user id
  * in *uid (and whether TOTP is on in *totp), 0 after answering the
- * request (401, 403, 429, 503).
+ * request (401, 403, 429, 503).  The throttle's failures are forgotten
+ * here only when TOTP is off; otherwise the caller forgets them once the
+ * second factor is right too (login_succeeded).
  */
 int
 login_check(struct req *r, const char *email, const char *password,
@@ -287,7 +289,9 @@ login_check(struct req *r, const char *email, const char *password,
 		if (nh != NULL)
 			db_exec(&q_rehash, "ss", nh, *uid);
 	}
-	login_succeeded(r, email_lc);
+	/* With TOTP on, the failures go only once the code is right too. */
+	if (!*totp)
+		login_succeeded(r, email_lc);
 	return 1;
 dberr:
 	reply_db(r, rc);
@@ -332,6 +336,8 @@ h_login(struct req *r)
 		reply_db(r, rc);
 		return;
 	}
+	if (totp)
+		login_succeeded(r, ascii_lower(r->a, email));
 	if ((rc = db_begin()) < 0 ||
 	    (rc = session_create(r, uid, "password", NULL, false, &sid)) < 0 ||
 	    (rc = tokens_issue(r, uid, sid, &tokens, NULL)) < 0 ||
@@ -623,16 +629,14 @@ reply_token_error(struct req *r, int rc)
  * request's totp_code or recovery_code is good, 0 when it is wrong, or
  * a DB_* code.
  *
- * The TOTP issue replaces this body with the real check (RFC 6238 code,
- * recovery codes).  Until then a code cannot be checked, so none is
- * accepted: with TOTP on, no way in succeeds (fail closed).
+ * A TOTP code is good once (its step is spent), a recovery code too;
+ * while the login throttle holds none is looked at (totp.c).
  */
 static int
 second_factor(struct req *r, const char *uid)
 {
-	(void)r;
-	(void)uid;
-	return 0;
+	return totp_second_factor(r, uid, in_str(r, "totp_code"),
+	    in_str(r, "recovery_code"));
 }
 
 /*

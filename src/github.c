@@ -577,12 +577,8 @@ h_github_callback(struct req *r)
 		    "account. Log in with your email instead.");
 		return;
 	case ACCT_TOTP:
-		/* Honest for now: the code form comes with the TOTP work. */
-		reply_html(r, 200, "Second factor required", "<p>This account "
-		    "has two-factor authentication turned on. Signing in with "
-		    "GitHub cannot ask for your code yet, so you are not "
-		    "signed in.</p>\n<p><a href=\"/login\">Log in with your "
-		    "email, password and code</a></p>\n");
+		/* The code first (pages_totp.c); the session comes after. */
+		totp_pending_begin(r, uid, "github", "/profile");
 		return;
 	case ACCT_SESSION:
 		break;

@@ -425,6 +425,7 @@ static const struct field f_login[] = {
 	{ "username", F_TEXT, FIELD_REQUIRED, 1, 254 },
 	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
 	{ "totp_code", F_TEXT, 0, 0, 16 },
+	{ "recovery_code", F_TEXT, 0, 0, 64 },
 	{ "next", F_TEXT, 0, 0, 512 },
 	{ NULL, 0, 0, 0, 0 },
 };
@@ -530,8 +531,11 @@ login_verify(struct req *r, const char *email, const char *password,
 		if (nh != NULL)
 			db_exec(&q_rehash, "ss", nh, *uid);
 	}
-	db_exec(&q_throttle_clear, "s", token_hash(r->a, arena_printf(r->a,
-	    "login|%s|%s", email_lc, r->remote_addr ? r->remote_addr : "-")));
+	/* With TOTP on, the failures go once the code is right too. */
+	if (!*totp)
+		db_exec(&q_throttle_clear, "s", token_hash(r->a, arena_printf(
+		    r->a, "login|%s|%s", email_lc, r->remote_addr ?
+		    r->remote_addr : "-")));
 	return 1;
 }
 
@@ -597,16 +601,29 @@ h_page_login_post(struct req *r)
 		return;
 	}
 	if (totp) {
-		/*
-		 * The second factor is checked by the TOTP code of a later
-		 * issue; until it lands, an account with TOTP on cannot log
-		 * in here (nothing can turn TOTP on yet either).
-		 */
-		pg_error(&p, "totp_code", in_str(r, "totp_code") == NULL ?
-		    "This account needs the code from your authenticator "
-		    "app." : "The code is wrong.");
-		login_page(r, &p, 401, true);
-		return;
+		const char *code = in_str(r, "totp_code");
+		const char *rec = in_str(r, "recovery_code");
+
+		/* Without a code: the code step (pages_totp.c) comes next. */
+		if ((code == NULL || *code == '\0') &&
+		    (rec == NULL || *rec == '\0')) {
+			totp_pending_begin(r, uid, "password",
+			    pg_safe_next(in_str(r, "next"), "/profile"));
+			return;
+		}
+		if ((rc = totp_second_factor(r, uid, code != NULL &&
+		    *code != '\0' ? code : NULL, rec)) < 0)
+			goto dberr;
+		if (rc == 0) {
+			if ((rc = login_failed(r, ascii_lower(r->a,
+			    in_str(r, "username")))) < 0)
+				goto dberr;
+			pg_error(&p, "totp_code", "The code is wrong.");
+			reply_header(r, "WWW-Authenticate", "Bearer");
+			login_page(r, &p, 401, true);
+			return;
+		}
+		login_succeeded(r, ascii_lower(r->a, in_str(r, "username")));
 	}
 	/* A fresh session id; the one this browser had ends here. */
 	t.r = r;

@@ -297,12 +297,9 @@ profile_page(struct page *p, int status, struct json_object *new_key)
 	    "password", NULL, "new-password", true);
 	pg_submit(p, "Change password", NULL);
 
-	buf_puts(&p->b, "<h3>Two-factor authentication</h3>\n<p>");
-	buf_puts(&p->b, dbi(&me, 0, 7) ? "<span class=\"tag ok\">On</span> "
-	    "Logging in asks for a code from your authenticator app." :
-	    "<span class=\"tag\">Off</span> Setting up an authenticator "
-	    "app from this page is coming soon.");
-	buf_puts(&p->b, "</p>\n</section>\n");
+	/* The TOTP state and its forms (pages_totp.c). */
+	totp_profile_section(r, &p->b, dbi(&me, 0, 7) != 0);
+	buf_puts(&p->b, "</section>\n");
 
 	rc = keys_section(p, new_key);
 	json_object_put(new_key);

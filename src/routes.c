@@ -111,6 +111,55 @@ static const struct field f_me_delete[] = {
 	{ NULL, 0, 0, 0, 0 },
 };
 
+/* Second factor and device sign-in (issue 10). */
+static const struct field f_totp_confirm[] = {
+	{ "code", F_TEXT, FIELD_REQUIRED, 1, 16 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_totp_delete[] = {
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ "code", F_TEXT, FIELD_REQUIRED, 1, 64 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_device[] = {
+	{ "client_name", F_TEXT, FIELD_REQUIRED, 1, 128 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_device_token[] = {
+	{ "device_code", F_TEXT, FIELD_REQUIRED, 1, 128 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_device_page[] = {
+	{ "user_code", F_TEXT, 0, 0, 64 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_device_post[] = {
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ "user_code", F_TEXT, FIELD_REQUIRED, 1, 64 },
+	{ "action", F_TEXT, FIELD_REQUIRED, 1, 16 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_login_totp[] = {
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ "totp_code", F_TEXT, 0, 0, 16 },
+	{ "recovery_code", F_TEXT, 0, 0, 64 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_csrf[] = {
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_totp_page_confirm[] = {
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ "code", F_TEXT, FIELD_REQUIRED, 1, 16 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_totp_page_off[] = {
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ "code", F_TEXT, FIELD_REQUIRED, 1, 64 },
+	{ NULL, 0, 0, 0, 0 },
+};
 /* GitHub login and Stripe billing (contract sections 3 and 8). */
 static const struct field f_github_callback[] = {
 	{ "code", F_TEXT, 0, 1, 512 },
@@ -235,6 +284,28 @@ const struct route routes[] = {
 	{ M_GET, "/auth/magic", h_page_magic, ROUTE_HTML, f_token_page },
 	{ M_POST, "/auth/magic", h_page_magic_post, ROUTE_HTML | ROUTE_FORM,
 	    f_magic_post },
+
+	/* Second factor and device sign-in (issue 10). */
+	{ M_POST, "/api/v1/me/totp", h_totp_start, LOGIN, NULL },
+	{ M_DELETE, "/api/v1/me/totp", h_totp_delete, LOGIN, f_totp_delete },
+	{ M_POST, "/api/v1/me/totp/confirm", h_totp_confirm, LOGIN,
+	    f_totp_confirm },
+	{ M_POST, "/api/v1/auth/device", h_device_start, JSON, f_device },
+	{ M_POST, "/api/v1/auth/device/token", h_device_token,
+	    JSON | ROUTE_FORM, f_device_token },
+	{ M_GET, "/device", h_page_device, ROUTE_HTML | ROUTE_OPTAUTH,
+	    f_device_page },
+	{ M_POST, "/device", h_page_device_post,
+	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_device_post },
+	{ M_GET, "/login/totp", h_page_login_totp, ROUTE_HTML, NULL },
+	{ M_POST, "/login/totp", h_page_login_totp_post,
+	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_login_totp },
+	{ M_POST, "/profile/totp", h_page_totp_start,
+	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_csrf },
+	{ M_POST, "/profile/totp/confirm", h_page_totp_confirm,
+	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_totp_page_confirm },
+	{ M_POST, "/profile/totp/off", h_page_totp_off,
+	    ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH, f_totp_page_off },
 
 	/* GitHub login and Stripe billing (contract sections 3 and 8). */
 	{ M_GET, "/api/v1/auth/github", h_github_start, ROUTE_HTML, NULL },

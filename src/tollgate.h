@@ -821,6 +821,60 @@ handler_fn	 h_page_magic;
 handler_fn	 h_page_magic_post;
 
 /* ------------------------------------------------------------------ */
+/* Second factor and device sign-in (issue 10): totp.c, device.c.      */
+/* ------------------------------------------------------------------ */
+
+/* What confirming an enrolment came to (DB_* codes are negative). */
+#define TOTP_OK			0
+#define TOTP_WRONG		1	/* the code is wrong */
+#define TOTP_NOT_PENDING	2	/* no enrolment started */
+#define TOTP_ACTIVE		3	/* the second factor is on already */
+#define TOTP_THROTTLED		4	/* the login throttle holds */
+
+/* totp.c */
+int	 totp_second_factor(struct req *, const char *uid,
+	    const char *totp_code, const char *recovery_code);
+int	 totp_enrol(struct req *, const char *uid, const char **secret32);
+int	 totp_confirm(struct req *, const char *uid, const char *email,
+	    const char *code, struct json_object **codes);
+int	 totp_remove(struct req *, const char *uid, const char *email,
+	    bool notify);
+int	 totp_disable(struct req *, const char *password, const char *code,
+	    const char **field, long *retry);
+int	 totp_pending_secret(struct req *, const char *uid,
+	    const char **secret32);
+char	*totp_uri(struct arena *, const char *email, const char *secret32);
+/* Recovery codes and user codes as typed -> their stored form, or NULL. */
+const char *recovery_code_norm(struct arena *, const char *);
+/* Percent-encoding of a URI component; keep: characters left as they are. */
+char	*uri_escape(struct arena *, const char *, const char *keep);
+/* A QR code of text as inline SVG markup, in the arena; NULL on error. */
+char	*qr_svg(struct arena *, const char *text);
+/* accounts.c: the login throttle's failures are forgotten (a login). */
+void	 login_succeeded(struct req *, const char *email_lc);
+/* pages_totp.c */
+void	 totp_pending_begin(struct req *, const char *uid, const char *kind,
+	    const char *next);
+void	 totp_profile_section(struct req *, struct buf *, bool on);
+/* device.c */
+const char *user_code_norm(struct arena *, const char *);
+const char *user_code_show(struct arena *, const char *norm);
+
+/* Handlers: totp.c, device.c */
+handler_fn	 h_totp_start;
+handler_fn	 h_totp_confirm;
+handler_fn	 h_totp_delete;
+handler_fn	 h_device_start;
+handler_fn	 h_device_token;
+handler_fn	 h_page_device;
+handler_fn	 h_page_device_post;
+handler_fn	 h_page_login_totp;
+handler_fn	 h_page_login_totp_post;
+handler_fn	 h_page_totp_start;
+handler_fn	 h_page_totp_confirm;
+handler_fn	 h_page_totp_off;
+
+/* ------------------------------------------------------------------ */
 /* GitHub login and Stripe billing (github.c, billing.c, stripe.c,     */
 /* and their helpers in outside.c).                                    */
 /* ------------------------------------------------------------------ */
