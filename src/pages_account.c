@@ -130,7 +130,7 @@ keys_section(struct page *p, struct json_object *new_key)
 		buf_html(&p->b, js(new_key, "key"));
 		buf_puts(&p->b, "</code></p></div>\n");
 	}
-	if ((rc = interim_apikeys_list(r, r->who.user_id, &keys)) < 0)
+	if ((rc = apikeys_list_core(r, r->who.user_id, &keys)) < 0)
 		return rc;
 	n = json_object_array_length(keys);
 	if (n == 0)
@@ -496,13 +496,16 @@ h_page_key_create(struct req *r)
 		profile_page(&p, 422, NULL);
 		return;
 	}
-	rc = interim_apikey_create(r, r->who.user_id, in_str(r, "key_name"),
+	rc = apikey_create_core(r, r->who.user_id, in_str(r, "key_name"),
 	    in_int(r, "expires_in_days", 0), &key, &refusal);
 	if (rc < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc == APIKEY_GONE)
+		/* The account went: no plan, so no next plan to name. */
+		refusal = quota_message(r->a, "api_keys", NULL);
+	if (rc > 0) {
 		pg_error(&p, "key_name", arena_printf(r->a, "%s: you have as "
 		    "many API keys as your plan allows.", refusal ? refusal :
 		    "API key quota exceeded"));
@@ -523,12 +526,12 @@ h_page_key_regenerate(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	rc = interim_apikey_regenerate(r, r->who.user_id, r->params[0], &key);
+	rc = apikey_regenerate_core(r, r->who.user_id, r->params[0], &key);
 	if (rc < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc > 0) {
 		reply_error(r, 403, "forbidden", "This API key is not yours.");
 		return;
 	}
@@ -544,12 +547,12 @@ h_page_key_delete(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	rc = interim_apikey_delete(r, r->who.user_id, r->params[0]);
+	rc = apikey_delete_core(r, r->who.user_id, r->params[0], false);
 	if (rc < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc > 0) {
 		reply_error(r, 403, "forbidden", "This API key is not yours.");
 		return;
 	}
@@ -724,8 +727,8 @@ h_page_usage(struct req *r)
 	if (!pg_login(r))
 		return;
 	pg_init(&p, r);
-	if ((rc = interim_usage(r, r->who.user_id, &u)) <= 0) {
-		reply_db(r, rc == 0 ? DB_FAIL : rc);
+	if ((rc = usage_core(r, r->who.user_id, &u)) != 0) {
+		reply_db(r, rc == USAGE_GONE ? DB_FAIL : rc);
 		return;
 	}
 	json_object_object_get_ex(u, "period", &per);
@@ -839,7 +842,7 @@ h_page_billing(struct req *r)
 	if (!pg_login(r))
 		return;
 	pg_init(&p, r);
-	if ((rc = interim_plans(r, &plans)) < 0 ||
+	if ((rc = plans_core(r, &plans)) < 0 ||
 	    (rc = interim_billing(r, r->who.user_id, &bill)) < 0 ||
 	    (rc = interim_payments(r, r->who.user_id, &pays)) < 0) {
 		json_object_put(plans);

@@ -697,16 +697,6 @@ int	 interim_email_change(struct req *, const char *uid,
 	    const char *email, const char *password);
 int	 interim_password_change(struct req *, const char *uid,
 	    const char *current, const char *password);
-int	 interim_apikeys_list(struct req *, const char *uid,
-	    struct json_object **out);
-int	 interim_apikey_create(struct req *, const char *uid,
-	    const char *name, long long days, struct json_object **out,
-	    const char **refusal);
-int	 interim_apikey_regenerate(struct req *, const char *uid,
-	    const char *id, struct json_object **out);
-int	 interim_apikey_delete(struct req *, const char *uid, const char *id);
-int	 interim_plans(struct req *, struct json_object **out);
-int	 interim_usage(struct req *, const char *uid, struct json_object **out);
 int	 interim_billing(struct req *, const char *uid,
 	    struct json_object **out);
 int	 interim_payments(struct req *, const char *uid,
@@ -972,5 +962,26 @@ handler_fn	 h_plans;
 handler_fn	 h_usage;
 handler_fn	 h_usage_event;
 handler_fn	 h_gate;
+
+
+/*
+ * Handler cores (one implementation of each action for the JSON API and
+ * the pages): they take explicit arguments and reply nothing.
+ */
+#define APIKEY_NOT_FOUND	1	/* no such key */
+#define APIKEY_FORBIDDEN	2	/* another user's key */
+#define APIKEY_GONE		3	/* the account is gone */
+#define APIKEY_QUOTA		4	/* the plan's key limit is reached */
+int	 apikey_create_core(struct req *, const char *uid, const char *name,
+	    long long days, struct json_object **out, const char **refusal);
+int	 apikeys_list_core(struct req *, const char *uid,
+	    struct json_object **out);
+int	 apikey_regenerate_core(struct req *, const char *uid,
+	    const char *id, struct json_object **out);
+int	 apikey_delete_core(struct req *, const char *uid, const char *id,
+	    bool admin_ok);
+int	 plans_core(struct req *, struct json_object **out);
+#define USAGE_GONE		1	/* no such user */
+int	 usage_core(struct req *, const char *uid, struct json_object **out);
 
 #endif /* TOLLGATE_H */
