@@ -843,8 +843,10 @@ h_page_billing(struct req *r)
 		return;
 	pg_init(&p, r);
 	if ((rc = plans_core(r, &plans)) < 0 ||
-	    (rc = interim_billing(r, r->who.user_id, &bill)) < 0 ||
-	    (rc = interim_payments(r, r->who.user_id, &pays)) < 0) {
+	    (rc = billing_state_core(r, r->who.user_id, &bill)) != 0 ||
+	    (rc = billing_payments_core(r, r->who.user_id, 100, &pays)) < 0) {
+		if (rc == BILLING_GONE)
+			rc = DB_FAIL;
 		json_object_put(plans);
 		json_object_put(bill);
 		reply_db(r, rc);
@@ -1005,7 +1007,7 @@ static const struct field f_checkout[] = {
 static void
 reply_stripe(struct req *r, int rc)
 {
-	if (rc != INTERIM_STRIPE_DOWN) {
+	if (rc != BILLING_STRIPE_DOWN) {
 		reply_db(r, rc);
 		return;
 	}
@@ -1033,17 +1035,18 @@ h_page_checkout(struct req *r)
 		reply_error(r, 422, "validation_failed", "Choose a plan.");
 		return;
 	}
-	rc = interim_checkout(r, r->who.user_id, in_str(r, "plan"), &url);
+	rc = billing_checkout_core(r, r->who.user_id, in_str(r, "plan"),
+	    " via=page", &url);
 	if (rc < 0) {
 		reply_stripe(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc == BILLING_NOT_BUYABLE) {
 		reply_error(r, 422, "validation_failed", "This plan cannot be "
 		    "bought.");
 		return;
 	}
-	if (rc == 2) {
+	if (rc == BILLING_SUB_EXISTS) {
 		reply_error(r, 409, "subscription_exists", "You already have a "
 		    "subscription; change it through the billing portal.");
 		return;
@@ -1063,7 +1066,7 @@ h_page_portal(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if ((rc = interim_portal(r, r->who.user_id, &url)) < 0) {
+	if ((rc = billing_portal_core(r, r->who.user_id, " via=page", &url)) < 0) {
 		reply_stripe(r, rc);
 		return;
 	}

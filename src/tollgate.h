@@ -697,14 +697,6 @@ int	 interim_email_change(struct req *, const char *uid,
 	    const char *email, const char *password);
 int	 interim_password_change(struct req *, const char *uid,
 	    const char *current, const char *password);
-int	 interim_billing(struct req *, const char *uid,
-	    struct json_object **out);
-int	 interim_payments(struct req *, const char *uid,
-	    struct json_object **out);
-#define INTERIM_STRIPE_DOWN	-100	/* Stripe could not be reached */
-int	 interim_checkout(struct req *, const char *uid, const char *plan,
-	    const char **url);
-int	 interim_portal(struct req *, const char *uid, const char **url);
 
 /* Handlers of issue 7. */
 handler_fn	 h_static_css;
@@ -983,5 +975,17 @@ int	 apikey_delete_core(struct req *, const char *uid, const char *id,
 int	 plans_core(struct req *, struct json_object **out);
 #define USAGE_GONE		1	/* no such user */
 int	 usage_core(struct req *, const char *uid, struct json_object **out);
+#define BILLING_STRIPE_DOWN	-100	/* a Stripe call failed (beside DB_*) */
+#define BILLING_GONE		1	/* no such user */
+#define BILLING_NOT_BUYABLE	2	/* a plan that cannot be bought */
+#define BILLING_SUB_EXISTS	3	/* a subscription is live already */
+int	 billing_state_core(struct req *, const char *uid,
+	    struct json_object **out);
+int	 billing_payments_core(struct req *, const char *uid, size_t max,
+	    struct json_object **out);
+int	 billing_checkout_core(struct req *, const char *uid,
+	    const char *plan, const char *via, const char **url);
+int	 billing_portal_core(struct req *, const char *uid, const char *via,
+	    const char **url);
 
 #endif /* TOLLGATE_H */
