@@ -369,7 +369,7 @@ h_page_profile_name(struct req *r)
 		profile_page(&p, 422, NULL);
 		return;
 	}
-	if ((rc = interim_name_set(r, r->who.user_id, in_str(r, "name"))) < 0) {
+	if ((rc = me_rename_core(r, r->who.user_id, in_str(r, "name"))) < 0) {
 		reply_db(r, rc);
 		return;
 	}
@@ -400,6 +400,7 @@ void
 h_page_profile_email(struct req *r)
 {
 	struct page	 p;
+	long		 retry;
 	int		 rc;
 
 	if (!profile_post(r, &p))
@@ -408,24 +409,24 @@ h_page_profile_email(struct req *r)
 		profile_page(&p, 422, NULL);
 		return;
 	}
-	rc = interim_email_change(r, r->who.user_id, in_str(r, "email"),
-	    in_str(r, "password"));
+	rc = me_email_core(r, r->who.user_id, r->who.email, in_str(r, "email"),
+	    in_str(r, "password"), &retry);
 	if (rc < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc == ME_WRONG || rc == ME_THROTTLED) {
 		pg_error(&p, "password", "is wrong");
 		profile_page(&p, 422, NULL);
 		return;
 	}
-	if (rc == 2) {
+	if (rc == ME_TAKEN) {
 		pg_error(&p, "email", "An account with this email already "
 		    "exists.");
 		profile_page(&p, 409, NULL);
 		return;
 	}
-	if (rc == 3) {
+	if (rc == ME_SAME) {
 		pg_error(&p, "email", "is already your email address");
 		profile_page(&p, 422, NULL);
 		return;
@@ -441,6 +442,7 @@ void
 h_page_profile_password(struct req *r)
 {
 	struct page	 p;
+	long		 retry;
 	int		 rc;
 
 	if (!profile_post(r, &p))
@@ -449,13 +451,14 @@ h_page_profile_password(struct req *r)
 		profile_page(&p, 422, NULL);
 		return;
 	}
-	rc = interim_password_change(r, r->who.user_id,
-	    in_str(r, "current_password"), in_str(r, "new_password"));
+	rc = me_password_core(r, r->who.user_id, r->who.email,
+	    r->who.session_id, in_str(r, "current_password"),
+	    in_str(r, "new_password"), &retry);
 	if (rc < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc > 0) {
 		pg_error(&p, "current_password", "is wrong");
 		profile_page(&p, 422, NULL);
 		return;

@@ -691,13 +691,7 @@ const char *pg_arg(struct req *, const char *name);
 int	 interim_password_forgot(struct req *, const char *email);
 int	 interim_password_reset(struct req *, const char *token,
 	    const char *password);
-int	 interim_name_set(struct req *, const char *uid, const char *name);
 int	 interim_resend_verification(struct req *, const char *uid);
-int	 interim_email_change(struct req *, const char *uid,
-	    const char *email, const char *password);
-int	 interim_password_change(struct req *, const char *uid,
-	    const char *current, const char *password);
-
 /* Handlers of issue 7. */
 handler_fn	 h_static_css;
 handler_fn	 h_page_signup;
@@ -987,5 +981,17 @@ int	 billing_checkout_core(struct req *, const char *uid,
 	    const char *plan, const char *via, const char **url);
 int	 billing_portal_core(struct req *, const char *uid, const char *via,
 	    const char **url);
+#define ME_WRONG		1	/* the current password is wrong */
+#define ME_THROTTLED		2	/* the login throttle holds */
+#define ME_SAME			3	/* the address is the account's already */
+#define ME_TAKEN		4	/* another account has the address */
+int	 me_password_check(struct req *, const char *uid, const char *email,
+	    const char *password, long *retry);
+int	 me_rename_core(struct req *, const char *uid, const char *name);
+int	 me_email_core(struct req *, const char *uid, const char *cur,
+	    const char *email, const char *password, long *retry);
+int	 me_password_core(struct req *, const char *uid, const char *email,
+	    const char *keep_session, const char *current,
+	    const char *password, long *retry);
 
 #endif /* TOLLGATE_H */
