@@ -385,7 +385,7 @@ h_page_profile_resend(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if ((rc = interim_resend_verification(r, r->who.user_id)) < 0) {
+	if ((rc = resend_verification_core(r, r->who.user_id)) < 0) {
 		reply_db(r, rc);
 		return;
 	}

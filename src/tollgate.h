@@ -615,7 +615,7 @@ handler_fn	 h_session_delete;
 
 /* ------------------------------------------------------------------ */
 /* Pages, admin and audit (issue 7): pages.c, pages_account.c,         */
-/* pages_admin.c, pages_interim.c, admin.c, audit.c, static.c.         */
+/* pages_admin.c, admin.c, audit.c, static.c.                         */
 /* ------------------------------------------------------------------ */
 
 /* audit.c: detail is consumed; audit_list's array is the caller's. */
@@ -684,14 +684,6 @@ void	 pg_nav(struct page *, const char *current);
 void	 pg_send(struct page *, int status, const char *title);
 const char *pg_arg(struct req *, const char *name);
 
-/*
- * pages_interim.c: stand-ins for the accounts, gate and billing
- * branches' actions until they are merged (see the file's comment).
- */
-int	 interim_password_forgot(struct req *, const char *email);
-int	 interim_password_reset(struct req *, const char *token,
-	    const char *password);
-int	 interim_resend_verification(struct req *, const char *uid);
 /* Handlers of issue 7. */
 handler_fn	 h_static_css;
 handler_fn	 h_page_signup;
@@ -949,7 +941,6 @@ handler_fn	 h_usage;
 handler_fn	 h_usage_event;
 handler_fn	 h_gate;
 
-
 /*
  * Handler cores (one implementation of each action for the JSON API and
  * the pages): they take explicit arguments and reply nothing.
@@ -993,5 +984,10 @@ int	 me_email_core(struct req *, const char *uid, const char *cur,
 int	 me_password_core(struct req *, const char *uid, const char *email,
 	    const char *keep_session, const char *current,
 	    const char *password, long *retry);
+int	 resend_verification_core(struct req *, const char *uid);
+int	 mail_link_core(struct req *, const char *email, const char *kind,
+	    int minutes);
+int	 password_reset_core(struct req *, const char *token,
+	    const char *password);
 
 #endif /* TOLLGATE_H */
