@@ -743,6 +743,39 @@ h_verify_email(struct req *r)
 }
 
 /*
+ * The core of POST /api/v1/auth/resend-verification: a new link to
+ * user uid unless the address is verified already or has had its
+ * [limits] mail_per_hour.  Returns 0 or a DB_* code.
+ */
+int
+resend_verification_core(struct req *r, const char *uid)
+{
+	struct dbrows	 row;
+	const char	*t;
+	int		 rc, allowed;
+
+	if ((rc = db_begin()) < 0 ||
+	    (rc = db_select(r->a, &q_verify_state, &row, "s", uid)) < 0)
+		goto dberr;
+	if (rc == 1 && !dbi(&row, 0, 2)) {
+		if ((allowed = mail_allowed(r, dbv(&row, 0, 1))) < 0) {
+			rc = allowed;
+			goto dberr;
+		}
+		if (allowed && ((t = onetime_token(r, "verify", uid,
+		    dbv(&row, 0, 0), 48 * 60, &rc)) == NULL ||
+		    (rc = mail_verify(r, uid, dbv(&row, 0, 0), t)) < 0))
+			goto dberr;
+	}
+	if ((rc = db_commit()) < 0)
+		goto dberr;
+	return 0;
+dberr:
+	db_rollback();
+	return rc;
+}
+
+/*
  * POST /api/v1/auth/resend-verification (logged in): 202; a new link
  * goes out unless the address is verified already or has had its
  * [limits] mail_per_hour; 503.
@@ -750,47 +783,29 @@ h_verify_email(struct req *r)
 void
 h_resend_verification(struct req *r)
 {
-	struct dbrows	 row;
-	const char	*t;
-	int		 rc, allowed;
+	int	 rc;
 
-	if ((rc = db_begin()) < 0 ||
-	    (rc = db_select(r->a, &q_verify_state, &row, "s",
-	    r->who.user_id)) < 0)
-		goto dberr;
-	if (rc == 1 && !dbi(&row, 0, 2)) {
-		if ((allowed = mail_allowed(r, dbv(&row, 0, 1))) < 0) {
-			rc = allowed;
-			goto dberr;
-		}
-		if (allowed && ((t = onetime_token(r, "verify",
-		    r->who.user_id, dbv(&row, 0, 0), 48 * 60, &rc)) == NULL ||
-		    (rc = mail_verify(r, r->who.user_id, dbv(&row, 0, 0),
-		    t)) < 0))
-			goto dberr;
+	if ((rc = resend_verification_core(r, r->who.user_id)) < 0) {
+		reply_db(r, rc);
+		return;
 	}
-	if ((rc = db_commit()) < 0)
-		goto dberr;
 	reply_accepted(r, "If the address still needs verifying, a new link "
 	    "is on its way.");
-	return;
-dberr:
-	db_rollback();
-	reply_db(r, rc);
 }
 
 /*
- * Mails a link of kind ("reset" or "magic") to the account of the
- * request's email, if there is one and the recipient is under [limits]
- * mail_per_hour.  Answers 202 either way (503 when the database is
- * down), so the answer says nothing about which addresses have accounts.
+ * The core of the endpoints that mail a link of kind ("reset" or
+ * "magic", valid for minutes) to the account of email, if there is one
+ * and the recipient is under [limits] mail_per_hour.  Returns 0 either
+ * way, so the caller's answer says nothing about which addresses have
+ * accounts, or a DB_* code.
  */
-static void
-mail_link_request(struct req *r, const char *kind, int minutes,
-    const char *message)
+int
+mail_link_core(struct req *r, const char *email, const char *kind,
+    int minutes)
 {
 	struct dbrows	 row;
-	const char	*email_lc = ascii_lower(r->a, in_str(r, "email"));
+	const char	*email_lc = ascii_lower(r->a, email);
 	const char	*t, *uid;
 	int		 rc, allowed;
 
@@ -818,11 +833,28 @@ mail_link_request(struct req *r, const char *kind, int minutes,
 		    dbv(&row, 0, 0));
 	if ((rc = db_commit()) < 0)
 		goto dberr;
-	reply_accepted(r, message);
-	return;
+	return 0;
 dberr:
 	db_rollback();
-	reply_db(r, rc);
+	return rc;
+}
+
+/*
+ * Mails a link of kind to the account of the request's email (see
+ * mail_link_core).  Answers 202 either way (503 when the database is
+ * down), so the answer says nothing about which addresses have accounts.
+ */
+static void
+mail_link_request(struct req *r, const char *kind, int minutes,
+    const char *message)
+{
+	int	 rc;
+
+	if ((rc = mail_link_core(r, in_str(r, "email"), kind, minutes)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	reply_accepted(r, message);
 }
 
 /* POST /api/v1/auth/password/forgot {email}: 202 always; 422; 503. */
@@ -842,26 +874,24 @@ h_magic_link(struct req *r)
 }
 
 /*
- * POST /api/v1/auth/password/reset {token, password}: 204, the new
- * password set, every session revoked, the address verified; 400
- * invalid_token; 422 for a bad password; 503.
+ * The core of POST /api/v1/auth/password/reset: the reset token tok
+ * used to set password pw, the other mailed links spent, every session
+ * revoked, the address verified, a notice mailed.  Returns 0,
+ * TOKEN_INVALID for a token unknown, used or expired, or a DB_* code.
  */
-void
-h_password_reset(struct req *r)
+int
+password_reset_core(struct req *r, const char *tok, const char *pw)
 {
 	struct onetime	 o;
 	const char	*hash;
 	int		 rc = DB_FAIL, attempt;
 
-	if ((hash = password_hash(r->a, in_str(r, "password"))) == NULL) {
-		reply_db(r, DB_FAIL);
-		return;
-	}
+	if ((hash = password_hash(r->a, pw)) == NULL)
+		return DB_FAIL;
 	for (attempt = 0; attempt < TX_TRIES; attempt++) {
 		if ((rc = db_begin()) < 0)
 			break;
-		if ((rc = onetime_find(r, in_str(r, "token"), "reset",
-		    &o)) <= 0 ||
+		if ((rc = onetime_find(r, tok, "reset", &o)) <= 0 ||
 		    (rc = onetime_use(&o)) <= 0 ||
 		    (rc = db_exec(&q_set_password, "ss", hash,
 		    o.user_id)) < 0 ||
@@ -880,13 +910,27 @@ h_password_reset(struct req *r)
 			break;
 		}
 		log_info("password_reset", " user=%s", o.user_id);
-		reply_empty(r, 204);
+		return 0;
+	}
+	return rc == 0 ? TOKEN_INVALID : rc;
+}
+
+/*
+ * POST /api/v1/auth/password/reset {token, password}: 204, the new
+ * password set, every session revoked, the address verified; 400
+ * invalid_token; 422 for a bad password; 503.
+ */
+void
+h_password_reset(struct req *r)
+{
+	int	 rc;
+
+	if ((rc = password_reset_core(r, in_str(r, "token"),
+	    in_str(r, "password"))) != 0) {
+		reply_token_error(r, rc);
 		return;
 	}
-	if (rc == 0)
-		reply_token_error(r, TOKEN_INVALID);
-	else
-		reply_db(r, rc);
+	reply_empty(r, 204);
 }
 
 /*

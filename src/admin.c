@@ -219,9 +219,9 @@ admin_user_detail(struct req *r, const char *uid, struct json_object **out)
 	json_object_object_add(o, "user", u);
 
 	/* Usage: as GET /api/v1/usage shows it to the user. */
-	if ((rc = interim_usage(r, uid, &usage)) < 0)
+	if ((rc = usage_core(r, uid, &usage)) < 0)
 		goto fail;
-	json_object_object_add(o, "usage", rc > 0 ? usage : NULL);
+	json_object_object_add(o, "usage", rc == 0 ? usage : NULL);
 
 	if ((rc = db_select(r->a, &q_subscription, &rows, "s", uid)) < 0)
 		goto fail;

@@ -75,10 +75,13 @@ static struct sql q_regenerate = SQL(
 static struct sql q_delete = SQL(
     "DELETE FROM api_keys WHERE id = ?");
 
-/* GET /api/v1/api-keys (login): 200 [{id, name, preview, created_at,
- * last_used_at, expires_at}], never the key; 503. */
-void
-h_apikeys_list(struct req *r)
+/*
+ * The core of GET /api/v1/api-keys: uid's keys [{id, name, preview,
+ * created_at, last_used_at, expires_at}], never the key.  Returns 0 with
+ * the array in *out (owned by the caller), or a DB_* code.
+ */
+int
+apikeys_list_core(struct req *r, const char *uid, struct json_object **out)
 {
 	struct json_object	*arr, *o;
 	struct dbrows		 rows;
@@ -87,10 +90,8 @@ h_apikeys_list(struct req *r)
 	static const char *const cols[] = { "id", "name", "preview",
 	    "created_at", "last_used_at", "expires_at" };
 
-	if ((rc = db_select(r->a, &q_list, &rows, "s", r->who.user_id)) < 0) {
-		reply_db(r, rc);
-		return;
-	}
+	if ((rc = db_select(r->a, &q_list, &rows, "s", uid)) < 0)
+		return rc;
 	arr = json_object_new_array();
 	for (i = 0; i < rows.n; i++) {
 		o = json_object_new_object();
@@ -99,22 +100,40 @@ h_apikeys_list(struct req *r)
 			    json_object_new_string(dbv(&rows, i, c)) : NULL);
 		json_object_array_add(arr, o);
 	}
+	*out = arr;
+	return 0;
+}
+
+/* GET /api/v1/api-keys (login): 200 [{id, name, preview, created_at,
+ * last_used_at, expires_at}], never the key; 503. */
+void
+h_apikeys_list(struct req *r)
+{
+	struct json_object	*arr;
+	int			 rc;
+
+	if ((rc = apikeys_list_core(r, r->who.user_id, &arr)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
 	reply_json(r, 200, arr);
 }
 
 /*
- * POST /api/v1/api-keys {name, expires_in_days?} (login): 201 {id, name,
- * preview, key}; 403 quota_exceeded (meter api_keys) past the plan's
- * limit; 422; 503.  The count runs under the user's row lock, so
- * concurrent creations cannot pass the limit together.
+ * The core of POST /api/v1/api-keys: a key named name for uid, expiring
+ * after days (0: never), with a notice mailed and an audit row.  The
+ * count runs under the user's row lock, so concurrent creations cannot
+ * pass the limit together.  Returns 0 with {id, name, preview, key} in
+ * *out (owned by the caller), APIKEY_GONE when the account is gone,
+ * APIKEY_QUOTA past the plan's limit (the contract's message in
+ * *refusal), or a DB_* code.
  */
-void
-h_apikey_create(struct req *r)
+int
+apikey_create_core(struct req *r, const char *uid, const char *name,
+    long long days, struct json_object **out, const char **refusal)
 {
-	struct json_object	*key = NULL, *err, *e;
+	struct json_object	*key = NULL;
 	struct dbrows		 u, q;
-	const char		*uid = r->who.user_id, *name = in_str(r, "name");
-	long long		 days = in_int(r, "expires_in_days", 0);
 	int			 rc = DB_FAIL, i;
 
 	for (i = 0; i < TRIES; i++) {
@@ -125,24 +144,13 @@ h_apikey_create(struct req *r)
 			goto fail;
 		if (u.n == 0 || q.n == 0) {
 			db_rollback();
-			reply_unauth(r, "unauthenticated", "The account is "
-			    "gone.");
-			return;
+			return APIKEY_GONE;
 		}
 		if (dbi(&q, 0, 0) >= dbi(&q, 0, 1)) {
 			db_rollback();
-			err = json_object_new_object();
-			e = json_object_new_object();
-			json_object_object_add(e, "code",
-			    json_object_new_string("quota_exceeded"));
-			json_object_object_add(e, "message",
-			    json_object_new_string(quota_message(r->a,
-			    "api_keys", dbv(&q, 0, 2))));
-			json_object_object_add(e, "meter",
-			    json_object_new_string("api_keys"));
-			json_object_object_add(err, "error", e);
-			reply_json(r, 403, err);
-			return;
+			*refusal = quota_message(r->a, "api_keys",
+			    dbv(&q, 0, 2));
+			return APIKEY_QUOTA;
 		}
 		if ((rc = apikey_create(r, uid, name, days, &key)) < 0 ||
 		    (rc = mail_queue(r, uid, "api_key_created", dbv(&u, 0, 0),
@@ -155,8 +163,8 @@ h_apikey_create(struct req *r)
 			goto fail;
 		if ((rc = db_commit()) < 0)
 			goto fail;
-		reply_json(r, 201, key);
-		return;
+		*out = key;
+		return 0;
 fail:
 		db_rollback();
 		json_object_put(key);
@@ -164,33 +172,113 @@ fail:
 		if (rc != DB_RETRY)
 			break;
 	}
-	reply_db(r, rc);
+	return rc;
 }
 
 /*
- * Finds key id's owner.  Returns 1 when the caller may act on it (its
- * owner, or an admin when admin_ok), 0 after answering 404 or 403, or
- * a DB_* code.  The key's name goes to *name.
+ * POST /api/v1/api-keys {name, expires_in_days?} (login): 201 {id, name,
+ * preview, key}; 403 quota_exceeded (meter api_keys) past the plan's
+ * limit; 422; 503.
+ */
+void
+h_apikey_create(struct req *r)
+{
+	struct json_object	*key = NULL, *err, *e;
+	const char		*refusal = NULL;
+	int			 rc;
+
+	rc = apikey_create_core(r, r->who.user_id, in_str(r, "name"),
+	    in_int(r, "expires_in_days", 0), &key, &refusal);
+	if (rc == APIKEY_GONE) {
+		reply_unauth(r, "unauthenticated", "The account is gone.");
+		return;
+	}
+	if (rc == APIKEY_QUOTA) {
+		err = json_object_new_object();
+		e = json_object_new_object();
+		json_object_object_add(e, "code",
+		    json_object_new_string("quota_exceeded"));
+		json_object_object_add(e, "message",
+		    json_object_new_string(refusal));
+		json_object_object_add(e, "meter",
+		    json_object_new_string("api_keys"));
+		json_object_object_add(err, "error", e);
+		reply_json(r, 403, err);
+		return;
+	}
+	if (rc < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	reply_json(r, 201, key);
+}
+
+/*
+ * Finds key id's owner.  Returns 0 when uid may act on it (its owner, or
+ * an admin when admin_ok and the caller is one), APIKEY_NOT_FOUND,
+ * APIKEY_FORBIDDEN, or a DB_* code.  The owner and the key's name go to
+ * *owner and *name.
  */
 static int
-key_owned(struct req *r, const char *id, bool admin_ok, const char **owner,
-    const char **name)
+key_owned(struct req *r, const char *uid, const char *id, bool admin_ok,
+    const char **owner, const char **name)
 {
 	struct dbrows	 row;
 	int		 rc;
 
 	if ((rc = db_select(r->a, &q_owner, &row, "s", id)) < 0)
 		return rc;
-	if (rc == 0) {
-		reply_error(r, 404, "not_found", "There is no such API key.");
-		return 0;
-	}
+	if (rc == 0)
+		return APIKEY_NOT_FOUND;
 	*owner = dbv(&row, 0, 0);
 	*name = dbv(&row, 0, 1);
-	if (strcmp(*owner, r->who.user_id) == 0 ||
+	if (strcmp(*owner, uid) == 0 ||
 	    (admin_ok && strcmp(r->who.role, "admin") == 0))
-		return 1;
-	reply_error(r, 403, "forbidden", "This API key is not yours.");
+		return 0;
+	return APIKEY_FORBIDDEN;
+}
+
+/* Answers a key's APIKEY_* refusal or a DB_* code. */
+static void
+key_refused(struct req *r, int rc)
+{
+	if (rc == APIKEY_NOT_FOUND)
+		reply_error(r, 404, "not_found", "There is no such API key.");
+	else if (rc == APIKEY_FORBIDDEN)
+		reply_error(r, 403, "forbidden", "This API key is not yours.");
+	else
+		reply_db(r, rc);
+}
+
+/*
+ * The core of POST /api/v1/api-keys/{id}/regenerate (uid's own key
+ * only, never an admin's way).  Returns 0 with {id, name, preview, key}
+ * in *out (owned by the caller), APIKEY_NOT_FOUND, APIKEY_FORBIDDEN, or
+ * a DB_* code.
+ */
+int
+apikey_regenerate_core(struct req *r, const char *uid, const char *id,
+    struct json_object **out)
+{
+	struct json_object	*o;
+	const char		*owner, *name, *key, *preview;
+	int			 rc;
+
+	if ((rc = key_owned(r, uid, id, false, &owner, &name)) != 0)
+		return rc;
+	key = new_token(r->a, "tgk_", 32);
+	preview = arena_strndup(r->a, key, 12);
+	if ((rc = db_exec(&q_regenerate, "ssss", token_hash(r->a, key),
+	    preview, id, owner)) < 0)
+		return rc;
+	if (rc == 0)
+		return APIKEY_NOT_FOUND;
+	o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "preview", json_object_new_string(preview));
+	json_object_object_add(o, "key", json_object_new_string(key));
+	*out = o;
 	return 0;
 }
 
@@ -203,31 +291,40 @@ void
 h_apikey_regenerate(struct req *r)
 {
 	struct json_object	*o;
-	const char		*id = r->params[0], *owner, *name, *key,
-				*preview;
 	int			 rc;
 
-	if ((rc = key_owned(r, id, false, &owner, &name)) <= 0)
-		goto out;
-	key = new_token(r->a, "tgk_", 32);
-	preview = arena_strndup(r->a, key, 12);
-	if ((rc = db_exec(&q_regenerate, "ssss", token_hash(r->a, key),
-	    preview, id, owner)) < 0)
-		goto out;
-	if (rc == 0) {
-		reply_error(r, 404, "not_found", "There is no such API key.");
+	if ((rc = apikey_regenerate_core(r, r->who.user_id, r->params[0],
+	    &o)) != 0) {
+		key_refused(r, rc);
 		return;
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "id", json_object_new_string(id));
-	json_object_object_add(o, "name", json_object_new_string(name));
-	json_object_object_add(o, "preview", json_object_new_string(preview));
-	json_object_object_add(o, "key", json_object_new_string(key));
 	reply_json(r, 200, o);
-	return;
-out:
-	if (rc < 0)
-		reply_db(r, rc);
+}
+
+/*
+ * The core of DELETE /api/v1/api-keys/{id}: uid's key, or (admin_ok and
+ * the caller an admin) anyone's, with an audit row then.  Returns 0,
+ * APIKEY_NOT_FOUND, APIKEY_FORBIDDEN, or a DB_* code.
+ */
+int
+apikey_delete_core(struct req *r, const char *uid, const char *id,
+    bool admin_ok)
+{
+	const char	*owner, *name;
+	int		 rc;
+
+	if ((rc = key_owned(r, uid, id, admin_ok, &owner, &name)) != 0)
+		return rc;
+	if ((rc = db_begin()) < 0)
+		return rc;
+	if ((rc = db_exec(&q_delete, "s", id)) < 0 ||
+	    (strcmp(owner, uid) != 0 &&
+	    (rc = audit(r, "api_key.delete", owner, name)) < 0) ||
+	    (rc = db_commit()) < 0) {
+		db_rollback();
+		return rc;
+	}
+	return 0;
 }
 
 /*
@@ -237,25 +334,14 @@ out:
 void
 h_apikey_delete(struct req *r)
 {
-	const char	*id = r->params[0], *owner, *name;
-	int		 rc;
+	int	 rc;
 
-	if ((rc = key_owned(r, id, true, &owner, &name)) <= 0)
-		goto out;
-	if ((rc = db_begin()) < 0)
-		goto out;
-	if ((rc = db_exec(&q_delete, "s", id)) < 0 ||
-	    (strcmp(owner, r->who.user_id) != 0 &&
-	    (rc = audit(r, "api_key.delete", owner, name)) < 0) ||
-	    (rc = db_commit()) < 0) {
-		db_rollback();
-		goto out;
+	if ((rc = apikey_delete_core(r, r->who.user_id, r->params[0],
+	    true)) != 0) {
+		key_refused(r, rc);
+		return;
 	}
 	reply_empty(r, 204);
-	return;
-out:
-	if (rc < 0)
-		reply_db(r, rc);
 }
 
 /* ------------------------------------------------------------------ */

@@ -18,7 +18,7 @@
 
 #include "tollgate.h"
 
-#define STRIPE_DOWN	-100	/* a Stripe call failed (beside DB_*) */
+#define STRIPE_DOWN	BILLING_STRIPE_DOWN
 #define LEASE_SECONDS	"60"	/* a claimed row's lease */
 #define MAX_TRIES	200	/* then a row stays failed, for the operator */
 
@@ -115,18 +115,19 @@ reply_billing_failed(struct req *r, int rc)
 }
 
 /*
- * The caller's Stripe customer, made once: POST /v1/customers with an
+ * User uid's Stripe customer, made once: POST /v1/customers with an
  * Idempotency-Key derived from the user id, so two first checkouts at
- * once make one customer.  Returns 0 with the id in *cus, STRIPE_DOWN,
- * or a DB_* code.
+ * once make one customer.  via is appended to the log lines.  Returns 0
+ * with the id in *cus, STRIPE_DOWN, or a DB_* code.
  */
 static int
-ensure_customer(struct req *r, const char **cus)
+ensure_customer(struct req *r, const char *uid, const char *via,
+    const char **cus)
 {
-	struct json_object	*out;
+	struct json_object	*out = NULL;
 	struct dbrows		 row;
 	struct buf		 form;
-	const char		*uid = r->who.user_id, *id;
+	const char		*id;
 	char			 err[256];
 	int			 rc, status;
 
@@ -144,8 +145,9 @@ ensure_customer(struct req *r, const char **cus)
 	    sizeof(err));
 	if (status < 200 || status > 299 ||
 	    (id = json_str_at(out, "id")) == NULL) {
-		log_warn("stripe_failed", " call=customers user=%s err=\"%s\"",
-		    uid, status < 200 || status > 299 ? err : "no id");
+		log_warn("stripe_failed", " call=customers user=%s%s "
+		    "err=\"%s\"", uid, via, status < 200 || status > 299 ?
+		    err : "no id");
 		json_object_put(out);
 		return STRIPE_DOWN;
 	}
@@ -160,32 +162,68 @@ ensure_customer(struct req *r, const char **cus)
 		if (rc == 0 || (*cus = dbv(&row, 0, 0)) == NULL)
 			return DB_FAIL;
 	}
-	log_info("stripe_customer", " user=%s customer=%s", uid, *cus);
+	log_info("stripe_customer", " user=%s customer=%s%s", uid, *cus, via);
 	return 0;
 }
 
 /*
- * GET /api/v1/billing: 200 {plan, status, current_period_end,
- * cancel_at_period_end} from the newest subscription (nulls and false
- * when there is none); 503 when the database is down.
+ * Asks Stripe for a session at path with form (what names it in the
+ * Idempotency-Key and the log).  Returns 0 with its url in *url,
+ * STRIPE_DOWN, or a DB_* code.
  */
-void
-h_billing_get(struct req *r)
+static int
+session_url(struct req *r, const char *uid, const char *via,
+    const char *path, struct buf *form, const char *what, const char **url)
+{
+	struct json_object	*out = NULL;
+	const char		*u;
+	char			 err[256];
+	int			 status;
+
+	status = stripe_call(r->a, "POST", path, form->p, arena_printf(r->a,
+	    "tg-%s-%s", what, new_id(r->a)), &out, err, sizeof(err));
+	if (status < 200 || status > 299 ||
+	    (u = json_str_at(out, "url")) == NULL) {
+		log_warn("stripe_failed", " call=%s user=%s%s err=\"%s\"",
+		    what, uid, via, status < 200 || status > 299 ? err :
+		    "no url");
+		json_object_put(out);
+		return STRIPE_DOWN;
+	}
+	*url = arena_strdup(r->a, u);
+	json_object_put(out);
+	return 0;
+}
+
+/* Answers {url} with 200. */
+static void
+reply_url(struct req *r, const char *url)
+{
+	struct json_object	*o = json_object_new_object();
+
+	json_object_object_add(o, "url", json_object_new_string(url));
+	reply_json(r, 200, o);
+}
+
+/*
+ * The core of GET /api/v1/billing: uid's {plan, status,
+ * current_period_end, cancel_at_period_end} from the newest subscription
+ * (nulls and false when there is none).  Returns 0 with the object in
+ * *out (owned by the caller), BILLING_GONE when there is no such user,
+ * or a DB_* code.
+ */
+int
+billing_state_core(struct req *r, const char *uid, struct json_object **out)
 {
 	struct json_object	*o;
 	struct dbrows		 row;
 	const char		*plan, *status, *end;
 	int			 rc;
 
-	if ((rc = db_select(r->a, &q_billing, &row, "s",
-	    r->who.user_id)) < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	if (rc == 0) {
-		reply_unauth(r, "unauthenticated", "The account is gone.");
-		return;
-	}
+	if ((rc = db_select(r->a, &q_billing, &row, "s", uid)) < 0)
+		return rc;
+	if (rc == 0)
+		return BILLING_GONE;
 	plan = dbv(&row, 0, 0);
 	status = dbv(&row, 0, 1);
 	end = dbv(&row, 0, 2);
@@ -201,7 +239,72 @@ h_billing_get(struct req *r)
 	json_object_object_add(o, "cancel_at_period_end",
 	    json_object_new_boolean(status != NULL && !dbi(&row, 0, 4) &&
 	    dbi(&row, 0, 3) != 0));
+	*out = o;
+	return 0;
+}
+
+/*
+ * GET /api/v1/billing: 200 {plan, status, current_period_end,
+ * cancel_at_period_end} from the newest subscription (nulls and false
+ * when there is none); 503 when the database is down.
+ */
+void
+h_billing_get(struct req *r)
+{
+	struct json_object	*o;
+	int			 rc;
+
+	if ((rc = billing_state_core(r, r->who.user_id, &o)) == BILLING_GONE) {
+		reply_unauth(r, "unauthenticated", "The account is gone.");
+		return;
+	}
+	if (rc < 0) {
+		reply_db(r, rc);
+		return;
+	}
 	reply_json(r, 200, o);
+}
+
+/*
+ * The core of POST /api/v1/billing/checkout: a Checkout Session for uid
+ * to buy plan (via is appended to the log lines).  Returns 0 with the
+ * session's url in *url, BILLING_NOT_BUYABLE for a plan that cannot be
+ * bought, BILLING_SUB_EXISTS when a subscription is live already,
+ * BILLING_STRIPE_DOWN, or a DB_* code.
+ */
+int
+billing_checkout_core(struct req *r, const char *uid, const char *plan,
+    const char *via, const char **url)
+{
+	struct dbrows		 row;
+	struct buf		 form;
+	const char		*price, *cus;
+	int			 rc;
+
+	*url = NULL;
+	if ((price = price_for_plan(r, plan, &rc)) == NULL)
+		return rc < 0 ? rc : BILLING_NOT_BUYABLE;
+	if ((rc = db_select(r->a, &q_live_sub, &row, "s", uid)) < 0)
+		return rc;
+	if (rc > 0)
+		return BILLING_SUB_EXISTS;
+	if ((rc = ensure_customer(r, uid, via, &cus)) < 0)
+		return rc;
+	buf_init(&form, r->a);
+	form_add(&form, "mode", "subscription");
+	form_add(&form, "customer", cus);
+	form_add(&form, "client_reference_id", uid);
+	form_add(&form, "line_items[0][price]", price);
+	form_add(&form, "line_items[0][quantity]", "1");
+	form_add(&form, "success_url", arena_printf(r->a,
+	    "%s/billing?checkout=success", cfg.base_url));
+	form_add(&form, "cancel_url", arena_printf(r->a,
+	    "%s/billing?checkout=cancelled", cfg.base_url));
+	if ((rc = session_url(r, uid, via, "/v1/checkout/sessions", &form,
+	    "checkout", url)) < 0)
+		return rc;
+	log_info("stripe_checkout", " user=%s plan=%s%s", uid, plan, via);
+	return 0;
 }
 
 /*
@@ -213,59 +316,49 @@ h_billing_get(struct req *r)
 void
 h_billing_checkout(struct req *r)
 {
-	struct json_object	*out, *o;
-	struct dbrows		 row;
-	struct buf		 form;
-	const char		*plan = in_str(r, "plan"), *price, *cus, *url;
-	char			 err[256];
-	int			 rc, status;
+	const char	*url;
+	int		 rc;
 
-	if ((price = price_for_plan(r, plan, &rc)) == NULL) {
-		if (rc < 0)
-			goto fail;
+	rc = billing_checkout_core(r, r->who.user_id, in_str(r, "plan"), "",
+	    &url);
+	if (rc == BILLING_NOT_BUYABLE) {
 		reply_invalid1(r, "plan", "is not a plan you can subscribe to");
 		return;
 	}
-	if ((rc = db_select(r->a, &q_live_sub, &row, "s",
-	    r->who.user_id)) < 0)
-		goto fail;
-	if (rc > 0) {
+	if (rc == BILLING_SUB_EXISTS) {
 		reply_error(r, 409, "subscription_exists", "You already have a "
 		    "subscription; change it through the billing portal.");
 		return;
 	}
-	if ((rc = ensure_customer(r, &cus)) < 0)
-		goto fail;
-	buf_init(&form, r->a);
-	form_add(&form, "mode", "subscription");
-	form_add(&form, "customer", cus);
-	form_add(&form, "client_reference_id", r->who.user_id);
-	form_add(&form, "line_items[0][price]", price);
-	form_add(&form, "line_items[0][quantity]", "1");
-	form_add(&form, "success_url", arena_printf(r->a,
-	    "%s/billing?checkout=success", cfg.base_url));
-	form_add(&form, "cancel_url", arena_printf(r->a,
-	    "%s/billing?checkout=cancelled", cfg.base_url));
-	status = stripe_call(r->a, "POST", "/v1/checkout/sessions", form.p,
-	    arena_printf(r->a, "tg-checkout-%s", new_id(r->a)), &out, err,
-	    sizeof(err));
-	if (status < 200 || status > 299 ||
-	    (url = json_str_at(out, "url")) == NULL) {
-		log_warn("stripe_failed", " call=checkout user=%s err=\"%s\"",
-		    r->who.user_id, status < 200 || status > 299 ? err :
-		    "no url");
-		json_object_put(out);
-		rc = STRIPE_DOWN;
-		goto fail;
+	if (rc < 0) {
+		reply_billing_failed(r, rc);
+		return;
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "url", json_object_new_string(url));
-	json_object_put(out);
-	log_info("stripe_checkout", " user=%s plan=%s", r->who.user_id, plan);
-	reply_json(r, 200, o);
-	return;
-fail:
-	reply_billing_failed(r, rc);
+	reply_url(r, url);
+}
+
+/*
+ * The core of POST /api/v1/billing/portal: a Customer Portal session
+ * for uid (via is appended to the log lines).  Returns 0 with its url in
+ * *url, BILLING_STRIPE_DOWN, or a DB_* code.
+ */
+int
+billing_portal_core(struct req *r, const char *uid, const char *via,
+    const char **url)
+{
+	struct buf	 form;
+	const char	*cus;
+	int		 rc;
+
+	*url = NULL;
+	if ((rc = ensure_customer(r, uid, via, &cus)) < 0)
+		return rc;
+	buf_init(&form, r->a);
+	form_add(&form, "customer", cus);
+	form_add(&form, "return_url", arena_printf(r->a, "%s/billing",
+	    cfg.base_url));
+	return session_url(r, uid, via, "/v1/billing_portal/sessions", &form,
+	    "portal", url);
 }
 
 /*
@@ -275,58 +368,35 @@ fail:
 void
 h_billing_portal(struct req *r)
 {
-	struct json_object	*out, *o;
-	struct buf		 form;
-	const char		*cus, *url;
-	char			 err[256];
-	int			 rc, status;
+	const char	*url;
+	int		 rc;
 
-	if ((rc = ensure_customer(r, &cus)) < 0)
-		goto fail;
-	buf_init(&form, r->a);
-	form_add(&form, "customer", cus);
-	form_add(&form, "return_url", arena_printf(r->a, "%s/billing",
-	    cfg.base_url));
-	status = stripe_call(r->a, "POST", "/v1/billing_portal/sessions",
-	    form.p, arena_printf(r->a, "tg-portal-%s", new_id(r->a)), &out,
-	    err, sizeof(err));
-	if (status < 200 || status > 299 ||
-	    (url = json_str_at(out, "url")) == NULL) {
-		log_warn("stripe_failed", " call=portal user=%s err=\"%s\"",
-		    r->who.user_id, status < 200 || status > 299 ? err :
-		    "no url");
-		json_object_put(out);
-		rc = STRIPE_DOWN;
-		goto fail;
+	if ((rc = billing_portal_core(r, r->who.user_id, "", &url)) < 0) {
+		reply_billing_failed(r, rc);
+		return;
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "url", json_object_new_string(url));
-	json_object_put(out);
-	reply_json(r, 200, o);
-	return;
-fail:
-	reply_billing_failed(r, rc);
+	reply_url(r, url);
 }
 
 /*
- * GET /api/v1/billing/payments: 200 [{id, amount, currency, status,
- * created_at, invoice_url}], newest first; 503 when the database is down.
+ * The core of GET /api/v1/billing/payments: uid's payments [{id, amount,
+ * currency, status, created_at, invoice_url}], newest first, at most max
+ * of them (of the statement's 200).  Returns 0 with the array in *out
+ * (owned by the caller), or a DB_* code.
  */
-void
-h_billing_payments(struct req *r)
+int
+billing_payments_core(struct req *r, const char *uid, size_t max,
+    struct json_object **out)
 {
 	struct json_object	*a, *p;
 	struct dbrows		 rows;
 	size_t			 i;
 	int			 rc;
 
-	if ((rc = db_select(r->a, &q_payments, &rows, "s",
-	    r->who.user_id)) < 0) {
-		reply_db(r, rc);
-		return;
-	}
+	if ((rc = db_select(r->a, &q_payments, &rows, "s", uid)) < 0)
+		return rc;
 	a = json_object_new_array();
-	for (i = 0; i < rows.n; i++) {
+	for (i = 0; i < rows.n && i < max; i++) {
 		p = json_object_new_object();
 		json_object_object_add(p, "id",
 		    json_object_new_string(dbv(&rows, i, 0)));
@@ -341,6 +411,24 @@ h_billing_payments(struct req *r)
 		json_object_object_add(p, "invoice_url", dbv(&rows, i, 5) ?
 		    json_object_new_string(dbv(&rows, i, 5)) : NULL);
 		json_object_array_add(a, p);
+	}
+	*out = a;
+	return 0;
+}
+
+/*
+ * GET /api/v1/billing/payments: 200 [{id, amount, currency, status,
+ * created_at, invoice_url}], newest first; 503 when the database is down.
+ */
+void
+h_billing_payments(struct req *r)
+{
+	struct json_object	*a;
+	int			 rc;
+
+	if ((rc = billing_payments_core(r, r->who.user_id, 200, &a)) < 0) {
+		reply_db(r, rc);
+		return;
 	}
 	reply_json(r, 200, a);
 }

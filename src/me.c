@@ -45,38 +45,65 @@ static struct sql q_delete = SQL(
     "DELETE FROM users WHERE id = ?");
 
 /*
+ * Checks user uid's current password pw (email is the account's, for
+ * the login throttle).  Returns 0 when it is right, ME_THROTTLED (the
+ * seconds to wait in *retry) while the login throttle holds, ME_WRONG,
+ * or a DB_* code.  A wrong password counts as a failed login of email
+ * from this address.
+ */
+int
+me_password_check(struct req *r, const char *uid, const char *email,
+    const char *pw, long *retry)
+{
+	struct dbrows	 row;
+	const char	*email_lc = ascii_lower(r->a, email);
+	int		 rc;
+
+	*retry = 0;
+	if ((rc = login_throttled(r, email_lc, retry)) < 0)
+		return rc;
+	if (rc == 1)
+		return ME_THROTTLED;
+	if ((rc = db_select(r->a, &q_password_of, &row, "s", uid)) < 0)
+		return rc;
+	if (password_verify(rc == 1 ? dbv(&row, 0, 0) : NULL, pw))
+		return 0;
+	if ((rc = login_failed(r, email_lc)) < 0)
+		return rc;
+	log_info("password_check_failed", " user=%s", uid);
+	return ME_WRONG;
+}
+
+/*
+ * Answers a failed check of the current password given in field (422
+ * naming field, 429 while the login throttle holds, 503).
+ */
+static void
+reply_password_check(struct req *r, const char *field, int rc, long retry)
+{
+	if (rc == ME_THROTTLED)
+		reply_throttled(r, retry);
+	else if (rc == ME_WRONG)
+		reply_invalid1(r, field, "is wrong");
+	else
+		reply_db(r, rc);
+}
+
+/*
  * Checks the caller's current password, given in field.  Returns 1 when
  * it is right; otherwise answers (422 naming field, 429 while the login
- * throttle holds, 503) and returns 0.  A wrong password counts as a
- * failed login of the caller's email from this address.
+ * throttle holds, 503) and returns 0.
  */
 static int
 check_password(struct req *r, const char *field)
 {
-	struct dbrows	 row;
-	const char	*email_lc = ascii_lower(r->a, r->who.email);
-	long		 retry = 0;
-	int		 rc;
+	long	 retry;
+	int	 rc;
 
-	if ((rc = login_throttled(r, email_lc, &retry)) < 0)
-		goto dberr;
-	if (rc == 1) {
-		reply_throttled(r, retry);
-		return 0;
-	}
-	if ((rc = db_select(r->a, &q_password_of, &row, "s",
-	    r->who.user_id)) < 0)
-		goto dberr;
-	if (password_verify(rc == 1 ? dbv(&row, 0, 0) : NULL,
-	    in_str(r, field)))
+	if ((rc = me_password_check(r, r->who.user_id, r->who.email,
+	    in_str(r, field), &retry)) == 0)
 		return 1;
-	if ((rc = login_failed(r, email_lc)) < 0)
-		goto dberr;
-	log_info("password_check_failed", " user=%s", r->who.user_id);
-	reply_invalid1(r, field, "is wrong");
-	return 0;
-dberr:
-	reply_db(r, rc);
+	reply_password_check(r, field, rc, retry);
 	return 0;
 }
 
@@ -126,6 +153,18 @@ h_me_get(struct req *r)
 	reply_json(r, 200, o);
 }
 
+/* The core of PATCH /api/v1/me: uid's name set.  Returns 0 or DB_*. */
+int
+me_rename_core(struct req *r, const char *uid, const char *name)
+{
+	int	 rc;
+
+	(void)r;
+	if ((rc = db_exec(&q_rename, "ss", name, uid)) < 0)
+		return rc;
+	return 0;
+}
+
 /* PATCH /api/v1/me {name}: 200 {user}; 422; 503. */
 void
 h_me_patch(struct req *r)
@@ -133,8 +172,7 @@ h_me_patch(struct req *r)
 	struct json_object	*o, *user = NULL;
 	int			 rc;
 
-	if ((rc = db_exec(&q_rename, "ss", in_str(r, "name"),
-	    r->who.user_id)) < 0 ||
+	if ((rc = me_rename_core(r, r->who.user_id, in_str(r, "name"))) < 0 ||
 	    (rc = user_json(r, r->who.user_id, &user)) <= 0) {
 		reply_db(r, rc == 0 ? DB_FAIL : rc);
 		return;
@@ -142,6 +180,54 @@ h_me_patch(struct req *r)
 	o = json_object_new_object();
 	json_object_object_add(o, "user", user);
 	reply_json(r, 200, o);
+}
+
+/*
+ * The core of POST /api/v1/me/email: user uid (whose address is cur)
+ * asks to move to email, proving it with the current password pw.  A
+ * verification link goes to the new address and a notice to the old
+ * one, both unless the new address has had its [limits] mail_per_hour.
+ * Returns 0, ME_THROTTLED (*retry) or ME_WRONG for the password, ME_SAME
+ * when email is cur, ME_TAKEN when another account has it, or a DB_*
+ * code.
+ */
+int
+me_email_core(struct req *r, const char *uid, const char *cur,
+    const char *email, const char *pw, long *retry)
+{
+	struct dbrows		 row;
+	const char		*email_lc = ascii_lower(r->a, email), *t;
+	int			 rc, allowed;
+
+	if ((rc = me_password_check(r, uid, cur, pw, retry)) != 0)
+		return rc;
+	if (strcmp(email, cur) == 0)
+		return ME_SAME;
+	if ((rc = db_begin()) < 0)
+		return rc;
+	if ((rc = db_select(r->a, &q_email_used, &row, "ss", email_lc,
+	    uid)) < 0)
+		goto dberr;
+	if (rc > 0) {
+		db_rollback();
+		return ME_TAKEN;
+	}
+	if ((allowed = mail_allowed(r, email_lc)) < 0) {
+		rc = allowed;
+		goto dberr;
+	}
+	if (allowed && ((t = onetime_token(r, "email_change", uid,
+	    email, 24 * 60, &rc)) == NULL ||
+	    (rc = mail_email_change(r, uid, email, t)) < 0 ||
+	    (rc = mail_email_change_notice(r, uid, cur, email)) < 0))
+		goto dberr;
+	if ((rc = db_commit()) < 0)
+		goto dberr;
+	log_info("email_change_asked", " user=%s sent=%d", uid, allowed);
+	return 0;
+dberr:
+	db_rollback();
+	return rc;
 }
 
 /*
@@ -154,51 +240,64 @@ h_me_patch(struct req *r)
 void
 h_me_email(struct req *r)
 {
-	struct dbrows		 row;
 	struct json_object	*o;
-	const char		*email = in_str(r, "email");
-	const char		*email_lc = ascii_lower(r->a, email), *t;
-	int			 rc, allowed;
+	long			 retry;
+	int			 rc;
 
-	if (!check_password(r, "password"))
-		return;
-	if (strcmp(email, r->who.email) == 0) {
+	rc = me_email_core(r, r->who.user_id, r->who.email,
+	    in_str(r, "email"), in_str(r, "password"), &retry);
+	if (rc == ME_SAME) {
 		reply_invalid1(r, "email", "is already your email address");
 		return;
 	}
-	if ((rc = db_begin()) < 0 ||
-	    (rc = db_select(r->a, &q_email_used, &row, "ss", email_lc,
-	    r->who.user_id)) < 0)
-		goto dberr;
-	if (rc > 0) {
-		db_rollback();
+	if (rc == ME_TAKEN) {
 		reply_error(r, 409, "email_taken", "Another account uses this "
 		    "email address.");
 		return;
 	}
-	if ((allowed = mail_allowed(r, email_lc)) < 0) {
-		rc = allowed;
-		goto dberr;
+	if (rc != 0) {
+		reply_password_check(r, "password", rc, retry);
+		return;
 	}
-	if (allowed && ((t = onetime_token(r, "email_change", r->who.user_id,
-	    email, 24 * 60, &rc)) == NULL ||
-	    (rc = mail_email_change(r, r->who.user_id, email, t)) < 0 ||
-	    (rc = mail_email_change_notice(r, r->who.user_id, r->who.email,
-	    email)) < 0))
-		goto dberr;
-	if ((rc = db_commit()) < 0)
-		goto dberr;
-	log_info("email_change_asked", " user=%s sent=%d", r->who.user_id,
-	    allowed);
 	o = json_object_new_object();
 	json_object_object_add(o, "message", json_object_new_string("A link "
 	    "to confirm the new address is on its way to it; the change "
 	    "takes effect when it is opened."));
 	reply_json(r, 202, o);
-	return;
-dberr:
-	db_rollback();
-	reply_db(r, rc);
+}
+
+/*
+ * The core of POST /api/v1/me/password: user uid (address email) proves
+ * the current password cur and sets pw; every session but keep_session
+ * (NULL: none kept) revoked, reset links spent, a notice mailed.
+ * Returns 0, ME_THROTTLED (*retry) or ME_WRONG for the current
+ * password, or a DB_* code.
+ */
+int
+me_password_core(struct req *r, const char *uid, const char *email,
+    const char *keep_session, const char *cur, const char *pw, long *retry)
+{
+	const char	*hash;
+	int		 rc;
+
+	if ((rc = me_password_check(r, uid, email, cur, retry)) != 0)
+		return rc;
+	if ((hash = password_hash(r->a, pw)) == NULL)
+		return DB_FAIL;
+	if ((rc = db_begin()) < 0 ||
+	    (rc = db_exec(&q_set_password, "ss", hash, uid)) < 0 ||
+	    (rc = sessions_revoke_all(uid, keep_session,
+	    "password_change")) < 0 ||
+	    (rc = db_exec(&q_kill_resets, "s", uid)) < 0 ||
+	    (rc = mail_security_notice(r, uid, email, "The "
+	    "password of your tollgate account was changed, and every other "
+	    "session of it was signed out.")) < 0 ||
+	    (rc = db_commit()) < 0) {
+		db_rollback();
+		return rc;
+	}
+	log_info("password_changed", " user=%s", uid);
+	return 0;
 }
 
 /*
@@ -210,29 +309,15 @@ dberr:
 void
 h_me_password(struct req *r)
 {
-	const char	*hash;
-	int		 rc;
+	long	 retry;
+	int	 rc;
 
-	if (!check_password(r, "current_password"))
-		return;
-	if ((hash = password_hash(r->a, in_str(r, "new_password"))) == NULL) {
-		reply_db(r, DB_FAIL);
-		return;
-	}
-	if ((rc = db_begin()) < 0 ||
-	    (rc = db_exec(&q_set_password, "ss", hash, r->who.user_id)) < 0 ||
-	    (rc = sessions_revoke_all(r->who.user_id, r->who.session_id,
-	    "password_change")) < 0 ||
-	    (rc = db_exec(&q_kill_resets, "s", r->who.user_id)) < 0 ||
-	    (rc = mail_security_notice(r, r->who.user_id, r->who.email, "The "
-	    "password of your tollgate account was changed, and every other "
-	    "session of it was signed out.")) < 0 ||
-	    (rc = db_commit()) < 0) {
-		db_rollback();
-		reply_db(r, rc);
+	if ((rc = me_password_core(r, r->who.user_id, r->who.email,
+	    r->who.session_id, in_str(r, "current_password"),
+	    in_str(r, "new_password"), &retry)) != 0) {
+		reply_password_check(r, "current_password", rc, retry);
 		return;
 	}
-	log_info("password_changed", " user=%s", r->who.user_id);
 	reply_empty(r, 204);
 }
 

@@ -712,7 +712,7 @@ h_page_forgot_post(struct req *r)
 		forgot_page(r, &p, 422);
 		return;
 	}
-	if ((rc = interim_password_forgot(r, in_str(r, "email"))) < 0) {
+	if ((rc = mail_link_core(r, in_str(r, "email"), "reset", 60)) < 0) {
 		reply_db(r, rc);
 		return;
 	}
@@ -776,12 +776,12 @@ h_page_reset_post(struct req *r)
 		reset_page(r, &p, 422, t);
 		return;
 	}
-	if ((rc = interim_password_reset(r, in_str(r, "token"),
+	if ((rc = password_reset_core(r, in_str(r, "token"),
 	    in_str(r, "password"))) < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc == TOKEN_INVALID) {
 		reply_error(r, 400, "invalid_token", "This link is not valid "
 		    "any more: it was used, or it expired. Ask for a new "
 		    "one on the forgotten password page.");

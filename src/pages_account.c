@@ -130,7 +130,7 @@ keys_section(struct page *p, struct json_object *new_key)
 		buf_html(&p->b, js(new_key, "key"));
 		buf_puts(&p->b, "</code></p></div>\n");
 	}
-	if ((rc = interim_apikeys_list(r, r->who.user_id, &keys)) < 0)
+	if ((rc = apikeys_list_core(r, r->who.user_id, &keys)) < 0)
 		return rc;
 	n = json_object_array_length(keys);
 	if (n == 0)
@@ -366,7 +366,7 @@ h_page_profile_name(struct req *r)
 		profile_page(&p, 422, NULL);
 		return;
 	}
-	if ((rc = interim_name_set(r, r->who.user_id, in_str(r, "name"))) < 0) {
+	if ((rc = me_rename_core(r, r->who.user_id, in_str(r, "name"))) < 0) {
 		reply_db(r, rc);
 		return;
 	}
@@ -382,7 +382,7 @@ h_page_profile_resend(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if ((rc = interim_resend_verification(r, r->who.user_id)) < 0) {
+	if ((rc = resend_verification_core(r, r->who.user_id)) < 0) {
 		reply_db(r, rc);
 		return;
 	}
@@ -397,6 +397,7 @@ void
 h_page_profile_email(struct req *r)
 {
 	struct page	 p;
+	long		 retry;
 	int		 rc;
 
 	if (!profile_post(r, &p))
@@ -405,24 +406,24 @@ h_page_profile_email(struct req *r)
 		profile_page(&p, 422, NULL);
 		return;
 	}
-	rc = interim_email_change(r, r->who.user_id, in_str(r, "email"),
-	    in_str(r, "password"));
+	rc = me_email_core(r, r->who.user_id, r->who.email, in_str(r, "email"),
+	    in_str(r, "password"), &retry);
 	if (rc < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc == ME_WRONG || rc == ME_THROTTLED) {
 		pg_error(&p, "password", "is wrong");
 		profile_page(&p, 422, NULL);
 		return;
 	}
-	if (rc == 2) {
+	if (rc == ME_TAKEN) {
 		pg_error(&p, "email", "An account with this email already "
 		    "exists.");
 		profile_page(&p, 409, NULL);
 		return;
 	}
-	if (rc == 3) {
+	if (rc == ME_SAME) {
 		pg_error(&p, "email", "is already your email address");
 		profile_page(&p, 422, NULL);
 		return;
@@ -438,6 +439,7 @@ void
 h_page_profile_password(struct req *r)
 {
 	struct page	 p;
+	long		 retry;
 	int		 rc;
 
 	if (!profile_post(r, &p))
@@ -446,13 +448,14 @@ h_page_profile_password(struct req *r)
 		profile_page(&p, 422, NULL);
 		return;
 	}
-	rc = interim_password_change(r, r->who.user_id,
-	    in_str(r, "current_password"), in_str(r, "new_password"));
+	rc = me_password_core(r, r->who.user_id, r->who.email,
+	    r->who.session_id, in_str(r, "current_password"),
+	    in_str(r, "new_password"), &retry);
 	if (rc < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc > 0) {
 		pg_error(&p, "current_password", "is wrong");
 		profile_page(&p, 422, NULL);
 		return;
@@ -493,13 +496,16 @@ h_page_key_create(struct req *r)
 		profile_page(&p, 422, NULL);
 		return;
 	}
-	rc = interim_apikey_create(r, r->who.user_id, in_str(r, "key_name"),
+	rc = apikey_create_core(r, r->who.user_id, in_str(r, "key_name"),
 	    in_int(r, "expires_in_days", 0), &key, &refusal);
 	if (rc < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc == APIKEY_GONE)
+		/* The account went: no plan, so no next plan to name. */
+		refusal = quota_message(r->a, "api_keys", NULL);
+	if (rc > 0) {
 		pg_error(&p, "key_name", arena_printf(r->a, "%s: you have as "
 		    "many API keys as your plan allows.", refusal ? refusal :
 		    "API key quota exceeded"));
@@ -520,12 +526,12 @@ h_page_key_regenerate(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	rc = interim_apikey_regenerate(r, r->who.user_id, r->params[0], &key);
+	rc = apikey_regenerate_core(r, r->who.user_id, r->params[0], &key);
 	if (rc < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc > 0) {
 		reply_error(r, 403, "forbidden", "This API key is not yours.");
 		return;
 	}
@@ -541,12 +547,12 @@ h_page_key_delete(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	rc = interim_apikey_delete(r, r->who.user_id, r->params[0]);
+	rc = apikey_delete_core(r, r->who.user_id, r->params[0], false);
 	if (rc < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc > 0) {
 		reply_error(r, 403, "forbidden", "This API key is not yours.");
 		return;
 	}
@@ -721,8 +727,8 @@ h_page_usage(struct req *r)
 	if (!pg_login(r))
 		return;
 	pg_init(&p, r);
-	if ((rc = interim_usage(r, r->who.user_id, &u)) <= 0) {
-		reply_db(r, rc == 0 ? DB_FAIL : rc);
+	if ((rc = usage_core(r, r->who.user_id, &u)) != 0) {
+		reply_db(r, rc == USAGE_GONE ? DB_FAIL : rc);
 		return;
 	}
 	json_object_object_get_ex(u, "period", &per);
@@ -836,9 +842,11 @@ h_page_billing(struct req *r)
 	if (!pg_login(r))
 		return;
 	pg_init(&p, r);
-	if ((rc = interim_plans(r, &plans)) < 0 ||
-	    (rc = interim_billing(r, r->who.user_id, &bill)) < 0 ||
-	    (rc = interim_payments(r, r->who.user_id, &pays)) < 0) {
+	if ((rc = plans_core(r, &plans)) < 0 ||
+	    (rc = billing_state_core(r, r->who.user_id, &bill)) != 0 ||
+	    (rc = billing_payments_core(r, r->who.user_id, 100, &pays)) < 0) {
+		if (rc == BILLING_GONE)
+			rc = DB_FAIL;
 		json_object_put(plans);
 		json_object_put(bill);
 		reply_db(r, rc);
@@ -999,7 +1007,7 @@ static const struct field f_checkout[] = {
 static void
 reply_stripe(struct req *r, int rc)
 {
-	if (rc != INTERIM_STRIPE_DOWN) {
+	if (rc != BILLING_STRIPE_DOWN) {
 		reply_db(r, rc);
 		return;
 	}
@@ -1027,17 +1035,18 @@ h_page_checkout(struct req *r)
 		reply_error(r, 422, "validation_failed", "Choose a plan.");
 		return;
 	}
-	rc = interim_checkout(r, r->who.user_id, in_str(r, "plan"), &url);
+	rc = billing_checkout_core(r, r->who.user_id, in_str(r, "plan"),
+	    " via=page", &url);
 	if (rc < 0) {
 		reply_stripe(r, rc);
 		return;
 	}
-	if (rc == 0) {
+	if (rc == BILLING_NOT_BUYABLE) {
 		reply_error(r, 422, "validation_failed", "This plan cannot be "
 		    "bought.");
 		return;
 	}
-	if (rc == 2) {
+	if (rc == BILLING_SUB_EXISTS) {
 		reply_error(r, 409, "subscription_exists", "You already have a "
 		    "subscription; change it through the billing portal.");
 		return;
@@ -1057,7 +1066,7 @@ h_page_portal(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if ((rc = interim_portal(r, r->who.user_id, &url)) < 0) {
+	if ((rc = billing_portal_core(r, r->who.user_id, " via=page", &url)) < 0) {
 		reply_stripe(r, rc);
 		return;
 	}

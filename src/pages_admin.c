@@ -270,7 +270,7 @@ access_section(struct page *p, const char *uid)
 	size_t			 i, n;
 	int			 rc;
 
-	if ((rc = interim_apikeys_list(r, uid, &keys)) < 0)
+	if ((rc = apikeys_list_core(r, uid, &keys)) < 0)
 		return rc;
 	if ((rc = db_select(r->a, &q_user_sessions, &ss, "s", uid)) < 0) {
 		json_object_put(keys);

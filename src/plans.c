@@ -106,6 +106,20 @@ plans_json(struct arena *a, int *rc)
 	return arr;
 }
 
+/*
+ * The core of GET /api/v1/plans: the plans' public objects.  Returns 0
+ * with the array in *out (owned by the caller), or a DB_* code.
+ */
+int
+plans_core(struct req *r, struct json_object **out)
+{
+	int	 rc;
+
+	if ((*out = plans_json(r->a, &rc)) == NULL)
+		return rc;
+	return 0;
+}
+
 /* GET /api/v1/plans (public): 200 [{name, price, currency, ...}]; 503. */
 void
 h_plans(struct req *r)
@@ -113,7 +127,7 @@ h_plans(struct req *r)
 	struct json_object	*arr;
 	int			 rc;
 
-	if ((arr = plans_json(r->a, &rc)) == NULL) {
+	if ((rc = plans_core(r, &arr)) < 0) {
 		reply_db(r, rc);
 		return;
 	}

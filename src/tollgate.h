@@ -615,7 +615,7 @@ handler_fn	 h_session_delete;
 
 /* ------------------------------------------------------------------ */
 /* Pages, admin and audit (issue 7): pages.c, pages_account.c,         */
-/* pages_admin.c, pages_interim.c, admin.c, audit.c, static.c.         */
+/* pages_admin.c, admin.c, audit.c, static.c.                         */
 /* ------------------------------------------------------------------ */
 
 /* audit.c: detail is consumed; audit_list's array is the caller's. */
@@ -683,38 +683,6 @@ void	 pg_button_form(struct page *, const char *action,
 void	 pg_nav(struct page *, const char *current);
 void	 pg_send(struct page *, int status, const char *title);
 const char *pg_arg(struct req *, const char *name);
-
-/*
- * pages_interim.c: stand-ins for the accounts, gate and billing
- * branches' actions until they are merged (see the file's comment).
- */
-int	 interim_password_forgot(struct req *, const char *email);
-int	 interim_password_reset(struct req *, const char *token,
-	    const char *password);
-int	 interim_name_set(struct req *, const char *uid, const char *name);
-int	 interim_resend_verification(struct req *, const char *uid);
-int	 interim_email_change(struct req *, const char *uid,
-	    const char *email, const char *password);
-int	 interim_password_change(struct req *, const char *uid,
-	    const char *current, const char *password);
-int	 interim_apikeys_list(struct req *, const char *uid,
-	    struct json_object **out);
-int	 interim_apikey_create(struct req *, const char *uid,
-	    const char *name, long long days, struct json_object **out,
-	    const char **refusal);
-int	 interim_apikey_regenerate(struct req *, const char *uid,
-	    const char *id, struct json_object **out);
-int	 interim_apikey_delete(struct req *, const char *uid, const char *id);
-int	 interim_plans(struct req *, struct json_object **out);
-int	 interim_usage(struct req *, const char *uid, struct json_object **out);
-int	 interim_billing(struct req *, const char *uid,
-	    struct json_object **out);
-int	 interim_payments(struct req *, const char *uid,
-	    struct json_object **out);
-#define INTERIM_STRIPE_DOWN	-100	/* Stripe could not be reached */
-int	 interim_checkout(struct req *, const char *uid, const char *plan,
-	    const char **url);
-int	 interim_portal(struct req *, const char *uid, const char **url);
 
 /* Handlers of issue 7. */
 handler_fn	 h_static_css;
@@ -1026,5 +994,54 @@ handler_fn	 h_plans;
 handler_fn	 h_usage;
 handler_fn	 h_usage_event;
 handler_fn	 h_gate;
+
+/*
+ * Handler cores (one implementation of each action for the JSON API and
+ * the pages): they take explicit arguments and reply nothing.
+ */
+#define APIKEY_NOT_FOUND	1	/* no such key */
+#define APIKEY_FORBIDDEN	2	/* another user's key */
+#define APIKEY_GONE		3	/* the account is gone */
+#define APIKEY_QUOTA		4	/* the plan's key limit is reached */
+int	 apikey_create_core(struct req *, const char *uid, const char *name,
+	    long long days, struct json_object **out, const char **refusal);
+int	 apikeys_list_core(struct req *, const char *uid,
+	    struct json_object **out);
+int	 apikey_regenerate_core(struct req *, const char *uid,
+	    const char *id, struct json_object **out);
+int	 apikey_delete_core(struct req *, const char *uid, const char *id,
+	    bool admin_ok);
+int	 plans_core(struct req *, struct json_object **out);
+#define USAGE_GONE		1	/* no such user */
+int	 usage_core(struct req *, const char *uid, struct json_object **out);
+#define BILLING_STRIPE_DOWN	-100	/* a Stripe call failed (beside DB_*) */
+#define BILLING_GONE		1	/* no such user */
+#define BILLING_NOT_BUYABLE	2	/* a plan that cannot be bought */
+#define BILLING_SUB_EXISTS	3	/* a subscription is live already */
+int	 billing_state_core(struct req *, const char *uid,
+	    struct json_object **out);
+int	 billing_payments_core(struct req *, const char *uid, size_t max,
+	    struct json_object **out);
+int	 billing_checkout_core(struct req *, const char *uid,
+	    const char *plan, const char *via, const char **url);
+int	 billing_portal_core(struct req *, const char *uid, const char *via,
+	    const char **url);
+#define ME_WRONG		1	/* the current password is wrong */
+#define ME_THROTTLED		2	/* the login throttle holds */
+#define ME_SAME			3	/* the address is the account's already */
+#define ME_TAKEN		4	/* another account has the address */
+int	 me_password_check(struct req *, const char *uid, const char *email,
+	    const char *password, long *retry);
+int	 me_rename_core(struct req *, const char *uid, const char *name);
+int	 me_email_core(struct req *, const char *uid, const char *cur,
+	    const char *email, const char *password, long *retry);
+int	 me_password_core(struct req *, const char *uid, const char *email,
+	    const char *keep_session, const char *current,
+	    const char *password, long *retry);
+int	 resend_verification_core(struct req *, const char *uid);
+int	 mail_link_core(struct req *, const char *email, const char *kind,
+	    int minutes);
+int	 password_reset_core(struct req *, const char *token,
+	    const char *password);
 
 #endif /* TOLLGATE_H */

@@ -38,35 +38,35 @@ static struct sql q_meters = SQL(
     "ORDER BY 1");
 
 /*
- * GET /api/v1/usage (login or API key): 200 {plan, period: {start, end},
- * meters: {<meter>: {used, limit}}, credits: {remaining}}; 503.
+ * The core of GET /api/v1/usage: uid's {plan, period: {start, end},
+ * meters: {<meter>: {used, limit}}, credits: {remaining}}.  Returns 0
+ * with the object in *out (owned by the caller), USAGE_GONE when there
+ * is no such user, or a DB_* code.
  */
-void
-h_usage(struct req *r)
+int
+usage_core(struct req *r, const char *uid, struct json_object **out)
 {
 	struct json_object	*o, *period, *meters, *m, *credits;
 	struct dbrows		 st, mr;
-	const char		*plan, *uid = r->who.user_id;
+	const char		*plan;
 	size_t			 i;
 	int			 rc;
 
 	if ((rc = db_select(r->a, &q_state, &st, "is",
 	    (long long)cfg.trial_credits, uid)) < 0)
-		goto dberr;
-	if (rc == 0) {
-		reply_unauth(r, "unauthenticated", "The account is gone.");
-		return;
-	}
+		return rc;
+	if (rc == 0)
+		return USAGE_GONE;
 	plan = dbv(&st, 0, 0);
 	if ((rc = db_select(r->a, &q_meters, &mr, "ssssss", uid,
 	    dbv(&st, 0, 4), plan, uid, dbv(&st, 0, 4), plan)) < 0)
-		goto dberr;
+		return rc;
 	o = json_object_new_object();
 	json_object_object_add(o, "plan", plan ? json_object_new_string(plan) :
 	    NULL);
 	period = json_object_new_object();
-	json_object_object_add(period, "start",
-	    json_object_new_string(dbv(&st, 0, 1)));
+	json_object_object_add(period, "start", dbv(&st, 0, 1) ?
+	    json_object_new_string(dbv(&st, 0, 1)) : NULL);
 	json_object_object_add(period, "end", dbv(&st, 0, 2) ?
 	    json_object_new_string(dbv(&st, 0, 2)) : NULL);
 	json_object_object_add(o, "period", period);
@@ -84,10 +84,29 @@ h_usage(struct req *r)
 	json_object_object_add(credits, "remaining",
 	    json_object_new_int64(dbi(&st, 0, 3)));
 	json_object_object_add(o, "credits", credits);
+	*out = o;
+	return 0;
+}
+
+/*
+ * GET /api/v1/usage (login or API key): 200 {plan, period: {start, end},
+ * meters: {<meter>: {used, limit}}, credits: {remaining}}; 503.
+ */
+void
+h_usage(struct req *r)
+{
+	struct json_object	*o;
+	int			 rc;
+
+	if ((rc = usage_core(r, r->who.user_id, &o)) == USAGE_GONE) {
+		reply_unauth(r, "unauthenticated", "The account is gone.");
+		return;
+	}
+	if (rc < 0) {
+		reply_db(r, rc);
+		return;
+	}
 	reply_json(r, 200, o);
-	return;
-dberr:
-	reply_db(r, rc);
 }
 
 static struct sql q_notice = SQL(
