@@ -789,3 +789,35 @@ h_page_reset_post(struct req *r)
 	}
 	reply_redirect(r, 303, "/login?notice=reset");
 }
+
+/* Member k of a JSON object as a string (owned by o), or NULL. */
+const char *
+member_str(struct json_object *o, const char *k)
+{
+	struct json_object	*v;
+
+	if (o == NULL || !json_object_object_get_ex(o, k, &v) || v == NULL)
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Member k of a JSON object as an integer, or 0. */
+long long
+member_int(struct json_object *o, const char *k)
+{
+	struct json_object	*v;
+
+	if (o == NULL || !json_object_object_get_ex(o, k, &v) || v == NULL)
+		return 0;
+	return json_object_get_int64(v);
+}
+
+/* Member k of a JSON object as a boolean, or false. */
+bool
+member_bool(struct json_object *o, const char *k)
+{
+	struct json_object	*v;
+
+	return o != NULL && json_object_object_get_ex(o, k, &v) && v != NULL &&
+	    json_object_get_boolean(v);
+}

@@ -28,27 +28,6 @@ static struct sql q_daily = SQL(
     "SELECT meter, DATE_FORMAT(day, '%Y-%m-%d'), used FROM usage_daily "
     "WHERE user_id = ? AND day >= ? AND day <= ? ORDER BY meter, day");
 
-/* A JSON member as a string, or NULL. */
-static const char *
-js(struct json_object *o, const char *k)
-{
-	struct json_object	*v;
-
-	if (o == NULL || !json_object_object_get_ex(o, k, &v) || v == NULL)
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static long long
-ji(struct json_object *o, const char *k)
-{
-	struct json_object	*v;
-
-	if (o == NULL || !json_object_object_get_ex(o, k, &v) || v == NULL)
-		return 0;
-	return json_object_get_int64(v);
-}
-
 /* An RFC 3339 time as "YYYY-MM-DD HH:MM UTC", or a dash. */
 static void
 put_time(struct buf *b, const char *t)
@@ -124,10 +103,10 @@ keys_section(struct page *p, struct json_object *new_key)
 	if (new_key != NULL) {
 		buf_puts(&p->b, "<div class=\"secret\" role=\"status\"><p>Your "
 		    "new key <strong>");
-		buf_html(&p->b, js(new_key, "name"));
+		buf_html(&p->b, member_str(new_key, "name"));
 		buf_puts(&p->b, "</strong>. Copy it now: it is not shown "
 		    "again.</p>\n<p><code id=\"new-key\">");
-		buf_html(&p->b, js(new_key, "key"));
+		buf_html(&p->b, member_str(new_key, "key"));
 		buf_puts(&p->b, "</code></p></div>\n");
 	}
 	if ((rc = apikeys_list_core(r, r->who.user_id, &keys)) < 0)
@@ -144,20 +123,20 @@ keys_section(struct page *p, struct json_object *new_key)
 			const char *id;
 
 			k = json_object_array_get_idx(keys, i);
-			id = js(k, "id");
+			id = member_str(k, "id");
 			buf_puts(&p->b, "<tr><td>");
-			buf_html(&p->b, js(k, "name"));
+			buf_html(&p->b, member_str(k, "name"));
 			buf_puts(&p->b, "</td><td><code>");
-			buf_html(&p->b, js(k, "preview"));
+			buf_html(&p->b, member_str(k, "preview"));
 			buf_puts(&p->b, "…</code></td><td>");
-			put_time(&p->b, js(k, "created_at"));
+			put_time(&p->b, member_str(k, "created_at"));
 			buf_puts(&p->b, "</td><td>");
-			put_time(&p->b, js(k, "last_used_at"));
+			put_time(&p->b, member_str(k, "last_used_at"));
 			buf_puts(&p->b, "</td><td>");
-			if (js(k, "expires_at") == NULL)
+			if (member_str(k, "expires_at") == NULL)
 				buf_puts(&p->b, "never");
 			else
-				put_time(&p->b, js(k, "expires_at"));
+				put_time(&p->b, member_str(k, "expires_at"));
 			buf_puts(&p->b, "</td><td class=\"actions\">");
 			pg_button_form(p, arena_printf(r->a, "/profile/keys/"
 			    "%s/regenerate", id), "Regenerate", "secondary");
@@ -733,8 +712,8 @@ h_page_usage(struct req *r)
 	}
 	json_object_object_get_ex(u, "period", &per);
 	json_object_object_get_ex(u, "meters", &ms);
-	start = js(per, "start");
-	end = js(per, "end");
+	start = member_str(per, "start");
+	end = member_str(per, "end");
 	first = day_number(start);
 	today = (long)(time(NULL) / 86400);
 	last = end != NULL ? day_number(end) : first + 29;
@@ -753,7 +732,7 @@ h_page_usage(struct req *r)
 
 	pg_nav(&p, "/usage");
 	buf_puts(&p.b, "<section class=\"summary\">\n<dl><dt>Plan</dt><dd>");
-	buf_html(&p.b, js(u, "plan") ? js(u, "plan") : "none");
+	buf_html(&p.b, member_str(u, "plan") ? member_str(u, "plan") : "none");
 	buf_puts(&p.b, "</dd><dt>Billing period</dt><dd>");
 	buf_html(&p.b, day_text(r->a, first));
 	buf_puts(&p.b, " to ");
@@ -766,7 +745,7 @@ h_page_usage(struct req *r)
 		struct json_object *c;
 
 		json_object_object_get_ex(u, "credits", &c);
-		buf_puts(&p.b, num(r->a, ji(c, "remaining")));
+		buf_puts(&p.b, num(r->a, member_int(c, "remaining")));
 	}
 	buf_puts(&p.b, "</dd></dl>\n</section>\n<section>\n<h2>Meters</h2>\n"
 	    "<div class=\"scroll\"><table class=\"meters\">\n<thead><tr><th>"
@@ -776,8 +755,8 @@ h_page_usage(struct req *r)
 		buf_puts(&p.b, "<tr><td colspan=\"4\">Nothing is metered on "
 		    "your plan.</td></tr>\n");
 	json_object_object_foreach(ms, name, m) {
-		long long used = ji(m, "used"), lim = ji(m, "limit");
-		bool has_lim = js(m, "limit") != NULL;
+		long long used = member_int(m, "used"), lim = member_int(m, "limit");
+		bool has_lim = member_str(m, "limit") != NULL;
 
 		buf_puts(&p.b, "<tr id=\"meter-");
 		buf_html(&p.b, name);
@@ -852,10 +831,10 @@ h_page_billing(struct req *r)
 		reply_db(r, rc);
 		return;
 	}
-	cur = js(bill, "plan");
-	live = js(bill, "status") != NULL && (strcmp(js(bill, "status"),
-	    "active") == 0 || strcmp(js(bill, "status"), "trialing") == 0 ||
-	    strcmp(js(bill, "status"), "past_due") == 0);
+	cur = member_str(bill, "plan");
+	live = member_str(bill, "status") != NULL && (strcmp(member_str(bill, "status"),
+	    "active") == 0 || strcmp(member_str(bill, "status"), "trialing") == 0 ||
+	    strcmp(member_str(bill, "status"), "past_due") == 0);
 	pg_nav(&p, "/billing");
 	if (notice != NULL && strcmp(notice, "success") == 0)
 		pg_notice(&p, "notice", "Thank you! Your subscription starts "
@@ -867,20 +846,20 @@ h_page_billing(struct req *r)
 	    "</dt><dd id=\"current-plan\">");
 	buf_html(&p.b, cur ? cur : "none");
 	buf_puts(&p.b, "</dd>");
-	if (js(bill, "status") != NULL) {
+	if (member_str(bill, "status") != NULL) {
 		buf_puts(&p.b, "<dt>Subscription</dt><dd>");
-		buf_html(&p.b, js(bill, "status"));
-		if (js(bill, "current_period_end") != NULL) {
+		buf_html(&p.b, member_str(bill, "status"));
+		if (member_str(bill, "current_period_end") != NULL) {
 			buf_puts(&p.b, json_object_get_boolean(
 			    json_object_object_get(bill,
 			    "cancel_at_period_end")) ? ", ends " :
 			    ", renews ");
-			put_time(&p.b, js(bill, "current_period_end"));
+			put_time(&p.b, member_str(bill, "current_period_end"));
 		}
 		buf_puts(&p.b, "</dd>");
 	}
 	buf_puts(&p.b, "</dl>\n");
-	if (js(bill, "status") != NULL) {
+	if (member_str(bill, "status") != NULL) {
 		pg_form(&p, "/billing/portal", "inline");
 		pg_submit(&p, "Manage billing", "secondary");
 	}
@@ -892,8 +871,8 @@ h_page_billing(struct req *r)
 		long long price;
 
 		pl = json_object_array_get_idx(plans, i);
-		name = js(pl, "name");
-		price = ji(pl, "price");
+		name = member_str(pl, "name");
+		price = member_int(pl, "price");
 		if (strcmp(name, "trial") == 0 && (cur == NULL ||
 		    strcmp(cur, "trial") != 0))
 			continue;
@@ -901,40 +880,40 @@ h_page_billing(struct req *r)
 		    cur && strcmp(cur, name) == 0 ? " current" : "");
 		buf_html(&p.b, name);
 		buf_puts(&p.b, "\"><h3>");
-		buf_html(&p.b, js(pl, "display_name") ? js(pl,
+		buf_html(&p.b, member_str(pl, "display_name") ? member_str(pl,
 		    "display_name") : name);
 		buf_puts(&p.b, "</h3>\n<p class=\"price\">");
 		if (price == 0)
 			buf_puts(&p.b, "Free");
 		else {
-			put_money(&p.b, price, js(pl, "currency"));
+			put_money(&p.b, price, member_str(pl, "currency"));
 			buf_puts(&p.b, " <small>a month</small>");
 		}
 		buf_printf(&p.b, "</p>\n<ul><li>%s requests a minute</li>"
-		    "<li>%s credits%s</li>", num(r->a, ji(pl,
-		    "rate_per_minute")), num(r->a, ji(pl, "credits")),
+		    "<li>%s credits%s</li>", num(r->a, member_int(pl,
+		    "rate_per_minute")), num(r->a, member_int(pl, "credits")),
 		    strcmp(name, "trial") == 0 ? " in all" : " a month");
 		json_object_object_get_ex(pl, "limits", &lim);
-		if (js(lim, "compute_minutes") != NULL)
+		if (member_str(lim, "compute_minutes") != NULL)
 			buf_printf(&p.b, "<li>%s compute minutes a month</li>",
-			    num(r->a, ji(lim, "compute_minutes")));
-		if (js(lim, "api_calls") != NULL)
+			    num(r->a, member_int(lim, "compute_minutes")));
+		if (member_str(lim, "api_calls") != NULL)
 			buf_printf(&p.b, "<li>%s API calls a month</li>",
-			    num(r->a, ji(lim, "api_calls")));
+			    num(r->a, member_int(lim, "api_calls")));
 		buf_printf(&p.b, "<li>%s API keys</li></ul>\n",
-		    num(r->a, ji(pl, "api_keys")));
+		    num(r->a, member_int(pl, "api_keys")));
 		if (cur != NULL && strcmp(cur, name) == 0)
 			buf_puts(&p.b, "<p class=\"tag ok\">Your plan</p>\n");
 		else if (price > 0 && live) {
 			pg_form(&p, "/billing/portal", "inline");
 			pg_submit(&p, arena_printf(r->a, "Switch to %s in the "
-			    "portal", js(pl, "display_name") ? js(pl,
+			    "portal", member_str(pl, "display_name") ? member_str(pl,
 			    "display_name") : name), "secondary");
 		} else if (price > 0) {
 			pg_form(&p, "/billing/checkout", "inline");
 			pg_hidden(&p, "plan", name);
 			pg_submit(&p, arena_printf(r->a, "Upgrade to %s",
-			    js(pl, "display_name") ? js(pl, "display_name") :
+			    member_str(pl, "display_name") ? member_str(pl, "display_name") :
 			    name), NULL);
 		}
 		buf_puts(&p.b, "</article>\n");
@@ -950,14 +929,14 @@ h_page_billing(struct req *r)
 		for (i = 0; i < n; i++) {
 			struct json_object *py = json_object_array_get_idx(pays,
 			    i);
-			const char *url = js(py, "invoice_url");
+			const char *url = member_str(py, "invoice_url");
 
 			buf_puts(&p.b, "<tr><td>");
-			put_time(&p.b, js(py, "created_at"));
+			put_time(&p.b, member_str(py, "created_at"));
 			buf_puts(&p.b, "</td><td>");
-			put_money(&p.b, ji(py, "amount"), js(py, "currency"));
+			put_money(&p.b, member_int(py, "amount"), member_str(py, "currency"));
 			buf_puts(&p.b, "</td><td>");
-			buf_html(&p.b, js(py, "status"));
+			buf_html(&p.b, member_str(py, "status"));
 			buf_puts(&p.b, "</td><td>");
 			if (url != NULL && strncmp(url, "https://", 8) == 0) {
 				buf_puts(&p.b, "<a href=\"");

@@ -18,35 +18,6 @@ static struct sql q_user_sessions = SQL(
     "WHERE user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR "
     "expires_at > UTC_TIMESTAMP(6)) ORDER BY created_at DESC LIMIT 100");
 
-static const char *
-js(struct json_object *o, const char *k)
-{
-	struct json_object	*v;
-
-	if (o == NULL || !json_object_object_get_ex(o, k, &v) || v == NULL)
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static long long
-ji(struct json_object *o, const char *k)
-{
-	struct json_object	*v;
-
-	if (o == NULL || !json_object_object_get_ex(o, k, &v) || v == NULL)
-		return 0;
-	return json_object_get_int64(v);
-}
-
-static bool
-jb(struct json_object *o, const char *k)
-{
-	struct json_object	*v;
-
-	return o != NULL && json_object_object_get_ex(o, k, &v) && v != NULL &&
-	    json_object_get_boolean(v);
-}
-
 static void
 put_text(struct buf *b, const char *s)
 {
@@ -93,21 +64,21 @@ recent_section(struct page *p)
 	for (i = 0; i < n && i < 20; i++) {
 		e = json_object_array_get_idx(pays, i);
 		buf_puts(&p->b, "<tr><td>");
-		put_time(&p->b, js(e, "created_at"));
+		put_time(&p->b, member_str(e, "created_at"));
 		buf_puts(&p->b, "</td><td>");
-		if (js(e, "user_id") != NULL && *js(e, "email") != '\0') {
+		if (member_str(e, "user_id") != NULL && *member_str(e, "email") != '\0') {
 			buf_puts(&p->b, "<a href=\"/admin/users/");
-			buf_html(&p->b, js(e, "user_id"));
+			buf_html(&p->b, member_str(e, "user_id"));
 			buf_puts(&p->b, "\">");
-			buf_html(&p->b, js(e, "email"));
+			buf_html(&p->b, member_str(e, "email"));
 			buf_puts(&p->b, "</a>");
 		} else
 			buf_puts(&p->b, "(deleted account)");
-		buf_printf(&p->b, "</td><td>%lld.%02lld ", ji(e, "amount") / 100,
-		    ji(e, "amount") % 100);
-		buf_html(&p->b, js(e, "currency"));
+		buf_printf(&p->b, "</td><td>%lld.%02lld ", member_int(e, "amount") / 100,
+		    member_int(e, "amount") % 100);
+		buf_html(&p->b, member_str(e, "currency"));
 		buf_puts(&p->b, "</td><td>");
-		buf_html(&p->b, js(e, "status"));
+		buf_html(&p->b, member_str(e, "status"));
 		buf_puts(&p->b, "</td></tr>\n");
 	}
 	if (n > 0)
@@ -124,15 +95,15 @@ recent_section(struct page *p)
 	for (i = 0; i < n; i++) {
 		e = json_object_array_get_idx(aud, i);
 		buf_puts(&p->b, "<tr><td>");
-		put_time(&p->b, js(e, "at"));
+		put_time(&p->b, member_str(e, "at"));
 		buf_puts(&p->b, "</td><td>");
-		put_text(&p->b, js(e, "actor"));
+		put_text(&p->b, member_str(e, "actor"));
 		buf_puts(&p->b, "</td><td>");
-		buf_html(&p->b, js(e, "action"));
+		buf_html(&p->b, member_str(e, "action"));
 		buf_puts(&p->b, "</td><td>");
-		put_text(&p->b, js(e, "target"));
+		put_text(&p->b, member_str(e, "target"));
 		buf_puts(&p->b, "</td><td>");
-		put_text(&p->b, js(e, "address"));
+		put_text(&p->b, member_str(e, "address"));
 		buf_puts(&p->b, "</td></tr>\n");
 	}
 	if (n > 0)
@@ -174,7 +145,7 @@ h_page_admin(struct req *r)
 		return;
 	}
 	json_object_object_get_ex(o, "users", &users);
-	total = ji(o, "total");
+	total = member_int(o, "total");
 	pages = (total + 49) / 50;
 	pg_nav(&p, "/admin");
 	buf_puts(&p.b, "<section>\n<form method=\"get\" action=\"/admin\" "
@@ -193,21 +164,21 @@ h_page_admin(struct req *r)
 	for (i = 0; i < n; i++) {
 		u = json_object_array_get_idx(users, i);
 		buf_puts(&p.b, "<tr><td><a href=\"/admin/users/");
-		buf_html(&p.b, js(u, "id"));
+		buf_html(&p.b, member_str(u, "id"));
 		buf_puts(&p.b, "\">");
-		buf_html(&p.b, js(u, "email"));
+		buf_html(&p.b, member_str(u, "email"));
 		buf_puts(&p.b, "</a></td><td>");
-		buf_html(&p.b, js(u, "name"));
+		buf_html(&p.b, member_str(u, "name"));
 		buf_puts(&p.b, "</td><td>");
-		put_text(&p.b, js(u, "plan"));
+		put_text(&p.b, member_str(u, "plan"));
 		buf_puts(&p.b, "</td><td>");
-		buf_html(&p.b, js(u, "role"));
+		buf_html(&p.b, member_str(u, "role"));
 		buf_puts(&p.b, "</td><td>");
-		buf_puts(&p.b, jb(u, "disabled") ? "<span class=\"tag warn\">"
-		    "disabled</span>" : jb(u, "email_verified") ? "active" :
+		buf_puts(&p.b, member_bool(u, "disabled") ? "<span class=\"tag warn\">"
+		    "disabled</span>" : member_bool(u, "email_verified") ? "active" :
 		    "unverified");
 		buf_puts(&p.b, "</td><td>");
-		put_time(&p.b, js(u, "created_at"));
+		put_time(&p.b, member_str(u, "created_at"));
 		buf_puts(&p.b, "</td></tr>\n");
 	}
 	buf_puts(&p.b, "</tbody></table></div>\n<nav class=\"pager\" "
@@ -287,16 +258,16 @@ access_section(struct page *p, const char *uid)
 	for (i = 0; i < n; i++) {
 		k = json_object_array_get_idx(keys, i);
 		buf_puts(&p->b, "<tr><td>");
-		buf_html(&p->b, js(k, "name"));
+		buf_html(&p->b, member_str(k, "name"));
 		buf_puts(&p->b, "</td><td><code>");
-		buf_html(&p->b, js(k, "preview"));
+		buf_html(&p->b, member_str(k, "preview"));
 		buf_puts(&p->b, "…</code></td><td>");
-		put_time(&p->b, js(k, "created_at"));
+		put_time(&p->b, member_str(k, "created_at"));
 		buf_puts(&p->b, "</td><td>");
-		put_time(&p->b, js(k, "last_used_at"));
+		put_time(&p->b, member_str(k, "last_used_at"));
 		buf_puts(&p->b, "</td><td class=\"actions\">");
 		pg_button_form(p, arena_printf(r->a, "/admin/users/%s/keys/%s/"
-		    "delete", uid, js(k, "id")), "Revoke", "danger");
+		    "delete", uid, member_str(k, "id")), "Revoke", "danger");
 		buf_puts(&p->b, "</td></tr>\n");
 	}
 	if (n > 0)
@@ -367,7 +338,7 @@ admin_user_page(struct page *p, int status, const char *uid)
 	json_object_object_get_ex(d, "credits", &cr);
 	json_object_object_get_ex(u, "trial", &trial);
 	json_object_object_get_ex(usage, "meters", &ms);
-	override = js(u, "plan_override");
+	override = member_str(u, "plan_override");
 
 	pg_nav(p, "/admin");
 	buf_puts(&p->b, "<p><a href=\"/admin\">← All users</a></p>\n");
@@ -377,51 +348,51 @@ admin_user_page(struct page *p, int status, const char *uid)
 		pg_notice(p, "error", pg_err_text(p, "_form"));
 
 	buf_puts(&p->b, "<section>\n<h2>");
-	buf_html(&p->b, js(u, "email"));
+	buf_html(&p->b, member_str(u, "email"));
 	buf_puts(&p->b, "</h2>\n<dl><dt>Name</dt><dd>");
-	put_text(&p->b, js(u, "name"));
+	put_text(&p->b, member_str(u, "name"));
 	buf_puts(&p->b, "</dd><dt>Id</dt><dd><code>");
 	buf_html(&p->b, uid);
 	buf_puts(&p->b, "</code></dd><dt>Plan</dt><dd id=\"user-plan\">");
-	put_text(&p->b, js(u, "plan"));
+	put_text(&p->b, member_str(u, "plan"));
 	if (override != NULL)
 		buf_puts(&p->b, " <small>(set by an admin)</small>");
 	buf_puts(&p->b, "</dd><dt>Role</dt><dd id=\"user-role\">");
-	buf_html(&p->b, js(u, "role"));
+	buf_html(&p->b, member_str(u, "role"));
 	buf_puts(&p->b, "</dd><dt>State</dt><dd id=\"user-state\">");
-	buf_puts(&p->b, jb(u, "disabled") ? "disabled" : "active");
-	buf_puts(&p->b, jb(u, "email_verified") ? ", email verified" :
+	buf_puts(&p->b, member_bool(u, "disabled") ? "disabled" : "active");
+	buf_puts(&p->b, member_bool(u, "email_verified") ? ", email verified" :
 	    ", email not verified");
-	buf_puts(&p->b, jb(u, "totp") ? ", second factor on" : "");
+	buf_puts(&p->b, member_bool(u, "totp") ? ", second factor on" : "");
 	buf_puts(&p->b, "</dd><dt>Trial</dt><dd id=\"user-trial\">");
-	if (js(trial, "ends_at") != NULL) {
+	if (member_str(trial, "ends_at") != NULL) {
 		buf_puts(&p->b, "ends ");
-		put_time(&p->b, js(trial, "ends_at"));
+		put_time(&p->b, member_str(trial, "ends_at"));
 	} else
 		buf_puts(&p->b, "not started");
 	buf_puts(&p->b, "</dd><dt>Credits</dt><dd id=\"user-credits\">");
 	buf_printf(&p->b, "%lld (%lld of the plan, %lld granted)",
-	    ji(cr, "remaining"), ji(cr, "allowance"), ji(cr, "granted"));
+	    member_int(cr, "remaining"), member_int(cr, "allowance"), member_int(cr, "granted"));
 	buf_puts(&p->b, "</dd><dt>Subscription</dt><dd>");
 	if (sub != NULL) {
-		put_text(&p->b, js(sub, "plan"));
+		put_text(&p->b, member_str(sub, "plan"));
 		buf_puts(&p->b, ", ");
-		put_text(&p->b, js(sub, "status"));
+		put_text(&p->b, member_str(sub, "status"));
 		buf_puts(&p->b, ", period ends ");
-		put_time(&p->b, js(sub, "current_period_end"));
+		put_time(&p->b, member_str(sub, "current_period_end"));
 	} else
 		buf_puts(&p->b, "none");
 	buf_puts(&p->b, "</dd><dt>Created</dt><dd>");
-	put_time(&p->b, js(u, "created_at"));
+	put_time(&p->b, member_str(u, "created_at"));
 	buf_puts(&p->b, "</dd></dl>\n");
 	if (json_object_object_length(ms) > 0) {
 		buf_puts(&p->b, "<h3>Usage this period</h3>\n<ul>");
 		json_object_object_foreach(ms, name, m) {
 			buf_puts(&p->b, "<li>");
 			buf_html(&p->b, name);
-			buf_printf(&p->b, ": %lld", ji(m, "used"));
-			if (js(m, "limit") != NULL)
-				buf_printf(&p->b, " of %lld", ji(m, "limit"));
+			buf_printf(&p->b, ": %lld", member_int(m, "used"));
+			if (member_str(m, "limit") != NULL)
+				buf_printf(&p->b, " of %lld", member_int(m, "limit"));
 			buf_puts(&p->b, "</li>");
 		}
 		buf_puts(&p->b, "</ul>\n");
@@ -448,15 +419,15 @@ admin_user_page(struct page *p, int status, const char *uid)
 	    "for=\"f-role\">Role</label><select id=\"f-role\" name=\"role\">");
 	buf_printf(&p->b, "<option value=\"user\"%s>user</option><option "
 	    "value=\"admin\"%s>admin</option></select></div>\n",
-	    strcmp(js(u, "role"), "user") == 0 ? " selected" : "",
-	    strcmp(js(u, "role"), "admin") == 0 ? " selected" : "");
+	    strcmp(member_str(u, "role"), "user") == 0 ? " selected" : "",
+	    strcmp(member_str(u, "role"), "admin") == 0 ? " selected" : "");
 	pg_submit(p, "Save", NULL);
 	buf_puts(&p->b, "<p>");
 	pg_form(p, arena_printf(r->a, "/admin/users/%s", uid), "inline");
-	pg_hidden(p, "disabled", jb(u, "disabled") ? "false" : "true");
-	pg_submit(p, jb(u, "disabled") ? "Enable account" : "Disable account",
-	    jb(u, "disabled") ? "secondary" : "danger");
-	if (jb(u, "totp")) {
+	pg_hidden(p, "disabled", member_bool(u, "disabled") ? "false" : "true");
+	pg_submit(p, member_bool(u, "disabled") ? "Enable account" : "Disable account",
+	    member_bool(u, "disabled") ? "secondary" : "danger");
+	if (member_bool(u, "totp")) {
 		pg_form(p, arena_printf(r->a, "/admin/users/%s", uid),
 		    "inline");
 		pg_hidden(p, "totp", "false");
@@ -502,12 +473,12 @@ admin_user_page(struct page *p, int status, const char *uid)
 		for (i = 0; i < n; i++) {
 			e = json_object_array_get_idx(pays, i);
 			buf_puts(&p->b, "<tr><td>");
-			put_time(&p->b, js(e, "created_at"));
+			put_time(&p->b, member_str(e, "created_at"));
 			buf_printf(&p->b, "</td><td>%lld.%02lld ",
-			    ji(e, "amount") / 100, ji(e, "amount") % 100);
-			buf_html(&p->b, js(e, "currency"));
+			    member_int(e, "amount") / 100, member_int(e, "amount") % 100);
+			buf_html(&p->b, member_str(e, "currency"));
 			buf_puts(&p->b, "</td><td>");
-			buf_html(&p->b, js(e, "status"));
+			buf_html(&p->b, member_str(e, "status"));
 			buf_puts(&p->b, "</td></tr>\n");
 		}
 		buf_puts(&p->b, "</tbody></table></div>\n");
@@ -528,13 +499,13 @@ admin_user_page(struct page *p, int status, const char *uid)
 
 			e = json_object_array_get_idx(audit, i);
 			buf_puts(&p->b, "<tr><td>");
-			put_time(&p->b, js(e, "at"));
+			put_time(&p->b, member_str(e, "at"));
 			buf_puts(&p->b, "</td><td>");
-			put_text(&p->b, js(e, "actor"));
+			put_text(&p->b, member_str(e, "actor"));
 			buf_puts(&p->b, "</td><td>");
-			buf_html(&p->b, js(e, "action"));
+			buf_html(&p->b, member_str(e, "action"));
 			buf_puts(&p->b, "</td><td>");
-			put_text(&p->b, js(e, "target"));
+			put_text(&p->b, member_str(e, "target"));
 			buf_puts(&p->b, "</td><td><code>");
 			json_object_object_get_ex(e, "detail", &dt);
 			if (dt != NULL)
@@ -542,7 +513,7 @@ admin_user_page(struct page *p, int status, const char *uid)
 				    dt, JSON_C_TO_STRING_PLAIN |
 				    JSON_C_TO_STRING_NOSLASHESCAPE));
 			buf_puts(&p->b, "</code></td><td>");
-			put_text(&p->b, js(e, "address"));
+			put_text(&p->b, member_str(e, "address"));
 			buf_puts(&p->b, "</td></tr>\n");
 		}
 		buf_puts(&p->b, "</tbody></table></div>\n");
@@ -760,7 +731,7 @@ h_page_admin_delete(struct req *r)
 		return;
 	}
 	json_object_object_get_ex(d, "user", &u);
-	same = strcmp(ascii_lower(r->a, js(u, "email")), ascii_lower(r->a,
+	same = strcmp(ascii_lower(r->a, member_str(u, "email")), ascii_lower(r->a,
 	    in_str(r, "confirm"))) == 0;
 	json_object_put(d);
 	if (!same) {

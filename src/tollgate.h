@@ -656,6 +656,11 @@ int	 admin_payments(struct req *, const char *user_id,
 int	 admin_revoke_key(struct req *, const char *uid, const char *kid);
 int	 admin_revoke_session(struct req *, const char *uid, const char *sid);
 
+/* pages.c: members of the JSON objects the cores return, for pages. */
+const char	*member_str(struct json_object *, const char *);
+long long	 member_int(struct json_object *, const char *);
+bool		 member_bool(struct json_object *, const char *);
+
 /* pages.c: what the page files share.  A page is built in p->b. */
 struct page {
 	struct req		*r;
