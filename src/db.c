@@ -654,12 +654,24 @@ select_once(struct arena *a, struct sql *q, struct dbrows *out,
 	return (int)out->n;
 }
 
+/* True when q is a plain SELECT, which changes nothing when repeated. */
+static bool
+is_plain_read(const struct sql *q)
+{
+	const char	*p = q->text;
+
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '(')
+		p++;
+	return strncasecmp(p, "SELECT", 6) == 0;
+}
+
 /*
- * A read outside a transaction whose link was lost (the node it was on
- * died or left the cluster while this process sat idle) is run once
- * more on a fresh connection, which walks the host list: a read can be
- * repeated, and a failover should not cost every worker one 503.
- * Writes (db_exec) are never repeated here: whether a lost one took
+ * A plain read outside a transaction whose link was lost (the node it
+ * was on died or left the cluster while this process sat idle) is run
+ * once more on a fresh connection, which walks the host list: a read can
+ * be repeated, and a failover should not cost every worker one 503.
+ * Anything that may write is never repeated here, a CALL included (the
+ * gate's procedure spends and commits inside): whether a lost one took
  * effect is unknown, and only the caller can tell.
  */
 int
@@ -673,7 +685,7 @@ db_select(struct arena *a, struct sql *q, struct dbrows *out,
 	va_start(ap, types);
 	rc = select_once(a, q, out, types, ap);
 	va_end(ap);
-	if (rc == DB_DOWN && had && !in_tx) {
+	if (rc == DB_DOWN && had && !in_tx && is_plain_read(q)) {
 		log_info("db_read_again", " sql=\"%.60s\"", q->text);
 		last_failed_connect = 0;
 		va_start(ap, types);
