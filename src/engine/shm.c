@@ -1,0 +1,191 @@
+/*
+ * The engine's shared file: a MAP_SHARED mapping that the master makes
+ * (or finds, after a restart) and every gate worker and the engine
+ * process inherit.  It outlives any of them, so the journal it holds is
+ * replayed after a kill -9 of any process.  Locks are robust
+ * process-shared mutexes: a process that dies holding one leaves it to
+ * the next locker, who is told so (EOWNERDEAD) and repairs what it
+ * guards.
+ */
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+struct eng_region	*eng;
+int			 eng_gate_fd[ENG_MAX_GATES];
+int			 eng_engine_fd = -1;
+
+double
+eng_now(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int
+eng_mutex_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t	 at;
+	int			 rc;
+
+	pthread_mutexattr_init(&at);
+	pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+	rc = pthread_mutex_init(m, &at);
+	pthread_mutexattr_destroy(&at);
+	return rc;
+}
+
+/*
+ * Locks m.  Returns 0, or 1 when its last owner died holding it: the
+ * caller must repair (or drop) what it guards.  The mutex is usable
+ * again either way.
+ */
+int
+eng_lock(pthread_mutex_t *m)
+{
+	int	 rc = pthread_mutex_lock(m);
+
+	if (rc == EOWNERDEAD) {
+		pthread_mutex_consistent(m);
+		return 1;
+	}
+	return 0;
+}
+
+void
+eng_unlock(pthread_mutex_t *m)
+{
+	pthread_mutex_unlock(m);
+}
+
+/* FNV-1a: the slots' hash.  Keys are hashes or random ids already. */
+uint64_t
+eng_hash(const char *s)
+{
+	uint64_t	 h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* Makes a fresh region: every lock initialised, a new host id. */
+static int
+eng_init_fresh(struct eng_region *r, int ngates)
+{
+	struct arena	*a;
+	size_t		 i;
+
+	memset(&r->h, 0, sizeof(r->h));
+	if (eng_mutex_init(&r->h.jlock) != 0)
+		return -1;
+	for (i = 0; i < ENG_USERS; i++)
+		if (eng_mutex_init(&r->users[i].lock) != 0)
+			return -1;
+	for (i = 0; i < ENG_CREDS; i++)
+		if (eng_mutex_init(&r->creds[i].lock) != 0)
+			return -1;
+	if ((a = arena_new()) == NULL)
+		return -1;
+	snprintf(r->h.host, sizeof(r->h.host), "%s", new_id(a));
+	arena_free(a);
+	r->h.size = sizeof(*r);
+	r->h.version = ENG_VERSION;
+	r->h.ngates = (uint32_t)ngates;
+	__atomic_store_n(&r->h.magic, ENG_MAGIC, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/*
+ * Opens (or makes) the shared file at path and maps it; makes the event
+ * fds for ngates gate workers and the engine.  A file left by an earlier
+ * run keeps its journal and host id: what was not committed is replayed
+ * by the engine process.  Returns 0 or -1 (logged).
+ */
+int
+eng_open(const char *path, int ngates)
+{
+	struct stat	 st;
+	void		*p;
+	int		 fd, i;
+	bool		 fresh;
+
+	if (ngates > ENG_MAX_GATES)
+		ngates = ENG_MAX_GATES;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		log_err("engine_open", " path=%s errno=%d", path, errno);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || (st.st_size != (off_t)sizeof(*eng) &&
+	    ftruncate(fd, (off_t)sizeof(*eng)) < 0)) {
+		log_err("engine_size", " path=%s errno=%d", path, errno);
+		close(fd);
+		return -1;
+	}
+	p = mmap(NULL, sizeof(*eng), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		log_err("engine_map", " path=%s errno=%d", path, errno);
+		return -1;
+	}
+	eng = p;
+	fresh = st.st_size != (off_t)sizeof(*eng) ||
+	    eng->h.magic != ENG_MAGIC || eng->h.version != ENG_VERSION ||
+	    eng->h.size != sizeof(*eng);
+	if (fresh && eng_init_fresh(eng, ngates) < 0) {
+		log_err("engine_init", " path=%s", path);
+		return -1;
+	}
+	eng->h.ngates = (uint32_t)ngates;
+	for (i = 0; i < ngates; i++)
+		if ((eng_gate_fd[i] = eventfd(0, EFD_NONBLOCK)) < 0)
+			return -1;
+	if ((eng_engine_fd = eventfd(0, EFD_NONBLOCK)) < 0)
+		return -1;
+	log_info("engine_open", " path=%s fresh=%d host=%s journal=%llu/%llu",
+	    path, fresh, eng->h.host,
+	    (unsigned long long)eng->h.jflushed,
+	    (unsigned long long)eng->h.jhead);
+	return 0;
+}
+
+static void
+poke(int fd)
+{
+	uint64_t	 one = 1;
+
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("engine_poke", " errno=%d", errno);
+}
+
+/* Wakes the engine process when it sleeps (it has nothing to do). */
+void
+eng_wake_engine(void)
+{
+	if (__atomic_exchange_n(&eng->h.engine_idle, 0, __ATOMIC_ACQ_REL))
+		poke(eng_engine_fd);
+}
+
+/* Wakes every gate worker that has checks waiting for an epoch. */
+void
+eng_wake_gates(void)
+{
+	uint32_t	 i;
+
+	for (i = 0; i < eng->h.ngates && i < ENG_MAX_GATES; i++)
+		if (__atomic_exchange_n(&eng->h.gate_waiting[i], 0,
+		    __ATOMIC_ACQ_REL))
+			poke(eng_gate_fd[i]);
+}
