@@ -75,6 +75,9 @@ struct config {
 	char		*cors_origins;	/* space or comma separated, or "" */
 	char		*socket;	/* FastCGI unix socket path */
 	char		*socket_group;	/* group that may connect, or "" */
+	char		*gate_socket;	/* the gate workers' unix socket (HTTP) */
+	int		 gate_workers;	/* gate worker processes */
+	char		*engine_file;	/* the engine's shared file, or "" */
 
 	/* [database] */
 	char		*db_host;	/* comma-separated list, tried in order */

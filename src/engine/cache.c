@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "engine.h"
+#include "engine/engine.h"
 
 static struct sql q_return = SQL("CALL tg_lease_return(?, ?, ?, ?, ?, ?, ?)");
 

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine.h"
+#include "engine/engine.h"
 
 #define TRIES		3
 #define STATE_TTL	3600.0	/* the state is dropped by the change log */

@@ -16,7 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../tollgate.h"
+#include "core/core.h"
+#include "db/db.h"
 
 #define ENG_MAGIC	0x31454754u	/* "TGE1" */
 #define ENG_VERSION	3
@@ -109,6 +110,7 @@ struct eng_hdr {
 	uint64_t	 jhead;		/* last record published */
 	uint64_t	 jflushed;	/* last record committed */
 	uint64_t	 epoch;		/* engine iterations completed */
+	uint64_t	 fails;		/* iterations the database failed */
 	uint32_t	 engine_idle;	/* the engine sleeps: wake it */
 	uint32_t	 ngates;
 	uint32_t	 gate_waiting[ENG_MAX_GATES];
@@ -175,8 +177,5 @@ void		 eng_decide(struct arena *, const struct eng_check *,
 
 /* flusher.c: the engine process. */
 void		 eng_engine_run(void) __attribute__((noreturn));
-
-/* hop.c: a gate worker. */
-void		 eng_gate_run(int listen_fd, int index) __attribute__((noreturn));
 
 #endif

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "engine/engine.h"
 
 #define SEEN_MAX	16384	/* change ids remembered above the floor */
 #define GAP_WAIT	5.0	/* seconds an id gap may stay open */
@@ -236,6 +236,8 @@ eng_engine_run(void)
 		 */
 		if (rc >= 0 && ready)
 			__atomic_store_n(&eng->h.epoch, e + 1, __ATOMIC_RELEASE);
+		else
+			__atomic_fetch_add(&eng->h.fails, 1, __ATOMIC_RELEASE);
 		eng_wake_gates();
 		if (stopping) {
 			if (stop_at == 0)

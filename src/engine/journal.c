@@ -13,7 +13,7 @@
 
 #include <json-c/json.h>
 
-#include "engine.h"
+#include "engine/engine.h"
 
 #define BATCH_MAX	4096	/* records per transaction */
 

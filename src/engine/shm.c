@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "engine/engine.h"
 
 struct eng_region	*eng;
 int			 eng_gate_fd[ENG_MAX_GATES];

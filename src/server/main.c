@@ -1,19 +1,25 @@
 /*
  * tollgated: the master.  It reads the configuration, opens the FastCGI
- * socket, preforks the workers and keeps them running: a worker that
- * dies is replaced (with backoff when they die young), SIGHUP reloads
- * the configuration by replacing every worker, SIGTERM stops them
- * gracefully (each finishes its request).  With --sender it runs the
- * background sender instead (mail and Stripe meter events).
+ * socket and the gate socket, makes (or finds) the gate engine's shared
+ * file, preforks the workers, the gate workers and the engine process,
+ * and keeps them running: a child that dies is replaced (with backoff
+ * when they die young), SIGHUP reloads the configuration by replacing
+ * every worker and gate worker, SIGTERM stops them gracefully (each
+ * finishes what it holds; the engine commits the journal last).  With
+ * --sender it runs the background sender instead (mail and Stripe meter
+ * events).
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +41,15 @@ struct slot {
 	int	 failures;	/* quick deaths in a row */
 };
 
-static struct slot	 slots[MAX_WORKERS];
-static int		 nslots;
+/*
+ * Slots 0..nslots-1 are FastCGI workers, GATE0..GATE0+ngates-1 gate
+ * workers, ENGINE the engine process.
+ */
+#define GATE0		MAX_WORKERS
+#define ENGINE		(MAX_WORKERS + ENG_MAX_GATES)
+static struct slot	 slots[ENGINE + 1];
+static int		 nslots, ngates;
+static int		 gate_fd = -1;
 static pid_t		 draining[4 * MAX_WORKERS];	/* old workers */
 static size_t		 ndraining;
 
@@ -77,6 +90,75 @@ open_socket(void)
 	return fd;
 }
 
+/*
+ * Opens the gate workers' unix socket (HTTP/1.1 from nginx's
+ * auth_request location), with the configured group and mode 0660, and
+ * non-blocking: every gate worker accepts from it in its epoll loop.
+ */
+static int
+open_gate_socket(void)
+{
+	struct sockaddr_un	 sun;
+	struct stat		 st;
+	struct group		*gr;
+	mode_t			 old;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(cfg.gate_socket) >= sizeof(sun.sun_path)) {
+		log_err("gate_socket", " path=%s msg=\"too long\"",
+		    cfg.gate_socket);
+		return -1;
+	}
+	strncpy(sun.sun_path, cfg.gate_socket, sizeof(sun.sun_path) - 1);
+	if (lstat(cfg.gate_socket, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(cfg.gate_socket);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0)) < 0)
+		return -1;
+	old = umask(0117);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    listen(fd, 1024) < 0) {
+		umask(old);
+		log_err("gate_socket", " path=%s errno=%d", cfg.gate_socket,
+		    errno);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (cfg.socket_group[0] != '\0' &&
+	    ((gr = getgrnam(cfg.socket_group)) == NULL ||
+	    chown(cfg.gate_socket, (uid_t)-1, gr->gr_gid) < 0)) {
+		log_err("gate_socket", " path=%s group=%s msg=\"cannot set "
+		    "group\"", cfg.gate_socket, cfg.socket_group);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Opens the engine's shared file: [server] engine_file, else
+ * tollgate-engine.map beside the gate socket (a run directory, so a
+ * reboot starts afresh; nothing answered is lost, see docs/gate.md).
+ */
+static int
+open_engine(void)
+{
+	char	*dir, path[4096];
+
+	if (cfg.engine_file[0] != '\0')
+		snprintf(path, sizeof(path), "%s", cfg.engine_file);
+	else {
+		if ((dir = strdup(cfg.gate_socket)) == NULL)
+			return -1;
+		snprintf(path, sizeof(path), "%s/tollgate-engine.map",
+		    dirname(dir));
+		free(dir);
+	}
+	return eng_open(path, ngates);
+}
+
 /* Forks a worker into slot i. */
 static void
 spawn(int i, int fd)
@@ -94,6 +176,13 @@ spawn(int i, int fd)
 		signal(SIGCHLD, SIG_DFL);
 		signal(SIGINT, SIG_IGN);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (i == ENGINE)
+			eng_engine_run();
+		if (i >= GATE0) {
+			close(fd);
+			eng_gate_run(gate_fd, i - GATE0);
+		}
+		close(gate_fd);
 		worker_run(fd);
 	}
 	slots[i].pid = pid;
@@ -117,8 +206,9 @@ signal_all(int sig)
 {
 	size_t	 i;
 
-	for (i = 0; i < (size_t)nslots; i++)
-		if (slots[i].pid > 0)
+	/* The engine stops last (stop_engine): it commits what they left. */
+	for (i = 0; i <= ENGINE; i++)
+		if (slots[i].pid > 0 && (i != ENGINE || sig == SIGKILL))
 			kill(slots[i].pid, sig);
 	for (i = 0; i < ndraining; i++)
 		kill(draining[i], sig);
@@ -129,7 +219,7 @@ live_workers(void)
 {
 	size_t	 i, n = ndraining;
 
-	for (i = 0; i < (size_t)nslots; i++)
+	for (i = 0; i <= ENGINE; i++)
 		n += slots[i].pid > 0;
 	return n;
 }
@@ -149,7 +239,7 @@ reap(bool stopping)
 				draining[k] = draining[--ndraining];
 				break;
 			}
-		for (i = 0; i < nslots; i++) {
+		for (i = 0; i <= ENGINE; i++) {
 			if (slots[i].pid != pid)
 				continue;
 			slots[i].pid = 0;
@@ -201,7 +291,13 @@ reload(int fd)
 		    "restart\"");
 	if (next.workers > MAX_WORKERS)
 		next.workers = MAX_WORKERS;
-	for (i = 0; i < nslots; i++)
+	if (strcmp(next.gate_socket, cfg.gate_socket) != 0 ||
+	    next.gate_workers != cfg.gate_workers ||
+	    strcmp(next.engine_file, cfg.engine_file) != 0)
+		log_warn("reload", " msg=\"[server] gate_socket, gate_workers "
+		    "and engine_file changes need a restart\"");
+	next.gate_workers = cfg.gate_workers;
+	for (i = 0; i < ENGINE; i++)
 		if (slots[i].pid > 0 &&
 		    ndraining < sizeof(draining) / sizeof(draining[0])) {
 			kill(slots[i].pid, SIGTERM);
@@ -215,7 +311,11 @@ reload(int fd)
 		slots[i].failures = 0;
 		spawn(i, fd);
 	}
-	log_info("reloaded", " workers=%d", nslots);
+	for (i = GATE0; i < GATE0 + ngates; i++) {
+		slots[i].failures = 0;
+		spawn(i, fd);
+	}
+	log_info("reloaded", " workers=%d gate_workers=%d", nslots, ngates);
 }
 
 /* The master's loop: signals are taken synchronously with sigtimedwait. */
@@ -226,11 +326,14 @@ master(void)
 	siginfo_t	 info;
 	struct timespec	 tick = { 0, 250 * 1000 * 1000 };
 	double		 deadline = 0, now;
-	bool		 stopping = false;
+	bool		 stopping = false, engine_told = false;
 	int		 fd, i, sig;
 
 	metrics_route_labels(route_label);
-	if (metrics_init() < 0 || (fd = open_socket()) < 0)
+	ngates = cfg.gate_workers > ENG_MAX_GATES ? ENG_MAX_GATES :
+	    cfg.gate_workers;
+	if (metrics_init() < 0 || (fd = open_socket()) < 0 ||
+	    (gate_fd = open_gate_socket()) < 0 || open_engine() < 0)
 		return 1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -243,7 +346,11 @@ master(void)
 	nslots = cfg.workers > MAX_WORKERS ? MAX_WORKERS : cfg.workers;
 	for (i = 0; i < nslots; i++)
 		spawn(i, fd);
-	log_info("started", " workers=%d socket=%s", nslots, cfg.socket);
+	spawn(ENGINE, fd);
+	for (i = GATE0; i < GATE0 + ngates; i++)
+		spawn(i, fd);
+	log_info("started", " workers=%d gate_workers=%d socket=%s "
+	    "gate_socket=%s", nslots, ngates, cfg.socket, cfg.gate_socket);
 
 	for (;;) {
 		sig = sigtimedwait(&set, &info, &tick);
@@ -259,6 +366,7 @@ master(void)
 				 * a non-blocking socket tells them to.
 				 */
 				unlink(cfg.socket);
+				unlink(cfg.gate_socket);
 				drain_socket(fd);
 				signal_all(SIGTERM);
 			}
@@ -268,6 +376,11 @@ master(void)
 		if (stopping) {
 			if (live_workers() == 0)
 				break;
+			if (live_workers() == 1 && slots[ENGINE].pid > 0 &&
+			    !engine_told) {
+				kill(slots[ENGINE].pid, SIGTERM);
+				engine_told = true;
+			}
 			if (now > deadline) {
 				log_warn("stop_timeout", " msg=\"killing "
 				    "workers\"");
@@ -276,12 +389,16 @@ master(void)
 			}
 			continue;
 		}
-		for (i = 0; i < nslots; i++)
-			if (slots[i].pid == 0 && slots[i].respawn_at <= now)
+		for (i = 0; i <= ENGINE; i++)
+			if (slots[i].pid == 0 && slots[i].respawn_at <= now &&
+			    (i < nslots || i == ENGINE ||
+			    (i >= GATE0 && i < GATE0 + ngates)))
 				spawn(i, fd);
 	}
 	close(fd);
+	close(gate_fd);
 	unlink(cfg.socket);
+	unlink(cfg.gate_socket);
 	log_info("stopped", "%s", "");
 	return 0;
 }

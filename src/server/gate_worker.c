@@ -33,7 +33,7 @@
 
 #include <json-c/json.h>
 
-#include "engine.h"
+#include "server/server.h"
 
 #define MAX_CONNS	4096
 #define IN_MAX		16384	/* a request's headers */
@@ -47,6 +47,7 @@ struct conn {
 	enum cstate	 st;
 	size_t		 inlen, outlen, outoff;
 	uint64_t	 until;		/* epoch or journal sequence awaited */
+	uint64_t	 fails;		/* the engine's failures when it came */
 	int		 status;
 	int		 retries;
 	double		 t0;
@@ -340,6 +341,7 @@ take_request(struct conn *c)
 	c->chk.b = c->b;
 	c->st = C_BARRIER;
 	c->until = __atomic_load_n(&eng->h.epoch, __ATOMIC_ACQUIRE) + 2;
+	c->fails = __atomic_load_n(&eng->h.fails, __ATOMIC_ACQUIRE);
 	return;
 unauth:
 	deny_now(c, 401, "unauthenticated");
@@ -426,6 +428,17 @@ advance(struct conn *c)
 		case C_BARRIER:
 			if (__atomic_load_n(&eng->h.epoch, __ATOMIC_ACQUIRE) <
 			    c->until) {
+				/*
+				 * The engine cannot reach the database: the
+				 * cache cannot be shown current, so fail closed
+				 * before deciding anything.
+				 */
+				if (__atomic_load_n(&eng->h.fails,
+				    __ATOMIC_ACQUIRE) > c->fails + 1 ||
+				    eng_now() - c->t0 > 5) {
+					deny_now(c, 503, "unavailable");
+					break;
+				}
 				park(c);
 				return true;
 			}
@@ -453,6 +466,16 @@ advance(struct conn *c)
 		case C_FLUSH:
 			if (__atomic_load_n(&eng->h.jflushed, __ATOMIC_ACQUIRE) <
 			    c->until) {
+				/*
+				 * Decided, but not committed in 10 s (the
+				 * database went away meanwhile): the client
+				 * hears 503; the record is committed when the
+				 * database is back (docs/gate.md).
+				 */
+				if (eng_now() - c->t0 > 10) {
+					deny_now(c, 503, "unavailable");
+					break;
+				}
 				park(c);
 				return true;
 			}
