@@ -109,7 +109,8 @@ struct eng_hdr {
 	pthread_mutex_t	 jlock;		/* journal appends */
 	uint64_t	 jhead;		/* last record published */
 	uint64_t	 jflushed;	/* last record committed */
-	uint64_t	 epoch;		/* engine iterations completed */
+	uint64_t	 started;	/* engine iterations begun */
+	uint64_t	 epoch;		/* the last iteration completed */
 	uint64_t	 fails;		/* iterations the database failed */
 	uint32_t	 engine_idle;	/* the engine sleeps: wake it */
 	uint32_t	 ngates;

@@ -206,7 +206,12 @@ eng_engine_run(void)
 	    (unsigned long long)eng->h.jhead);
 
 	for (;;) {
-		uint64_t e = __atomic_load_n(&eng->h.epoch, __ATOMIC_ACQUIRE);
+		/*
+		 * A check that came when started was s waits for epoch s + 1:
+		 * an iteration whose poll began after it came.
+		 */
+		uint64_t e = __atomic_add_fetch(&eng->h.started, 1,
+		    __ATOMIC_SEQ_CST);
 
 		now = eng_now();
 		rc = 0;
@@ -235,7 +240,7 @@ eng_engine_run(void)
 		 * must never pass a barrier on a cache nobody refreshed.
 		 */
 		if (rc >= 0 && ready)
-			__atomic_store_n(&eng->h.epoch, e + 1, __ATOMIC_RELEASE);
+			__atomic_store_n(&eng->h.epoch, e, __ATOMIC_RELEASE);
 		else
 			__atomic_fetch_add(&eng->h.fails, 1, __ATOMIC_RELEASE);
 		eng_wake_gates();

@@ -340,7 +340,7 @@ take_request(struct conn *c)
 	c->chk.a = c->a;
 	c->chk.b = c->b;
 	c->st = C_BARRIER;
-	c->until = __atomic_load_n(&eng->h.epoch, __ATOMIC_ACQUIRE) + 2;
+	c->until = __atomic_load_n(&eng->h.started, __ATOMIC_SEQ_CST) + 1;
 	c->fails = __atomic_load_n(&eng->h.fails, __ATOMIC_ACQUIRE);
 	return;
 unauth:
@@ -446,8 +446,8 @@ advance(struct conn *c)
 			eng_decide(ar, &c->chk, &v);
 			if (v.retry) {
 				c->retries++;
-				c->until = __atomic_load_n(&eng->h.epoch,
-				    __ATOMIC_ACQUIRE) + 2;
+				c->until = __atomic_load_n(&eng->h.started,
+				    __ATOMIC_SEQ_CST) + 1;
 				arena_reset(ar);
 				park(c);
 				return true;

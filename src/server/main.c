@@ -9,6 +9,7 @@
  * --sender it runs the background sender instead (mail and Stripe meter
  * events).
  */
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -176,10 +177,21 @@ spawn(int i, int fd)
 		signal(SIGCHLD, SIG_DFL);
 		signal(SIGINT, SIG_IGN);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (i == ENGINE)
-			eng_engine_run();
 		if (i >= GATE0) {
+			/*
+			 * Named apart from the FastCGI workers, and stopped
+			 * with the master: a master that dies leaves no gate
+			 * answering from a stale cache (the journal stays in
+			 * the file for the next engine).
+			 */
+			prctl(PR_SET_NAME, i == ENGINE ? "tollgate-engine" :
+			    "tollgate-gate", 0, 0, 0);
+			prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+			if (getppid() == 1)
+				_exit(0);
 			close(fd);
+			if (i == ENGINE)
+				eng_engine_run();
 			eng_gate_run(gate_fd, i - GATE0);
 		}
 		close(gate_fd);
