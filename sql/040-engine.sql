@@ -177,10 +177,9 @@ proc: BEGIN
 	DECLARE v_obj CHAR(22) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL;
 	DECLARE v_disabled, v_verified, v_valid, v_is_trial, v_paying,
 		v_recall TINYINT DEFAULT 0;
-	DECLARE v_override, v_sub_plan, v_plan, v_b_plan
+	DECLARE v_plan, v_b_plan
 		VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL;
-	DECLARE v_trial_start, v_trial_end, v_created, v_sub_ps, v_sub_pe,
-		v_ps, v_pe, v_ws, v_b_ps, v_b_pe, v_cred_end, v_exp
+	DECLARE v_trial_end, v_ps, v_pe, v_ws, v_b_ps, v_b_pe, v_cred_end, v_exp
 		DATETIME(6) DEFAULT NULL;
 	DECLARE v_rate, v_count BIGINT DEFAULT NULL;
 	DECLARE v_plan_credits, v_limit, v_allow, v_granted, v_grant
@@ -200,30 +199,27 @@ proc: BEGIN
 		SELECT u.id, u.disabled_at IS NOT NULL,
 		    u.email_verified_at IS NOT NULL, s.revoked_at IS NULL AND
 		    (s.expires_at IS NULL OR s.expires_at > v_now), s.id,
-		    s.expires_at, u.plan_override, u.trial_started_at,
-		    u.trial_ends_at, u.created_at
+		    s.expires_at, u.trial_ends_at
 		INTO v_uid, v_disabled, v_verified, v_valid, v_obj, v_cred_end,
-		    v_override, v_trial_start, v_trial_end, v_created
+		    v_trial_end
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.id = p_a AND s.user_id = p_b;
 	ELSEIF p_kind = 'k' THEN
 		SELECT u.id, u.disabled_at IS NOT NULL,
 		    u.email_verified_at IS NOT NULL,
 		    k.expires_at IS NULL OR k.expires_at > v_now, k.id,
-		    k.expires_at, u.plan_override, u.trial_started_at,
-		    u.trial_ends_at, u.created_at
+		    k.expires_at, u.trial_ends_at
 		INTO v_uid, v_disabled, v_verified, v_valid, v_obj, v_cred_end,
-		    v_override, v_trial_start, v_trial_end, v_created
+		    v_trial_end
 		FROM api_keys k JOIN users u ON u.id = k.user_id
 		WHERE k.key_hash = p_a;
 	ELSE
 		SELECT u.id, u.disabled_at IS NOT NULL,
 		    u.email_verified_at IS NOT NULL, s.revoked_at IS NULL AND
 		    (s.expires_at IS NULL OR s.expires_at > v_now), s.id,
-		    s.expires_at, u.plan_override, u.trial_started_at,
-		    u.trial_ends_at, u.created_at
+		    s.expires_at, u.trial_ends_at
 		INTO v_uid, v_disabled, v_verified, v_valid, v_obj, v_cred_end,
-		    v_override, v_trial_start, v_trial_end, v_created
+		    v_trial_end
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.cookie_hash = p_a;
 	END IF;
@@ -239,26 +235,19 @@ proc: BEGIN
 		LEAVE decide;
 	END IF;
 
-	-- The plan and period, by tg_gate's rules.
-	SELECT s.plan, s.current_period_start, s.current_period_end
-	INTO v_sub_plan, v_sub_ps, v_sub_pe
-	FROM subscriptions s WHERE s.user_id = v_uid AND s.deleted_at IS NULL
-	    AND s.status IN ('active', 'trialing', 'past_due')
-	ORDER BY s.stripe_updated DESC LIMIT 1;
-	SET v_paying = v_sub_plan IS NOT NULL AND EXISTS (SELECT 1 FROM users
-	    WHERE id = v_uid AND stripe_customer_id IS NOT NULL);
-	SET v_plan = COALESCE(v_override, v_sub_plan, IF(v_trial_end IS NULL OR
-	    v_trial_end > v_now, 'trial', NULLIF(@tg_fallback, ''))),
-	    v_ps = CAST(DATE_FORMAT(v_now, '%Y-%m-01') AS DATETIME(6));
-	SELECT p.rate_per_minute, p.is_trial, p.credits, l.period_limit,
-	    IF(p.is_trial, COALESCE(v_trial_start, v_created),
-	    IF(v_sub_plan <=> p.name AND v_sub_ps IS NOT NULL, v_sub_ps, v_ps)),
-	    IF(p.is_trial, v_trial_end, IF(v_sub_plan <=> p.name AND
-	    v_sub_ps IS NOT NULL, v_sub_pe, v_ps + INTERVAL 1 MONTH))
-	INTO v_rate, v_is_trial, v_plan_credits, v_limit, v_ps, v_pe
+	-- The plan and period, by the rules of 035-rules.sql.
+	SET v_plan = tg_plan(v_uid);
+	SET v_paying = tg_live_sub(v_uid) IS NOT NULL AND EXISTS (SELECT 1
+	    FROM users WHERE id = v_uid AND stripe_customer_id IS NOT NULL);
+	SELECT p.rate_per_minute, p.is_trial, p.credits, l.period_limit
+	INTO v_rate, v_is_trial, v_plan_credits, v_limit
 	FROM plans p
 	LEFT JOIN plan_limits l ON l.plan = p.name AND l.meter = p_meter
 	WHERE p.name = v_plan;
+	IF v_rate IS NOT NULL THEN
+		SET v_ps = tg_period_start(v_uid, v_plan),
+		    v_pe = tg_period_end(v_uid, v_plan);
+	END IF;
 	IF v_rate IS NULL THEN
 		SET v_plan = NULL, v_ps = NULL, v_pe = NULL;
 	END IF;
