@@ -414,7 +414,8 @@ eng_decide(struct arena *a, const struct eng_check *chk,
 		v->code = arena_strdup(a, dbv(&row, 0, L_CODE));
 		return;
 	}
-	recall = dbi(&row, 0, L_RECALL) != 0;
+	if ((recall = dbi(&row, 0, L_RECALL) != 0))
+		__atomic_fetch_add(&eng->h.n_recall, 1, __ATOMIC_RELAXED);
 	if (u == NULL) {
 		put(uid, sizeof(uid), dbv(&row, 0, L_UID));
 		put(obj, sizeof(obj), dbv(&row, 0, L_OBJ));

@@ -141,6 +141,7 @@ int		 eng_mutex_init(pthread_mutex_t *);
 uint64_t	 eng_hash(const char *);
 void		 eng_wake_engine(void);
 void		 eng_wake_gates(void);
+void		 eng_metrics_render(struct buf *);
 
 /* cache.c */
 struct eng_user	*eng_user_get(const char *uid, bool create, int *lockrc);

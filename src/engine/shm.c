@@ -189,3 +189,36 @@ eng_wake_gates(void)
 		    __ATOMIC_ACQ_REL))
 			poke(eng_gate_fd[i]);
 }
+
+/*
+ * Appends the engine's figures to /metrics (Prometheus text): how checks
+ * were decided (in memory or through a lease), lease traffic, the
+ * journal's commits and what waits in it, and change-log drops.
+ */
+void
+eng_metrics_render(struct buf *b)
+{
+	const struct eng_hdr	*h;
+
+	if (eng == NULL)
+		return;
+	h = &eng->h;
+#define LD(x) ((unsigned long long)__atomic_load_n(&(x), __ATOMIC_RELAXED))
+	buf_printf(b, "# HELP tollgate_gate_engine_total The gate engine's "
+	    "work, by kind.\n# TYPE tollgate_gate_engine_total counter\n"
+	    "tollgate_gate_engine_total{kind=\"decided_in_memory\"} %llu\n"
+	    "tollgate_gate_engine_total{kind=\"lease\"} %llu\n"
+	    "tollgate_gate_engine_total{kind=\"lease_recalled\"} %llu\n"
+	    "tollgate_gate_engine_total{kind=\"lease_returned\"} %llu\n"
+	    "tollgate_gate_engine_total{kind=\"flush\"} %llu\n"
+	    "tollgate_gate_engine_total{kind=\"flush_failed\"} %llu\n"
+	    "tollgate_gate_engine_total{kind=\"journal_record\"} %llu\n"
+	    "tollgate_gate_engine_total{kind=\"change\"} %llu\n"
+	    "# HELP tollgate_gate_journal_pending Journal records not yet "
+	    "committed.\n# TYPE tollgate_gate_journal_pending gauge\n"
+	    "tollgate_gate_journal_pending %llu\n",
+	    LD(h->n_local), LD(h->n_lease), LD(h->n_recall), LD(h->n_return),
+	    LD(h->n_flush), LD(h->n_flush_fail), LD(h->n_flushed_recs),
+	    LD(h->n_changes), LD(h->jhead) - LD(h->jflushed));
+#undef LD
+}
