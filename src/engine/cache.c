@@ -60,6 +60,8 @@ eng_user_drop(struct eng_user *u, bool give_back)
 	u->rate_avail = 0;
 	u->cred_avail = 0;
 	u->window_end = 0;
+	u->rate_no_until = 0;
+	u->cred_no_until = 0;
 	for (i = 0; i < ENG_METERS; i++)
 		memset(&u->m[i], 0, sizeof(u->m[i]));
 	u->gen++;

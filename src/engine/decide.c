@@ -19,6 +19,7 @@
 #include "engine/engine.h"
 
 #define TRIES		3
+#define NO_RECHECK	1.0	/* an empty slice is asked again after 1 s */
 #define STATE_TTL	3600.0	/* the state is dropped by the change log */
 #define SLICE_TTL	25.0	/* a slice is used for 25 of its 30 seconds */
 
@@ -31,6 +32,12 @@ enum {
 	L_TRIAL, L_RATE, L_COUNT, L_G_RATE, L_RESET_US, L_LIMIT, L_USED,
 	L_G_METER, L_CREDITS, L_G_CRED, L_PS, L_VALID_S, L_PAYING, L_NEXT,
 	L_RECALL, L_WS, L_PE
+};
+
+/* What u still lacks for the check; all zero when it can decide. */
+struct needs {
+	long long	 rate, meter, credits;
+	bool		 any;
 };
 
 /* Copies at most n - 1 bytes of s (NULL: "") into d. */
@@ -57,9 +64,11 @@ today(char d[11])
  * holds (a slice of a window or period that ended is forgotten).
  */
 static void
-take_lease(struct eng_user *u, const struct dbrows *row, const char *meter)
+take_lease(struct eng_user *u, const struct dbrows *row, const char *meter,
+    const struct needs *n)
 {
 	double		 now = eng_now(), valid = (double)dbi(row, 0, L_VALID_S);
+	bool		 recall = dbi(row, 0, L_RECALL) != 0;
 	struct eng_meter *m;
 	const char	*ws = dbv(row, 0, L_WS), *ps = dbv(row, 0, L_PS);
 
@@ -93,6 +102,12 @@ take_lease(struct eng_user *u, const struct dbrows *row, const char *meter)
 	u->window_end = now + (double)dbi(row, 0, L_RESET_US) / 1e6;
 	u->rate_avail += dbi(row, 0, L_G_RATE);
 	u->rate_base = u->rate - dbi(row, 0, L_COUNT);
+	/*
+	 * Nothing left, and no other host to give any back: refuse here
+	 * (no database trip per refused check) until the window ends.
+	 */
+	if (n->rate > 0 && dbi(row, 0, L_G_RATE) == 0 && !recall)
+		u->rate_no_until = u->window_end;
 
 	if (u->cred_until <= now)
 		u->cred_avail = 0;
@@ -101,6 +116,8 @@ take_lease(struct eng_user *u, const struct dbrows *row, const char *meter)
 		u->cred_until = now + (valid < SLICE_TTL ? valid : SLICE_TTL);
 	u->cred_base = dbi(row, 0, L_CREDITS);
 	u->cred_loaded = true;
+	if (n->credits > 0 && dbi(row, 0, L_G_CRED) == 0 && !recall)
+		u->cred_no_until = now + NO_RECHECK;
 
 	if ((m = eng_meter_get(u, meter, true)) == NULL)
 		return;
@@ -116,6 +133,9 @@ take_lease(struct eng_user *u, const struct dbrows *row, const char *meter)
 	if (dbi(row, 0, L_G_METER) > 0)
 		m->until = now + (valid < SLICE_TTL ? valid : SLICE_TTL);
 	m->base = m->limit - dbi(row, 0, L_USED);
+	if (dbi(row, 0, L_G_METER) == 0 && !recall && (n->meter > 0 ||
+	    m->base + m->avail <= 0))
+		m->no_until = now + NO_RECHECK;
 }
 
 /* Fills the verdict's rate figures from u. */
@@ -138,11 +158,6 @@ rate_figures(const struct eng_user *u, struct eng_verdict *v)
 		v->reset = 1;
 }
 
-/* What u still lacks for the check; all zero when it can decide. */
-struct needs {
-	long long	 rate, meter, credits;
-	bool		 any;
-};
 
 static void
 needs_of(struct eng_user *u, const struct eng_check *chk, struct needs *n)
@@ -163,7 +178,7 @@ needs_of(struct eng_user *u, const struct eng_check *chk, struct needs *n)
 		return;
 	if (u->window_end <= now)
 		u->rate_avail = 0;
-	if (u->rate_avail < 1)
+	if (u->rate_avail < 1 && u->rate_no_until <= now)
 		n->rate = 1;
 	if (!u->verified)
 		goto out;	/* refused after the rate check */
@@ -174,7 +189,9 @@ needs_of(struct eng_user *u, const struct eng_check *chk, struct needs *n)
 		else if (m->limited) {
 			if (m->until <= now)
 				m->avail = 0;
-			if (m->avail < chk->cost)
+			if (m->no_until > now)
+				;	/* refused here for now */
+			else if (m->avail < chk->cost)
 				n->meter = chk->cost - m->avail;
 			else if (chk->cost == 0 && m->base + m->avail <= 0)
 				n->any = true;	/* ask how much is left */
@@ -182,7 +199,7 @@ needs_of(struct eng_user *u, const struct eng_check *chk, struct needs *n)
 	} else if (chk->cost > 0) {
 		if (u->cred_until <= now)
 			u->cred_avail = 0;
-		if (u->cred_avail < chk->cost)
+		if (u->cred_avail < chk->cost && u->cred_no_until <= now)
 			n->credits = chk->cost - u->cred_avail;
 	}
 out:
@@ -425,7 +442,7 @@ eng_decide(struct arena *a, const struct eng_check *chk,
 			return;
 		}
 	}
-	take_lease(u, &row, chk->meter);
+	take_lease(u, &row, chk->meter, &n);
 	u->last_use = now;
 	if ((c = eng_cred_get(key, true)) != NULL) {
 		put(c->uid, sizeof(c->uid), uid);

@@ -39,6 +39,7 @@ struct eng_meter {
 	int64_t		 base;		/* limit - used - all reserved, at lease */
 	int64_t		 avail;		/* this host's unused slice */
 	double		 until;		/* the slice's end (monotonic) */
+	double		 no_until;	/* none left: refuse here until then */
 	uint8_t		 noticed;	/* 80 and 100 % notices queued (bits) */
 };
 
@@ -61,10 +62,12 @@ struct eng_user {
 	double		 window_end;	/* CLOCK_MONOTONIC */
 	int64_t		 rate_base;	/* rate - slots granted to all hosts */
 	int64_t		 rate_avail;	/* this host's unused slots */
+	double		 rate_no_until;	/* none left: refuse here until then */
 	bool		 cred_loaded;
 	int64_t		 cred_base;	/* balance - everything reserved */
 	int64_t		 cred_avail;	/* this host's unused credits */
 	double		 cred_until;	/* the slice's end (monotonic) */
+	double		 cred_no_until;	/* none left: refuse here until then */
 	struct eng_meter m[ENG_METERS];
 };
 
