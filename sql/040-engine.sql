@@ -567,12 +567,12 @@ BEGIN
 		END LOOP;
 		CLOSE spends;
 		SET v_eof = 0;
-		UPDATE sessions SET last_used_at = UTC_TIMESTAMP(6)
-		WHERE id IN (SELECT i FROM tg_flush_recs WHERE t = 't' AND
-		    k = 's');
-		UPDATE api_keys SET last_used_at = UTC_TIMESTAMP(6)
-		WHERE id IN (SELECT i FROM tg_flush_recs WHERE t = 't' AND
-		    k = 'k');
+		UPDATE sessions s JOIN tg_flush_recs r ON s.id = r.i AND
+		    r.t = 't' AND r.k = 's'
+		SET s.last_used_at = UTC_TIMESTAMP(6);
+		UPDATE api_keys a JOIN tg_flush_recs r ON a.id = r.i AND
+		    r.t = 't' AND r.k = 'k'
+		SET a.last_used_at = UTC_TIMESTAMP(6);
 		OPEN cur;
 		rep: LOOP
 			FETCH cur INTO v_u, v_m, v_c;

@@ -20,7 +20,7 @@
 #include "db/db.h"
 
 #define ENG_MAGIC	0x31454754u	/* "TGE1" */
-#define ENG_VERSION	3
+#define ENG_VERSION	4
 #define ENG_USERS	16384		/* user slots (a power of two) */
 #define ENG_CREDS	32768		/* credential slots (a power of two) */
 #define ENG_PROBE	32		/* slots tried before giving up */
@@ -116,11 +116,13 @@ struct eng_hdr {
 	uint64_t	 epoch;		/* the last iteration completed */
 	uint64_t	 fails;		/* iterations the database failed */
 	uint32_t	 engine_idle;	/* the engine sleeps: wake it */
+	uint32_t	 flusher_idle;	/* the flusher sleeps: wake it */
 	uint32_t	 ngates;
 	uint32_t	 gate_waiting[ENG_MAX_GATES];
 	/* Figures for /metrics. */
 	uint64_t	 n_local, n_lease, n_recall, n_return, n_flush,
-			 n_flushed_recs, n_changes, n_flush_fail;
+			 n_flushed_recs, n_changes, n_flush_fail,
+			 n_iter, iter_us;
 };
 
 struct eng_region {
@@ -134,6 +136,11 @@ extern struct eng_region *eng;
 /* Event fds (made by the master): one per gate worker, one for the engine. */
 extern int	 eng_gate_fd[ENG_MAX_GATES];
 extern int	 eng_engine_fd;
+extern int	 eng_flusher_fd;
+
+/* Why a gate worker waits (bits of gate_waiting). */
+#define ENG_WAIT_EPOCH	1
+#define ENG_WAIT_FLUSH	2
 
 /* shm.c */
 int		 eng_open(const char *path, int ngates);
@@ -143,7 +150,9 @@ void		 eng_unlock(pthread_mutex_t *);
 int		 eng_mutex_init(pthread_mutex_t *);
 uint64_t	 eng_hash(const char *);
 void		 eng_wake_engine(void);
-void		 eng_wake_gates(void);
+void		 eng_wake_flusher(void);
+void		 eng_wake_gates(uint32_t why);
+void		 eng_doze(int fd, uint32_t *idle, int ms, bool (*busy)(void));
 void		 eng_metrics_render(struct buf *);
 
 /* cache.c */
@@ -180,7 +189,8 @@ struct eng_check {
 void		 eng_decide(struct arena *, const struct eng_check *,
 		    struct eng_verdict *);
 
-/* flusher.c: the engine process. */
+/* poller.c: the engine process; flusher.c: the flusher process. */
 void		 eng_engine_run(void) __attribute__((noreturn));
+void		 eng_flusher_run(void) __attribute__((noreturn));
 
 #endif

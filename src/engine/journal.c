@@ -41,7 +41,7 @@ eng_journal_add(const struct eng_rec *r)
 	slot->seq = seq;
 	__atomic_store_n(&eng->h.jhead, seq, __ATOMIC_RELEASE);
 	eng_unlock(&eng->h.jlock);
-	eng_wake_engine();
+	eng_wake_flusher();
 	return seq;
 }
 

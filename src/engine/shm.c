@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,7 @@
 struct eng_region	*eng;
 int			 eng_gate_fd[ENG_MAX_GATES];
 int			 eng_engine_fd = -1;
+int			 eng_flusher_fd = -1;
 
 double
 eng_now(void)
@@ -152,7 +154,8 @@ eng_open(const char *path, int ngates)
 	for (i = 0; i < ngates; i++)
 		if ((eng_gate_fd[i] = eventfd(0, EFD_NONBLOCK)) < 0)
 			return -1;
-	if ((eng_engine_fd = eventfd(0, EFD_NONBLOCK)) < 0)
+	if ((eng_engine_fd = eventfd(0, EFD_NONBLOCK)) < 0 ||
+	    (eng_flusher_fd = eventfd(0, EFD_NONBLOCK)) < 0)
 		return -1;
 	log_info("engine_open", " path=%s fresh=%d host=%s journal=%llu/%llu",
 	    path, fresh, eng->h.host,
@@ -178,16 +181,46 @@ eng_wake_engine(void)
 		poke(eng_engine_fd);
 }
 
-/* Wakes every gate worker that has checks waiting for an epoch. */
+/* Wakes the flusher when it sleeps (the journal was empty). */
 void
-eng_wake_gates(void)
+eng_wake_flusher(void)
+{
+	if (__atomic_exchange_n(&eng->h.flusher_idle, 0, __ATOMIC_ACQ_REL))
+		poke(eng_flusher_fd);
+}
+
+/*
+ * Wakes every gate worker with checks waiting for why (ENG_WAIT_EPOCH
+ * or ENG_WAIT_FLUSH); a worker whose checks still wait sets its bit
+ * again.
+ */
+void
+eng_wake_gates(uint32_t why)
 {
 	uint32_t	 i;
 
 	for (i = 0; i < eng->h.ngates && i < ENG_MAX_GATES; i++)
-		if (__atomic_exchange_n(&eng->h.gate_waiting[i], 0,
-		    __ATOMIC_ACQ_REL))
+		if (__atomic_fetch_and(&eng->h.gate_waiting[i], ~why,
+		    __ATOMIC_ACQ_REL) & why)
 			poke(eng_gate_fd[i]);
+}
+
+/*
+ * Sleeps up to ms milliseconds on fd, unless busy() says there is work
+ * already; *idle tells the processes that feed it to poke fd.
+ */
+void
+eng_doze(int fd, uint32_t *idle, int ms, bool (*busy)(void))
+{
+	struct pollfd	 p = { fd, POLLIN, 0 };
+	uint64_t	 n;
+
+	__atomic_store_n(idle, 1, __ATOMIC_SEQ_CST);
+	if (busy == NULL || !busy())
+		poll(&p, 1, ms);
+	__atomic_store_n(idle, 0, __ATOMIC_SEQ_CST);
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("engine_read", " errno=%d", errno);
 }
 
 /*
@@ -214,11 +247,17 @@ eng_metrics_render(struct buf *b)
 	    "tollgate_gate_engine_total{kind=\"flush_failed\"} %llu\n"
 	    "tollgate_gate_engine_total{kind=\"journal_record\"} %llu\n"
 	    "tollgate_gate_engine_total{kind=\"change\"} %llu\n"
+	    "tollgate_gate_engine_total{kind=\"iteration\"} %llu\n"
+	    "# HELP tollgate_gate_engine_iteration_seconds_total Time the "
+	    "engine spent polling and committing.\n"
+	    "# TYPE tollgate_gate_engine_iteration_seconds_total counter\n"
+	    "tollgate_gate_engine_iteration_seconds_total %.6f\n"
 	    "# HELP tollgate_gate_journal_pending Journal records not yet "
 	    "committed.\n# TYPE tollgate_gate_journal_pending gauge\n"
 	    "tollgate_gate_journal_pending %llu\n",
 	    LD(h->n_local), LD(h->n_lease), LD(h->n_recall), LD(h->n_return),
 	    LD(h->n_flush), LD(h->n_flush_fail), LD(h->n_flushed_recs),
-	    LD(h->n_changes), LD(h->jhead) - LD(h->jflushed));
+	    LD(h->n_changes), LD(h->n_iter), (double)LD(h->iter_us) / 1e6,
+	    LD(h->jhead) - LD(h->jflushed));
 #undef LD
 }

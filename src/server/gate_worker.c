@@ -29,9 +29,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <sodium.h>
 
 #include "server/server.h"
 
@@ -58,6 +60,24 @@ struct conn {
 	struct conn	*next_parked;
 	bool		 parked;
 };
+
+/*
+ * JWTs this worker checked: the same token comes again and again, and
+ * its signature check (libjwt, OpenSSL's HMAC, a JSON parse) costs more
+ * than the rest of a decision.  An exact copy of the token is the key; a
+ * good one is trusted until its own exp, a bad or expired one for ever
+ * (a reload replaces the workers, and with them this memo).
+ */
+#define JWT_MEMO	4096
+
+struct jwt_memo {
+	char		*tok;
+	int		 rc;
+	time_t		 exp;
+	char		 uid[ENG_ID], sid[ENG_ID];
+};
+
+static struct jwt_memo	 memo[JWT_MEMO];
 
 static struct conn	*parked;
 static int		 ep, me;
@@ -243,6 +263,60 @@ uri_normal(const char *u)
 	return true;
 }
 
+/* The exp claim of a JWT whose signature was checked, or 0. */
+static time_t
+jwt_exp(const char *tok)
+{
+	const char	*p = strchr(tok, '.'), *q;
+	unsigned char	 raw[3072];
+	size_t		 n;
+	char		*e;
+
+	if (p == NULL || (q = strchr(p + 1, '.')) == NULL ||
+	    sodium_base642bin(raw, sizeof(raw) - 1, p + 1, (size_t)(q - p - 1),
+	    NULL, &n, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+		return 0;
+	raw[n] = '\0';
+	if ((e = strstr((char *)raw, "\"exp\":")) == NULL)
+		return 0;
+	return (time_t)strtoll(e + 6, NULL, 10);
+}
+
+/* jwt_check through the memo: the same results, mostly without libjwt. */
+static int
+jwt_check_memo(const char *tok, const char **uid, const char **sid)
+{
+	struct jwt_memo	*m = &memo[eng_hash(tok) & (JWT_MEMO - 1)];
+	time_t		 now = time(NULL);
+	int		 rc;
+
+	if (m->tok != NULL && strcmp(m->tok, tok) == 0) {
+		if (m->rc != JWT_OK)
+			return m->rc;
+		if (m->exp > now) {
+			*uid = m->uid;
+			*sid = m->sid;
+			return JWT_OK;
+		}
+		return JWT_EXPIRED;
+	}
+	rc = jwt_check(ar, tok, uid, sid);
+	free(m->tok);
+	if ((m->tok = strdup(tok)) == NULL)
+		return rc;
+	m->rc = rc;
+	if (rc == JWT_OK) {
+		if ((m->exp = jwt_exp(tok)) == 0) {
+			free(m->tok);
+			m->tok = NULL;
+			return rc;
+		}
+		snprintf(m->uid, sizeof(m->uid), "%s", *uid);
+		snprintf(m->sid, sizeof(m->sid), "%s", *sid);
+	}
+	return rc;
+}
+
 /* The session cookie's value in a Cookie header, or NULL. */
 static const char *
 session_cookie(char *cookies)
@@ -311,7 +385,7 @@ take_request(struct conn *c)
 			    token_hash(ar, c->cred));
 			c->b[0] = '\0';
 		} else {
-			rc = jwt_check(ar, c->cred, &uid, &sid);
+			rc = jwt_check_memo(c->cred, &uid, &sid);
 			if (rc != JWT_OK) {
 				deny_now(c, 401, rc == JWT_EXPIRED ?
 				    "token_expired" : "unauthenticated");
@@ -347,16 +421,22 @@ unauth:
 	deny_now(c, 401, "unauthenticated");
 }
 
+/* Parks c until the engine's epoch or the flusher moves. */
 static void
 park(struct conn *c)
 {
+	uint32_t	 why = c->st == C_FLUSH ? ENG_WAIT_FLUSH : ENG_WAIT_EPOCH;
+
 	if (!c->parked) {
 		c->parked = true;
 		c->next_parked = parked;
 		parked = c;
 	}
-	__atomic_store_n(&eng->h.gate_waiting[me], 1, __ATOMIC_SEQ_CST);
-	eng_wake_engine();
+	__atomic_fetch_or(&eng->h.gate_waiting[me], why, __ATOMIC_SEQ_CST);
+	if (why == ENG_WAIT_EPOCH)
+		eng_wake_engine();
+	else
+		eng_wake_flusher();
 }
 
 static void

@@ -44,11 +44,13 @@ struct slot {
 
 /*
  * Slots 0..nslots-1 are FastCGI workers, GATE0..GATE0+ngates-1 gate
- * workers, ENGINE the engine process.
+ * workers, ENGINE the engine process, FLUSHER the flusher.
  */
 #define GATE0		MAX_WORKERS
 #define ENGINE		(MAX_WORKERS + ENG_MAX_GATES)
-static struct slot	 slots[ENGINE + 1];
+#define FLUSHER		(ENGINE + 1)
+#define LAST		FLUSHER
+static struct slot	 slots[LAST + 1];
 static int		 nslots, ngates;
 static int		 gate_fd = -1;
 static pid_t		 draining[4 * MAX_WORKERS];	/* old workers */
@@ -185,13 +187,16 @@ spawn(int i, int fd)
 			 * the file for the next engine).
 			 */
 			prctl(PR_SET_NAME, i == ENGINE ? "tollgate-engine" :
-			    "tollgate-gate", 0, 0, 0);
+			    i == FLUSHER ? "tollgate-flush" : "tollgate-gate",
+			    0, 0, 0);
 			prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 			if (getppid() == 1)
 				_exit(0);
 			close(fd);
 			if (i == ENGINE)
 				eng_engine_run();
+			if (i == FLUSHER)
+				eng_flusher_run();
 			eng_gate_run(gate_fd, i - GATE0);
 		}
 		close(gate_fd);
@@ -219,8 +224,9 @@ signal_all(int sig)
 	size_t	 i;
 
 	/* The engine stops last (stop_engine): it commits what they left. */
-	for (i = 0; i <= ENGINE; i++)
-		if (slots[i].pid > 0 && (i != ENGINE || sig == SIGKILL))
+	for (i = 0; i <= LAST; i++)
+		if (slots[i].pid > 0 && ((i != ENGINE && i != FLUSHER) ||
+		    sig == SIGKILL))
 			kill(slots[i].pid, sig);
 	for (i = 0; i < ndraining; i++)
 		kill(draining[i], sig);
@@ -231,7 +237,7 @@ live_workers(void)
 {
 	size_t	 i, n = ndraining;
 
-	for (i = 0; i <= ENGINE; i++)
+	for (i = 0; i <= LAST; i++)
 		n += slots[i].pid > 0;
 	return n;
 }
@@ -251,7 +257,7 @@ reap(bool stopping)
 				draining[k] = draining[--ndraining];
 				break;
 			}
-		for (i = 0; i <= ENGINE; i++) {
+		for (i = 0; i <= LAST; i++) {
 			if (slots[i].pid != pid)
 				continue;
 			slots[i].pid = 0;
@@ -359,6 +365,7 @@ master(void)
 	for (i = 0; i < nslots; i++)
 		spawn(i, fd);
 	spawn(ENGINE, fd);
+	spawn(FLUSHER, fd);
 	for (i = GATE0; i < GATE0 + ngates; i++)
 		spawn(i, fd);
 	log_info("started", " workers=%d gate_workers=%d socket=%s "
@@ -388,9 +395,13 @@ master(void)
 		if (stopping) {
 			if (live_workers() == 0)
 				break;
-			if (live_workers() == 1 && slots[ENGINE].pid > 0 &&
-			    !engine_told) {
-				kill(slots[ENGINE].pid, SIGTERM);
+			/* The gates are gone: the engine and flusher last. */
+			if (live_workers() == (size_t)(slots[ENGINE].pid > 0) +
+			    (size_t)(slots[FLUSHER].pid > 0) && !engine_told) {
+				if (slots[ENGINE].pid > 0)
+					kill(slots[ENGINE].pid, SIGTERM);
+				if (slots[FLUSHER].pid > 0)
+					kill(slots[FLUSHER].pid, SIGTERM);
 				engine_told = true;
 			}
 			if (now > deadline) {
@@ -401,9 +412,9 @@ master(void)
 			}
 			continue;
 		}
-		for (i = 0; i <= ENGINE; i++)
+		for (i = 0; i <= LAST; i++)
 			if (slots[i].pid == 0 && slots[i].respawn_at <= now &&
-			    (i < nslots || i == ENGINE ||
+			    (i < nslots || i == ENGINE || i == FLUSHER ||
 			    (i >= GATE0 && i < GATE0 + ngates)))
 				spawn(i, fd);
 	}

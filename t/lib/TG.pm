@@ -14,7 +14,7 @@ use Mojo::JSON qw(encode_json);
 use Time::HiRes qw(sleep time);
 use DBI;
 
-our @EXPORT = qw(base ua req json_post dbh devstack master_pid worker_pids gate_pids engine_pid
+our @EXPORT = qw(base ua req json_post dbh devstack master_pid worker_pids gate_pids engine_pid flusher_pid
     wait_for error_ok conf_get);
 
 BEGIN {
@@ -91,7 +91,7 @@ sub master_pid {
 sub worker_pids {
 	my $master = master_pid() // return ();
 	my @pids = sort { $a <=> $b } grep { my $c = comm($_);
-	    defined $c && $c !~ /^tollgate-(?:gate|engine)$/ }
+	    defined $c && $c !~ /^tollgate-(?:gate|engine|flush)$/ }
 	    split ' ', `pgrep -P $master`;
 	return @pids;
 }
@@ -105,17 +105,20 @@ sub comm {
 	return $c;
 }
 
-# The master's gate workers and its engine process.
+# The master's gate workers, its engine process and its flusher.
 sub gate_pids {
 	my $master = master_pid() // return ();
 	return sort { $a <=> $b } grep { (comm($_) // '') eq 'tollgate-gate' }
 	    split ' ', `pgrep -P $master`;
 }
 
-sub engine_pid {
+sub engine_pid { child_named('tollgate-engine') }
+sub flusher_pid { child_named('tollgate-flush') }
+
+sub child_named {
+	my ($name) = @_;
 	my $master = master_pid() // return undef;
-	my ($p) = grep { (comm($_) // '') eq 'tollgate-engine' }
-	    split ' ', `pgrep -P $master`;
+	my ($p) = grep { (comm($_) // '') eq $name } split ' ', `pgrep -P $master`;
 	return $p;
 }
 
