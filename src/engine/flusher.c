@@ -64,9 +64,11 @@ eng_flusher_run(void)
 		}
 		if (rc < 0)
 			eng_doze(eng_flusher_fd, &eng->h.flusher_idle, 100, NULL);
-		else
+		else {
 			eng_doze(eng_flusher_fd, &eng->h.flusher_idle, 1000,
 			    journal_pending);
+			db_idle();
+		}
 	}
 	db_close();
 	log_info("flusher_stop", " journal=%llu/%llu",

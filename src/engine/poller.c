@@ -251,10 +251,11 @@ eng_engine_run(void)
 		}
 		if (rc < 0)
 			eng_doze(eng_engine_fd, &eng->h.engine_idle, 100, NULL);
-		else if (!gates_waiting())
+		else if (!gates_waiting()) {
 			eng_doze(eng_engine_fd, &eng->h.engine_idle, 1000,
 			    gates_waiting);
-		else
+			db_idle();
+		} else
 			pace(now);
 	}
 	db_close();

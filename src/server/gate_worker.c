@@ -647,7 +647,7 @@ eng_gate_run(int lfd, int index)
 	uint64_t		 n;
 	int			 i, k, efd;
 	bool			 listening = true;
-	double			 stop_at = 0;
+	double			 stop_at = 0, next_idle = 0;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
@@ -707,6 +707,11 @@ eng_gate_run(int lfd, int index)
 		}
 		if (parked != NULL)
 			run_parked();
+		/* An idle worker's database link follows a failback too. */
+		if (eng_now() > next_idle) {
+			db_idle();
+			next_idle = eng_now() + 1;
+		}
 	}
 	db_close();
 	log_info("gate_stop", " index=%d", index);

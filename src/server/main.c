@@ -315,7 +315,12 @@ reload(int fd)
 		log_warn("reload", " msg=\"[server] gate_socket, gate_workers "
 		    "and engine_file changes need a restart\"");
 	next.gate_workers = cfg.gate_workers;
-	for (i = 0; i < ENGINE; i++)
+	/*
+	 * Every child is replaced, the engine and flusher too (they read
+	 * [database]); for a moment two of each may run, which costs
+	 * nothing: a batch commits once (tg_flush), a poll is idempotent.
+	 */
+	for (i = 0; i <= LAST; i++)
 		if (slots[i].pid > 0 &&
 		    ndraining < sizeof(draining) / sizeof(draining[0])) {
 			kill(slots[i].pid, SIGTERM);
@@ -333,6 +338,8 @@ reload(int fd)
 		slots[i].failures = 0;
 		spawn(i, fd);
 	}
+	spawn(ENGINE, fd);
+	spawn(FLUSHER, fd);
 	log_info("reloaded", " workers=%d gate_workers=%d", nslots, ngates);
 }
 
