@@ -18,7 +18,8 @@
 
 #include "engine/engine.h"
 
-#define TRIES		3
+#define TRIES		6	/* a lease that lost a lock race (or, on
+				   Galera, certification) is asked again */
 #define NO_RECHECK	1.0	/* an empty slice is asked again after 1 s */
 #define STATE_TTL	3600.0	/* the state is dropped by the change log */
 #define SLICE_TTL	25.0	/* a slice is used for 25 of its 30 seconds */
@@ -312,12 +313,22 @@ lease(struct arena *a, const struct eng_check *chk, const struct needs *n,
 	char	 kind[2] = { chk->kind, '\0' };
 	int	 rc = DB_FAIL, i;
 
-	for (i = 0; i < TRIES; i++)
+	/*
+	 * A lease whose answer was lost (the link died: DB_DOWN) may have
+	 * been granted; asking again is still safe, since the database
+	 * counts that slice as held until it expires: it is never granted
+	 * twice, only not used.  So DB_DOWN is asked again too (on a fresh
+	 * connection: a node that restarted leaves stale links behind).
+	 */
+	for (i = 0; i < TRIES; i++) {
 		if ((rc = db_select(a, &q_lease, row, "sssssiiiii", eng->h.host,
 		    kind, chk->a, chk->b, chk->meter, chk->cost,
 		    (long long)cfg.trial_credits, n->rate, n->meter,
-		    n->credits)) != DB_RETRY)
+		    n->credits)) != DB_RETRY && (rc != DB_DOWN || i >= 2))
 			break;
+		/* The other party is another host: let it finish. */
+		eng_pace(eng_now(), 0.001 * (1 + (i & 3)));
+	}
 	__atomic_fetch_add(&eng->h.n_lease, 1, __ATOMIC_RELAXED);
 	return rc;
 }

@@ -163,20 +163,7 @@ gates_waiting(void)
  * serves every check that came before it, so a short wait gathers more
  * of them per query and leaves MariaDB's CPU to the rest.
  */
-#define POLL_GAP	0.0008
-
-static void
-pace(double started)
-{
-	struct timespec	 ts;
-	double		 left = started + POLL_GAP - eng_now();
-
-	if (left <= 0)
-		return;
-	ts.tv_sec = 0;
-	ts.tv_nsec = (long)(left * 1e9);
-	nanosleep(&ts, NULL);
-}
+#define POLL_GAP	0.0015
 
 void
 eng_engine_run(void)
@@ -256,7 +243,7 @@ eng_engine_run(void)
 			    gates_waiting);
 			db_idle();
 		} else
-			pace(now);
+			eng_pace(now, POLL_GAP);
 	}
 	db_close();
 	log_info("engine_stop", "%s", "");

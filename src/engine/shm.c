@@ -205,6 +205,20 @@ eng_wake_gates(uint32_t why)
 			poke(eng_gate_fd[i]);
 }
 
+/* Sleeps until gap seconds after started (now, when that is past). */
+void
+eng_pace(double started, double gap)
+{
+	struct timespec	 ts;
+	double		 left = started + gap - eng_now();
+
+	if (left <= 0)
+		return;
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)(left * 1e9);
+	nanosleep(&ts, NULL);
+}
+
 /*
  * Sleeps up to ms milliseconds on fd, unless busy() says there is work
  * already; *idle tells the processes that feed it to poke fd.
