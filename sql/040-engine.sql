@@ -515,7 +515,7 @@ BEGIN
 			ps DATETIME(6) NULL, pe DATETIME(6) NULL, d DATE NULL,
 			c BIGINT NOT NULL DEFAULT 0, b BIGINT NOT NULL DEFAULT 0,
 			l TINYINT NOT NULL DEFAULT 0, k CHAR(1) NULL,
-			PRIMARY KEY (s));
+			PRIMARY KEY (s)) ENGINE=Aria;
 		DELETE FROM tg_flush_recs;
 		INSERT INTO tg_flush_recs (s, t, u, i, m, ps, pe, d, c, b, l, k)
 		SELECT j.s, j.t, j.u, j.i, j.m, j.ps, j.pe, j.d,

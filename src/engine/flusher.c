@@ -13,13 +13,6 @@
 
 #include "engine/engine.h"
 
-/*
- * Under load, a batch is committed at most every FLUSH_GAP seconds: a
- * bigger batch costs MariaDB about what a small one does, and the wait
- * is shorter than a COMMIT.
- */
-#define FLUSH_GAP	0.0015
-
 static volatile sig_atomic_t	 stopping;
 
 static void
@@ -60,8 +53,6 @@ eng_flusher_run(void)
 	    (unsigned long long)eng->h.jflushed,
 	    (unsigned long long)eng->h.jhead);
 	for (;;) {
-		double t0 = eng_now();
-
 		rc = eng_flush(a);
 		arena_reset(a);
 		eng_wake_gates(ENG_WAIT_FLUSH);
@@ -73,9 +64,7 @@ eng_flusher_run(void)
 		}
 		if (rc < 0)
 			eng_doze(eng_flusher_fd, &eng->h.flusher_idle, 100, NULL);
-		else if (journal_pending())
-			eng_pace(t0, FLUSH_GAP);
-		else {
+		else if (!journal_pending()) {
 			eng_doze(eng_flusher_fd, &eng->h.flusher_idle, 1000,
 			    journal_pending);
 			db_idle();

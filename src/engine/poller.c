@@ -158,12 +158,6 @@ gates_waiting(void)
 	return false;
 }
 
-/*
- * Under load, polls no more often than every POLL_GAP seconds: each poll
- * serves every check that came before it, so a short wait gathers more
- * of them per query and leaves MariaDB's CPU to the rest.
- */
-#define POLL_GAP	0.0015
 
 void
 eng_engine_run(void)
@@ -242,8 +236,7 @@ eng_engine_run(void)
 			eng_doze(eng_engine_fd, &eng->h.engine_idle, 1000,
 			    gates_waiting);
 			db_idle();
-		} else
-			eng_pace(now, POLL_GAP);
+		}
 	}
 	db_close();
 	log_info("engine_stop", "%s", "");
