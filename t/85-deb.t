@@ -103,13 +103,16 @@ for my $f (qw(/usr/sbin/tollgated /usr/sbin/tollgatectl)) {
 for my $f (qw(/lib/systemd/system/tollgated.service
     /lib/systemd/system/tollgated.socket
     /lib/systemd/system/tollgate-sender.service
-    /usr/share/doc/tollgate/operations.md /usr/share/doc/tollgate/metrics.md
     /usr/share/doc/tollgate/examples/tollgate-dashboard.json
     /usr/share/man/man8/tollgated.8.gz /usr/share/man/man8/tollgatectl.8.gz
     /usr/share/man/man5/tollgate.conf.5.gz
     /etc/nginx/snippets/tollgate-http.conf /etc/nginx/snippets/tollgate-app.conf
     /etc/nginx/sites-available/tollgate /usr/share/doc/tollgate/copyright)) {
 	ok(-f $f, "$f is installed");
+}
+for my $doc (qw(operations.md metrics.md)) {
+	ok(-f "/usr/share/doc/tollgate/$doc" || -f "/usr/share/doc/tollgate/$doc.gz",
+	    "/usr/share/doc/tollgate/$doc is installed");
 }
 my @snippets = map { s{.*/}{}r } grep { !m{/tollgate\.conf$} }
     glob("$root/nginx/tollgate-*.conf");
