@@ -213,8 +213,7 @@ $site =~ s{/etc/letsencrypt/live/[^/]+/fullchain\.pem}{$etc/cert.pem}g;
 $site =~ s{/etc/letsencrypt/live/[^/]+/privkey\.pem}{$etc/key.pem}g;
 $site =~ s{/var/log/nginx/}{$dir/}g;
 # A protected location, as an operator would write it, in the TLS server.
-my $n_srv = () = $site =~ /^\}/mg;
-is($n_srv, 2, 'the example site has two server blocks');
+like($site, qr/\}\s*\z/, 'the example site ends with its TLS server');
 $site =~ s{\}\s*\z}{    location /render/ {
         include /etc/nginx/snippets/tollgate-gate.conf;
         set \$tollgate_meter compute_minutes;
@@ -318,7 +317,7 @@ SKIP: {
 
 	# An upgrade while the database is unreachable still installs.
 	open $cf, '>', $conf or die "$conf: $!";
-	print $cf $edited =~ s{^socket = .*$}{socket = $dir/no-such.sock}mr;
+	print $cf $edited =~ s{^socket = \Q$ENV{TG_DB_SOCKET}\E$}{socket = $dir/no-such.sock}mr;
 	close $cf;
 	($rc, $out) = run(@sudo, 'dpkg', '-i', "$dir/next.deb");
 	is($rc, 0, 'an upgrade with the database down still installs') or diag($out);
