@@ -54,9 +54,20 @@ void	 buf_html(struct buf *, const char *);
 /* ------------------------------------------------------------------ */
 
 enum loglevel { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
-/* The format yields " key=value" pairs; the time, level and pid lead. */
+/*
+ * The format yields " key=value" pairs (key=%s or key="%s"); every %s is
+ * escaped as it is written, so no value can break the line or forge a
+ * key.  The priority prefix (<N>), time, level and pid lead.
+ */
 void	 tg_log(enum loglevel, const char *event, const char *fmt, ...)
 	    TG_PRINTF(3, 4);
+/*
+ * The request id every line carries (request_id=) until cleared with
+ * NULL: nginx's $request_id; anything but 1 to 64 of [0-9A-Za-z_-] is
+ * dropped.  log_request_id() is "" outside a request.
+ */
+void	 log_set_request_id(const char *);
+const char *log_request_id(void);
 #define log_info(ev, ...)	tg_log(LOG_LVL_INFO, (ev), __VA_ARGS__)
 #define log_warn(ev, ...)	tg_log(LOG_LVL_WARN, (ev), __VA_ARGS__)
 #define log_err(ev, ...)	tg_log(LOG_LVL_ERROR, (ev), __VA_ARGS__)

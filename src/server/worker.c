@@ -253,6 +253,9 @@ handle(FCGX_Request *fx, struct arena *a)
 	if (r.query == NULL)
 		r.query = "";
 	r.remote_addr = FCGX_GetParam("REMOTE_ADDR", fx->envp);
+	/* nginx's $request_id (the shipped snippets pass it): every log
+	 * line of this request carries it. */
+	log_set_request_id(FCGX_GetParam("REQUEST_ID", fx->envp));
 	r.user_agent = FCGX_GetParam("HTTP_USER_AGENT", fx->envp);
 
 	dispatch(&r);
@@ -265,6 +268,7 @@ handle(FCGX_Request *fx, struct arena *a)
 	    route_label(r.route_index), r.status, dur * 1000,
 	    r.remote_addr ? r.remote_addr : "-",
 	    r.who.user_id ? r.who.user_id : "-");
+	log_set_request_id(NULL);
 	if (r.json != NULL)
 		json_object_put(r.json);
 }
