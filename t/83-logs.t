@@ -53,7 +53,8 @@ like($line, qr{ path="/api/v1/nothing\\n<3>ts=2026-01-01T00:00:00\.000Z level=er
 # The request id: last field of the access log, request_id= in tollgated.
 my ($rid) = ($aline // '') =~ / ([0-9a-f]{32})$/;
 ok($rid, 'the access log ends with a 32-digit $request_id');
-like($line, qr/ request_id=\Q${\($rid // 'none')}\E$/,
+my $ridq = quotemeta($rid // 'none');
+like($line, qr/ request_id=$ridq\z/,
     'tollgated logged the same request_id');
 my @bad = grep { !/^<[0-7]>ts=/ } split /\n/, $tlines;
 is("@bad", '', 'every new line of tollgated starts with a priority');
@@ -81,7 +82,8 @@ wait_for(sub {
 ($rid) = ($aline // '') =~ / ([0-9a-f]{32})$/;
 ok($rid, 'the gated request has a request id in the access log');
 $tlines = slurp_from($tlog, $toff);
-like($tlines, qr{route=/_tollgate/check .* request_id=\Q${\($rid // 'none')}\E$}m,
+$ridq = quotemeta($rid // 'none');
+like($tlines, qr{route=/_tollgate/check .* request_id=$ridq(?:\n|\z)},
     'the gate check was logged with the same request id');
 is($up, $rid, 'the upstream got the same id') if defined $up;
 

@@ -273,19 +273,44 @@ int	 stripe_signature_check(const char *header, const char *body,
 	    size_t len, const char *secret, long long now, long tolerance);
 
 /* ------------------------------------------------------------------ */
+/* version.c: what this build is.                                      */
+/* ------------------------------------------------------------------ */
+
+/* The package version ("0.2.0"). */
+const char *tg_version(void);
+/* The schema version this build expects: its highest sql/NNN-*.sql. */
+int	 tg_schema_version(void);
+
+/* ------------------------------------------------------------------ */
 /* metrics.c: counters shared by all workers (may be lost).            */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The series of metrics.c's table (one line each there, with its labels
+ * and help): counters, or gauges set with metrics_set.
+ */
 enum counter {
-	CTR_GATE_ALLOW, CTR_GATE_401, CTR_GATE_402, CTR_GATE_403,
-	CTR_GATE_429, CTR_GATE_503, CTR_SPEND_OK, CTR_SPEND_REFUSED,
-	CTR_DB_RECONNECT, CTR__MAX
+	CTR_GATE_ALLOW,
+	CTR_GATE_UNAUTHENTICATED, CTR_GATE_TOKEN_EXPIRED,
+	CTR_GATE_ACCOUNT_DISABLED, CTR_GATE_FORBIDDEN,
+	CTR_GATE_EMAIL_NOT_VERIFIED, CTR_GATE_SUBSCRIPTION_REQUIRED,
+	CTR_GATE_TRIAL_CREDITS_EXHAUSTED, CTR_GATE_QUOTA_EXCEEDED,
+	CTR_GATE_RATE_LIMITED, CTR_GATE_UNAVAILABLE, CTR_GATE_BAD_REQUEST,
+	CTR_GATE_OTHER,
+	CTR_SPEND_OK, CTR_SPEND_REFUSED,
+	CTR_DB_RECONNECT,
+	CTR__MAX
 };
 
 /* Maps the shared counters; call once in the master before forking. */
 int	 metrics_init(void);
-void	 metrics_request(int route_index, int status, double seconds);
+/* One request answered: its route index, method (as sent), status, time. */
+void	 metrics_request(int route_index, const char *method, int status,
+	    double seconds);
 void	 metrics_count(enum counter, unsigned long long);
+void	 metrics_set(enum counter, unsigned long long);
+/* One gate decision: NULL when allowed, else the denial's error code. */
+void	 metrics_gate(const char *code);
 /* How metrics_render names a route index (the server's route table). */
 void	 metrics_route_labels(const char *(*)(int));
 /* Appends the Prometheus text of every counter to b. */

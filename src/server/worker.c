@@ -261,7 +261,7 @@ handle(FCGX_Request *fx, struct arena *a)
 	dispatch(&r);
 
 	dur = now_seconds() - r.t0;
-	metrics_request(r.route_index, r.status, dur);
+	metrics_request(r.route_index, r.method_str, r.status, dur);
 	tg_log(r.status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO, "request",
 	    " method=%s path=%s route=%s status=%d ms=%.2f addr=%s user=%s",
 	    r.method_str ? r.method_str : "-", r.path,
