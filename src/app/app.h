@@ -420,6 +420,11 @@ handler_fn	 h_admin_audit;
 
 handler_fn	 h_healthz;
 handler_fn	 h_metrics;
+/*
+ * The database's schema version against this build's (tg_schema_version).
+ * Returns 0 when equal, 1 when not (msg says what to do), DB_DOWN.
+ */
+int	 schema_check(char *msg, size_t len);
 handler_fn	 h_root;
 
 #endif /* TG_APP_H */
