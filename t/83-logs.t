@@ -12,6 +12,7 @@ use lib 't/lib';
 use Test::More;
 use Time::HiRes qw(sleep);
 use TG;
+use TGGate;
 
 my $tlog = "$ENV{TG_DEVSTACK}/log/tollgated.log";
 my $alog = "$ENV{TG_DEVSTACK}/log/access.log";
@@ -60,11 +61,8 @@ my @bad = grep { !/^<[0-7]>ts=/ } split /\n/, $tlines;
 is("@bad", '', 'every new line of tollgated starts with a priority');
 
 # Behind the gate: the check and the upstream see the same id.
-my $n = time . $$;
-$res = json_post('/api/v1/auth/signup', { email => "logs$n\@example.com",
-    password => 'correct horse battery', name => 'Logs' });
-is($res->code, 201, 'a sign-up');
-my $tok = eval { $res->json->{tokens}{access_token} } // '';
+my $u = new_user();
+my $tok = $u->{token};
 $toff = -s $tlog // 0;
 $aoff = -s $alog // 0;
 $res = req(GET => '/demo/echo', { Authorization => "Bearer $tok",

@@ -768,7 +768,7 @@ password_reset_core(struct req *r, const char *tok, const char *pw)
 		    "password_reset")) < 0 ||
 		    (rc = account_verified(r, o.user_id)) < 0 ||
 		    (rc = mail_security_notice(r, o.user_id, o.email, "The "
-		    "password of your tollgate account was reset, and every "
+		    "password of your {product} account was reset, and every "
 		    "session of it was signed out.")) < 0 ||
 		    (rc = db_commit()) < 0) {
 			db_rollback();

@@ -157,7 +157,7 @@ apikey_create_core(struct req *r, const char *uid, const char *name,
 		    "A new API key was created", arena_printf(r->a, "Hello,\n\n"
 		    "An API key named \"%s\" was just created for your "
 		    "account. If this was not you, delete it and change "
-		    "your password:\n%s/profile\n\n-- tollgate\n", name,
+		    "your password:\n%s/profile\n\n-- {product}\n", name,
 		    cfg.base_url), NULL)) < 0 ||
 		    (rc = audit(r, "api_key.create", uid, name)) < 0)
 			goto fail;

@@ -356,6 +356,10 @@ int	 mail_trial_ending(struct req *, const char *uid, const char *to,
 int	 mail_trial_ended(struct req *, const char *uid, const char *to);
 int	 mail_account_deleted(struct req *, const char *uid, const char *to);
 /* The RFC 5322 text of an outbox row, CRLF throughout, in the arena. */
+/* s with {product} replaced by [server] name, in the arena. */
+char	*mail_brand(struct arena *, const char *s);
+/* The From: header: [smtp] from_name <[smtp] from>, in the arena. */
+const char *mail_from_header(struct arena *);
 char	*mail_compose(struct arena *, const char *id, const char *from,
 	    const char *to, const char *subject, const char *text,
 	    const char *html, const char *date, size_t *len);

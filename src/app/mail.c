@@ -44,9 +44,61 @@ mail_allowed(struct req *r, const char *email_lc)
 }
 
 /*
+ * Branding: s with every "{product}" replaced by [server] name, in the
+ * arena.  Every mail text says {product} where it names the service.
+ */
+char *
+mail_brand(struct arena *a, const char *s)
+{
+	static const char	 tag[] = "{product}";
+	struct buf		 b;
+	const char		*p;
+
+	buf_init(&b, a);
+	while ((p = strstr(s, tag)) != NULL) {
+		buf_add(&b, s, (size_t)(p - s));
+		buf_puts(&b, cfg.product_name);
+		s = p + sizeof(tag) - 1;
+	}
+	buf_puts(&b, s);
+	return b.p;
+}
+
+/*
+ * The From: header of every mail: [smtp] from, with [smtp] from_name as
+ * its display name when set (RFC 2047-encoded when not ASCII).
+ */
+const char *
+mail_from_header(struct arena *a)
+{
+	const char	*n = cfg.smtp_from_name, *s;
+	bool		 ascii = true;
+
+	if (n == NULL || *n == '\0')
+		return cfg.smtp_from;
+	for (s = n; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			ascii = false;
+	if (ascii)
+		return arena_printf(a, "\"%s\" <%s>", n, cfg.smtp_from);
+	{
+		size_t	 len = strlen(n), elen = sodium_base64_ENCODED_LEN(len,
+			    sodium_base64_VARIANT_ORIGINAL);
+		char	*enc = arena_alloc(a, elen);
+
+		sodium_bin2base64(enc, elen, (const unsigned char *)n, len,
+		    sodium_base64_VARIANT_ORIGINAL);
+		return arena_printf(a, "=?UTF-8?B?%s?= <%s>", enc,
+		    cfg.smtp_from);
+	}
+}
+
+/*
  * Queues a message.  text is the plain-text body; the HTML part is the
- * same text, escaped, with the link (when given) as an anchor.  Returns
- * 0 or a DB_* code.
+ * same text, escaped, with the link (when given) as an anchor.  {product}
+ * in the subject and the text becomes [server] name, and with [server]
+ * support_url set every mail ends with a line naming it.  Returns 0 or a
+ * DB_* code.
  */
 int
 mail_queue(struct req *r, const char *user_id, const char *kind,
@@ -56,6 +108,11 @@ mail_queue(struct req *r, const char *user_id, const char *kind,
 	const char	*p, *line;
 	int		 rc;
 
+	subject = mail_brand(r->a, subject);
+	text = mail_brand(r->a, text);
+	if (cfg.support_url[0] != '\0')
+		text = arena_printf(r->a, "%s\nHelp and support: %s\n", text,
+		    cfg.support_url);
 	buf_init(&html, r->a);
 	buf_puts(&html, "<!doctype html><html><body style=\"font-family:"
 	    "sans-serif\">");
@@ -129,7 +186,7 @@ mail_welcome(struct req *r, const char *uid, const char *to,
 		trial = "";
 		break;
 	}
-	return mail_queue(r, uid, "welcome", to, "Welcome to tollgate",
+	return mail_queue(r, uid, "welcome", to, "Welcome to {product}",
 	    arena_printf(r->a, "Hello,\n\nyour email address is verified. "
 	    "Welcome!\n\n%sYour account: %s/profile\n", trial,
 	    cfg.base_url), NULL);
@@ -173,7 +230,7 @@ mail_email_change(struct req *r, const char *uid, const char *to,
 
 	return mail_queue(r, uid, "email_change", to, "Confirm your new email "
 	    "address", arena_printf(r->a, "Hello,\n\nplease confirm that "
-	    "this is the new email address of your tollgate account by "
+	    "this is the new email address of your {product} account by "
 	    "opening this link:\n\n%s\n\nThe change takes effect when you "
 	    "open it. The link works once and expires in 24 hours. If you "
 	    "did not ask for this, ignore this message.\n", link), link);
@@ -186,7 +243,7 @@ mail_email_change_notice(struct req *r, const char *uid, const char *to,
 {
 	return mail_queue(r, uid, "email_change_notice", to, "Your email "
 	    "address is being changed", arena_printf(r->a, "Hello,\n\n"
-	    "someone signed in to your tollgate account asked to change its "
+	    "someone signed in to your {product} account asked to change its "
 	    "email address to %s. The change takes effect when the link "
 	    "sent to that address is opened.\n\nIf this was not you, change "
 	    "your password now: %s/forgot-password\n", new_email,
@@ -203,7 +260,7 @@ mail_security_notice(struct req *r, const char *uid, const char *to,
     const char *what)
 {
 	return mail_queue(r, uid, "security_notice", to, "Security notice for "
-	    "your tollgate account", arena_printf(r->a, "Hello,\n\n%s\n\n"
+	    "your {product} account", arena_printf(r->a, "Hello,\n\n%s\n\n"
 	    "From address: %s\n\nIf this was you, there is nothing to do. "
 	    "If it was not, reset your password at once: "
 	    "%s/forgot-password\n", what, r->remote_addr != NULL ?
@@ -217,7 +274,7 @@ mail_trial_ending(struct req *r, const char *uid, const char *to, int days,
 {
 	return mail_queue(r, uid, "trial_ending", to, days == 1 ?
 	    "Your trial ends tomorrow" : arena_printf(r->a, "Your trial ends "
-	    "in %d days", days), arena_printf(r->a, "Hello,\n\nyour tollgate "
+	    "in %d days", days), arena_printf(r->a, "Hello,\n\nyour {product} "
 	    "trial ends on %s. To keep going without interruption, choose a "
 	    "plan:\n\n%s/billing\n", ends, cfg.base_url), NULL);
 }
@@ -232,7 +289,7 @@ mail_trial_ended(struct req *r, const char *uid, const char *to)
 			    "Metered actions now need a plan.";
 
 	return mail_queue(r, uid, "trial_ended", to, "Your trial has ended",
-	    arena_printf(r->a, "Hello,\n\nyour tollgate trial has ended. %s "
+	    arena_printf(r->a, "Hello,\n\nyour {product} trial has ended. %s "
 	    "Choose a plan here:\n\n%s/billing\n", next, cfg.base_url), NULL);
 }
 
@@ -240,10 +297,10 @@ mail_trial_ended(struct req *r, const char *uid, const char *to)
 int
 mail_account_deleted(struct req *r, const char *uid, const char *to)
 {
-	return mail_queue(r, uid, "account_deleted", to, "Your tollgate "
-	    "account was deleted", "Hello,\n\nyour tollgate account, its API "
+	return mail_queue(r, uid, "account_deleted", to, "Your {product} "
+	    "account was deleted", "Hello,\n\nyour {product} account, its API "
 	    "keys and its sessions have been deleted, as asked. Thank you "
-	    "for trying tollgate.\n", NULL);
+	    "for trying {product}.\n", NULL);
 }
 
 /* Appends text with every line ending made CRLF (bare LF or CR too). */

@@ -139,7 +139,7 @@ notice_once(struct req *r, const char *uid, const char *meter,
 	    threshold, meter);
 	text = arena_printf(r->a, "Hello,\n\nYou have used %lld of the %lld "
 	    "%s your plan includes in this billing period (%d %%).%s\n\n"
-	    "Your usage:\n%s\n\n-- tollgate\n", used, limit, meter, threshold,
+	    "Your usage:\n%s\n\n-- {product}\n", used, limit, meter, threshold,
 	    threshold >= 100 ? " Further use is refused until the next "
 	    "period, unless you upgrade." : "", link);
 	return mail_queue(r, uid, threshold >= 100 ? "usage_100" :

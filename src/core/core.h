@@ -86,6 +86,8 @@ struct config {
 	char		*cors_origins;	/* space or comma separated, or "" */
 	char		*socket;	/* FastCGI unix socket path */
 	char		*socket_group;	/* group that may connect, or "" */
+	char		*product_name;	/* [server] name: what users see */
+	char		*support_url;	/* "" when none */
 
 	/* [database] */
 	char		*db_host;	/* comma-separated list, tried in order */
@@ -101,6 +103,8 @@ struct config {
 
 	/* [crypto] */
 	unsigned char	 crypto_key[32];
+	unsigned char	 crypto_previous_key[32];	/* when has_previous_key */
+	bool		 has_previous_key;
 	unsigned long long argon2_ops;		/* crypto_pwhash opslimit */
 	size_t		 argon2_memory;		/* bytes (key is in KiB) */
 
@@ -134,6 +138,7 @@ struct config {
 	char		*smtp_user;
 	char		*smtp_password;
 	char		*smtp_from;
+	char		*smtp_from_name;	/* display name of From:, or "" */
 };
 
 /* The configuration in force in this process. */

@@ -4,7 +4,7 @@
  * schema_version.h from the file names, see Makefile.am).
  */
 #include "core/core.h"
-#include "schema_version.h"
+#include "core/schema_version.h"
 
 const char *
 tg_version(void)

@@ -1,0 +1,83 @@
+#!/usr/bin/perl
+# Branding: with [server] name = Acme Cloud, [server] support_url and
+# [smtp] from_name set, users see the operator's product and not
+# tollgate's name: in every page's title and header (and a support link),
+# in the mails (subject, text, a support line, the From: display name),
+# and in the authenticator app (the otpauth URI's label and issuer).  The
+# configuration is put back at the end.
+
+use strict;
+use warnings;
+use lib 't/lib';
+
+use Test::More;
+use Time::HiRes qw(sleep);
+use TG;
+use TGMail;
+use TGAccount;
+
+my $conf = $ENV{TG_CONF};
+my $orig = do { local (@ARGV, $/) = ($conf); <> };
+
+sub write_conf {
+	my ($text) = @_;
+	open my $fh, '>', "$conf.tmp$$" or die $!;
+	print $fh $text;
+	close $fh;
+	chmod 0600, "$conf.tmp$$";
+	rename "$conf.tmp$$", $conf or die $!;
+}
+
+sub restart {
+	devstack('reload');
+	devstack('restart-sender');
+}
+
+my $branded = $orig;
+$branded =~ s/^\[server\]\n/[server]\nname = Acme Cloud\nsupport_url = https:\/\/help.acme.example\/\n/m
+    or die 'no [server] section';
+$branded =~ s/^\[smtp\]\n/[smtp]\nfrom_name = Acme Accounts\n/m or die 'no [smtp]';
+write_conf($branded);
+END {
+	if (defined $orig) {
+		write_conf($orig);
+		restart();
+	}
+}
+restart();
+
+# Pages: the old workers go, the new ones read the new configuration.
+my $page = wait_for(sub {
+	my $b = req(GET => '/login')->body // '';
+	return $b =~ /Acme Cloud/ ? $b : undef;
+}, 20) // '';
+like($page, qr{<title>[^<]* · Acme Cloud</title>}, 'page title: Acme Cloud');
+like($page, qr{<a class="brand" href="/profile">Acme Cloud</a>}, 'page header: Acme Cloud');
+like($page, qr{<a class="support" href="https://help\.acme\.example/">}, 'a support link');
+unlike($page =~ s{/static/tollgate\.css}{}r, qr/tollgate/i, 'no "tollgate" left on the page');
+
+# Mail: the welcome mail after verification.
+sink_start();
+my $u = verified_user(tag => 'brand');
+my $m = wait_mail($u->{email}, sub { ($_[0]{subject} // '') =~ /Welcome/ });
+ok($m, 'a welcome mail');
+is($m->{subject}, 'Welcome to Acme Cloud', 'mail subject: Welcome to Acme Cloud');
+like($m->{headers}{from} // '', qr/^"Acme Accounts" <[^>]+>$/, 'From: the display name');
+like($m->{text} // '', qr{Help and support: https://help\.acme\.example/}, 'mail: the support line');
+my $v = wait_mail($u->{email}, sub { ($_[0]{subject} // '') =~ /verify/i });
+unlike(($m->{text} // '') . ($v->{text} // ''), qr/tollgate/i, 'no "tollgate" in the mails');
+
+# A security notice names the product too.
+my $res = jreq(POST => '/api/v1/api-keys', { name => 'b' }, bearer($u->{access}));
+is($res->code, 201, 'an API key (its mail names the product)');
+my $k = wait_mail($u->{email}, sub { ($_[0]{subject} // '') =~ /API key/ });
+like($k->{text} // '', qr/^-- Acme Cloud\r?$/m, 'the API key mail is signed Acme Cloud');
+
+# The authenticator app: the otpauth URI.
+$res = jreq(POST => '/api/v1/me/totp', {}, bearer($u->{access}));
+is($res->code, 200, 'TOTP enrolment');
+my $uri = eval { $res->json->{otpauth_url} } // '';
+like($uri, qr{^otpauth://totp/Acme%20Cloud:}, 'otpauth label: Acme Cloud');
+like($uri, qr{[?&]issuer=Acme%20Cloud(&|$)}, 'otpauth issuer: Acme Cloud');
+
+done_testing;
