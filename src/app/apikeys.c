@@ -367,7 +367,8 @@ int
 ctl_service_key_create(int argc, char *argv[])
 {
 	struct arena	*a;
-	const char	*key;
+	struct req	 r;
+	const char	*key, *id;
 	int		 rc;
 
 	if (argc != 1 || valid_slug(argv[0], strlen(argv[0])) != NULL) {
@@ -377,9 +378,15 @@ ctl_service_key_create(int argc, char *argv[])
 	}
 	a = arena_new();
 	key = new_token(a, "tgs_", 32);
-	rc = db_exec(&q_sk_insert, "ssss", new_id(a), argv[0],
-	    arena_strndup(a, key, 12), token_hash(a, key));
+	id = new_id(a);
+	ctl_local_req(&r, a);
+	if ((rc = db_begin()) == 0 &&
+	    (rc = db_exec(&q_sk_insert, "ssss", id, argv[0],
+	    arena_strndup(a, key, 12), token_hash(a, key))) >= 0 &&
+	    (rc = audit(&r, "service_key.create", id, argv[0])) >= 0)
+		rc = db_commit();
 	if (rc < 0) {
+		db_rollback();
 		fprintf(stderr, "tollgatectl: service-key create: %s\n",
 		    rc == DB_DUP ? "a live key has that name (revoke it "
 		    "first)" : "database error");
@@ -427,21 +434,36 @@ ctl_service_key_list(int argc, char *argv[])
 int
 ctl_service_key_revoke(int argc, char *argv[])
 {
-	int	 rc;
+	struct arena	*a;
+	struct req	 r;
+	int		 rc;
 
 	if (argc != 1) {
 		fprintf(stderr, "usage: tollgatectl service-key revoke "
 		    "NAME|ID\n");
 		return 2;
 	}
-	if ((rc = db_exec(&q_sk_revoke, "ss", argv[0], argv[0])) < 0) {
+	if ((rc = db_begin()) < 0 ||
+	    (rc = db_exec(&q_sk_revoke, "ss", argv[0], argv[0])) < 0) {
+		db_rollback();
 		fprintf(stderr, "tollgatectl: service-key revoke: database "
 		    "error\n");
 		return 1;
 	}
 	if (rc == 0) {
+		db_rollback();
 		fprintf(stderr, "tollgatectl: no live service key %s\n",
 		    argv[0]);
+		return 1;
+	}
+	a = arena_new();
+	ctl_local_req(&r, a);
+	rc = audit(&r, "service_key.revoke", NULL, argv[0]);
+	arena_free(a);
+	if (rc < 0 || (rc = db_commit()) < 0) {
+		db_rollback();
+		fprintf(stderr, "tollgatectl: service-key revoke: database "
+		    "error\n");
 		return 1;
 	}
 	printf("service key %s revoked\n", argv[0]);

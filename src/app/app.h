@@ -365,6 +365,18 @@ char	*mail_compose(struct arena *, const char *id, const char *from,
 	    const char *html, const char *date, size_t *len);
 
 /* ------------------------------------------------------------------ */
+/* ctlout.c: tollgatectl's one output style                           */
+/* ------------------------------------------------------------------ */
+
+/* A table (or with json a JSON array) of rows; numeric: 'n' per column. */
+void	 ctl_print_rows(const struct dbrows *, const char *const *cols,
+	    size_t ncols, const char *numeric, bool json);
+/* The request audit() takes for tollgatectl's own changes. */
+void	 ctl_local_req(struct req *, struct arena *);
+/* Takes --json out of argv; true when it was there. */
+bool	 ctl_take_json(int *argc, char *argv[]);
+
+/* ------------------------------------------------------------------ */
 /* audit.c: the audit trail                                           */
 /* ------------------------------------------------------------------ */
 

@@ -316,7 +316,10 @@ ctl_plan_field(const char *plan, const char *kv)
 int
 ctl_plans_set(int argc, char *argv[])
 {
-	int	 i, rc;
+	struct arena	*a;
+	struct req	 r;
+	const char	*what;
+	int		 i, rc;
 
 	if (argc < 1 || valid_slug(argv[0], strlen(argv[0])) != NULL) {
 		fprintf(stderr, "usage: tollgatectl plans set NAME "
@@ -328,6 +331,12 @@ ctl_plans_set(int argc, char *argv[])
 	}
 	if ((rc = db_begin()) < 0)
 		return ctl_dberr("plans set", rc);
+	a = arena_new();
+	ctl_local_req(&r, a);
+	what = "";
+	for (i = 1; i < argc; i++)
+		what = arena_printf(a, "%s%s%s", what, i > 1 ? " " : "",
+		    argv[i]);
 	if ((rc = db_exec(&q_plan_make, "ss", argv[0], argv[0])) < 0)
 		goto fail;
 	if (rc == 1)
@@ -335,6 +344,7 @@ ctl_plans_set(int argc, char *argv[])
 	for (i = 1; i < argc; i++) {
 		if ((rc = ctl_plan_field(argv[0], argv[i])) == 2) {
 			db_rollback();
+			arena_free(a);
 			fprintf(stderr, "tollgatectl: plans set: bad value "
 			    "%s\n", argv[i]);
 			return 2;
@@ -342,12 +352,16 @@ ctl_plans_set(int argc, char *argv[])
 		if (rc < 0)
 			goto fail;
 	}
-	if ((rc = db_commit()) < 0)
+	/* The audit trail names the plan and what was set. */
+	if ((rc = audit(&r, "plan.set", NULL, arena_printf(a, "%s %s",
+	    argv[0], what))) < 0 || (rc = db_commit()) < 0)
 		goto fail;
+	arena_free(a);
 	printf("plan %s saved\n", argv[0]);
 	return 0;
 fail:
 	db_rollback();
+	arena_free(a);
 	return ctl_dberr("plans set", rc);
 }
 
@@ -359,6 +373,7 @@ int
 ctl_plans_delete(int argc, char *argv[])
 {
 	struct arena	*a;
+	struct req	 r;
 	struct dbrows	 row;
 	int		 rc;
 
@@ -375,12 +390,23 @@ ctl_plans_delete(int argc, char *argv[])
 		fprintf(stderr, "tollgatectl: no plan %s\n", argv[0]);
 		return 1;
 	}
-	if ((rc = db_exec(&q_plan_delete, "s", argv[0])) < 0)
+	if ((rc = db_begin()) < 0)
 		return ctl_dberr("plans delete", rc);
-	if (rc == 0) {
+	if ((rc = db_exec(&q_plan_delete, "s", argv[0])) <= 0) {
+		db_rollback();
+		if (rc < 0)
+			return ctl_dberr("plans delete", rc);
 		fprintf(stderr, "tollgatectl: the trial plan cannot be "
 		    "deleted\n");
 		return 1;
+	}
+	a = arena_new();
+	ctl_local_req(&r, a);
+	rc = audit(&r, "plan.delete", NULL, argv[0]);
+	arena_free(a);
+	if (rc < 0 || (rc = db_commit()) < 0) {
+		db_rollback();
+		return ctl_dberr("plans delete", rc);
 	}
 	printf("plan %s deleted\n", argv[0]);
 	return 0;

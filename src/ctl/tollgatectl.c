@@ -89,6 +89,16 @@ static const struct cmd cmds[] = {
 	    "admin create EMAIL    (password on stdin, or generated)" },
 	{ "user", "show", ctl_user_show, "user show EMAIL" },
 	{ "user", "disable", ctl_user_disable, "user disable EMAIL" },
+	{ "user", "enable", ctl_user_enable, "user enable EMAIL" },
+	{ "user", "verify", ctl_user_verify, "user verify EMAIL" },
+	{ "user", "set-password", ctl_user_set_password,
+	    "user set-password EMAIL    (password on stdin)" },
+	{ "user", "list", ctl_user_list,
+	    "user list [--json] [--disabled] [--limit N] [QUERY]" },
+	{ "outbox", "list", ctl_outbox_list,
+	    "outbox list [--json] [--failed|--pending|--sent] [--limit N]" },
+	{ "outbox", "retry", ctl_outbox_retry,
+	    "outbox retry ID...|--all-failed" },
 };
 
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
