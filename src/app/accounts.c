@@ -329,6 +329,7 @@ onetime_find(struct req *r, const char *tok, const char *kinds,
 	memset(o, 0, sizeof(*o));
 	if (tok == NULL || valid_token(tok, strlen(tok)) != NULL)
 		return 0;
+	hash_rekey(r, HASHED_TOKEN, tok);
 	o->hash = token_hash(r->a, tok);
 	if ((rc = db_select(r->a, &q_token_find, &row, "ss", o->hash,
 	    kinds)) <= 0)

@@ -365,6 +365,23 @@ char	*mail_compose(struct arena *, const char *id, const char *from,
 	    const char *html, const char *date, size_t *len);
 
 /* ------------------------------------------------------------------ */
+/* rekey.c: rotating [crypto] key                                     */
+/* ------------------------------------------------------------------ */
+
+/* The tables whose rows are found by a keyed hash of a secret. */
+enum hashed {
+	HASHED_API_KEY, HASHED_SERVICE_KEY, HASHED_COOKIE, HASHED_REFRESH,
+	HASHED_TOKEN, HASHED_RECOVERY, HASHED__MAX
+};
+/*
+ * Before a lookup by token_hash(input): while [crypto] previous_key is
+ * set, moves a row holding input's old hash to the new one.
+ */
+void	 hash_rekey(struct req *, enum hashed, const char *input);
+/* tollgatectl rekey [--json] (an exit status). */
+int	 ctl_rekey(int, char *[]);
+
+/* ------------------------------------------------------------------ */
 /* ctlout.c: tollgatectl's one output style                           */
 /* ------------------------------------------------------------------ */
 

@@ -201,6 +201,7 @@ h_gate(struct req *r)
 	}
 	if (cred != NULL && strncmp(cred, "tgk_", 4) == 0) {
 		kind = "k";
+		hash_rekey(r, HASHED_API_KEY, cred);
 		a = token_hash(r->a, cred);
 	} else if (cred != NULL && strncmp(cred, "tgs_", 4) == 0) {
 		gate_deny_early(r, 401, "unauthenticated");
@@ -226,6 +227,7 @@ h_gate(struct req *r)
 			return;
 		}
 		kind = "c";
+		hash_rekey(r, HASHED_COOKIE, cookie);
 		a = token_hash(r->a, cookie);
 	}
 

@@ -157,6 +157,7 @@ h_refresh(struct req *r)
 	unsigned char		*sealed;
 	int			 rc;
 
+	hash_rekey(r, HASHED_REFRESH, in_str(r, "refresh_token"));
 	hash = token_hash(r->a, in_str(r, "refresh_token"));
 	if ((rc = db_begin()) < 0)
 		goto dberr;

@@ -207,6 +207,8 @@ recovery_use(struct req *r, const char *uid, const char *code)
 
 	if (norm == NULL)
 		return 0;
+	hash_rekey(r, HASHED_RECOVERY, arena_printf(r->a, "recovery|%s|%s",
+	    uid, norm));
 	if ((rc = db_exec(&q_recovery_use, "ss", uid,
 	    recovery_hash(r->a, uid, norm))) < 0)
 		return rc;

@@ -179,6 +179,8 @@ char	*new_id(struct arena *);
 char	*new_token(struct arena *, const char *prefix, size_t nbytes);
 /* Keyed BLAKE2b of s with crypto key, as 64 hex characters, in the arena. */
 char	*token_hash(struct arena *, const char *s);
+/* The same under [crypto] previous_key; NULL when none is set. */
+char	*token_hash_previous(struct arena *, const char *s);
 /* Constant-time equality of two strings of any length. */
 bool	 ct_streq(const char *, const char *);
 /* base64url without padding of n bytes, in the arena. */
@@ -198,6 +200,9 @@ bool	 password_needs_rehash(const char *hash);
 unsigned char *seal(struct arena *, const void *, size_t, size_t *outlen);
 /* NULL when tampered with; the plain text is NUL-terminated. */
 char	*unseal(struct arena *, const void *, size_t, size_t *outlen);
+/* unseal, also under [crypto] previous_key; *old says it was needed. */
+char	*unseal_ex(struct arena *, const void *, size_t, size_t *outlen,
+	    bool *old);
 char	*hex(struct arena *, const void *, size_t);
 
 #define JWT_OK		0

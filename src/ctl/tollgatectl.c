@@ -99,6 +99,7 @@ static const struct cmd cmds[] = {
 	    "outbox list [--json] [--failed|--pending|--sent] [--limit N]" },
 	{ "outbox", "retry", ctl_outbox_retry,
 	    "outbox retry ID...|--all-failed" },
+	{ "rekey", NULL, ctl_rekey, "rekey [--json]" },
 };
 
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
