@@ -106,11 +106,10 @@ verify_body(void *v)
 	int		 rc;
 
 	/* As verify-email does: the trial starts, the welcome mail goes. */
-	if ((rc = account_verified(o->r, o->uid)) < 0)
+	if ((rc = account_verified(o->r, o->uid)) < 0 ||
+	    (rc = audit(o->r, "user.verify", o->uid, NULL)) < 0)
 		return rc;
-	o->changed = rc;
-	if (rc > 0 && (rc = audit(o->r, "user.verify", o->uid, NULL)) < 0)
-		return rc;
+	o->changed = 1;
 	return 0;
 }
 
@@ -139,11 +138,16 @@ on_user(const char *email, int (*body)(void *), const char *hash,
 	struct arena	*a = arena_new();
 	struct req	 r;
 	struct op	 o;
+	bool		 verified;
 	int		 rc, status;
 
 	memset(&o, 0, sizeof(o));
-	if ((status = find_user(a, email, &o.uid, NULL)) != 0)
+	if ((status = find_user(a, email, &o.uid, &verified)) != 0)
 		goto out;
+	if (body == verify_body && verified) {
+		*changed = 0;	/* Nothing to do, nothing to audit. */
+		goto out;
+	}
 	ctl_local_req(&r, a);
 	o.r = &r;
 	o.hash = hash;
