@@ -25,7 +25,7 @@ static struct sql q_links_spent = SQL(
     "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) WHERE user_id = ? AND "
     "used_at IS NULL");
 static struct sql q_list = SQL(
-    "SELECT u.id, u.email, u.name, u.role, " PLAN_EXPR("u") ", "
+    "SELECT u.id, u.email, u.name, u.role, tg_plan(u.id), "
     "IF(u.email_verified_at IS NULL, 'no', 'yes'), "
     "IF(u.disabled_at IS NULL, 'no', 'yes'), "
     "DATE_FORMAT(u.created_at, '%Y-%m-%dT%H:%i:%sZ') FROM users u "

@@ -269,8 +269,10 @@ handle(FCGX_Request *fx, struct arena *a)
 	    r.remote_addr ? r.remote_addr : "-",
 	    r.who.user_id ? r.who.user_id : "-");
 	log_set_request_id(NULL);
-	if (r.json != NULL)
+	if (r.json != NULL) {
+		json_wipe(r.json);	/* passwords, tokens: not left in the heap */
 		json_object_put(r.json);
+	}
 }
 
 void
