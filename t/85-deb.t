@@ -155,6 +155,17 @@ like($out, qr/^usage: tollgatectl .*\n(?s:.*)^\s+migrate\b/m,
 is($rc, 2, 'tollgated with a bad option exits 2');
 like($out, qr/^usage: tollgated /m, 'tollgated prints its usage');
 
+($rc, $out) = run('/usr/sbin/tollgated', '--version');
+is($rc, 0, 'tollgated --version exits 0');
+my ($top) = sort { $b <=> $a } map { /^0*(\d+)-/ ? $1 : () } @sql;
+like($out, qr/^tollgated \S+ \(schema version \Q$top\E\)$/m,
+    'tollgated --version names the schema version of the shipped migrations');
+($rc, $out) = run(@sudo, 'runuser', '-u', 'tollgate', '--',
+    '/usr/sbin/tollgated', '-t');
+is($rc, 0, 'tollgated -t as tollgate: the fresh configuration loads') or diag($out);
+like($out, qr/configuration \/etc\/tollgate\/tollgate\.conf is ok/,
+    'tollgated -t says so');
+
 # The configuration loads for the service user and nobody else.
 ($rc, $out) = run(@sudo, 'runuser', '-u', 'tollgate', '--',
     '/usr/sbin/tollgatectl', 'user', 'show');
