@@ -149,4 +149,18 @@ ok(audit_rows('service_key.create', $sk) >= 1, 'service-key create: audited');
 is($rc, 0, 'service-key revoke: exit 0');
 ok(audit_rows('service_key.revoke', $sk) >= 1, 'service-key revoke: audited');
 
+# --json on the other lists.
+($rc, $out) = ctl(undef, 'plans', 'list', '--json');
+my $plans = eval { decode_json($out) } // [];
+my ($pro) = grep { $_->{name} eq 'pro' } @$plans;
+ok($pro, 'plans list --json: an array naming pro');
+ok(defined $pro && ref $pro->{limits} eq 'HASH', 'plans list --json: limits as an object');
+($rc, $out) = ctl(undef, 'service-key', 'list', '--json');
+my $sks = eval { decode_json($out) } // [];
+my ($skr) = grep { $_->{name} eq $sk } @$sks;
+ok($skr && $skr->{revoked_at}, 'service-key list --json: the revoked key, with revoked_at');
+($rc, $out) = ctl(undef, 'service-key', 'list');
+like($out, qr/^ID\s+NAME\s+PREVIEW\s+CREATED_AT\s+REVOKED_AT$/m,
+    'service-key list: the table header');
+
 done_testing;

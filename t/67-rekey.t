@@ -85,8 +85,15 @@ my $hash_before = key_hash($used_id);
 (my $rotated = $orig) =~ s/^key = \Q$old_key\E$/key = $new_key\nprevious_key = $old_key/m
     or die 'cannot rewrite the key';
 write_conf($rotated);
+# Back to the dev stack's key the same way: the old key as previous_key,
+# rekey, then the configuration as it was (what this test sealed under
+# the new key must open again under the old one).
 END {
 	if (defined $orig) {
+		(my $back = $orig) =~ s/^key = \Q$old_key\E$/key = $old_key\nprevious_key = $new_key/m;
+		write_conf($back);
+		reload();
+		ctl('rekey');
 		write_conf($orig);
 		reload();
 	}

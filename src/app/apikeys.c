@@ -353,8 +353,8 @@ static struct sql q_sk_insert = SQL(
     "VALUES (?, ?, ?, ?)");
 static struct sql q_sk_list = SQL(
     "SELECT id, name, preview, DATE_FORMAT(created_at, "
-    "'%Y-%m-%dT%H:%i:%sZ'), COALESCE(DATE_FORMAT(revoked_at, "
-    "'%Y-%m-%dT%H:%i:%sZ'), '-') FROM service_keys ORDER BY created_at");
+    "'%Y-%m-%dT%H:%i:%sZ'), DATE_FORMAT(revoked_at, "
+    "'%Y-%m-%dT%H:%i:%sZ') FROM service_keys ORDER BY created_at");
 static struct sql q_sk_revoke = SQL(
     "UPDATE service_keys SET revoked_at = UTC_TIMESTAMP(6) "
     "WHERE (live_name = ? OR id = ?) AND revoked_at IS NULL");
@@ -399,18 +399,22 @@ ctl_service_key_create(int argc, char *argv[])
 	return 0;
 }
 
-/* tollgatectl service-key list: id, name, preview, created, revoked. */
+/*
+ * tollgatectl service-key list [--json]: id, name, preview, created,
+ * revoked.
+ */
 int
 ctl_service_key_list(int argc, char *argv[])
 {
+	static const char *const cols[] = { "id", "name", "preview",
+	    "created_at", "revoked_at" };
 	struct arena	*a;
 	struct dbrows	 rows;
-	size_t		 i;
+	bool		 json = ctl_take_json(&argc, argv);
 	int		 rc;
 
-	(void)argv;
 	if (argc != 0) {
-		fprintf(stderr, "usage: tollgatectl service-key list\n");
+		fprintf(stderr, "usage: tollgatectl service-key list [--json]\n");
 		return 2;
 	}
 	a = arena_new();
@@ -420,12 +424,7 @@ ctl_service_key_list(int argc, char *argv[])
 		arena_free(a);
 		return 1;
 	}
-	printf("%-22s %-20s %-12s %-20s %s\n", "ID", "NAME", "PREVIEW",
-	    "CREATED", "REVOKED");
-	for (i = 0; i < rows.n; i++)
-		printf("%-22s %-20s %-12s %-20s %s\n", dbv(&rows, i, 0),
-		    dbv(&rows, i, 1), dbv(&rows, i, 2), dbv(&rows, i, 3),
-		    dbv(&rows, i, 4));
+	ctl_print_rows(&rows, cols, sizeof(cols) / sizeof(cols[0]), NULL, json);
 	arena_free(a);
 	return 0;
 }

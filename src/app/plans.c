@@ -148,18 +148,23 @@ ctl_dberr(const char *what, int rc)
 	return 1;
 }
 
-/* tollgatectl plans list: one line per plan with its meters' limits. */
+/*
+ * tollgatectl plans list [--json]: one line per plan with its meters'
+ * limits; with --json an array of {name, display_name, price, currency,
+ * rate_per_minute, credits, api_keys, sort_order, stripe_price_id, trial,
+ * limits: {meter: n}}.
+ */
 int
 ctl_plans_list(int argc, char *argv[])
 {
 	struct arena	*a = arena_new();
 	struct dbrows	 p, l;
 	size_t		 i, j;
+	bool		 json = ctl_take_json(&argc, argv);
 	int		 rc;
 
-	(void)argv;
 	if (argc != 0) {
-		fprintf(stderr, "usage: tollgatectl plans list\n");
+		fprintf(stderr, "usage: tollgatectl plans list [--json]\n");
 		arena_free(a);
 		return 2;
 	}
@@ -167,6 +172,45 @@ ctl_plans_list(int argc, char *argv[])
 	    (rc = db_select(a, &q_limits, &l, "")) < 0) {
 		arena_free(a);
 		return ctl_dberr("plans list", rc);
+	}
+	if (json) {
+		struct json_object *arr = json_object_new_array(), *o, *lim;
+		static const int num[] = { 1, 3, 4, 5, 8 };
+		static const char *const names[] = { "price",
+		    "rate_per_minute", "credits", "api_keys", "sort_order" };
+
+		for (i = 0; i < p.n; i++) {
+			o = json_object_new_object();
+			json_object_object_add(o, "name",
+			    json_object_new_string(dbv(&p, i, 0)));
+			json_object_object_add(o, "display_name",
+			    json_object_new_string(dbv(&p, i, 6)));
+			json_object_object_add(o, "currency",
+			    json_object_new_string(dbv(&p, i, 2)));
+			for (j = 0; j < sizeof(num) / sizeof(num[0]); j++)
+				json_object_object_add(o, names[j],
+				    dbv(&p, i, (size_t)num[j]) == NULL ? NULL :
+				    json_object_new_int64(dbi(&p, i,
+				    (size_t)num[j])));
+			json_object_object_add(o, "stripe_price_id",
+			    dbv(&p, i, 7) == NULL ? NULL :
+			    json_object_new_string(dbv(&p, i, 7)));
+			json_object_object_add(o, "trial",
+			    json_object_new_boolean(dbi(&p, i, 9) != 0));
+			lim = json_object_new_object();
+			for (j = 0; j < l.n; j++)
+				if (strcmp(dbv(&l, j, 0), dbv(&p, i, 0)) == 0)
+					json_object_object_add(lim, dbv(&l, j,
+					    1), dbv(&l, j, 2) == NULL ? NULL :
+					    json_object_new_int64(dbi(&l, j, 2)));
+			json_object_object_add(o, "limits", lim);
+			json_object_array_add(arr, o);
+		}
+		printf("%s\n", json_object_to_json_string_ext(arr,
+		    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(arr);
+		arena_free(a);
+		return 0;
 	}
 	printf("%-12s %-12s %8s %-4s %6s %8s %5s %5s  %s\n", "NAME", "DISPLAY",
 	    "PRICE", "CUR", "RATE", "CREDITS", "KEYS", "ORDER", "LIMITS");
