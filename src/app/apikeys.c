@@ -153,12 +153,9 @@ apikey_create_core(struct req *r, const char *uid, const char *name,
 			return APIKEY_QUOTA;
 		}
 		if ((rc = apikey_create(r, uid, name, days, &key)) < 0 ||
-		    (rc = mail_queue(r, uid, "api_key_created", dbv(&u, 0, 0),
-		    "A new API key was created", arena_printf(r->a, "Hello,\n\n"
-		    "An API key named \"%s\" was just created for your "
-		    "account. If this was not you, delete it and change "
-		    "your password:\n%s/profile\n\n-- {product}\n", name,
-		    cfg.base_url), NULL)) < 0 ||
+		    (rc = mail_text(r, uid, "api_key_created",
+		    "api_key_created", dbv(&u, 0, 0), NULL, (const char *[]){
+		    "name", name, NULL })) < 0 ||
 		    (rc = audit(r, "api_key.create", uid, name)) < 0)
 			goto fail;
 		if ((rc = db_commit()) < 0)

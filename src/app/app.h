@@ -372,6 +372,19 @@ int	 mail_trial_ending(struct req *, const char *uid, const char *to,
 int	 mail_trial_ended(struct req *, const char *uid, const char *to);
 int	 mail_account_deleted(struct req *, const char *uid, const char *to);
 /* The RFC 5322 text of an outbox row, CRLF throughout, in the arena. */
+/*
+ * mailtexts.c: the mail texts (share/mail-texts.txt and [server]
+ * mail_texts).  mail_text queues the message name (with its subject) as
+ * kind, its {placeholders} filled from vars (name, value, ..., NULL);
+ * mail_part is a part's text, filled.  mail_texts_check reads a texts
+ * file: the number of entries, or -1 with why in err.
+ */
+int	 mail_text(struct req *, const char *uid, const char *name,
+	    const char *kind, const char *to, const char *link,
+	    const char *const *vars);
+const char *mail_part(struct arena *, const char *name,
+	    const char *const *vars);
+int	 mail_texts_check(const char *path, char *err, size_t errlen);
 /* s with {product} replaced by [server] name, in the arena. */
 char	*mail_brand(struct arena *, const char *s);
 /* The From: header: [smtp] from_name <[smtp] from>, in the arena. */

@@ -42,6 +42,7 @@ static const struct key keys[] = {
 	{ "server", "socket_group", K_STR, OFF(socket_group), "", 0, 0 },
 	{ "server", "name", K_STR, OFF(product_name), "tollgate", 0, 0 },
 	{ "server", "support_url", K_STR, OFF(support_url), "", 0, 0 },
+	{ "server", "mail_texts", K_STR, OFF(mail_texts), "", 0, 0 },
 	{ "database", "host", K_STR, OFF(db_host), "localhost", 0, 0 },
 	{ "database", "port", K_INT, OFF(db_port), "3306", 1, 65535 },
 	{ "database", "socket", K_STR, OFF(db_socket), "", 0, 0 },

@@ -88,6 +88,7 @@ struct config {
 	char		*socket_group;	/* group that may connect, or "" */
 	char		*product_name;	/* [server] name: what users see */
 	char		*support_url;	/* "" when none */
+	char		*mail_texts;	/* the operator's mail texts, or "" */
 
 	/* [database] */
 	char		*db_host;	/* comma-separated list, tried in order */

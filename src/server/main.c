@@ -425,6 +425,19 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (test) {
+		if (cfg.mail_texts[0] != '\0') {
+			int n = mail_texts_check(cfg.mail_texts, err,
+			    sizeof(err));
+
+			if (n < 0) {
+				fprintf(stderr, "tollgated: [server] "
+				    "mail_texts: %s\n", err);
+				return 1;
+			}
+			if (!quiet)
+				printf("tollgated: %d mail texts in %s\n", n,
+				    cfg.mail_texts);
+		}
 		if (!quiet)
 			printf("tollgated: the configuration %s is ok\n", path);
 		return check_schema(true, quiet);
