@@ -104,6 +104,7 @@ for my $f (qw(/lib/systemd/system/tollgated.service
     /lib/systemd/system/tollgated.socket
     /lib/systemd/system/tollgate-sender.service
     /usr/share/doc/tollgate/examples/tollgate-dashboard.json
+    /usr/share/tollgate/mail-texts.txt
     /usr/share/man/man8/tollgated.8.gz /usr/share/man/man8/tollgatectl.8.gz
     /usr/share/man/man5/tollgate.conf.5.gz
     /etc/nginx/snippets/tollgate-http.conf /etc/nginx/snippets/tollgate-app.conf
