@@ -78,7 +78,7 @@ unlike($page =~ s{/static/tollgate\.css}{}r, qr/tollgate/i, 'no "tollgate" left 
 # Mail: the welcome mail after verification.
 sink_start();
 my $u = verified_user(tag => 'brand');
-my $m = wait_mail($u->{email}, sub { ($_[0]{subject} // '') =~ /Welcome/ });
+my $m = wait_mail($u->{email}, sub { ($_[0]{subject} // '') =~ /welcome/i });
 ok($m, 'a welcome mail');
 is($m->{subject}, 'You are in, welcome to Acme Cloud',
     'the welcome mail: the operator\'s subject, with the product');

@@ -374,15 +374,22 @@ int	 mail_account_deleted(struct req *, const char *uid, const char *to);
 /* The RFC 5322 text of an outbox row, CRLF throughout, in the arena. */
 /*
  * mailtexts.c: the mail texts (share/mail-texts.txt and [server]
- * mail_texts).  mail_text queues the message name (with its subject) as
- * kind, its {placeholders} filled from vars (name, value, ..., NULL);
- * mail_part is a part's text, filled.  mail_texts_check reads a texts
+ * mail_texts).  mail_message is the text of message name (its subject
+ * in *subject), mail_part a part's text, their {placeholders} filled
+ * from vars (name, value, ..., NULL), in the arena; NULL (or "" for a
+ * part) when there is no such text.  mail_texts_check reads a texts
  * file: the number of entries, or -1 with why in err.
+ */
+const char *mail_message(struct arena *, const char *name,
+	    const char *const *vars, const char **subject);
+const char *mail_part(struct arena *, const char *name,
+	    const char *const *vars);
+/*
+ * mail.c: queues message name of the texts as kind, its placeholders
+ * filled from vars.  Returns 0 or a DB_* code.
  */
 int	 mail_text(struct req *, const char *uid, const char *name,
 	    const char *kind, const char *to, const char *link,
-	    const char *const *vars);
-const char *mail_part(struct arena *, const char *name,
 	    const char *const *vars);
 int	 mail_texts_check(const char *path, char *err, size_t errlen);
 /* s with {product} replaced by [server] name, in the arena. */

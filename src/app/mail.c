@@ -149,6 +149,18 @@ mail_queue(struct req *r, const char *user_id, const char *kind,
  * [server] base_url.  Each returns 0 or a DB_* code.
  */
 
+int
+mail_text(struct req *r, const char *uid, const char *name,
+    const char *kind, const char *to, const char *link,
+    const char *const *vars)
+{
+	const char	*subject, *text;
+
+	if ((text = mail_message(r->a, name, vars, &subject)) == NULL)
+		return DB_FAIL;
+	return mail_queue(r, uid, kind, to, subject, text, link);
+}
+
 /* The verification mail with its link. */
 int
 mail_verify(struct req *r, const char *uid, const char *to, const char *token)

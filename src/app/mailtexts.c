@@ -233,20 +233,19 @@ mail_part(struct arena *a, const char *name, const char *const *vars)
 	return fill(a, t->body, vars);
 }
 
-int
-mail_text(struct req *r, const char *uid, const char *name,
-    const char *kind, const char *to, const char *link,
-    const char *const *vars)
+const char *
+mail_message(struct arena *a, const char *name, const char *const *vars,
+    const char **subject)
 {
 	struct mtext	*t;
 
 	load();
 	if ((t = find(name)) == NULL || t->subject == NULL) {
 		log_err("mail_texts", " name=%s msg=\"no such message\"", name);
-		return DB_FAIL;
+		return NULL;
 	}
-	return mail_queue(r, uid, kind, to, fill(r->a, t->subject, vars),
-	    arena_printf(r->a, "%s\n", fill(r->a, t->body, vars)), link);
+	*subject = fill(a, t->subject, vars);
+	return arena_printf(a, "%s\n", fill(a, t->body, vars));
 }
 
 int
