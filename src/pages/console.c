@@ -97,11 +97,6 @@ recent_section(struct page *p)
 void
 h_page_admin(struct req *r)
 {
-	static const struct field f[] = {
-		{ "q", F_TEXT, 0, 0, 254 },
-		{ "page", F_INT, 0, 1, 1000000 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page		 p;
 	struct json_object	*o = NULL, *users, *u;
 	const char		*q;
@@ -112,7 +107,7 @@ h_page_admin(struct req *r)
 	if (!pg_admin(r))
 		return;
 	pg_init(&p, r);
-	if (!pg_take(&p, f)) {
+	if (!pg_take(&p)) {
 		json_object_put(p.errs);
 		p.errs = NULL;
 		r->nin = 0;	/* a bad page number: the first page */
@@ -625,13 +620,6 @@ admin_post(struct req *r, struct page *p)
 void
 h_page_admin_update(struct req *r)
 {
-	static const struct field f[] = {
-		{ "plan", F_TEXT, 0, 0, 64 },
-		{ "role", F_TEXT, 0, 0, 16 },
-		{ "disabled", F_BOOL, 0, 0, 0 },
-		{ "totp", F_BOOL, 0, 0, 0 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page		 p;
 	struct admin_change	 c;
 	const char		*role, *plan;
@@ -641,7 +629,7 @@ h_page_admin_update(struct req *r)
 		return;
 	memset(&c, 0, sizeof(c));
 	c.disabled = -1;
-	if (!pg_take(&p, f)) {
+	if (!pg_take(&p)) {
 		json_object_put(p.errs);
 		p.errs = NULL;
 		pg_error(&p, "_form", "The form was not valid.");
@@ -682,18 +670,13 @@ h_page_admin_update(struct req *r)
 void
 h_page_admin_credits(struct req *r)
 {
-	static const struct field f[] = {
-		{ "delta", F_INT, FIELD_REQUIRED, -1000000000, 1000000000 },
-		{ "reason", F_TEXT, FIELD_REQUIRED, 1, 255 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page	 p;
 	long long	 applied, remaining;
 	int		 rc;
 
 	if (!admin_post(r, &p))
 		return;
-	if (!pg_take(&p, f) || in_int(r, "delta", 0) == 0) {
+	if (!pg_take(&p) || in_int(r, "delta", 0) == 0) {
 		if (p.errs == NULL)
 			pg_error(&p, "delta", "must not be zero");
 		admin_user_page(&p, 422, r->params[0]);
@@ -712,17 +695,13 @@ h_page_admin_credits(struct req *r)
 void
 h_page_admin_trial(struct req *r)
 {
-	static const struct field f[] = {
-		{ "days", F_INT, FIELD_REQUIRED, -3650, 3650 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page	 p;
 	const char	*ends;
 	int		 rc;
 
 	if (!admin_post(r, &p))
 		return;
-	if (!pg_take(&p, f)) {
+	if (!pg_take(&p)) {
 		admin_user_page(&p, 422, r->params[0]);
 		return;
 	}
@@ -742,10 +721,6 @@ h_page_admin_trial(struct req *r)
 void
 h_page_admin_delete(struct req *r)
 {
-	static const struct field f[] = {
-		{ "confirm", F_TEXT, FIELD_REQUIRED, 1, 254 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page		 p;
 	struct json_object	*d = NULL, *u;
 	bool			 same;
@@ -753,7 +728,7 @@ h_page_admin_delete(struct req *r)
 
 	if (!admin_post(r, &p))
 		return;
-	if (!pg_take(&p, f)) {
+	if (!pg_take(&p)) {
 		admin_user_page(&p, 422, r->params[0]);
 		return;
 	}
