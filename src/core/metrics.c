@@ -56,7 +56,7 @@ static const struct series {
 } series[CTR__MAX] = {
 	[CTR_GATE_ALLOW] = { "tollgate_gate_decisions_total",
 	    "decision=\"allow\",code=\"ok\"", "counter",
-	    "Gate checks and service decisions: allowed, or denied with "
+	    "Gate checks: allowed, or denied with "
 	    "the contract's error code.", "ok" },
 #define DENY(e, c) [e] = { "tollgate_gate_decisions_total",		\
 	    "decision=\"deny\",code=\"" c "\"", NULL, NULL, c }
