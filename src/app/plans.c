@@ -148,18 +148,23 @@ ctl_dberr(const char *what, int rc)
 	return 1;
 }
 
-/* tollgatectl plans list: one line per plan with its meters' limits. */
+/*
+ * tollgatectl plans list [--json]: one line per plan with its meters'
+ * limits; with --json an array of {name, display_name, price, currency,
+ * rate_per_minute, credits, api_keys, sort_order, stripe_price_id, trial,
+ * limits: {meter: n}}.
+ */
 int
 ctl_plans_list(int argc, char *argv[])
 {
 	struct arena	*a = arena_new();
 	struct dbrows	 p, l;
 	size_t		 i, j;
+	bool		 json = ctl_take_json(&argc, argv);
 	int		 rc;
 
-	(void)argv;
 	if (argc != 0) {
-		fprintf(stderr, "usage: tollgatectl plans list\n");
+		fprintf(stderr, "usage: tollgatectl plans list [--json]\n");
 		arena_free(a);
 		return 2;
 	}
@@ -167,6 +172,45 @@ ctl_plans_list(int argc, char *argv[])
 	    (rc = db_select(a, &q_limits, &l, "")) < 0) {
 		arena_free(a);
 		return ctl_dberr("plans list", rc);
+	}
+	if (json) {
+		struct json_object *arr = json_object_new_array(), *o, *lim;
+		static const int num[] = { 1, 3, 4, 5, 8 };
+		static const char *const names[] = { "price",
+		    "rate_per_minute", "credits", "api_keys", "sort_order" };
+
+		for (i = 0; i < p.n; i++) {
+			o = json_object_new_object();
+			json_object_object_add(o, "name",
+			    json_object_new_string(dbv(&p, i, 0)));
+			json_object_object_add(o, "display_name",
+			    json_object_new_string(dbv(&p, i, 6)));
+			json_object_object_add(o, "currency",
+			    json_object_new_string(dbv(&p, i, 2)));
+			for (j = 0; j < sizeof(num) / sizeof(num[0]); j++)
+				json_object_object_add(o, names[j],
+				    dbv(&p, i, (size_t)num[j]) == NULL ? NULL :
+				    json_object_new_int64(dbi(&p, i,
+				    (size_t)num[j])));
+			json_object_object_add(o, "stripe_price_id",
+			    dbv(&p, i, 7) == NULL ? NULL :
+			    json_object_new_string(dbv(&p, i, 7)));
+			json_object_object_add(o, "trial",
+			    json_object_new_boolean(dbi(&p, i, 9) != 0));
+			lim = json_object_new_object();
+			for (j = 0; j < l.n; j++)
+				if (strcmp(dbv(&l, j, 0), dbv(&p, i, 0)) == 0)
+					json_object_object_add(lim, dbv(&l, j,
+					    1), dbv(&l, j, 2) == NULL ? NULL :
+					    json_object_new_int64(dbi(&l, j, 2)));
+			json_object_object_add(o, "limits", lim);
+			json_object_array_add(arr, o);
+		}
+		printf("%s\n", json_object_to_json_string_ext(arr,
+		    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(arr);
+		arena_free(a);
+		return 0;
 	}
 	printf("%-12s %-12s %8s %-4s %6s %8s %5s %5s  %s\n", "NAME", "DISPLAY",
 	    "PRICE", "CUR", "RATE", "CREDITS", "KEYS", "ORDER", "LIMITS");
@@ -316,7 +360,10 @@ ctl_plan_field(const char *plan, const char *kv)
 int
 ctl_plans_set(int argc, char *argv[])
 {
-	int	 i, rc;
+	struct arena	*a;
+	struct req	 r;
+	const char	*what;
+	int		 i, rc;
 
 	if (argc < 1 || valid_slug(argv[0], strlen(argv[0])) != NULL) {
 		fprintf(stderr, "usage: tollgatectl plans set NAME "
@@ -328,6 +375,12 @@ ctl_plans_set(int argc, char *argv[])
 	}
 	if ((rc = db_begin()) < 0)
 		return ctl_dberr("plans set", rc);
+	a = arena_new();
+	ctl_local_req(&r, a);
+	what = "";
+	for (i = 1; i < argc; i++)
+		what = arena_printf(a, "%s%s%s", what, i > 1 ? " " : "",
+		    argv[i]);
 	if ((rc = db_exec(&q_plan_make, "ss", argv[0], argv[0])) < 0)
 		goto fail;
 	if (rc == 1)
@@ -335,6 +388,7 @@ ctl_plans_set(int argc, char *argv[])
 	for (i = 1; i < argc; i++) {
 		if ((rc = ctl_plan_field(argv[0], argv[i])) == 2) {
 			db_rollback();
+			arena_free(a);
 			fprintf(stderr, "tollgatectl: plans set: bad value "
 			    "%s\n", argv[i]);
 			return 2;
@@ -342,12 +396,16 @@ ctl_plans_set(int argc, char *argv[])
 		if (rc < 0)
 			goto fail;
 	}
-	if ((rc = db_commit()) < 0)
+	/* The audit trail names the plan and what was set. */
+	if ((rc = audit(&r, "plan.set", NULL, arena_printf(a, "%s %s",
+	    argv[0], what))) < 0 || (rc = db_commit()) < 0)
 		goto fail;
+	arena_free(a);
 	printf("plan %s saved\n", argv[0]);
 	return 0;
 fail:
 	db_rollback();
+	arena_free(a);
 	return ctl_dberr("plans set", rc);
 }
 
@@ -359,6 +417,7 @@ int
 ctl_plans_delete(int argc, char *argv[])
 {
 	struct arena	*a;
+	struct req	 r;
 	struct dbrows	 row;
 	int		 rc;
 
@@ -375,12 +434,23 @@ ctl_plans_delete(int argc, char *argv[])
 		fprintf(stderr, "tollgatectl: no plan %s\n", argv[0]);
 		return 1;
 	}
-	if ((rc = db_exec(&q_plan_delete, "s", argv[0])) < 0)
+	if ((rc = db_begin()) < 0)
 		return ctl_dberr("plans delete", rc);
-	if (rc == 0) {
+	if ((rc = db_exec(&q_plan_delete, "s", argv[0])) <= 0) {
+		db_rollback();
+		if (rc < 0)
+			return ctl_dberr("plans delete", rc);
 		fprintf(stderr, "tollgatectl: the trial plan cannot be "
 		    "deleted\n");
 		return 1;
+	}
+	a = arena_new();
+	ctl_local_req(&r, a);
+	rc = audit(&r, "plan.delete", NULL, argv[0]);
+	arena_free(a);
+	if (rc < 0 || (rc = db_commit()) < 0) {
+		db_rollback();
+		return ctl_dberr("plans delete", rc);
 	}
 	printf("plan %s deleted\n", argv[0]);
 	return 0;

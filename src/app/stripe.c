@@ -153,28 +153,22 @@ mail_payment(struct req *r, const char *uid, bool paid, long long amount,
 {
 	struct dbrows	 row;
 	const char	*link = arena_printf(r->a, "%s/billing", cfg.base_url);
-	const char	*what = money_text(r->a, amount, currency), *text;
+	const char	*what = money_text(r->a, amount, currency);
+	const char	*invoice = "";
 	int		 rc;
 
 	if ((rc = db_select(r->a, &q_user_mail, &row, "s", uid)) <= 0)
 		return rc;
 	if (plan_name == NULL)
 		plan_name = "your";
-	if (paid)
-		text = arena_printf(r->a, "Hello,\n\nWe received your payment "
-		    "of %s for the %s plan. Thank you!\n\n%s%s%sYour billing "
-		    "page, with all your payments:\n\n%s\n", what, plan_name,
-		    url ? "Your invoice:\n\n" : "", url ? url : "",
-		    url ? "\n\n" : "", link);
-	else
-		text = arena_printf(r->a, "Hello,\n\nWe could not collect your "
-		    "payment of %s for the %s plan. Please update your "
-		    "payment method from your billing page:\n\n%s\n\nYour "
-		    "plan stays active while the payment is retried.\n", what,
-		    plan_name, link);
-	return mail_queue(r, uid, paid ? "payment_received" :
-	    "payment_failed", dbv(&row, 0, 0), paid ? "Payment received" :
-	    "Payment failed", text, link);
+	if (paid && url != NULL)
+		invoice = arena_printf(r->a, "%s\n\n", mail_part(r->a,
+		    "payment_received.invoice", (const char *[]){
+		    "invoice_url", url, NULL }));
+	return mail_text(r, uid, paid ? "payment_received" : "payment_failed",
+	    paid ? "payment_received" : "payment_failed", dbv(&row, 0, 0),
+	    link, (const char *[]){ "amount", what, "plan", plan_name,
+	    "invoice", invoice, "link", link, NULL });
 }
 
 /*

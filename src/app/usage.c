@@ -124,7 +124,7 @@ notice_once(struct req *r, const char *uid, const char *meter,
     const char *period_start, int threshold, long long used, long long limit)
 {
 	struct dbrows	 row;
-	const char	*subject, *text, *link;
+	const char	*kind, *link;
 	int		 rc;
 
 	if ((rc = db_exec(&q_notice, "sssi", uid, meter, period_start,
@@ -133,15 +133,12 @@ notice_once(struct req *r, const char *uid, const char *meter,
 	if ((rc = db_select(r->a, &q_email, &row, "s", uid)) <= 0)
 		return rc;
 	link = arena_printf(r->a, "%s/usage", cfg.base_url);
-	subject = arena_printf(r->a, "You have used %d %% of your %s",
-	    threshold, meter);
-	text = arena_printf(r->a, "Hello,\n\nYou have used %lld of the %lld "
-	    "%s your plan includes in this billing period (%d %%).%s\n\n"
-	    "Your usage:\n%s\n\n-- tollgate\n", used, limit, meter, threshold,
-	    threshold >= 100 ? " Further use is refused until the next "
-	    "period, unless you upgrade." : "", link);
-	return mail_queue(r, uid, threshold >= 100 ? "usage_100" :
-	    "usage_80", dbv(&row, 0, 0), subject, text, link);
+	kind = threshold >= 100 ? "usage_100" : "usage_80";
+	return mail_text(r, uid, kind, kind, dbv(&row, 0, 0), link,
+	    (const char *[]){ "used", arena_printf(r->a, "%lld", used),
+	    "limit", arena_printf(r->a, "%lld", limit), "meter", meter,
+	    "threshold", arena_printf(r->a, "%d", threshold), "link", link,
+	    NULL });
 }
 
 /*

@@ -40,6 +40,9 @@ static const struct key keys[] = {
 	{ "server", "cors_origins", K_STR, OFF(cors_origins), "", 0, 0 },
 	{ "server", "socket", K_STR, OFF(socket), "/run/tollgate/tollgate.sock", 0, 0 },
 	{ "server", "socket_group", K_STR, OFF(socket_group), "", 0, 0 },
+	{ "server", "name", K_STR, OFF(product_name), "tollgate", 0, 0 },
+	{ "server", "support_url", K_STR, OFF(support_url), "", 0, 0 },
+	{ "server", "mail_texts", K_STR, OFF(mail_texts), "", 0, 0 },
 	{ "database", "host", K_STR, OFF(db_host), "localhost", 0, 0 },
 	{ "database", "port", K_INT, OFF(db_port), "3306", 1, 65535 },
 	{ "database", "socket", K_STR, OFF(db_socket), "", 0, 0 },
@@ -49,6 +52,7 @@ static const struct key keys[] = {
 	{ "jwt", "secret", K_STR, OFF(jwt_secret), NULL, 0, 0 },
 	{ "jwt", "previous_secret", K_STR, OFF(jwt_previous_secret), "", 0, 0 },
 	{ "crypto", "key", K_HEX32, OFF(crypto_key), NULL, 0, 0 },
+	{ "crypto", "previous_key", K_HEX32, OFF(crypto_previous_key), "", 0, 0 },
 	{ "crypto", "argon2_memory", K_KIB, OFF(argon2_memory), "19456", 8, 4194304 },
 	{ "crypto", "argon2_iterations", K_INT, OFF(argon2_ops), "2", 1, 64 },
 	{ "trial", "days", K_INT, OFF(trial_days), "30", 0, 3650 },
@@ -72,6 +76,7 @@ static const struct key keys[] = {
 	{ "smtp", "user", K_STR, OFF(smtp_user), "", 0, 0 },
 	{ "smtp", "password", K_STR, OFF(smtp_password), "", 0, 0 },
 	{ "smtp", "from", K_STR, OFF(smtp_from), "tollgate@localhost", 0, 0 },
+	{ "smtp", "from_name", K_STR, OFF(smtp_from_name), "", 0, 0 },
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -183,6 +188,14 @@ set_value(struct config *c, const struct key *k, const char *v,
 		c->argon2_memory = (size_t)n * 1024;
 		return 0;
 	case K_HEX32:
+		/* An optional key left empty: absent (previous_key). */
+		if (*v == '\0' && k->dflt != NULL && *k->dflt == '\0') {
+			if (k->offset == OFF(crypto_previous_key))
+				c->has_previous_key = false;
+			return 0;
+		}
+		if (k->offset == OFF(crypto_previous_key))
+			c->has_previous_key = true;
 		if (strlen(v) != 64 || sodium_hex2bin((unsigned char *)field,
 		    32, v, 64, NULL, &binlen, NULL) != 0 || binlen != 32)
 			goto bad;
@@ -280,6 +293,32 @@ config_load(const char *path, struct config *out, char *err, size_t errlen)
 	    strlen(c.jwt_previous_secret) < 32) {
 		snprintf(err, errlen, "[jwt] previous_secret must be at least "
 		    "32 bytes");
+		goto out;
+	}
+	if (c.has_previous_key && sodium_memcmp(c.crypto_previous_key,
+	    c.crypto_key, sizeof(c.crypto_key)) == 0) {
+		snprintf(err, errlen, "[crypto] previous_key equals key: put "
+		    "the new key in key and the old one in previous_key");
+		goto out;
+	}
+	if (c.product_name[0] == '\0' || strlen(c.product_name) > 64 ||
+	    strpbrk(c.product_name, "<>&\"\r\n") != NULL) {
+		snprintf(err, errlen, "[server] name must be 1 to 64 "
+		    "characters, without < > & \" or line breaks");
+		goto out;
+	}
+	if (c.support_url[0] != '\0' && strncmp(c.support_url, "https://",
+	    8) != 0 && strncmp(c.support_url, "http://", 7) != 0 &&
+	    strncmp(c.support_url, "mailto:", 7) != 0) {
+		snprintf(err, errlen, "[server] support_url must start with "
+		    "https://, http:// or mailto:");
+		goto out;
+	}
+	if (strpbrk(c.support_url, "<>\"' \r\n") != NULL ||
+	    strpbrk(c.smtp_from_name, "\r\n\"\\") != NULL) {
+		snprintf(err, errlen, "[server] support_url or [smtp] "
+		    "from_name holds a character it may not (a quote, a line "
+		    "break)");
 		goto out;
 	}
 	if (c.trial_fallback_plan[0] != '\0' && valid_slug(
