@@ -186,6 +186,12 @@ int	 tokens_issue(struct req *, const char *uid, const char *sid,
 int	 session_revoke(const char *sid, const char *reason);
 int	 sessions_revoke_all(const char *uid, const char *keep,
 	    const char *reason);
+#define SESSION_NOT_FOUND	1
+#define SESSION_FORBIDDEN	2	/* another user's */
+int	 sessions_list_core(struct req *, const char *uid,
+	    struct json_object **out);
+int	 session_delete_core(struct req *, const char *uid, const char *sid,
+	    bool admin_ok);
 handler_fn	 h_refresh;
 handler_fn	 h_logout;
 handler_fn	 h_sessions_list;
@@ -301,6 +307,8 @@ int	 ctl_meters_set(int, char *[]);
 /* ------------------------------------------------------------------ */
 
 handler_fn	 h_client_config;
+int	 usage_daily_core(struct req *, const char *uid, const char *from,
+	    const char *to, struct json_object **out);
 
 /* ------------------------------------------------------------------ */
 /* billing.c: Checkout, the portal, payments                          */

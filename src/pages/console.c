@@ -9,32 +9,11 @@
 
 #include "pages/pages.h"
 
-static struct sql q_plan_names = SQL(
-    "SELECT name, display_name FROM plans ORDER BY sort_order, name");
-static struct sql q_user_sessions = SQL(
-    "SELECT id, kind, COALESCE(client_name, user_agent), address, "
-    "DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ'), "
-    "DATE_FORMAT(last_used_at, '%Y-%m-%dT%H:%i:%sZ') FROM sessions "
-    "WHERE user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR "
-    "expires_at > UTC_TIMESTAMP(6)) ORDER BY created_at DESC LIMIT 100");
 
 static void
 put_text(struct buf *b, const char *s)
 {
 	buf_html(b, s != NULL ? s : "—");
-}
-
-/* An RFC 3339 time shortened to "YYYY-MM-DD HH:MM". */
-static void
-put_time(struct buf *b, const char *t)
-{
-	if (t == NULL || strlen(t) < 16) {
-		buf_puts(b, "—");
-		return;
-	}
-	buf_puts(b, "<time datetime=\"");
-	buf_html(b, t);
-	buf_printf(b, "\">%.10s %.5s</time>", t, t + 11);
 }
 
 /* The newest payments and audit rows of everyone, for /admin. */
@@ -64,7 +43,7 @@ recent_section(struct page *p)
 	for (i = 0; i < n && i < 20; i++) {
 		e = json_object_array_get_idx(pays, i);
 		buf_puts(&p->b, "<tr><td>");
-		put_time(&p->b, member_str(e, "created_at"));
+		pg_time(&p->b, member_str(e, "created_at"));
 		buf_puts(&p->b, "</td><td>");
 		if (member_str(e, "user_id") != NULL && *member_str(e, "email") != '\0') {
 			buf_puts(&p->b, "<a href=\"/admin/users/");
@@ -95,7 +74,7 @@ recent_section(struct page *p)
 	for (i = 0; i < n; i++) {
 		e = json_object_array_get_idx(aud, i);
 		buf_puts(&p->b, "<tr><td>");
-		put_time(&p->b, member_str(e, "at"));
+		pg_time(&p->b, member_str(e, "at"));
 		buf_puts(&p->b, "</td><td>");
 		put_text(&p->b, member_str(e, "actor"));
 		buf_puts(&p->b, "</td><td>");
@@ -118,11 +97,6 @@ recent_section(struct page *p)
 void
 h_page_admin(struct req *r)
 {
-	static const struct field f[] = {
-		{ "q", F_TEXT, 0, 0, 254 },
-		{ "page", F_INT, 0, 1, 1000000 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page		 p;
 	struct json_object	*o = NULL, *users, *u;
 	const char		*q;
@@ -133,7 +107,7 @@ h_page_admin(struct req *r)
 	if (!pg_admin(r))
 		return;
 	pg_init(&p, r);
-	if (!pg_take(&p, f)) {
+	if (!pg_take(&p)) {
 		json_object_put(p.errs);
 		p.errs = NULL;
 		r->nin = 0;	/* a bad page number: the first page */
@@ -178,7 +152,7 @@ h_page_admin(struct req *r)
 		    "disabled</span>" : member_bool(u, "email_verified") ? "active" :
 		    "unverified");
 		buf_puts(&p.b, "</td><td>");
-		put_time(&p.b, member_str(u, "created_at"));
+		pg_time(&p.b, member_str(u, "created_at"));
 		buf_puts(&p.b, "</td></tr>\n");
 	}
 	buf_puts(&p.b, "</tbody></table></div>\n<nav class=\"pager\" "
@@ -236,14 +210,13 @@ static int
 access_section(struct page *p, const char *uid)
 {
 	struct req		*r = p->r;
-	struct json_object	*keys = NULL, *k;
-	struct dbrows		 ss;
+	struct json_object	*keys = NULL, *ss = NULL, *k;
 	size_t			 i, n;
 	int			 rc;
 
 	if ((rc = apikeys_list_core(r, uid, &keys)) < 0)
 		return rc;
-	if ((rc = db_select(r->a, &q_user_sessions, &ss, "s", uid)) < 0) {
+	if ((rc = sessions_list_core(r, uid, &ss)) < 0) {
 		json_object_put(keys);
 		return rc;
 	}
@@ -262,9 +235,9 @@ access_section(struct page *p, const char *uid)
 		buf_puts(&p->b, "</td><td><code>");
 		buf_html(&p->b, member_str(k, "preview"));
 		buf_puts(&p->b, "…</code></td><td>");
-		put_time(&p->b, member_str(k, "created_at"));
+		pg_time(&p->b, member_str(k, "created_at"));
 		buf_puts(&p->b, "</td><td>");
-		put_time(&p->b, member_str(k, "last_used_at"));
+		pg_time(&p->b, member_str(k, "last_used_at"));
 		buf_puts(&p->b, "</td><td class=\"actions\">");
 		pg_button_form(p, arena_printf(r->a, "/admin/users/%s/keys/%s/"
 		    "delete", uid, member_str(k, "id")), "Revoke", "danger");
@@ -274,64 +247,45 @@ access_section(struct page *p, const char *uid)
 		buf_puts(&p->b, "</tbody></table></div>\n");
 	json_object_put(keys);
 	buf_puts(&p->b, "<h2>Sessions</h2>\n");
-	if (ss.n == 0)
+	n = json_object_array_length(ss);
+	if (n == 0)
 		buf_puts(&p->b, "<p>None.</p>\n");
 	else
 		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
 		    "Client</th><th>Kind</th><th>From</th><th>Signed in</th>"
 		    "<th>Last used</th><th></th></tr></thead><tbody>\n");
-	for (i = 0; i < ss.n; i++) {
+	for (i = 0; i < n; i++) {
+		k = json_object_array_get_idx(ss, i);
 		buf_puts(&p->b, "<tr><td>");
-		put_text(&p->b, dbv(&ss, i, 2));
+		put_text(&p->b, member_str(k, "client_name") ?
+		    member_str(k, "client_name") : member_str(k, "user_agent"));
 		buf_puts(&p->b, "</td><td>");
-		buf_html(&p->b, dbv(&ss, i, 1));
+		buf_html(&p->b, member_str(k, "kind"));
 		buf_puts(&p->b, "</td><td>");
-		put_text(&p->b, dbv(&ss, i, 3));
+		put_text(&p->b, member_str(k, "address"));
 		buf_puts(&p->b, "</td><td>");
-		put_time(&p->b, dbv(&ss, i, 4));
+		pg_time(&p->b, member_str(k, "created_at"));
 		buf_puts(&p->b, "</td><td>");
-		put_time(&p->b, dbv(&ss, i, 5));
+		pg_time(&p->b, member_str(k, "last_used_at"));
 		buf_puts(&p->b, "</td><td class=\"actions\">");
 		pg_button_form(p, arena_printf(r->a, "/admin/users/%s/sessions/"
-		    "%s/delete", uid, dbv(&ss, i, 0)), "Revoke", "danger");
+		    "%s/delete", uid, member_str(k, "id")), "Revoke", "danger");
 		buf_puts(&p->b, "</td></tr>\n");
 	}
-	if (ss.n > 0)
+	if (n > 0)
 		buf_puts(&p->b, "</tbody></table></div>\n");
+	json_object_put(ss);
 	buf_puts(&p->b, "</section>\n");
 	return 0;
 }
 
-/* Renders a user's admin page; answers the request. */
+/* The account at a glance: who, plan, state, trial, credits, usage. */
 static void
-admin_user_page(struct page *p, int status, const char *uid)
+user_summary(struct page *p, const char *uid, struct json_object *d)
 {
-	struct req		*r = p->r;
-	struct json_object	*d = NULL, *u, *usage, *ms, *sub, *cr, *trial,
-				*audit = NULL, *pays = NULL, *e;
-	struct dbrows		 plans;
-	const char		*override, *notice;
-	size_t			 i, n;
-	int			 rc;
+	struct json_object	*u, *usage, *ms, *sub, *cr, *trial;
+	const char		*override;
 
-	if ((rc = admin_user_detail(r, uid, &d)) <= 0) {
-		json_object_put(p->errs);
-		if (rc == 0)
-			reply_error(r, 404, "not_found", "There is no such "
-			    "user.");
-		else
-			reply_db(r, rc);
-		return;
-	}
-	if ((rc = audit_list(r, uid, 100, &audit)) < 0 ||
-	    (rc = admin_payments(r, uid, &pays)) < 0 ||
-	    (rc = db_select(r->a, &q_plan_names, &plans, "")) < 0) {
-		json_object_put(d);
-		json_object_put(audit);
-		json_object_put(p->errs);
-		reply_db(r, rc);
-		return;
-	}
 	json_object_object_get_ex(d, "user", &u);
 	json_object_object_get_ex(d, "usage", &usage);
 	json_object_object_get_ex(d, "subscription", &sub);
@@ -339,14 +293,6 @@ admin_user_page(struct page *p, int status, const char *uid)
 	json_object_object_get_ex(u, "trial", &trial);
 	json_object_object_get_ex(usage, "meters", &ms);
 	override = member_str(u, "plan_override");
-
-	pg_nav(p, "/admin");
-	buf_puts(&p->b, "<p><a href=\"/admin\">← All users</a></p>\n");
-	if ((notice = admin_notice(pg_arg(r, "notice"))) != NULL)
-		pg_notice(p, "notice", notice);
-	if (pg_err_text(p, "_form") != NULL)
-		pg_notice(p, "error", pg_err_text(p, "_form"));
-
 	buf_puts(&p->b, "<section>\n<h2>");
 	buf_html(&p->b, member_str(u, "email"));
 	buf_puts(&p->b, "</h2>\n<dl><dt>Name</dt><dd>");
@@ -367,7 +313,7 @@ admin_user_page(struct page *p, int status, const char *uid)
 	buf_puts(&p->b, "</dd><dt>Trial</dt><dd id=\"user-trial\">");
 	if (member_str(trial, "ends_at") != NULL) {
 		buf_puts(&p->b, "ends ");
-		put_time(&p->b, member_str(trial, "ends_at"));
+		pg_time(&p->b, member_str(trial, "ends_at"));
 	} else
 		buf_puts(&p->b, "not started");
 	buf_puts(&p->b, "</dd><dt>Credits</dt><dd id=\"user-credits\">");
@@ -379,11 +325,11 @@ admin_user_page(struct page *p, int status, const char *uid)
 		buf_puts(&p->b, ", ");
 		put_text(&p->b, member_str(sub, "status"));
 		buf_puts(&p->b, ", period ends ");
-		put_time(&p->b, member_str(sub, "current_period_end"));
+		pg_time(&p->b, member_str(sub, "current_period_end"));
 	} else
 		buf_puts(&p->b, "none");
 	buf_puts(&p->b, "</dd><dt>Created</dt><dd>");
-	put_time(&p->b, member_str(u, "created_at"));
+	pg_time(&p->b, member_str(u, "created_at"));
 	buf_puts(&p->b, "</dd></dl>\n");
 	if (json_object_object_length(ms) > 0) {
 		buf_puts(&p->b, "<h3>Usage this period</h3>\n<ul>");
@@ -398,21 +344,37 @@ admin_user_page(struct page *p, int status, const char *uid)
 		buf_puts(&p->b, "</ul>\n");
 	}
 	buf_puts(&p->b, "</section>\n");
+}
 
-	/* Plan and role. */
+/* The plan, role, disable and second-factor forms. */
+static void
+user_plan_role(struct page *p, const char *uid, struct json_object *u,
+    struct json_object *plans)
+{
+	struct req		*r = p->r;
+	struct json_object	*e;
+	const char		*override = member_str(u, "plan_override");
+	size_t			 i, n;
+
 	buf_puts(&p->b, "<section>\n<h2>Plan and role</h2>\n");
 	pg_form(p, arena_printf(r->a, "/admin/users/%s", uid), "row");
 	buf_puts(&p->b, "<div class=\"field\"><label for=\"f-plan\">Plan"
 	    "</label><select id=\"f-plan\" name=\"plan\"><option value=\"\">"
 	    "automatic (subscription, trial or fallback)</option>");
-	for (i = 0; i < plans.n; i++) {
+	n = json_object_array_length(plans);
+	for (i = 0; i < n; i++) {
+		const char *name;
+
+		e = json_object_array_get_idx(plans, i);
+		name = member_str(e, "name");
 		buf_puts(&p->b, "<option value=\"");
-		buf_html(&p->b, dbv(&plans, i, 0));
+		buf_html(&p->b, name);
 		buf_puts(&p->b, "\"");
-		if (override != NULL && strcmp(override, dbv(&plans, i, 0)) == 0)
+		if (override != NULL && strcmp(override, name) == 0)
 			buf_puts(&p->b, " selected");
 		buf_puts(&p->b, ">");
-		buf_html(&p->b, dbv(&plans, i, 1));
+		buf_html(&p->b, member_str(e, "display_name") ?
+		    member_str(e, "display_name") : name);
 		buf_puts(&p->b, "</option>");
 	}
 	buf_puts(&p->b, "</select></div>\n<div class=\"field\"><label "
@@ -434,8 +396,14 @@ admin_user_page(struct page *p, int status, const char *uid)
 		pg_submit(p, "Turn the second factor off", "danger");
 	}
 	buf_puts(&p->b, "</p>\n</section>\n");
+}
 
-	/* Credits and trial. */
+/* The credits and trial forms. */
+static void
+user_credits_trial(struct page *p, const char *uid)
+{
+	struct req	*r = p->r;
+
 	buf_puts(&p->b, "<section>\n<h2>Credits</h2>\n");
 	pg_form(p, arena_printf(r->a, "/admin/users/%s/credits", uid), "row");
 	pg_input(p, "Credits to grant (negative to take back)", "delta",
@@ -450,18 +418,15 @@ admin_user_page(struct page *p, int status, const char *uid)
 	    p->errs ? pg_arg(r, "days") : NULL, "off", true);
 	pg_submit(p, "Move the trial's end", NULL);
 	buf_puts(&p->b, "</section>\n");
+}
 
-	/* Keys and sessions, each revocable. */
-	if (access_section(p, uid) < 0) {
-		json_object_put(d);
-		json_object_put(audit);
-		json_object_put(pays);
-		json_object_put(p->errs);
-		reply_db(r, DB_FAIL);
-		return;
-	}
+/* The user's payments. */
+static void
+user_payments(struct page *p, struct json_object *pays)
+{
+	struct json_object	*e;
+	size_t			 i, n;
 
-	/* Payments. */
 	n = json_object_array_length(pays);
 	buf_puts(&p->b, "<section>\n<h2>Payments</h2>\n");
 	if (n == 0)
@@ -473,7 +438,7 @@ admin_user_page(struct page *p, int status, const char *uid)
 		for (i = 0; i < n; i++) {
 			e = json_object_array_get_idx(pays, i);
 			buf_puts(&p->b, "<tr><td>");
-			put_time(&p->b, member_str(e, "created_at"));
+			pg_time(&p->b, member_str(e, "created_at"));
 			buf_puts(&p->b, "</td><td>");
 			buf_html(&p->b, money_text(p->r->a,
 			    member_int(e, "amount"), member_str(e, "currency")));
@@ -484,8 +449,15 @@ admin_user_page(struct page *p, int status, const char *uid)
 		buf_puts(&p->b, "</tbody></table></div>\n");
 	}
 	buf_puts(&p->b, "</section>\n");
+}
 
-	/* The audit trail. */
+/* The user's audit trail. */
+static void
+user_audit(struct page *p, struct json_object *audit)
+{
+	struct json_object	*e;
+	size_t			 i, n;
+
 	n = json_object_array_length(audit);
 	buf_puts(&p->b, "<section id=\"audit\">\n<h2>Audit trail</h2>\n");
 	if (n == 0)
@@ -499,7 +471,7 @@ admin_user_page(struct page *p, int status, const char *uid)
 
 			e = json_object_array_get_idx(audit, i);
 			buf_puts(&p->b, "<tr><td>");
-			put_time(&p->b, member_str(e, "at"));
+			pg_time(&p->b, member_str(e, "at"));
 			buf_puts(&p->b, "</td><td>");
 			put_text(&p->b, member_str(e, "actor"));
 			buf_puts(&p->b, "</td><td>");
@@ -519,8 +491,14 @@ admin_user_page(struct page *p, int status, const char *uid)
 		buf_puts(&p->b, "</tbody></table></div>\n");
 	}
 	buf_puts(&p->b, "</section>\n");
+}
 
-	/* Deletion. */
+/* The deletion form. */
+static void
+user_delete_form(struct page *p, const char *uid)
+{
+	struct req	*r = p->r;
+
 	buf_puts(&p->b, "<section class=\"danger-zone\">\n<h2>Delete the "
 	    "account</h2>\n<p>The account, its keys and sessions are gone "
 	    "for good; the audit trail and payments stay.</p>\n");
@@ -529,11 +507,59 @@ admin_user_page(struct page *p, int status, const char *uid)
 	    "off", true);
 	pg_submit(p, "Delete the account", "danger");
 	buf_puts(&p->b, "</section>\n");
+}
 
+/* Renders a user's admin page; answers the request. */
+static void
+admin_user_page(struct page *p, int status, const char *uid)
+{
+	struct req		*r = p->r;
+	struct json_object	*d = NULL, *u, *audit = NULL, *pays = NULL,
+				*plans = NULL;
+	const char		*notice;
+	int			 rc;
+
+	if ((rc = admin_user_detail(r, uid, &d)) <= 0) {
+		if (rc == 0) {
+			json_object_put(p->errs);
+			reply_error(r, 404, "not_found", "There is no such "
+			    "user.");
+			return;
+		}
+		goto fail;
+	}
+	if ((rc = audit_list(r, uid, 100, &audit)) < 0 ||
+	    (rc = admin_payments(r, uid, &pays)) < 0 ||
+	    (rc = plans_core(r, &plans)) < 0)
+		goto fail;
+	json_object_object_get_ex(d, "user", &u);
+
+	pg_nav(p, "/admin");
+	buf_puts(&p->b, "<p><a href=\"/admin\">← All users</a></p>\n");
+	if ((notice = admin_notice(pg_arg(r, "notice"))) != NULL)
+		pg_notice(p, "notice", notice);
+	if (pg_err_text(p, "_form") != NULL)
+		pg_notice(p, "error", pg_err_text(p, "_form"));
+	user_summary(p, uid, d);
+	user_plan_role(p, uid, u, plans);
+	user_credits_trial(p, uid);
+	/* Keys and sessions, each revocable. */
+	if ((rc = access_section(p, uid)) < 0)
+		goto fail;
+	user_payments(p, pays);
+	user_audit(p, audit);
+	user_delete_form(p, uid);
+	pg_send(p, status, "Admin: user");
+	rc = 0;
+fail:
+	if (rc < 0) {
+		json_object_put(p->errs);
+		reply_db(r, rc);
+	}
 	json_object_put(d);
 	json_object_put(audit);
 	json_object_put(pays);
-	pg_send(p, status, "Admin: user");
+	json_object_put(plans);
 }
 
 /* GET /admin/users/{id}: 200; 404; 303 to /login; 403 non-admins. */
@@ -594,13 +620,6 @@ admin_post(struct req *r, struct page *p)
 void
 h_page_admin_update(struct req *r)
 {
-	static const struct field f[] = {
-		{ "plan", F_TEXT, 0, 0, 64 },
-		{ "role", F_TEXT, 0, 0, 16 },
-		{ "disabled", F_BOOL, 0, 0, 0 },
-		{ "totp", F_BOOL, 0, 0, 0 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page		 p;
 	struct admin_change	 c;
 	const char		*role, *plan;
@@ -610,7 +629,7 @@ h_page_admin_update(struct req *r)
 		return;
 	memset(&c, 0, sizeof(c));
 	c.disabled = -1;
-	if (!pg_take(&p, f)) {
+	if (!pg_take(&p)) {
 		json_object_put(p.errs);
 		p.errs = NULL;
 		pg_error(&p, "_form", "The form was not valid.");
@@ -651,18 +670,13 @@ h_page_admin_update(struct req *r)
 void
 h_page_admin_credits(struct req *r)
 {
-	static const struct field f[] = {
-		{ "delta", F_INT, FIELD_REQUIRED, -1000000000, 1000000000 },
-		{ "reason", F_TEXT, FIELD_REQUIRED, 1, 255 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page	 p;
 	long long	 applied, remaining;
 	int		 rc;
 
 	if (!admin_post(r, &p))
 		return;
-	if (!pg_take(&p, f) || in_int(r, "delta", 0) == 0) {
+	if (!pg_take(&p) || in_int(r, "delta", 0) == 0) {
 		if (p.errs == NULL)
 			pg_error(&p, "delta", "must not be zero");
 		admin_user_page(&p, 422, r->params[0]);
@@ -681,17 +695,13 @@ h_page_admin_credits(struct req *r)
 void
 h_page_admin_trial(struct req *r)
 {
-	static const struct field f[] = {
-		{ "days", F_INT, FIELD_REQUIRED, -3650, 3650 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page	 p;
 	const char	*ends;
 	int		 rc;
 
 	if (!admin_post(r, &p))
 		return;
-	if (!pg_take(&p, f)) {
+	if (!pg_take(&p)) {
 		admin_user_page(&p, 422, r->params[0]);
 		return;
 	}
@@ -711,10 +721,6 @@ h_page_admin_trial(struct req *r)
 void
 h_page_admin_delete(struct req *r)
 {
-	static const struct field f[] = {
-		{ "confirm", F_TEXT, FIELD_REQUIRED, 1, 254 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page		 p;
 	struct json_object	*d = NULL, *u;
 	bool			 same;
@@ -722,7 +728,7 @@ h_page_admin_delete(struct req *r)
 
 	if (!admin_post(r, &p))
 		return;
-	if (!pg_take(&p, f)) {
+	if (!pg_take(&p)) {
 		admin_user_page(&p, 422, r->params[0]);
 		return;
 	}
