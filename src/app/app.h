@@ -323,7 +323,8 @@ const char *plan_for_price(struct arena *, const char *price, int *rc);
 /*
  * Adds qty of meter to the Stripe meter-report queue of uid, in the
  * current [stripe] report_interval; does nothing unless uid has a live
- * subscription.  Call it in the transaction that counts the usage.
+ * subscription, nor for a meter that [stripe] meter_prices (when set)
+ * does not name.  Call it in the transaction that counts the usage.
  * Returns 0 or a DB_* code.
  */
 int	 meter_report_add(struct req *, const char *uid, const char *meter,
