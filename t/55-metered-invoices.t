@@ -165,4 +165,19 @@ is($st->{item_usage}{ $item{price_tokens_devstack} }, 1234,
 ok(!$st->{item_usage}{ $item{price_pro_devstack} }, 'nothing on the plan\'s item');
 is_deeply($st->{unbilled}, {}, 'no usage Stripe could not bill');
 
+# The plan comes from the plan's price even when a metered item is first
+# (Stripe may list the items in another order after a change).
+$res = send_event(stripe_event('customer.subscription.updated', { id => $sub->{id},
+    object => 'subscription', customer => $p->{customer}, status => 'active',
+    cancel_at_period_end => \0, current_period_start => $sub->{current_period_start},
+    current_period_end => $sub->{current_period_end}, items => { data => [
+    { price => { id => 'price_tokens_devstack' } },
+    { price => { id => 'price_compute_devstack' } },
+    { price => { id => 'price_team_devstack' } } ] } }, created => time + 5));
+is($res->code, 200, 'a subscription update with the metered items first');
+is(db_one('SELECT plan FROM subscriptions WHERE id = ?', $sub->{id}), 'team',
+    'its plan is the plan price\'s, past the metered ones');
+is(db_one('SELECT price_id FROM subscriptions WHERE id = ?', $sub->{id}),
+    'price_team_devstack', 'and so is its price');
+
 done_testing;
