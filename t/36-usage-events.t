@@ -211,6 +211,19 @@ like($lines[1] // '', qr{^[^,]+,2026-01-15T10:00:00\.000000Z,\Q$uid\E,}, 'export
 $res = req(GET => "/api/v1/admin/usage/export?meter=tokens&user_id=$uid", bearer($atok));
 @lines = split /\r\n/, $res->body;
 is(scalar @lines, 1 + 4, 'export: by meter and user');
+# The /admin page's form: a plain GET with the admin's cookie, empty boxes left out.
+{
+	my ($ae, $ap, $aj) = make_user('ev36adm', 'Page Admin');
+	push @uids, $aj->{user}{id};
+	$db->do(q{UPDATE users SET role = 'admin' WHERE id = ?}, undef, $aj->{user}{id});
+	my $aua = browser();
+	page_login($aua, $ae, $ap);
+	like(bget($aua, '/admin')->body, qr{<form method="get" action="/api/v1/admin/usage/export"},
+	    '/admin has the export form');
+	my $r2 = bget($aua, '/api/v1/admin/usage/export?from=2026-01-01&to=2026-02-01&meter=');
+	is($r2->code, 200, 'the form\'s GET with the cookie and an empty meter: 200');
+	is(scalar(grep { /\Q$uid\E/ } split /\r\n/, $r2->body), 1, 'the January event');
+}
 error_ok(req(GET => '/api/v1/admin/usage/export', bearer($tok)), 403, 'forbidden',
     'export: not for users');
 error_ok(req(GET => '/api/v1/admin/usage/export?to=soon', bearer($atok)), 422,

@@ -195,11 +195,12 @@ static const struct field f_usage_events[] = {
 	{ "page", F_INT, 0, 1, 1000000 },
 	{ NULL, 0, 0, 0, 0 },
 };
+/* The admin page's export form sends its empty boxes: left out. */
 static const struct field f_usage_export[] = {
-	{ "from", F_TEXT, 0, 1, 40 },
-	{ "to", F_TEXT, 0, 1, 40 },
-	{ "meter", F_SLUG, 0, 0, 0 },
-	{ "user_id", F_ID, 0, 0, 0 },
+	{ "from", F_TEXT, FIELD_BLANK_ABSENT, 1, 40 },
+	{ "to", F_TEXT, FIELD_BLANK_ABSENT, 1, 40 },
+	{ "meter", F_SLUG, FIELD_BLANK_ABSENT, 0, 0 },
+	{ "user_id", F_ID, FIELD_BLANK_ABSENT, 0, 0 },
 	{ NULL, 0, 0, 0, 0 },
 };
 static const struct field f_usage_level[] = {
