@@ -226,6 +226,9 @@ is(scalar @lines, 1 + 4, 'export: by meter and user');
 }
 error_ok(req(GET => '/api/v1/admin/usage/export', bearer($tok)), 403, 'forbidden',
     'export: not for users');
+like($db->selectrow_array(q{SELECT detail FROM audit_log WHERE actor_id = ? AND
+    action = 'usage.export' ORDER BY at DESC LIMIT 1}, undef, $aid) // '',
+    qr/meter tokens: 4 events/, 'export: in the audit log');
 error_ok(req(GET => '/api/v1/admin/usage/export?to=soon', bearer($atok)), 422,
     'validation_failed', 'export: a bad time');
 

@@ -577,6 +577,11 @@ h_admin_usage_export(struct req *r)
 	if ((rc = db_select(r->a, &q_export, &rows, "ssssss", from, to, meter,
 	    meter, user, user)) < 0)
 		goto dberr;
+	/* Who took every user's usage out, and of which period. */
+	if ((rc = audit(r, "usage.export", user, arena_printf(r->a,
+	    "%s to %s%s%s: %zu events", from, to, meter ? ", meter " : "",
+	    meter ? meter : "", rows.n))) < 0)
+		goto dberr;
 	buf_init(&b, r->a);
 	for (c = 0; c < sizeof(cols) / sizeof(cols[0]); c++)
 		csv_field(&b, cols[c], false, c + 1 == sizeof(cols) /
