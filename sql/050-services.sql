@@ -7,6 +7,9 @@
 -- bytes as stored, e.g. the model name) and cost_micros (money, in
 -- millionths of the plan's currency), both optional; created_at gets
 -- its own index for the admin's export across users and a period.
+-- usage_counters gains cost_micros, the period's sum of its events'
+-- money, added by the same upsert that adds their quantity, so the
+-- usage page reads the money without summing events.
 --
 -- meters declares a meter's kind where it is not the default: `sum` (used
 -- adds up per billing period, in usage_counters) or `level` (how much is
@@ -36,6 +39,8 @@ ALTER TABLE usage_events
 	    LENGTH(metadata) <= 1024)),
 	ADD CONSTRAINT IF NOT EXISTS usage_events_cost_ck CHECK
 	    (cost_micros IS NULL OR cost_micros >= 0);
+ALTER TABLE usage_counters
+	ADD COLUMN IF NOT EXISTS cost_micros BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS usage_events_created
 	ON usage_events (created_at, id);
 CREATE INDEX IF NOT EXISTS usage_events_user_meter

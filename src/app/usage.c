@@ -56,9 +56,8 @@ static struct sql q_meters = SQL(
     "ORDER BY 1");
 /* The money of the period's usage events, per meter. */
 static struct sql q_money = SQL(
-    "SELECT meter, SUM(cost_micros) FROM usage_events WHERE user_id = ? "
-    "AND created_at >= ? AND (? IS NULL OR created_at < ?) AND "
-    "cost_micros IS NOT NULL GROUP BY meter ORDER BY meter");
+    "SELECT meter, cost_micros FROM usage_counters WHERE user_id = ? "
+    "AND period_start = ? AND cost_micros > 0 ORDER BY meter");
 
 /*
  * The core of GET /api/v1/usage: uid's {plan, period: {start, end},
@@ -74,7 +73,7 @@ usage_core(struct req *r, const char *uid, struct json_object **out)
 	struct json_object	*o, *period, *meters, *m, *credits, *money,
 				*mm;
 	struct dbrows		 st, mr, mo;
-	const char		*plan, *ps, *pe;
+	const char		*plan, *ps;
 	long long		 total = 0;
 	size_t			 i;
 	int			 rc;
@@ -86,11 +85,9 @@ usage_core(struct req *r, const char *uid, struct json_object **out)
 		return USAGE_GONE;
 	plan = dbv(&st, 0, 0);
 	ps = dbv(&st, 0, 4);
-	pe = dbv(&st, 0, 5);
 	if ((rc = db_select(r->a, &q_meters, &mr, "sssssssss", uid, ps, uid,
 	    plan, uid, ps, plan, uid, plan)) < 0 ||
-	    (rc = db_select(r->a, &q_money, &mo, "ssss", uid, ps, pe,
-	    pe)) < 0)
+	    (rc = db_select(r->a, &q_money, &mo, "ss", uid, ps)) < 0)
 		return rc;
 	o = json_object_new_object();
 	json_object_object_add(o, "plan", plan ? json_object_new_string(plan) :
@@ -228,8 +225,9 @@ static struct sql q_meter_kind = SQL(
     "SELECT kind FROM meters WHERE name = ?");
 static struct sql q_event_count = SQL(
     "INSERT INTO usage_counters (user_id, meter, period_start, period_end, "
-    "used) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE "
-    "used = used + VALUES(used)");
+    "used, cost_micros) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE "
+    "used = used + VALUES(used), "
+    "cost_micros = cost_micros + VALUES(cost_micros)");
 static struct sql q_event_daily = SQL(
     "INSERT INTO usage_daily (user_id, meter, day, used) VALUES "
     "(?, ?, UTC_DATE(), ?) ON DUPLICATE KEY UPDATE used = used + "
@@ -290,8 +288,9 @@ h_usage_event(struct req *r)
 			return;
 		}
 		if (rc < 0 ||
-		    (rc = db_exec(&q_event_count, "ssssi", uid, meter,
-		    dbv(&per, 0, 1), dbv(&per, 0, 2), qty)) < 0 ||
+		    (rc = db_exec(&q_event_count, "ssssii", uid, meter,
+		    dbv(&per, 0, 1), dbv(&per, 0, 2), qty,
+		    in_int(r, "cost_micros", 0))) < 0 ||
 		    (rc = db_exec(&q_event_daily, "ssi", uid, meter, qty)) < 0 ||
 		    (rc = db_select(r->a, &q_event_used, &used, "ssss",
 		    dbv(&per, 0, 0), uid, meter, dbv(&per, 0, 1))) < 0)
