@@ -304,6 +304,7 @@ load_client_config(struct config *c, const char *conf_path, char *err,
     size_t errlen)
 {
 	struct json_object	*o;
+	struct stat		 st;
 	const char		*file = c->client_config_file, *slash;
 	char			*path, *text;
 	FILE			*f;
@@ -327,6 +328,13 @@ load_client_config(struct config *c, const char *conf_path, char *err,
 	if ((f = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "[client] config_file %s cannot be "
 		    "read: %s", path, strerror(errno));
+		goto out;
+	}
+	/* A regular file: never a device or a FIFO that could block. */
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "[client] config_file %s cannot be "
+		    "read: not a regular file", path);
+		fclose(f);
 		goto out;
 	}
 	while (len <= MAX_RAW_BODY && (got = fread(text + len, 1,

@@ -186,6 +186,11 @@ main(void)
 		ok(load(text, 0600, &c, err, sizeof(err)) < 0 &&
 		    strstr(err, "cannot be read") != NULL,
 		    "a config_file that cannot be read is refused");
+		snprintf(text, sizeof(text), "%s[client]\nconfig_file = "
+		    "/dev/null\n", base);
+		ok(load(text, 0600, &c, err, sizeof(err)) < 0 &&
+		    strstr(err, "not a regular file") != NULL,
+		    "a config_file that is a device is refused");
 	}
 	return done_testing();
 }
