@@ -84,6 +84,9 @@ error_ok(event(meter => 'tokens', idempotency_key => 'frac', cost_micros => 1.5)
     'validation_failed', 'a cost that is not whole');
 is(event(meter => 'tokens', idempotency_key => 'nulls', metadata => undef,
     cost_micros => undef)->code, 202, 'null metadata and cost: none');
+is_deeply($db->selectrow_arrayref(q{SELECT metadata, cost_micros FROM usage_events
+    WHERE user_id = ? AND idempotency_key = 'nulls'}, undef, $uid), [ undef, undef ],
+    'stored as NULLs');
 
 # --- the meter credits, and level meters -----------------------------------
 my $before = (req(GET => '/api/v1/usage', bearer($tok))->json // {})->{credits}{remaining};

@@ -253,8 +253,11 @@ h_usage_event(struct req *r)
 {
 	struct dbrows	 per, used, kind;
 	const char	*uid = in_str(r, "user_id"), *meter = in_str(r, "meter");
+	const struct input *cost = req_in(r, "cost_micros");
 	long long	 qty = in_int(r, "quantity", 0), u, lim;
 	int		 rc = DB_FAIL, i, th;
+	bool		 has_cost = cost != NULL && cost->present &&
+			    !cost->is_null;
 
 	if (strcmp(meter, "credits") == 0) {
 		reply_invalid1(r, "meter", "credits are spent through the gate "
@@ -278,8 +281,8 @@ h_usage_event(struct req *r)
 			reply_invalid1(r, "user_id", "no such user");
 			return;
 		}
-		if ((rc = db_exec(&q_event, in_present(r, "cost_micros") ?
-		    "sssssisi" : "sssssisn", new_id(r->a), r->who.key_id,
+		if ((rc = db_exec(&q_event, has_cost ? "sssssisi" :
+		    "sssssisn", new_id(r->a), r->who.key_id,
 		    in_str(r, "idempotency_key"), uid, meter, qty,
 		    in_str(r, "metadata"), in_int(r, "cost_micros", 0))) ==
 		    DB_DUP) {
