@@ -143,6 +143,12 @@ is_deeply($ev->{events}, [], 'page 2 is empty');
 is($ev->{total}, 5, 'with the total');
 error_ok(req(GET => '/api/v1/usage/events?from=yesterday', bearer($tok)), 422,
     'validation_failed', 'a bad from');
+for my $bad ('2026-02-30', '2026- 1-15', '2026-01-15T10:00', '2026-01-15T10:00:00+01:00',
+    '2026-13-01', '+2026-01-15', '2026-01-15T25:00:00Z') {
+	is(req(GET => "/api/v1/usage/events?to=$bad", bearer($tok))->code, 422, "to=$bad: 422");
+}
+is(req(GET => '/api/v1/usage/events?to=2028-02-29T23:59:59.5Z', bearer($tok))->code, 200,
+    'a leap day with a fraction: 200');
 error_ok(req(GET => '/api/v1/usage/events?from=2026-02-01&to=2026-01-01', bearer($tok)),
     422, 'validation_failed', 'to before from');
 error_ok(req(GET => '/api/v1/usage/events?page=0', bearer($tok)), 422,

@@ -7,6 +7,7 @@
  * the notices through usage_notice.  Plans and periods follow the SQL
  * functions tg_plan and tg_period_start/_end (sql/020-gate.sql).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -336,10 +337,20 @@ dberr:
 static const char *
 query_time(struct arena *a, const char *s)
 {
+	static const int days_in[12] = { 31, 28, 31, 30, 31, 30, 31, 31,
+	    30, 31, 30, 31 };
 	int	 y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
 	long	 frac = 0;
 	size_t	 digits = 0;
 
+	/* Digits exactly where the forms have them: no signs, no blanks. */
+	for (n = 0; n < 19 && s[n] != '\0'; n++)
+		if ((n == 4 || n == 7) ? s[n] != '-' : n == 10 ?
+		    s[n] != 'T' && s[n] != 't' : (n == 13 || n == 16) ?
+		    s[n] != ':' : !isdigit((unsigned char)s[n]))
+			return NULL;
+	if (n != 10 && n != 19)
+		return NULL;
 	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
 		return NULL;
 	s += n;
@@ -361,8 +372,9 @@ query_time(struct arena *a, const char *s)
 		    strcmp(s, "+00:00") != 0)
 			return NULL;
 	}
-	if (y < 1970 || y > 9998 || mo < 1 || mo > 12 || d < 1 || d > 31 ||
-	    h > 23 || mi > 59 || sec > 59)
+	if (y < 1970 || y > 9998 || mo < 1 || mo > 12 || d < 1 ||
+	    d > days_in[mo - 1] + (mo == 2 && y % 4 == 0 && (y % 100 != 0 ||
+	    y % 400 == 0)) || h > 23 || mi > 59 || sec > 59)
 		return NULL;
 	return arena_printf(a, "%04d-%02d-%02d %02d:%02d:%02d.%06ld", y, mo, d,
 	    h, mi, sec, frac);
