@@ -285,8 +285,28 @@ void	 usage_notice(struct req *, const char *uid, const char *meter,
 	    long long limit);
 handler_fn	 h_usage;
 handler_fn	 h_usage_event;
+handler_fn	 h_usage_events;
+handler_fn	 h_admin_usage_export;
 #define USAGE_GONE		1	/* no such user */
 int	 usage_core(struct req *, const char *uid, struct json_object **out);
+int	 usage_events_core(struct req *, const char *uid, const char *from,
+	    const char *to, const char *meter, long long page,
+	    struct json_object **out);
+
+/* ------------------------------------------------------------------ */
+/* levels.c: meter kinds, levels, plans' rate buckets                 */
+/* ------------------------------------------------------------------ */
+
+handler_fn	 h_usage_level_put;
+/* tollgatectl meters list | set NAME kind=sum|level (exit statuses). */
+int	 ctl_meters_list(int, char *[]);
+int	 ctl_meters_set(int, char *[]);
+
+/* ------------------------------------------------------------------ */
+/* client.c: GET /api/v1/client-config                                */
+/* ------------------------------------------------------------------ */
+
+handler_fn	 h_client_config;
 int	 usage_daily_core(struct req *, const char *uid, const char *from,
 	    const char *to, struct json_object **out);
 
@@ -303,7 +323,8 @@ const char *plan_for_price(struct arena *, const char *price, int *rc);
 /*
  * Adds qty of meter to the Stripe meter-report queue of uid, in the
  * current [stripe] report_interval; does nothing unless uid has a live
- * subscription.  Call it in the transaction that counts the usage.
+ * subscription, nor for a meter that [stripe] meter_prices (when set)
+ * does not name.  Call it in the transaction that counts the usage.
  * Returns 0 or a DB_* code.
  */
 int	 meter_report_add(struct req *, const char *uid, const char *meter,

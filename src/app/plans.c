@@ -17,6 +17,8 @@ static struct sql q_plans = SQL(
     "p.sort_order, p.is_trial FROM plans p ORDER BY p.sort_order, p.name");
 static struct sql q_limits = SQL(
     "SELECT plan, meter, period_limit FROM plan_limits ORDER BY plan, meter");
+static struct sql q_rates = SQL(
+    "SELECT plan, bucket, per_minute FROM plan_rates ORDER BY plan, bucket");
 
 /*
  * The words for a meter in a message: "Compute" for compute_minutes,
@@ -69,12 +71,13 @@ quota_message(struct arena *a, const char *meter, const char *next)
 static struct json_object *
 plans_json(struct arena *a, int *rc)
 {
-	struct json_object	*arr, *o, *lim;
-	struct dbrows		 p, l;
+	struct json_object	*arr, *o, *lim, *rates;
+	struct dbrows		 p, l, rt;
 	size_t			 i, j;
 
 	if ((*rc = db_select(a, &q_plans, &p, "")) < 0 ||
-	    (*rc = db_select(a, &q_limits, &l, "")) < 0)
+	    (*rc = db_select(a, &q_limits, &l, "")) < 0 ||
+	    (*rc = db_select(a, &q_rates, &rt, "")) < 0)
 		return NULL;
 	arr = json_object_new_array();
 	for (i = 0; i < p.n; i++) {
@@ -97,6 +100,13 @@ plans_json(struct arena *a, int *rc)
 				json_object_object_add(lim, dbv(&l, j, 1),
 				    json_object_new_int64(dbi(&l, j, 2)));
 		json_object_object_add(o, "limits", lim);
+		/* Rate buckets of their own ($tollgate_bucket). */
+		rates = json_object_new_object();
+		for (j = 0; j < rt.n; j++)
+			if (strcmp(dbv(&rt, j, 0), dbv(&p, i, 0)) == 0)
+				json_object_object_add(rates, dbv(&rt, j, 1),
+				    json_object_new_int64(dbi(&rt, j, 2)));
+		json_object_object_add(o, "rates", rates);
 		json_object_object_add(o, "api_keys",
 		    json_object_new_int64(dbi(&p, i, 5)));
 		json_object_object_add(o, "trial",
@@ -158,7 +168,7 @@ int
 ctl_plans_list(int argc, char *argv[])
 {
 	struct arena	*a = arena_new();
-	struct dbrows	 p, l;
+	struct dbrows	 p, l, rt;
 	size_t		 i, j;
 	bool		 json = ctl_take_json(&argc, argv);
 	int		 rc;
@@ -169,7 +179,8 @@ ctl_plans_list(int argc, char *argv[])
 		return 2;
 	}
 	if ((rc = db_select(a, &q_plans, &p, "")) < 0 ||
-	    (rc = db_select(a, &q_limits, &l, "")) < 0) {
+	    (rc = db_select(a, &q_limits, &l, "")) < 0 ||
+	    (rc = db_select(a, &q_rates, &rt, "")) < 0) {
 		arena_free(a);
 		return ctl_dberr("plans list", rc);
 	}
@@ -221,6 +232,10 @@ ctl_plans_list(int argc, char *argv[])
 		for (j = 0; j < l.n; j++)
 			if (strcmp(dbv(&l, j, 0), dbv(&p, i, 0)) == 0)
 				printf(" %s=%s", dbv(&l, j, 1), dbv(&l, j, 2));
+		for (j = 0; j < rt.n; j++)
+			if (strcmp(dbv(&rt, j, 0), dbv(&p, i, 0)) == 0)
+				printf(" rate.%s=%s", dbv(&rt, j, 1),
+				    dbv(&rt, j, 2));
 		if (dbv(&p, i, 7) != NULL)
 			printf(" stripe_price_id=%s", dbv(&p, i, 7));
 		printf("%s\n", dbi(&p, i, 9) ? " (trial)" : "");
@@ -262,6 +277,11 @@ static struct sql q_limit_set = SQL(
     "ON DUPLICATE KEY UPDATE period_limit = VALUES(period_limit)");
 static struct sql q_limit_del = SQL(
     "DELETE FROM plan_limits WHERE plan = ? AND meter = ?");
+static struct sql q_rate_set = SQL(
+    "INSERT INTO plan_rates (plan, bucket, per_minute) VALUES (?, ?, ?) "
+    "ON DUPLICATE KEY UPDATE per_minute = VALUES(per_minute)");
+static struct sql q_rate_del = SQL(
+    "DELETE FROM plan_rates WHERE plan = ? AND bucket = ?");
 static struct sql q_plan_exists = SQL(
     "SELECT 1 FROM plans WHERE name = ?");
 static struct sql q_plan_delete = SQL(
@@ -305,6 +325,16 @@ ctl_plan_field(const char *plan, const char *kv)
 		if (!ctl_number(v, &n))
 			return 2;
 		return db_exec(&q_limit_set, "ssi", plan, key + 6, n);
+	}
+	if (strncmp(key, "rate.", 5) == 0) {
+		/* A rate bucket of its own ($tollgate_bucket NAME). */
+		if (valid_slug(key + 5, strlen(key + 5)) != NULL)
+			return 2;
+		if (strcmp(v, "-") == 0)
+			return db_exec(&q_rate_del, "ss", plan, key + 5);
+		if (!ctl_number(v, &n) || n > 2147483647LL)
+			return 2;
+		return db_exec(&q_rate_set, "ssi", plan, key + 5, n);
 	}
 	if (strcmp(key, "display_name") == 0) {
 		q = &q_plan_display;
@@ -355,7 +385,9 @@ ctl_plan_field(const char *plan, const char *kv)
  * not exist and sets each value, all in one transaction.  Keys:
  * display_name, price (smallest currency unit), currency,
  * rate_per_minute, credits, api_keys, sort_order, stripe_price_id ("-"
- * for none), limit.METER (a number, or "-" for no limit).
+ * for none), limit.METER (a number, or "-" for no limit; for a level
+ * meter, the most in use at a time), rate.BUCKET (checks per minute in
+ * that rate bucket, or "-" for the plan's rate_per_minute).
  */
 int
 ctl_plans_set(int argc, char *argv[])
@@ -370,7 +402,7 @@ ctl_plans_set(int argc, char *argv[])
 		    "[display_name=S] [price=N] [currency=usd] "
 		    "[rate_per_minute=N] [credits=N] [api_keys=N] "
 		    "[sort_order=N] [stripe_price_id=S|-] "
-		    "[limit.METER=N|-]...\n");
+		    "[limit.METER=N|-]... [rate.BUCKET=N|-]...\n");
 		return 2;
 	}
 	if ((rc = db_begin()) < 0)

@@ -72,6 +72,8 @@ static const struct key keys[] = {
 	{ "stripe", "price_pro", K_STR, OFF(stripe_price_pro), "", 0, 0 },
 	{ "stripe", "price_team", K_STR, OFF(stripe_price_team), "", 0, 0 },
 	{ "stripe", "report_interval", K_INT, OFF(stripe_report_interval), "3600", 60, 86400 },
+	{ "stripe", "meter_prices", K_STR, OFF(stripe_meter_prices), "", 0, 0 },
+	{ "client", "config_file", K_STR, OFF(client_config_file), "", 0, 0 },
 	{ "smtp", "url", K_STR, OFF(smtp_url), "smtp://127.0.0.1:25", 0, 0 },
 	{ "smtp", "user", K_STR, OFF(smtp_user), "", 0, 0 },
 	{ "smtp", "password", K_STR, OFF(smtp_password), "", 0, 0 },
@@ -232,6 +234,165 @@ derive_origin(struct config *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* True when s is a plausible Stripe id: [A-Za-z0-9_], 1 to 255. */
+static bool
+stripe_id_text(const char *s, size_t len)
+{
+	size_t	 i;
+
+	if (len == 0 || len > 255)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return false;
+	return true;
+}
+
+/*
+ * Parses [stripe] meter_prices, "meter:price_id, meter:price_id...", into
+ * c->meter_prices.  Each meter at most once.  Returns 0, or -1 with err.
+ */
+static int
+parse_meter_prices(struct config *c, char *err, size_t errlen)
+{
+	char		*copy, *rest, *item, *colon, *end;
+	size_t		 n = 1, i;
+	int		 rc = -1;
+
+	if (*c->stripe_meter_prices == '\0')
+		return 0;
+	for (item = c->stripe_meter_prices; *item != '\0'; item++)
+		if (*item == ',')
+			n++;
+	if ((c->meter_prices = calloc(n, sizeof(*c->meter_prices))) == NULL ||
+	    (copy = strdup(c->stripe_meter_prices)) == NULL)
+		return -1;
+	rest = copy;
+	while ((item = strsep(&rest, ",")) != NULL) {
+		while (*item == ' ' || *item == '\t')
+			item++;
+		end = item + strlen(item);
+		while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		colon = strchr(item, ':');
+		if (colon == NULL || valid_slug(item, (size_t)(colon - item)) !=
+		    NULL || !stripe_id_text(colon + 1, strlen(colon + 1))) {
+			snprintf(err, errlen, "[stripe] meter_prices must be "
+			    "METER:PRICE_ID pairs separated by commas (e.g. "
+			    "compute_minutes:price_123,tokens:price_456)");
+			goto out;
+		}
+		*colon = '\0';
+		for (i = 0; i < c->nmeter_prices; i++)
+			if (strcmp(c->meter_prices[i].meter, item) == 0) {
+				snprintf(err, errlen, "[stripe] meter_prices "
+				    "names the meter %s twice", item);
+				goto out;
+			}
+		if ((c->meter_prices[c->nmeter_prices].meter = strdup(item)) ==
+		    NULL)
+			goto out;
+		if ((c->meter_prices[c->nmeter_prices].price =
+		    strdup(colon + 1)) == NULL) {
+			free(c->meter_prices[c->nmeter_prices].meter);
+			c->meter_prices[c->nmeter_prices].meter = NULL;
+			goto out;
+		}
+		c->nmeter_prices++;
+	}
+	rc = 0;
+out:
+	free(copy);
+	return rc;
+}
+
+/*
+ * Reads the JSON object of [client] config_file (a relative path is taken
+ * from the configuration file's directory) into c->client_config, as
+ * compact JSON text; "{}" when no file is named.  Returns 0, or -1 with
+ * err when the file cannot be read or is not one JSON object.
+ */
+static int
+load_client_config(struct config *c, const char *conf_path, char *err,
+    size_t errlen)
+{
+	struct json_object	*o;
+	struct stat		 st;
+	const char		*file = c->client_config_file, *slash;
+	char			*path, *text;
+	FILE			*f;
+	size_t			 len = 0, got;
+	int			 rc = -1;
+
+	if (*file == '\0')
+		return (c->client_config = strdup("{}")) != NULL ? 0 : -1;
+	slash = strrchr(conf_path, '/');
+	if (file[0] == '/' || slash == NULL)
+		path = strdup(file);
+	else if (asprintf(&path, "%.*s/%s", (int)(slash - conf_path),
+	    conf_path, file) < 0)
+		path = NULL;
+	if (path == NULL)
+		return -1;
+	if ((text = malloc(MAX_RAW_BODY + 1)) == NULL) {
+		free(path);
+		return -1;
+	}
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "[client] config_file %s cannot be "
+		    "read: %s", path, strerror(errno));
+		goto out;
+	}
+	/* A regular file: never a device or a FIFO that could block. */
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "[client] config_file %s cannot be "
+		    "read: not a regular file", path);
+		fclose(f);
+		goto out;
+	}
+	while (len <= MAX_RAW_BODY && (got = fread(text + len, 1,
+	    MAX_RAW_BODY + 1 - len, f)) > 0)
+		len += got;
+	if (ferror(f)) {
+		snprintf(err, errlen, "[client] config_file %s cannot be "
+		    "read: %s", path, strerror(errno));
+		fclose(f);
+		goto out;
+	}
+	fclose(f);
+	if (len > MAX_RAW_BODY || (o = parse_json_object(text, len)) ==
+	    NULL) {
+		snprintf(err, errlen, "[client] config_file %s must hold one "
+		    "JSON object (at most %d bytes)", path, MAX_RAW_BODY);
+		goto out;
+	}
+	c->client_config = strdup(json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	rc = c->client_config != NULL ? 0 : -1;
+out:
+	free(text);
+	free(path);
+	return rc;
+}
+
+const char *
+meter_price(const char *meter)
+{
+	size_t	 i;
+
+	for (i = 0; i < cfg.nmeter_prices; i++)
+		if (strcmp(cfg.meter_prices[i].meter, meter) == 0)
+			return cfg.meter_prices[i].price;
+	return NULL;
+}
+
+bool
+meter_billed(const char *meter)
+{
+	return cfg.nmeter_prices == 0 || meter_price(meter) != NULL;
+}
+
 int
 config_load(const char *path, struct config *out, char *err, size_t errlen)
 {
@@ -331,7 +492,9 @@ config_load(const char *path, struct config *out, char *err, size_t errlen)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c.workers = n > 0 ? (int)n : 2;
 	}
-	if (derive_origin(&c, err, errlen) < 0)
+	if (derive_origin(&c, err, errlen) < 0 ||
+	    parse_meter_prices(&c, err, errlen) < 0 ||
+	    load_client_config(&c, path, err, errlen) < 0)
 		goto out;
 	*out = c;
 	memset(&c, 0, sizeof(c));
@@ -364,6 +527,12 @@ config_free(struct config *c)
 			free(*field);
 		}
 	}
+	for (i = 0; i < c->nmeter_prices; i++) {
+		free(c->meter_prices[i].meter);
+		free(c->meter_prices[i].price);
+	}
+	free(c->meter_prices);
+	free(c->client_config);
 	free(c->path);
 	free(c->origin);
 	sodium_memzero(c, sizeof(*c));

@@ -133,8 +133,18 @@ struct config {
 	char		*stripe_price_pro;
 	char		*stripe_price_team;
 	int		 stripe_report_interval;
+	char		*stripe_meter_prices;	/* "meter:price,..." or "" */
+	/* meter_prices parsed: the meters billed through metered prices. */
+	struct meter_price {
+		char	*meter;
+		char	*price;
+	}		*meter_prices;
+	size_t		 nmeter_prices;
 
-	/* [smtp] */
+	/* [client] */
+	char		*client_config_file;	/* "" when none */
+	char		*client_config;	/* the file's JSON object, or "{}" */
+
 	char		*smtp_url;
 	char		*smtp_user;
 	char		*smtp_password;
@@ -154,6 +164,13 @@ int	 config_load(const char *path, struct config *out, char *err, size_t);
 void	 config_free(struct config *);
 /* The default configuration path: $TOLLGATE_CONF or SYSCONFDIR's. */
 const char *config_default_path(void);
+/*
+ * The metered price of meter in [stripe] meter_prices, or NULL.
+ * meter_billed says whether usage of meter goes to Stripe: every meter
+ * when meter_prices is empty, else only the meters it names.
+ */
+const char *meter_price(const char *meter);
+bool	 meter_billed(const char *meter);
 
 /* ------------------------------------------------------------------ */
 /* validate.c: small pure validators.                                  */
@@ -336,6 +353,9 @@ void	 metrics_render(struct buf *);
 
 /* "29.00 USD", "1000 JPY": an amount in the smallest unit, in the arena. */
 char	*money_text(struct arena *, long long amount, const char *currency);
+/* "0.0042 USD": millionths of the currency (usage events' cost_micros). */
+char	*money_micros_text(struct arena *, long long micros,
+	    const char *currency);
 
 /* ------------------------------------------------------------------ */
 /* clock.c                                                             */

@@ -80,6 +80,8 @@ static const struct cmd cmds[] = {
 	{ "plans", "list", ctl_plans_list, "plans list [--json]" },
 	{ "plans", "set", ctl_plans_set, "plans set NAME [KEY=VALUE]..." },
 	{ "plans", "delete", ctl_plans_delete, "plans delete NAME" },
+	{ "meters", "list", ctl_meters_list, "meters list" },
+	{ "meters", "set", ctl_meters_set, "meters set NAME kind=sum|level" },
 	{ "service-key", "create", ctl_service_key_create,
 	    "service-key create NAME" },
 	{ "service-key", "list", ctl_service_key_list,
