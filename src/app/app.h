@@ -265,6 +265,7 @@ handler_fn	 h_usage;
 handler_fn	 h_usage_event;
 #define USAGE_GONE		1	/* no such user */
 int	 usage_core(struct req *, const char *uid, struct json_object **out);
+int	 credits_now(struct req *, const char *uid, long long *remaining);
 
 /* ------------------------------------------------------------------ */
 /* billing.c: Checkout, the portal, payments                          */

@@ -12,10 +12,6 @@
 static struct sql q_me = SQL(
     "SELECT " USER_COLUMNS ", "
     "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%dT%H:%i:%sZ'), "
-    "u.trial_started_at IS NULL, "
-    "(SELECT IF(cb.allowance_plan = 'trial' AND "
-    "cb.allowance_period_end > UTC_TIMESTAMP(6), cb.allowance, 0) "
-    "FROM credit_balances cb WHERE cb.user_id = u.id), "
     "s.plan, s.status, "
     "DATE_FORMAT(s.current_period_end, '%Y-%m-%dT%H:%i:%sZ'), s.id "
     "FROM users u LEFT JOIN subscriptions s ON s.id = (SELECT s2.id "
@@ -110,8 +106,9 @@ check_password(struct req *r, const char *field)
 /*
  * GET /api/v1/me (a login or an API key): 200 {user, trial: {ends_at,
  * credits_remaining}, subscription: {plan, status, current_period_end}
- * or null}; 503.  Before the trial starts (at verification) ends_at is
- * null and credits_remaining the credits it will bring.
+ * or null}; 503.  credits_remaining is every credit the user can spend
+ * now, the figure of /api/v1/usage (before the trial starts, at
+ * verification, ends_at is null and it counts the credits it will bring).
  */
 void
 h_me_get(struct req *r)
@@ -119,6 +116,7 @@ h_me_get(struct req *r)
 	struct dbrows		 row;
 	struct json_object	*o, *t, *s;
 	const size_t		 c = 7;	/* the columns after USER_COLUMNS */
+	long long		 credits;
 	int			 rc;
 
 	if ((rc = db_select(r->a, &q_me, &row, "s", r->who.user_id)) <= 0) {
@@ -130,24 +128,33 @@ h_me_get(struct req *r)
 			reply_db(r, rc);
 		return;
 	}
+	/* The one credits figure, as /api/v1/usage counts it. */
+	if ((rc = credits_now(r, r->who.user_id, &credits)) != 0) {
+		if (rc == USAGE_GONE)
+			reply_unauth(r, "unauthenticated", "The credential "
+			    "is not valid.");
+		else
+			reply_db(r, rc);
+		return;
+	}
 	o = json_object_new_object();
 	json_object_object_add(o, "user", user_json_row(&row, 0, 0));
 	t = json_object_new_object();
 	json_object_object_add(t, "ends_at", dbv(&row, 0, c) ?
 	    json_object_new_string(dbv(&row, 0, c)) : NULL);
-	json_object_object_add(t, "credits_remaining", json_object_new_int64(
-	    dbi(&row, 0, c + 1) ? cfg.trial_credits : dbi(&row, 0, c + 2)));
+	json_object_object_add(t, "credits_remaining",
+	    json_object_new_int64(credits));
 	json_object_object_add(o, "trial", t);
 	s = NULL;
-	if (dbv(&row, 0, c + 6) != NULL) {
+	if (dbv(&row, 0, c + 4) != NULL) {
 		s = json_object_new_object();
-		json_object_object_add(s, "plan", dbv(&row, 0, c + 3) ?
-		    json_object_new_string(dbv(&row, 0, c + 3)) : NULL);
+		json_object_object_add(s, "plan", dbv(&row, 0, c + 1) ?
+		    json_object_new_string(dbv(&row, 0, c + 1)) : NULL);
 		json_object_object_add(s, "status",
-		    json_object_new_string(dbv(&row, 0, c + 4)));
+		    json_object_new_string(dbv(&row, 0, c + 2)));
 		json_object_object_add(s, "current_period_end",
-		    dbv(&row, 0, c + 5) ?
-		    json_object_new_string(dbv(&row, 0, c + 5)) : NULL);
+		    dbv(&row, 0, c + 3) ?
+		    json_object_new_string(dbv(&row, 0, c + 3)) : NULL);
 	}
 	json_object_object_add(o, "subscription", s);
 	reply_json(r, 200, o);

@@ -89,6 +89,28 @@ usage_core(struct req *r, const char *uid, struct json_object **out)
 }
 
 /*
+ * Every credit user uid can spend now (the live allowance of the period,
+ * or what its first spend would grant, plus granted credits): the one
+ * figure of /api/v1/usage's credits.remaining, /api/v1/me's
+ * trial.credits_remaining and the admin's view (contract section 3).
+ * Returns 0 with it in *remaining, USAGE_GONE, or a DB_* code.
+ */
+int
+credits_now(struct req *r, const char *uid, long long *remaining)
+{
+	struct dbrows	 st;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_state, &st, "is",
+	    (long long)cfg.trial_credits, uid)) < 0)
+		return rc;
+	if (rc == 0)
+		return USAGE_GONE;
+	*remaining = dbi(&st, 0, 3);
+	return 0;
+}
+
+/*
  * GET /api/v1/usage (login or API key): 200 {plan, period: {start, end},
  * meters: {<meter>: {used, limit}}, credits: {remaining}}; 503.
  */

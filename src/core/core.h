@@ -137,6 +137,8 @@ int	 config_load(const char *path, struct config *out, char *err, size_t);
 void	 config_free(struct config *);
 /* The default configuration path: $TOLLGATE_CONF or SYSCONFDIR's. */
 const char *config_default_path(void);
+bool	 github_configured(void);
+bool	 stripe_configured(void);
 
 /* ------------------------------------------------------------------ */
 /* validate.c: small pure validators.                                  */
@@ -150,6 +152,7 @@ const char	*valid_name(const char *, size_t);
 const char	*valid_token(const char *, size_t);
 const char	*valid_id(const char *, size_t);
 const char	*valid_slug(const char *, size_t);
+const char	*valid_key_name(const char *, size_t);
 /* Lower-cases ASCII letters only (emails compare ignoring ASCII case). */
 char		*ascii_lower(struct arena *, const char *);
 
