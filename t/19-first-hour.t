@@ -49,7 +49,13 @@ like($out, qr/\[stripe\] report_interval/, 'naming the key');
 # --- Service keys named with '-' ---------------------------------------
 
 my $sk = "video-export-$$";
-END { $db->do('DELETE FROM service_keys WHERE name = ?', undef, $sk) if $db }
+END {
+	if ($db) {
+		$db->do('DELETE FROM usage_events WHERE service_key_id IN (SELECT id '
+		    . 'FROM service_keys WHERE name = ?)', undef, $sk);
+		$db->do('DELETE FROM service_keys WHERE name = ?', undef, $sk);
+	}
+}
 ($rc, $out) = ctl({}, 'service-key', 'create', $sk);
 is($rc, 0, "service-key create $sk") or diag($out);
 my ($skey) = $out =~ /(tgs_\S+)\s*\z/;
