@@ -6,6 +6,8 @@
 # through `contrib/devstack mail`) and the fake Stripe that `up` starts.
 # It ends with a verified account, a key, a gated call answering 200, the
 # usage API and the /usage page showing it, and the upgrade to Pro.
+# Then "Sign in with GitHub" as `up` offers it: the fake GitHub asks who
+# signs in, and the browser ends on /profile.
 
 use strict;
 use warnings;
@@ -165,5 +167,26 @@ $out = run_blocks(6, $#blocks);
 $out{6} = $out =~ /^\@\@block 6\n(.*?)(?:^\@\@|\z)/ms ? $1 : '';
 like($out{6} // '', qr/"plan": "pro"/, '7. the plan is pro after paying');
 like($out{6} // '', qr/"status": "active"/, '7. the subscription is active');
+
+# --- GitHub sign-in on the dev stack (the fake, interactive as `up` runs it)
+
+fake_start('github', FAKE_GITHUB_INTERACTIVE => 1);
+my $gb = browser();
+$res = $gb->get(base() . '/api/v1/auth/github')->res;
+is($res->code, 302, 'Sign in with GitHub: to the (fake) GitHub');
+my $auth = Mojo::URL->new($res->headers->location // '');
+$res = $gb->get($auth)->res;
+is($res->code, 200, 'the fake GitHub asks who signs in');
+like($res->body, qr{name=fake_email}, 'with an email field');
+my $gh_email = sprintf 'gh-%d-%d@example.com', $$, int rand 1e9;
+$auth->query->merge(fake_email => $gh_email, fake_login => 'newcomer');
+$res = $gb->get($auth)->res;
+is($res->code, 302, 'it sends the browser back');
+$res = $gb->get($res->headers->location)->res;
+is($res->code, 302, 'the callback signs in');
+is(location($res), '/profile', 'to /profile');
+$res = bget($gb, '/profile');
+is($res->code, 200, '/profile: signed in');
+like($res->body, qr/\Q$gh_email\E/, 'as the GitHub account\'s email');
 
 done_testing();
