@@ -7,6 +7,8 @@
 -- user with no plan keeps no allowance.  Afterwards the row's allowance
 -- is what the user can spend from it now, so a change that takes credits
 -- away (an admin's negative grant) can take from the allowance first.
+-- A trial that has not started (the email is not verified yet) has no
+-- allowance yet: verification grants its credits, so nothing is done.
 -- It runs inside the caller's transaction and commits nothing; the row
 -- stays locked until the caller ends it.
 
@@ -42,7 +44,10 @@ BEGIN
 		INTO v_is_trial, v_plan_credits FROM plans WHERE name = v_plan;
 		SET v_ps = tg_period_start(p_uid, v_plan);
 		SET v_pe = tg_period_end(p_uid, v_plan);
-		IF NOT (v_b_plan <=> v_plan AND (v_is_trial OR
+		IF v_is_trial AND (SELECT trial_started_at IS NULL FROM users
+		    WHERE id = p_uid) THEN
+			DO 0;	-- not started: verification grants its credits
+		ELSEIF NOT (v_b_plan <=> v_plan AND (v_is_trial OR
 		    (v_b_ps <=> v_ps AND v_b_pe > v_now))) THEN
 			IF v_allow > 0 THEN
 				INSERT INTO credit_ledger (id, user_id, kind,

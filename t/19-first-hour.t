@@ -122,6 +122,21 @@ is_deeply($ledger, [[-3, 6], [5, 11], [-8, 3], [-3, 0]],
 $res = req(GET => '/demo/spend', { Authorization => "Bearer $t->{key}" });
 is($res->code, 403, 'and the gate agrees: nothing left to spend');
 
+# Not verified yet: the trial's credits are still to come (verification
+# grants them), counted in the one figure; a negative delta can take only
+# granted credits, and no trial credits are granted early.
+my $nv = new_user(unverified => 1);
+$res = api(POST => "/api/v1/admin/users/$nv->{id}/credits", $admin,
+    { delta => 5, reason => 'early' });
+is($res->json->{credits}{remaining}, 15, 'not verified, +5: 15 (10 to come)');
+is_deeply([figures($nv)], [15, 15, 15], 'not verified: 15 everywhere');
+$res = api(POST => "/api/v1/admin/users/$nv->{id}/credits", $admin,
+    { delta => -100, reason => 'late' });
+is($res->json->{applied}, -5, 'not verified, -100: only the 5 granted go');
+is_deeply([figures($nv)], [10, 10, 10], 'the trial\'s 10 still to come');
+is($db->selectrow_array(q{SELECT COUNT(*) FROM credit_ledger WHERE user_id = ?
+    AND kind = 'trial'}, undef, $nv->{id}), 0, 'no trial credits granted before verification');
+
 # A paid plan whose allowance was never granted yet (lazily, at the first
 # spend): a negative delta takes from it all the same.
 my $p = new_user();

@@ -248,8 +248,9 @@ admin_user_detail(struct req *r, const char *uid, struct json_object **out)
 	/* The one credits figure, as /api/v1/usage counts it. */
 	json_object_object_add(cr, "remaining",
 	    json_object_new_int64(remaining));
+	/* Of the plan: the rest of the one figure beside granted credits. */
 	json_object_object_add(cr, "allowance",
-	    json_object_new_int64(dbi(&rows, 0, 0)));
+	    json_object_new_int64(remaining - dbi(&rows, 0, 1)));
 	json_object_object_add(cr, "granted",
 	    json_object_new_int64(dbi(&rows, 0, 1)));
 	json_object_object_add(cr, "allowance_plan", jstr(dbv(&rows, 0, 2)));
@@ -571,7 +572,7 @@ credits_tx(struct req *r, const char *uid, long long delta,
 		granted -= from_granted;
 		*applied = -(from_allowance + from_granted);
 	}
-	*remaining = allowance + granted;
+	*remaining = allowance + granted;	/* the ledger's balance */
 	d = json_object_new_object();
 	json_object_object_add(d, "delta", json_object_new_int64(delta));
 	json_object_object_add(d, "applied", json_object_new_int64(*applied));
@@ -582,6 +583,12 @@ credits_tx(struct req *r, const char *uid, long long delta,
 	    (rc = db_exec(&q_ledger, "ssiisss", new_id(r->a), uid, *applied,
 	    *remaining, reason, r->who.user_id, request_key)) < 0 ||
 	    (rc = audit_obj(r, "user.credits", uid, d)) < 0)
+		return rc;
+	/*
+	 * The answer's figure is the one /api/v1/usage shows (it counts a
+	 * trial's credits before verification grants them).
+	 */
+	if ((rc = credits_now(r, uid, remaining)) < 0)
 		return rc;
 	return ADM_OK;
 }
@@ -614,6 +621,9 @@ credits_committed(void *v)
 		return rc;
 	t->applied = dbi(&row, 0, 0);
 	t->remaining = dbi(&row, 0, 1);
+	/* The answer's figure, as credits_tx gives it. */
+	if ((rc = credits_now(t->r, t->uid, &t->remaining)) < 0)
+		return rc;
 	return 1;
 }
 
