@@ -12,6 +12,8 @@
 static struct sql q_me = SQL(
     "SELECT " USER_COLUMNS ", "
     "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%dT%H:%i:%sZ'), "
+    "u.trial_started_at IS NULL, "
+    "tg_credits(u.id, ?), "
     "s.plan, s.status, "
     "DATE_FORMAT(s.current_period_end, '%Y-%m-%dT%H:%i:%sZ'), s.id "
     "FROM users u LEFT JOIN subscriptions s ON s.id = (SELECT s2.id "
@@ -21,8 +23,6 @@ static struct sql q_me = SQL(
 static struct sql q_rename = SQL(
     "UPDATE users SET name = ?, updated_at = UTC_TIMESTAMP(6) "
     "WHERE id = ?");
-static struct sql q_password_of = SQL(
-    "SELECT password_hash FROM users WHERE id = ?");
 static struct sql q_email_used = SQL(
     "SELECT 1 FROM users WHERE email_lc = ? AND id <> ?");
 static struct sql q_set_password = SQL(
@@ -39,36 +39,6 @@ static struct sql q_role = SQL(
     "SELECT role FROM users WHERE id = ? FOR UPDATE");
 static struct sql q_delete = SQL(
     "DELETE FROM users WHERE id = ?");
-
-/*
- * Checks user uid's current password pw (email is the account's, for
- * the login throttle).  Returns 0 when it is right, ME_THROTTLED (the
- * seconds to wait in *retry) while the login throttle holds, ME_WRONG,
- * or a DB_* code.  A wrong password counts as a failed login of email
- * from this address.
- */
-int
-me_password_check(struct req *r, const char *uid, const char *email,
-    const char *pw, long *retry)
-{
-	struct dbrows	 row;
-	const char	*email_lc = ascii_lower(r->a, email);
-	int		 rc;
-
-	*retry = 0;
-	if ((rc = login_throttled(r, email_lc, retry)) < 0)
-		return rc;
-	if (rc == 1)
-		return ME_THROTTLED;
-	if ((rc = db_select(r->a, &q_password_of, &row, "s", uid)) < 0)
-		return rc;
-	if (password_verify(rc == 1 ? dbv(&row, 0, 0) : NULL, pw))
-		return 0;
-	if ((rc = login_failed(r, email_lc)) < 0)
-		return rc;
-	log_info("password_check_failed", " user=%s", uid);
-	return ME_WRONG;
-}
 
 /*
  * Answers a failed check of the current password given in field (422
@@ -106,9 +76,10 @@ check_password(struct req *r, const char *field)
 /*
  * GET /api/v1/me (a login or an API key): 200 {user, trial: {ends_at,
  * credits_remaining}, subscription: {plan, status, current_period_end}
- * or null}; 503.  credits_remaining is every credit the user can spend
- * now, the figure of /api/v1/usage (before the trial starts, at
- * verification, ends_at is null and it counts the credits it will bring).
+ * or null}; 503.  Before the trial starts (at verification) ends_at is
+ * null.  credits_remaining is every credit the user can spend now (the
+ * number /api/v1/usage reports; before verification, what the trial
+ * will bring).
  */
 void
 h_me_get(struct req *r)
@@ -116,21 +87,12 @@ h_me_get(struct req *r)
 	struct dbrows		 row;
 	struct json_object	*o, *t, *s;
 	const size_t		 c = 7;	/* the columns after USER_COLUMNS */
-	long long		 credits;
 	int			 rc;
 
-	if ((rc = db_select(r->a, &q_me, &row, "s", r->who.user_id)) <= 0) {
+	if ((rc = db_select(r->a, &q_me, &row, "is", cfg.trial_credits,
+	    r->who.user_id)) <= 0) {
 		/* Deleted between the credential check and now. */
 		if (rc == 0)
-			reply_unauth(r, "unauthenticated", "The credential "
-			    "is not valid.");
-		else
-			reply_db(r, rc);
-		return;
-	}
-	/* The one credits figure, as /api/v1/usage counts it. */
-	if ((rc = credits_now(r, r->who.user_id, &credits)) != 0) {
-		if (rc == USAGE_GONE)
 			reply_unauth(r, "unauthenticated", "The credential "
 			    "is not valid.");
 		else
@@ -143,18 +105,18 @@ h_me_get(struct req *r)
 	json_object_object_add(t, "ends_at", dbv(&row, 0, c) ?
 	    json_object_new_string(dbv(&row, 0, c)) : NULL);
 	json_object_object_add(t, "credits_remaining",
-	    json_object_new_int64(credits));
+	    json_object_new_int64(dbi(&row, 0, c + 2)));
 	json_object_object_add(o, "trial", t);
 	s = NULL;
-	if (dbv(&row, 0, c + 4) != NULL) {
+	if (dbv(&row, 0, c + 6) != NULL) {
 		s = json_object_new_object();
-		json_object_object_add(s, "plan", dbv(&row, 0, c + 1) ?
-		    json_object_new_string(dbv(&row, 0, c + 1)) : NULL);
-		json_object_object_add(s, "status",
-		    json_object_new_string(dbv(&row, 0, c + 2)));
-		json_object_object_add(s, "current_period_end",
-		    dbv(&row, 0, c + 3) ?
+		json_object_object_add(s, "plan", dbv(&row, 0, c + 3) ?
 		    json_object_new_string(dbv(&row, 0, c + 3)) : NULL);
+		json_object_object_add(s, "status",
+		    json_object_new_string(dbv(&row, 0, c + 4)));
+		json_object_object_add(s, "current_period_end",
+		    dbv(&row, 0, c + 5) ?
+		    json_object_new_string(dbv(&row, 0, c + 5)) : NULL);
 	}
 	json_object_object_add(o, "subscription", s);
 	reply_json(r, 200, o);

@@ -17,16 +17,13 @@
 static struct sql q_state = SQL(
     "SELECT x.plan, DATE_FORMAT(x.ps, '%Y-%m-%dT%H:%i:%sZ'), "
     "DATE_FORMAT(x.pe, '%Y-%m-%dT%H:%i:%sZ'), "
-    "IF(x.plan IS NULL, 0, COALESCE(IF(b.allowance_plan <=> x.plan AND "
-    "(p.is_trial OR (b.allowance_period_start <=> x.ps AND "
-    "b.allowance_period_end > UTC_TIMESTAMP(6))), b.allowance, NULL), "
-    "IF(p.is_trial, IF(b.allowance_plan IS NULL, ?, 0), p.credits))) + "
-    "COALESCE(b.granted, 0), x.ps "
+    "tg_credits(x.id, ?), x.ps "
     "FROM (SELECT y.id, y.plan, tg_period_start(y.id, y.plan) ps, "
     "tg_period_end(y.id, y.plan) pe FROM (SELECT u.id, tg_plan(u.id) plan "
-    "FROM users u WHERE u.id = ?) y) x "
-    "LEFT JOIN plans p ON p.name = x.plan "
-    "LEFT JOIN credit_balances b ON b.user_id = x.id");
+    "FROM users u WHERE u.id = ?) y) x");
+/* The one credits figure of a user (sql/035-rules.sql). */
+static struct sql q_credits_now = SQL(
+    "SELECT tg_credits(?, ?) FROM users WHERE id = ?");
 /* The plan's meters and every other meter used in the period. */
 static struct sql q_meters = SQL(
     "SELECT l.meter, l.period_limit, COALESCE(c.used, 0) "
@@ -89,24 +86,23 @@ usage_core(struct req *r, const char *uid, struct json_object **out)
 }
 
 /*
- * Every credit user uid can spend now (the live allowance of the period,
- * or what its first spend would grant, plus granted credits): the one
- * figure of /api/v1/usage's credits.remaining, /api/v1/me's
- * trial.credits_remaining and the admin's view (contract section 3).
+ * Every credit user uid can spend now (tg_credits, sql/035-rules.sql):
+ * the one figure of /api/v1/usage, /api/v1/me and the admin's view
+ * (contract section 3), for answers that are not built on those reads.
  * Returns 0 with it in *remaining, USAGE_GONE, or a DB_* code.
  */
 int
 credits_now(struct req *r, const char *uid, long long *remaining)
 {
-	struct dbrows	 st;
+	struct dbrows	 row;
 	int		 rc;
 
-	if ((rc = db_select(r->a, &q_state, &st, "is",
+	if ((rc = db_select(r->a, &q_credits_now, &row, "sis", uid,
 	    (long long)cfg.trial_credits, uid)) < 0)
 		return rc;
 	if (rc == 0)
 		return USAGE_GONE;
-	*remaining = dbi(&st, 0, 3);
+	*remaining = dbi(&row, 0, 0);
 	return 0;
 }
 

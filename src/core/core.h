@@ -222,6 +222,8 @@ int	 http_call(struct arena *, const char *method, const char *url,
 
 /* One JSON object, strictly, else NULL; the caller puts the result. */
 struct json_object *parse_json_object(const char *, size_t);
+/* Zeroes every string inside a parsed body before it is put. */
+void	 json_wipe(struct json_object *);
 
 /* Appends key=value to an urlencoded form or query, escaping both. */
 void	 form_add(struct buf *, const char *key, const char *val);
@@ -283,6 +285,13 @@ void	 metrics_route_labels(const char *(*)(int));
 /* Appends the Prometheus text of every counter to b. */
 void	 metrics_render(struct buf *);
 
+
+/* ------------------------------------------------------------------ */
+/* money.c                                                             */
+/* ------------------------------------------------------------------ */
+
+/* "29.00 USD", "1000 JPY": an amount in the smallest unit, in the arena. */
+char	*money_text(struct arena *, long long amount, const char *currency);
 
 /* ------------------------------------------------------------------ */
 /* clock.c                                                             */
