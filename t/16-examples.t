@@ -20,6 +20,7 @@ use Mojo::JSON qw(decode_json);
 use Mojo::UserAgent;
 use TG;
 use TGGate;
+use TGChromium ();
 
 my $root = $ENV{TG_ROOT};
 my $ex = "$root/contrib/examples";
@@ -190,5 +191,45 @@ is($spa->{after_logout}, 'unauthenticated', 'logs out');
 my @bad = grep { ($_->{acao} // '') ne $spa_origin } @{ $spa->{seen} // [] };
 ok(@{ $spa->{seen} // [] } >= 7 && !@bad,
     'every answer allowed the page\'s origin') or diag(explain(\@bad));
+
+# The page itself in a real browser (Chromium enforces CORS): from its
+# origin it logs in, reads the account and makes a key; served from an
+# origin that cors_origins does not list, the browser blocks the calls.
+SKIP: {
+	skip("the browser part: $TGChromium::why", 9) unless TGChromium::start();
+	my $b = new_user();
+	my $page = "$spa_origin/index.html?tollgate=" . base();
+	ok(TGChromium::navigate($page), 'the page loads in Chromium');
+	ok(TGChromium::wait_js('document.body.dataset.ready === "1"'), 'its script runs');
+	TGChromium::type_into('#email', $b->{email});
+	TGChromium::type_into('#password', 'correct horse battery');
+	TGChromium::js('document.querySelector("#login button").click()');
+	ok(TGChromium::wait_js('!document.getElementById("account").hidden'),
+	    'logged in from another origin') or diag(TGChromium::js(
+	    'document.getElementById("error").textContent'));
+	is(TGChromium::js('document.getElementById("who").textContent'),
+	    "$b->{email} (trial)", 'the page shows the account');
+	like(TGChromium::js('document.getElementById("meters").textContent'),
+	    qr/api_calls: 0 of \d+/, 'and its usage');
+	TGChromium::js('document.getElementById("newkey").click()');
+	ok(TGChromium::wait_js('document.getElementById("shown-key").textContent.includes("tgk_")'),
+	    'a new key, shown once');
+	TGChromium::shot('spa-signed-in');
+
+	my $other = $ENV{TG_PORT} + 18;
+	spawn('spa-other', 'python3', '-m', 'http.server', '--bind', '127.0.0.1',
+	    $other, '-d', "$ex/spa");
+	ok(listening($other), 'the same page on an origin not listed');
+	TGChromium::navigate("http://127.0.0.1:$other/index.html?tollgate=" . base());
+	TGChromium::wait_js('document.body.dataset.ready === "1"');
+	TGChromium::type_into('#email', $b->{email});
+	TGChromium::type_into('#password', 'correct horse battery');
+	TGChromium::js('document.querySelector("#login button").click()');
+	ok(TGChromium::wait_js('document.getElementById("error").textContent.length > 0'),
+	    'there the browser refuses the answer (no CORS headers)');
+	ok(TGChromium::js('document.getElementById("account").hidden'),
+	    'and nobody is signed in');
+	TGChromium::shot('spa-other-origin');
+}
 
 done_testing();
