@@ -73,7 +73,7 @@ END {
 ok(wait_for(sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$mport",
     Timeout => 1) }, 10), 'the mail catcher listens');
 
-fake_start('stripe');
+fake_start('stripe', FAKE_STRIPE_LOCAL_PORTAL => 1);	# as `up` runs it
 
 # Runs blocks $from..$to in bash, as pasted; each block's output is kept
 # apart by a marker line.  The shell's variables carry over from one run
@@ -88,7 +88,7 @@ sub run_blocks {
 		$script .= "echo '\@\@block $k'\n$blocks[$k]";
 	}
 	$script .= "declare -p B EMAIL SIGNUP TOKEN LINK KEY >'$state' 2>/dev/null || true\n"
-	    . "echo \"\@\@KEY=\$KEY\"\n";
+	    . "echo \"\@\@KEY=\$KEY\"\necho \"\@\@TOKEN=\$TOKEN\"\n";
 	my $file = "$ENV{TG_DEVSTACK}/tmp/tour-$$.sh";
 	open my $sh, '>', $file or die "$file: $!";
 	print $sh $script;
@@ -118,6 +118,7 @@ my %out;
 	}
 }
 my ($key) = $out =~ /^\@\@KEY=(\S*)$/m;
+my ($token) = $out =~ /^\@\@TOKEN=(\S*)$/m;
 
 # 1. Sign-up.
 my $signup = eval { Mojo::JSON::decode_json($out{0} =~ s/\n\@\@.*//sr) };
@@ -167,6 +168,23 @@ $out = run_blocks(6, $#blocks);
 $out{6} = $out =~ /^\@\@block 6\n(.*?)(?:^\@\@|\z)/ms ? $1 : '';
 like($out{6} // '', qr/"plan": "pro"/, '7. the plan is pro after paying');
 like($out{6} // '', qr/"status": "active"/, '7. the subscription is active');
+
+# --- "Manage billing": the fake portal, as `up` runs it, cancels.
+
+my $portal = json_post('/api/v1/billing/portal', {},
+    { Authorization => 'Bearer ' . ($token // '') });
+is($portal->code, 200, 'Manage billing: a portal session');
+my $purl = ($portal->json // {})->{url} // '';
+like($purl, qr{^http://127\.0\.0\.1:\d+/portal/}, 'the fake portal is a local page');
+my $pua = Mojo::UserAgent->new(max_redirects => 0);
+my $ppage = $pua->get($purl)->res;
+my ($cancel) = ($ppage->body // '') =~ m{action="(/portal/[^"]+/cancel/[^"]+)"};
+ok($cancel, 'it offers to cancel the subscription');
+my $back = $pua->post(Mojo::URL->new($cancel)->to_abs(Mojo::URL->new($purl)))->res;
+is($back->code, 302, 'cancelling sends the browser back');
+like($back->headers->location // '', qr{^\Q@{[ base() ]}\E/billing}, 'to /billing');
+my $me = req(GET => '/api/v1/me', { Authorization => 'Bearer ' . ($token // '') })->json // {};
+is($me->{user}{plan}, 'trial', 'the subscription is gone: back on the trial');
 
 # --- GitHub sign-in on the dev stack (the fake, interactive as `up` runs it)
 
