@@ -1,8 +1,10 @@
 #!/usr/bin/perl
 # docs/openapi.yaml cannot drift from the code: it is valid OpenAPI 3.1
 # (checked by @seriousme/openapi-schema-validator from npm, pinned in
-# t/openapi/package-lock.json), and its operations are exactly the
-# /api/v1 routes of the route table (routes.c), method by method.
+# t/openapi/package-lock.json), its operations are exactly the /api/v1
+# routes of the route table (routes.c), method by method, and the real
+# answers of the live stack to a tour of the API (successes and errors)
+# match the schemas it gives for them (ajv, JSON Schema 2020-12).
 
 use strict;
 use warnings;
@@ -12,6 +14,8 @@ use Test::More;
 use File::Find;
 use Mojo::JSON qw(decode_json);
 use TG;
+use Mojo::JSON qw(encode_json);
+require './t/60-helpers.pl';
 
 my $root = $ENV{TG_ROOT};
 my $mods = $ENV{TG_NODE_MODULES} // "$ENV{TG_DEVSTACK}/npm/node_modules";
@@ -19,11 +23,11 @@ ok(-d "$mods/\@seriousme/openapi-schema-validator",
     'the validator is installed (contrib/devstack test runs npm ci)')
     or BAIL_OUT("no validator in $mods");
 
-# Runs the checker on a file; returns its decoded answer.
+# Runs the checker on a file (and samples); returns its decoded answer.
 sub check {
-	my ($file) = @_;
+	my ($file, $samples) = @_;
 	local $ENV{TG_NODE_MODULES} = $mods;
-	my $out = `node '$root/t/openapi/check.mjs' '$file' 2>&1`;
+	my $out = `node '$root/t/openapi/check.mjs' '$file' @{[ $samples // '' ]} 2>&1`;
 	my $j = eval { decode_json($out) };
 	diag("check.mjs: $out") unless $j;
 	return $j // {};
@@ -75,13 +79,87 @@ is_deeply(\@missing, [], 'every /api/v1 route is documented')
 is_deeply(\@extra, [], 'every documented operation is a route')
     or diag("not in the route table: @extra");
 
-# And the live stack agrees on a public one: GET /api/v1/plans answers
-# the documented shape.
-my $res = req(GET => '/api/v1/plans');
-is($res->code, 200, 'GET /api/v1/plans: 200');
-my $plans = $res->json // [];
-ok(@$plans && !grep({ my $p = $_; grep { !exists $p->{$_} } qw(name price
-    currency rate_per_minute credits limits api_keys) } @$plans),
-    'every plan has the documented members');
+# --- The live stack's answers against the document's schemas ----------
+
+my @samples;
+# Calls METHOD PATH (as sent) and keeps the answer under DOC_PATH (as the
+# document writes it); returns the response.
+sub sample {
+	my ($method, $path, $doc_path, $token, $body) = @_;
+	my $res = defined $token ? api($method, $path, $token, $body)
+	    : req($method => $path, defined $body
+	    ? ({ 'Content-Type' => 'application/json' }, encode_json($body)) : ());
+	my $json = eval { $res->json };
+	push @samples, { method => $method, path => $doc_path,
+	    status => $res->code, body => $json // ($res->body // '') };
+	return $res;
+}
+
+my ($admin, $admin_id) = temp_admin();
+END { drop_user($admin_id) if $admin_id }
+my $email = new_email('openapi');
+my $su = sample(POST => '/api/v1/auth/signup', '/api/v1/auth/signup', undef,
+    { email => $email, password => 'correct horse battery', name => 'Doc' });
+my $sj = $su->json // {};
+my ($uid, $tok) = ($sj->{user}{id}, $sj->{tokens}{access_token});
+END { drop_user($uid) if $uid }
+sample(POST => '/api/v1/auth/signup', '/api/v1/auth/signup', undef,
+    { email => $email, password => 'correct horse battery' });	# 409
+sample(POST => '/api/v1/auth/signup', '/api/v1/auth/signup', undef,
+    { email => 'nope', password => 'short' });			# 422
+my $li = sample(POST => '/api/v1/auth/login', '/api/v1/auth/login', undef,
+    { email => $email, password => 'correct horse battery' });
+sample(POST => '/api/v1/auth/refresh', '/api/v1/auth/refresh', undef,
+    { refresh_token => ($li->json // {})->{tokens}{refresh_token} });
+sample(POST => '/api/v1/auth/refresh', '/api/v1/auth/refresh', undef,
+    { refresh_token => 'tgr_unknown' });				# 401
+sample(POST => '/api/v1/auth/magic-link', '/api/v1/auth/magic-link', undef,
+    { email => $email });						# 202
+sample(POST => '/api/v1/auth/device', '/api/v1/auth/device', undef,
+    { client_name => 'openapi test' });
+sample(GET => '/api/v1/me', '/api/v1/me', $tok);
+sample(GET => '/api/v1/me', '/api/v1/me', undef);			# 401
+sample(PATCH => '/api/v1/me', '/api/v1/me', $tok, { name => 'Doc Two' });
+sample(GET => '/api/v1/sessions', '/api/v1/sessions', $tok);
+sample(GET => '/api/v1/api-keys', '/api/v1/api-keys', $tok);
+my $k = sample(POST => '/api/v1/api-keys', '/api/v1/api-keys', $tok,
+    { name => 'doc' });
+sample(POST => '/api/v1/api-keys', '/api/v1/api-keys', $tok,
+    { name => 'one too many' });					# 403 quota
+sample(GET => '/api/v1/usage', '/api/v1/usage', $tok);
+sample(GET => '/api/v1/plans', '/api/v1/plans', undef);
+sample(GET => '/api/v1/billing', '/api/v1/billing', $tok);
+sample(GET => '/api/v1/billing/payments', '/api/v1/billing/payments', $tok);
+sample(GET => '/api/v1/admin/users', '/api/v1/admin/users', $tok);	# 403
+sample(GET => "/api/v1/admin/users?q=$email", '/api/v1/admin/users', $admin);
+sample(GET => "/api/v1/admin/users/$uid", '/api/v1/admin/users/{id}', $admin);
+sample(GET => '/api/v1/admin/users/nosuchuserxxxxxxxxxxxx',
+    '/api/v1/admin/users/{id}', $admin);				# 404
+sample(PATCH => "/api/v1/admin/users/$uid", '/api/v1/admin/users/{id}', $admin,
+    { plan => 'free' });
+sample(POST => "/api/v1/admin/users/$uid/credits",
+    '/api/v1/admin/users/{id}/credits', $admin, { delta => -2, reason => 'doc' });
+sample(POST => "/api/v1/admin/users/$uid/extend-trial",
+    '/api/v1/admin/users/{id}/extend-trial', $admin, { days => 1 });
+sample(GET => "/api/v1/admin/audit?user_id=$uid", '/api/v1/admin/audit', $admin);
+sample(GET => '/api/v1/admin/payments', '/api/v1/admin/payments', $admin);
+my $kid = ($k->json // {})->{id} // 'none';
+sample(POST => "/api/v1/api-keys/$kid/regenerate",
+    '/api/v1/api-keys/{id}/regenerate', $tok);
+sample(DELETE => "/api/v1/api-keys/$kid", '/api/v1/api-keys/{id}', $tok);
+
+my $sfile = "$ENV{TG_DEVSTACK}/tmp/openapi-samples-$$.json";
+open my $sf, '>', $sfile or die "$sfile: $!";
+print $sf encode_json(\@samples);
+close $sf;
+my $live = check("$root/docs/openapi.yaml", $sfile);
+unlink $sfile;
+is(scalar @{ $live->{samples} // [] }, scalar @samples, 'every answer was checked');
+for my $r (@{ $live->{samples} // [] }) {
+	ok($r->{ok}, "$r->{method} $r->{path} $r->{status}: the answer matches the document")
+	    or diag(explain($r->{errors}));
+}
+my %codes = map { $_->{status} => 1 } @samples;
+ok($codes{$_}, "the samples include a $_") for qw(200 201 202 204 401 403 404 409 422);
 
 done_testing();
