@@ -19,20 +19,6 @@
 #define PENDING_COOKIE	"tg_2fa"
 #define PENDING_TTL	600	/* seconds to enter the code */
 
-static struct sql q_db_now = SQL("SELECT UNIX_TIMESTAMP()");
-
-/* The database's clock in unix seconds, or a DB_* code. */
-static long long
-db_now(struct req *r)
-{
-	struct dbrows	 row;
-	int		 rc;
-
-	if ((rc = db_select(r->a, &q_db_now, &row, "")) <= 0)
-		return rc < 0 ? rc : DB_FAIL;
-	return dbi(&row, 0, 0);
-}
-
 /*
  * Starts a browser sign-in of uid (kind: "password", "github", ...) whose
  * first factor is good and whose TOTP is on: sets the cookie that lets
@@ -48,9 +34,10 @@ pending_begin(struct req *r, const char *uid, const char *kind,
 	const char	*plain;
 	size_t		 len;
 	long long	 now;
+	int		 rc;
 
-	if ((now = db_now(r)) < 0)
-		return (int)now;
+	if ((rc = db_unix_now(r->a, &now)) < 0)
+		return rc;
 	plain = arena_printf(r->a, "%s|%s|%lld|%s", uid, kind,
 	    now + PENDING_TTL, safe_next(next, "/profile"));
 	sealed = seal(r->a, plain, strlen(plain), &len);
@@ -74,7 +61,7 @@ pending_read(struct req *r, struct pending *p)
 	char		*plain, *f[4], *save = NULL;
 	size_t		 rawlen = 0, n;
 	long long	 now;
-	int		 i;
+	int		 i, rc;
 
 	if (c == NULL || (n = strlen(c)) > 2048 || n == 0)
 		return 0;
@@ -88,8 +75,8 @@ pending_read(struct req *r, struct pending *p)
 		if (f[i] == NULL)
 			return 0;
 	}
-	if ((now = db_now(r)) < 0)
-		return (int)now;
+	if ((rc = db_unix_now(r->a, &now)) < 0)
+		return rc;
 	if (strtoll(f[2], NULL, 10) < now)
 		return 0;
 	p->uid = f[0];

@@ -60,6 +60,8 @@ void		 db_close(void);
 void		 db_idle(void);
 /* The raw handle for tollgatectl migrate; NULL when down. */
 void		*db_handle(void);
+/* The database's clock in unix seconds: 0 with *now, or a DB_* code. */
+int		 db_unix_now(struct arena *, long long *now);
 
 /* db.c, scale-out (issue 9): host lists, Galera, transaction retries.  */
 /* ------------------------------------------------------------------ */

@@ -56,7 +56,8 @@ enum ftype {
 	F_ID,		/* an object id */
 	F_SLUG,		/* [a-z0-9_]{1,64}: plan and meter names */
 	F_INT,		/* integer in [min, max] */
-	F_BOOL
+	F_BOOL,
+	F_OBJECT	/* a JSON object, max bytes as compact text (0: 1024) */
 };
 
 #define FIELD_REQUIRED	0x01
@@ -76,7 +77,8 @@ struct input {
 	const struct field *f;
 	bool		 present;
 	bool		 is_null;
-	const char	*s;	/* text fields; NUL-terminated in the arena */
+	const char	*s;	/* text fields (F_OBJECT: its compact JSON);
+				   NUL-terminated in the arena */
 	size_t		 len;
 	long long	 i;	/* F_INT */
 	bool		 b;	/* F_BOOL */
@@ -126,6 +128,7 @@ struct req {
 	const char	*params[4];	/* {id} segments of the path */
 	int		 nparams;
 	struct input	*in;		/* one per declared field */
+	struct json_object *bad;	/* ROUTE_FORM_ERRORS: the bad fields */
 	size_t		 nin;
 
 	struct principal who;
@@ -172,6 +175,7 @@ typedef void	 handler_fn(struct req *);
 #define ROUTE_ADMIN	0x0100	/* with ROUTE_AUTH: the admin role */
 #define ROUTE_SERVICE	0x0200	/* needs a service key (tgs_) */
 #define ROUTE_OPTAUTH	0x0400	/* a credential is read when present */
+#define ROUTE_FORM_ERRORS 0x0800	/* bad fields go to the handler (pg_take) */
 
 struct route {
 	unsigned	 methods;	/* enum method bits */

@@ -283,26 +283,6 @@ h_page_profile(struct req *r)
 	profile_page(&p, 200, NULL);
 }
 
-static const struct field f_name[] = {
-	{ "name", F_NAME, FIELD_REQUIRED, 0, 0 },
-	{ NULL, 0, 0, 0, 0 },
-};
-static const struct field f_email[] = {
-	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
-	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
-	{ NULL, 0, 0, 0, 0 },
-};
-static const struct field f_password[] = {
-	{ "current_password", F_TEXT, FIELD_REQUIRED, 1, 256 },
-	{ "new_password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
-	{ NULL, 0, 0, 0, 0 },
-};
-static const struct field f_key[] = {
-	{ "key_name", F_TEXT, FIELD_REQUIRED, 1, 128 },
-	{ "expires_in_days", F_INT, 0, 1, 3650 },
-	{ NULL, 0, 0, 0, 0 },
-};
-
 /* The common start of the profile's POST handlers. */
 static bool
 profile_post(struct req *r, struct page *p)
@@ -322,7 +302,7 @@ h_page_profile_name(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if (!pg_take(&p, f_name)) {
+	if (!pg_take(&p)) {
 		profile_page(&p, 422, NULL);
 		return;
 	}
@@ -362,7 +342,7 @@ h_page_profile_email(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if (!pg_take(&p, f_email)) {
+	if (!pg_take(&p)) {
 		profile_page(&p, 422, NULL);
 		return;
 	}
@@ -404,7 +384,7 @@ h_page_profile_password(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if (!pg_take(&p, f_password)) {
+	if (!pg_take(&p)) {
 		profile_page(&p, 422, NULL);
 		return;
 	}
@@ -423,20 +403,6 @@ h_page_profile_password(struct req *r)
 	reply_redirect(r, 303, "/profile?notice=password");
 }
 
-/* Drops an empty field from the posted form (an empty number box). */
-static void
-drop_empty(struct req *r, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < r->form.n; i++)
-		if (strcmp(r->form.v[i].key, name) == 0 &&
-		    r->form.v[i].vlen == 0) {
-			r->form.v[i] = r->form.v[--r->form.n];
-			i--;
-		}
-}
-
 /*
  * POST /profile/keys {key_name, expires_in_days?}: 201 the profile with
  * the new key shown once; 422 bad fields; 403 past the plan's key limit.
@@ -451,8 +417,7 @@ h_page_key_create(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	drop_empty(r, "expires_in_days");
-	if (!pg_take(&p, f_key)) {
+	if (!pg_take(&p)) {
 		profile_page(&p, 422, NULL);
 		return;
 	}
@@ -672,6 +637,41 @@ draw_chart(struct page *p, const char *meter, struct json_object *rows,
 	buf_puts(&p->b, "</figure>\n");
 }
 
+/*
+ * The money of the period's usage events (cost_micros), per meter and in
+ * all, when there is some; nothing otherwise.
+ */
+static void
+usage_money(struct page *p, struct json_object *u)
+{
+	struct json_object	*money, *mm;
+	const char		*cur;
+
+	if (!json_object_object_get_ex(u, "money", &money) ||
+	    !json_object_object_get_ex(money, "meters", &mm) ||
+	    json_object_object_length(mm) == 0)
+		return;
+	cur = member_str(money, "currency");
+	buf_puts(&p->b, "<section>\n<h2>Cost</h2>\n<div class=\"scroll\">"
+	    "<table class=\"money\">\n<thead><tr><th>Meter</th><th>Cost this "
+	    "period</th></tr></thead>\n<tbody>\n");
+	json_object_object_foreach(mm, name, v) {
+		buf_puts(&p->b, "<tr id=\"cost-");
+		buf_html(&p->b, name);
+		buf_puts(&p->b, "\"><th scope=\"row\">");
+		buf_html(&p->b, meter_label(p->r->a, name));
+		buf_puts(&p->b, "</th><td>");
+		buf_html(&p->b, money_micros_text(p->r->a,
+		    json_object_get_int64(v), cur));
+		buf_puts(&p->b, "</td></tr>\n");
+	}
+	buf_puts(&p->b, "</tbody>\n<tfoot><tr><th scope=\"row\">In all</th>"
+	    "<td id=\"cost-total\">");
+	buf_html(&p->b, money_micros_text(p->r->a, member_int(money,
+	    "total_micros"), cur));
+	buf_puts(&p->b, "</td></tr></tfoot></table></div>\n</section>\n");
+}
+
 /* GET /usage: 200 with the meters of the period and the daily charts. */
 void
 h_page_usage(struct req *r)
@@ -738,11 +738,15 @@ h_page_usage(struct req *r)
 		long long used = member_int(m, "used"), lim = member_int(m, "limit");
 		bool has_lim = member_str(m, "limit") != NULL;
 
+		bool level = member_str(m, "kind") != NULL &&
+		    strcmp(member_str(m, "kind"), "level") == 0;
+
 		buf_puts(&p.b, "<tr id=\"meter-");
 		buf_html(&p.b, name);
 		buf_puts(&p.b, "\"><th scope=\"row\">");
 		buf_html(&p.b, meter_label(r->a, name));
-		buf_printf(&p.b, "</th><td>%s</td><td>", num(r->a, used));
+		buf_printf(&p.b, "</th><td>%s%s</td><td>", num(r->a, used),
+		    level ? " in use now" : "");
 		if (has_lim)
 			buf_printf(&p.b, "%s</td><td><meter min=\"0\" "
 			    "max=\"%lld\" low=\"%lld\" high=\"%lld\" "
@@ -752,10 +756,13 @@ h_page_usage(struct req *r)
 		else
 			buf_puts(&p.b, "no limit</td><td></td></tr>\n");
 	}
-	buf_puts(&p.b, "</tbody></table></div>\n</section>\n<section>\n"
-	    "<h2>Daily use</h2>\n");
+	buf_puts(&p.b, "</tbody></table></div>\n</section>\n");
+	usage_money(&p, u);
+	buf_puts(&p.b, "<section>\n<h2>Daily use</h2>\n");
 	json_object_object_foreach(ms, name2, m2) {
-		(void)m2;
+		if (member_str(m2, "kind") != NULL &&
+		    strcmp(member_str(m2, "kind"), "level") == 0)
+			continue;	/* a level has no daily sum */
 		buf_puts(&p.b, "<h3>");
 		buf_html(&p.b, meter_label(r->a, name2));
 		buf_puts(&p.b, "</h3>\n");
@@ -824,7 +831,11 @@ h_page_billing(struct req *r)
 		buf_puts(&p.b, "</dd>");
 	}
 	buf_puts(&p.b, "</dl>\n");
-	if (member_str(bill, "status") != NULL) {
+	/* Without Stripe set up, no button that would fail. */
+	if (!stripe_configured())
+		buf_puts(&p.b, "<p id=\"billing-off\">Paid plans cannot be "
+		    "bought on this site yet.</p>\n");
+	else if (member_str(bill, "status") != NULL) {
 		pg_form(&p, "/billing/portal", "inline");
 		pg_submit(&p, "Manage billing", "secondary");
 	}
@@ -869,6 +880,8 @@ h_page_billing(struct req *r)
 		    num(r->a, member_int(pl, "api_keys")));
 		if (cur != NULL && strcmp(cur, name) == 0)
 			buf_puts(&p.b, "<p class=\"tag ok\">Your plan</p>\n");
+		else if (!stripe_configured())
+			;	/* nothing to buy it with */
 		else if (price > 0 && live) {
 			pg_form(&p, "/billing/portal", "inline");
 			pg_submit(&p, arena_printf(r->a, "Switch to %s in the "
@@ -943,11 +956,6 @@ continue_page(struct page *p, const char *url, const char *title,
 	pg_send(p, 200, title);
 }
 
-static const struct field f_checkout[] = {
-	{ "plan", F_SLUG, FIELD_REQUIRED, 0, 0 },
-	{ NULL, 0, 0, 0, 0 },
-};
-
 /* Answers a Stripe outage (INTERIM_STRIPE_DOWN) or a DB_* code. */
 static void
 reply_stripe(struct req *r, int rc)
@@ -964,7 +972,8 @@ reply_stripe(struct req *r, int rc)
 /*
  * POST /billing/checkout {plan}: 200 with the link to Stripe Checkout;
  * 422 for a plan that cannot be bought; 409 when a subscription is live
- * (the portal changes it); 503 when Stripe cannot be reached.
+ * (the portal changes it); 404 when billing is not set up; 503 when
+ * Stripe cannot be reached.
  */
 void
 h_page_checkout(struct req *r)
@@ -975,7 +984,12 @@ h_page_checkout(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if (!pg_take(&p, f_checkout)) {
+	if (!stripe_configured()) {
+		reply_error(r, 404, "not_found", "Billing is not set up on "
+		    "this site.");
+		return;
+	}
+	if (!pg_take(&p)) {
 		json_object_put(p.errs);
 		reply_error(r, 422, "validation_failed", "Choose a plan.");
 		return;
@@ -1001,7 +1015,10 @@ h_page_checkout(struct req *r)
 	    "Continue to Stripe Checkout");
 }
 
-/* POST /billing/portal: 200 with the link to Stripe's portal; 503. */
+/*
+ * POST /billing/portal: 200 with the link to Stripe's portal; 404 when
+ * billing is not set up; 503.
+ */
 void
 h_page_portal(struct req *r)
 {
@@ -1011,6 +1028,11 @@ h_page_portal(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
+	if (!stripe_configured()) {
+		reply_error(r, 404, "not_found", "Billing is not set up on "
+		    "this site.");
+		return;
+	}
 	if ((rc = billing_portal_core(r, r->who.user_id, " via=page", &url)) < 0) {
 		reply_stripe(r, rc);
 		return;

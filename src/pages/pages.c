@@ -70,20 +70,20 @@ pg_csrf(struct req *r)
 }
 
 /*
- * Validates the posted fields against a table (as the dispatcher does
- * for the JSON API) and fills r->in for in_str and friends.  Returns
- * true when all are good, else false with each message in p->errs.
+ * The fields of a page's form are declared in the route table and taken
+ * by the dispatcher like a JSON route's (ROUTE_FORM_ERRORS: the bad ones
+ * come here instead of a 422).  Returns true when all are good, else
+ * false with each message in p->errs, for the form shown again.
  */
 bool
-pg_take(struct page *p, const struct field *fields)
+pg_take(struct page *p)
 {
-	struct json_object	*bad;
+	struct json_object	*bad = p->r->bad;
 
-	if ((bad = request_take_fields(p->r, fields)) == NULL)
+	if (bad == NULL)
 		return true;
 	json_object_object_foreach(bad, k, v)
 		pg_error(p, k, json_object_get_string(v));
-	json_object_put(bad);
 	return false;
 }
 
@@ -265,13 +265,6 @@ pg_arg(struct req *r, const char *name)
 /* Signing up.                                                         */
 /* ------------------------------------------------------------------ */
 
-static const struct field f_signup[] = {
-	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
-	{ "name", F_NAME, FIELD_BLANK_ABSENT, 0, 0 },
-	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
-	{ NULL, 0, 0, 0, 0 },
-};
-
 /* The sign-up form, with the values sent and their messages. */
 static void
 signup_page(struct req *r, struct page *p, int status)
@@ -316,7 +309,7 @@ h_page_signup_post(struct req *r)
 	if (!pg_csrf(r))
 		return;
 	pg_init(&p, r);
-	if (!pg_take(&p, f_signup)) {
+	if (!pg_take(&p)) {
 		signup_page(r, &p, 422);
 		return;
 	}
@@ -342,15 +335,6 @@ h_page_signup_post(struct req *r)
 /* Logging in and out.                                                 */
 /* ------------------------------------------------------------------ */
 
-static const struct field f_login[] = {
-	{ "username", F_TEXT, FIELD_REQUIRED, 1, 254 },
-	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
-	{ "totp_code", F_TEXT, 0, 0, 16 },
-	{ "recovery_code", F_TEXT, 0, 0, 64 },
-	{ "next", F_TEXT, 0, 0, 512 },
-	{ NULL, 0, 0, 0, 0 },
-};
-
 /* The login form; totp asks for the second factor's code too. */
 static void
 login_page(struct req *r, struct page *p, int status, bool totp)
@@ -375,9 +359,13 @@ login_page(struct req *r, struct page *p, int status, bool totp)
 		    "text", NULL, "one-time-code", true);
 	pg_submit(p, "Log in", NULL);
 	buf_puts(&p->b, "<p><a href=\"/forgot-password\">Forgot your "
-	    "password?</a> · <a href=\"/auth/magic\">Email me a login "
-	    "link</a> · <a href=\"/api/v1/auth/github\">Log in with "
-	    "GitHub</a></p>\n<p>New here? <a href=\"/signup\">Create an "
+	    "password?</a> · <a href=\"/login/magic\">Email me a login "
+	    "link</a>");
+	/* GitHub only where it is set up: no button that fails. */
+	if (github_configured())
+		buf_puts(&p->b, " · <a href=\"/api/v1/auth/github\">Log in "
+		    "with GitHub</a>");
+	buf_puts(&p->b, "</p>\n<p>New here? <a href=\"/signup\">Create an "
 	    "account</a>.</p>\n");
 	pg_send(p, status, "Log in");
 }
@@ -474,7 +462,7 @@ h_page_login_post(struct req *r)
 	if (!pg_csrf(r))
 		return;
 	pg_init(&p, r);
-	if (!pg_take(&p, f_login)) {
+	if (!pg_take(&p)) {
 		login_page(r, &p, 422, false);
 		return;
 	}
@@ -556,16 +544,6 @@ h_page_logout(struct req *r)
 /* A forgotten password.                                               */
 /* ------------------------------------------------------------------ */
 
-static const struct field f_forgot[] = {
-	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
-	{ NULL, 0, 0, 0, 0 },
-};
-static const struct field f_reset[] = {
-	{ "token", F_TOKEN, FIELD_REQUIRED, 0, 0 },
-	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
-	{ NULL, 0, 0, 0, 0 },
-};
-
 static void
 forgot_page(struct req *r, struct page *p, int status)
 {
@@ -602,7 +580,7 @@ h_page_forgot_post(struct req *r)
 	if (!pg_csrf(r))
 		return;
 	pg_init(&p, r);
-	if (!pg_take(&p, f_forgot)) {
+	if (!pg_take(&p)) {
 		forgot_page(r, &p, 422);
 		return;
 	}
@@ -613,6 +591,62 @@ h_page_forgot_post(struct req *r)
 	pg_notice(&p, "notice", "If an account has this email, a link to "
 	    "choose a new password is on its way. It works once, for an "
 	    "hour.");
+	buf_puts(&p.b, "<p><a href=\"/login\">Back to log in</a></p>\n");
+	pg_send(&p, 202, "Check your email");
+}
+
+/* ------------------------------------------------------------------ */
+/* A login link by mail (the /login page's "Email me a login link").   */
+/* ------------------------------------------------------------------ */
+
+static void
+magic_request_page(struct req *r, struct page *p, int status)
+{
+	buf_puts(&p->b, "<p>Enter the email of your account, and we will "
+	    "send you a link that logs you in without a password.</p>\n");
+	pg_form(p, "/login/magic", NULL);
+	pg_input(p, "Email", "email", "email", pg_arg(r, "email"), "email",
+	    true);
+	pg_submit(p, "Email me a login link", NULL);
+	buf_puts(&p->b, "<p><a href=\"/login\">Back to log in</a></p>\n");
+	pg_send(p, status, "Log in by email");
+}
+
+/* GET /login/magic: 200 with the form. */
+void
+h_page_magic_request(struct req *r)
+{
+	struct page	 p;
+
+	pg_init(&p, r);
+	magic_request_page(r, &p, 200);
+}
+
+/*
+ * POST /login/magic {email}: 202 with the same page whether or not the
+ * account exists (mail only to an existing one, within the mail
+ * throttle, as POST /api/v1/auth/magic-link); 422 the form with its
+ * message; 403 without CSRF; 503.
+ */
+void
+h_page_magic_request_post(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!pg_csrf(r))
+		return;
+	pg_init(&p, r);
+	if (!pg_take(&p)) {
+		magic_request_page(r, &p, 422);
+		return;
+	}
+	if ((rc = mail_link_core(r, in_str(r, "email"), "magic", 15)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	pg_notice(&p, "notice", "If an account has this email, a login link "
+	    "is on its way. It works once, for 15 minutes.");
 	buf_puts(&p.b, "<p><a href=\"/login\">Back to log in</a></p>\n");
 	pg_send(&p, 202, "Check your email");
 }
@@ -661,7 +695,7 @@ h_page_reset_post(struct req *r)
 		return;
 	pg_init(&p, r);
 	t = pg_arg(r, "token");
-	if (!pg_take(&p, f_reset)) {
+	if (!pg_take(&p)) {
 		if (t == NULL || valid_token(t, strlen(t)) != NULL) {
 			reply_error(r, 400, "invalid_token", "This link is "
 			    "not valid. Ask for a new one.");

@@ -25,7 +25,8 @@ void	 pg_init(struct page *, struct req *);
 bool	 pg_login(struct req *);
 bool	 pg_admin(struct req *);
 bool	 pg_csrf(struct req *);
-bool	 pg_take(struct page *, const struct field *);
+/* False (the messages recorded) when the route's fields were bad. */
+bool	 pg_take(struct page *);
 void	 pg_error(struct page *, const char *field, const char *message);
 const char *pg_err_text(struct page *, const char *field);
 void	 pg_notice(struct page *, const char *cls, const char *text);
@@ -51,6 +52,8 @@ handler_fn	 h_page_login_post;
 handler_fn	 h_page_logout;
 handler_fn	 h_page_forgot;
 handler_fn	 h_page_forgot_post;
+handler_fn	 h_page_magic_request;
+handler_fn	 h_page_magic_request_post;
 handler_fn	 h_page_reset;
 handler_fn	 h_page_reset_post;
 handler_fn	 h_page_profile;

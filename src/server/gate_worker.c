@@ -80,6 +80,7 @@ struct jwt_memo {
 static struct jwt_memo	 memo[JWT_MEMO];
 
 static struct conn	*parked;
+static int		 gate_route = -1;	/* its row in /metrics */
 static int		 ep, me;
 static volatile sig_atomic_t	 stopping;
 static struct arena	*ar;
@@ -181,7 +182,6 @@ static void
 answer(struct conn *c, const struct eng_verdict *v)
 {
 	struct json_object	*o, *e;
-	enum counter		 ctr;
 
 	c->outlen = c->outoff = 0;
 	c->status = v->status;
@@ -189,7 +189,7 @@ answer(struct conn *c, const struct eng_verdict *v)
 		out(c, "HTTP/1.1 204 No Content\r\nX-Tollgate-User-Id: %s\r\n"
 		    "X-Tollgate-Plan: %s\r\nX-Tollgate-Credits-Remaining: %lld"
 		    "\r\n", v->uid, v->plan ? v->plan : "", v->credits);
-		metrics_count(CTR_GATE_ALLOW, 1);
+		metrics_gate(NULL);
 	} else {
 		o = json_object_new_object();
 		e = json_object_new_object();
@@ -213,14 +213,7 @@ answer(struct conn *c, const struct eng_verdict *v)
 			out(c, "Retry-After: %lld\r\n", v->reset);
 		if (v->status == 503)
 			out(c, "Retry-After: 5\r\n");
-		switch (v->status) {
-		case 401: ctr = CTR_GATE_401; break;
-		case 402: ctr = CTR_GATE_402; break;
-		case 429: ctr = CTR_GATE_429; break;
-		case 503: ctr = CTR_GATE_503; break;
-		default: ctr = CTR_GATE_403; break;
-		}
-		metrics_count(ctr, 1);
+		metrics_gate(v->code);
 	}
 	out(c, "X-RateLimit-Limit: %lld\r\nX-RateLimit-Remaining: %lld\r\n"
 	    "X-RateLimit-Reset: %lld\r\n", v->rate, v->remaining, v->reset);
@@ -317,6 +310,33 @@ jwt_check_memo(const char *tok, const char **uid, const char **sid)
 	return rc;
 }
 
+/*
+ * While [crypto] previous_key is set, a key or cookie the engine has not
+ * seen may still be hashed with the old key: its row moves to the new
+ * hash first (app/rekey.c), as at every other lookup.
+ */
+static void
+rekey_if_unknown(char kind, const char *a, const char *cred)
+{
+	struct eng_cred	*c;
+	struct req	 rq;
+	char		 key[72];
+	bool		 known = false;
+
+	if (!cfg.has_previous_key)
+		return;
+	snprintf(key, sizeof(key), "%c:%s", kind, a);
+	if ((c = eng_cred_get(key, false)) != NULL) {
+		known = c->uid[0] != '\0';
+		eng_unlock(&c->lock);
+	}
+	if (known)
+		return;
+	memset(&rq, 0, sizeof(rq));
+	rq.a = ar;
+	hash_rekey(&rq, kind == 'k' ? HASHED_API_KEY : HASHED_COOKIE, cred);
+}
+
 /* The session cookie's value in a Cookie header, or NULL. */
 static const char *
 session_cookie(char *cookies)
@@ -384,6 +404,7 @@ take_request(struct conn *c)
 			snprintf(c->a, sizeof(c->a), "%s",
 			    token_hash(ar, c->cred));
 			c->b[0] = '\0';
+			rekey_if_unknown('k', c->a, c->cred);
 		} else {
 			rc = jwt_check_memo(c->cred, &uid, &sid);
 			if (rc != JWT_OK) {
@@ -410,6 +431,7 @@ take_request(struct conn *c)
 		c->chk.kind = 'c';
 		snprintf(c->a, sizeof(c->a), "%s", token_hash(ar, ck));
 		c->b[0] = '\0';
+		rekey_if_unknown('c', c->a, ck);
 	}
 	c->chk.a = c->a;
 	c->chk.b = c->b;
@@ -474,7 +496,7 @@ flush_out(struct conn *c)
 			return false;
 		c->outoff += (size_t)n;
 	}
-	metrics_request(-1, c->status, eng_now() - c->t0);
+	metrics_request(gate_route, "GET", c->status, eng_now() - c->t0);
 	c->st = C_READ;
 	c->outlen = c->outoff = 0;
 	return true;
@@ -660,6 +682,9 @@ eng_gate_run(int lfd, int index)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	me = index;
 	efd = eng_gate_fd[index];
+	for (k = 0; k < (int)nroutes; k++)
+		if (strcmp(routes[k].pattern, "/_tollgate/check") == 0)
+			gate_route = k;
 	if ((ar = arena_new()) == NULL || (ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		_exit(1);
 	ev.events = EPOLLIN;

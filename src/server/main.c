@@ -1,13 +1,16 @@
 /*
  * tollgated: the master.  It reads the configuration, opens the FastCGI
  * socket and the gate socket, makes (or finds) the gate engine's shared
- * file, preforks the workers, the gate workers and the engine process,
- * and keeps them running: a child that dies is replaced (with backoff
- * when they die young), SIGHUP reloads the configuration by replacing
- * every worker and gate worker, SIGTERM stops them gracefully (each
- * finishes what it holds; the engine commits the journal last).  With
- * --sender it runs the background sender instead (mail and Stripe meter
- * events).
+ * file, preforks the workers, the gate workers, the engine process and
+ * the flusher, and keeps them running: a child that dies is replaced
+ * (with backoff when they die young), SIGHUP reloads the configuration
+ * by replacing every child, SIGTERM stops them gracefully (each finishes
+ * what it holds; the engine and flusher last, committing the journal).
+ * With --sender it runs the background sender instead (mail and Stripe
+ * meter events).  Both refuse to start against a schema other than the
+ * one this build expects; -t checks the configuration and the schema and
+ * exits.  Under systemd the socket comes from tollgated.socket
+ * (LISTEN_FDS) and outlives us.
  */
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -56,14 +59,52 @@ static int		 gate_fd = -1;
 static pid_t		 draining[4 * MAX_WORKERS];	/* old workers */
 static size_t		 ndraining;
 
+/* True when systemd handed us the socket (tollgated.socket). */
+static bool		 socket_inherited;
+
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: tollgated [-c file] [--sender]\n");
+	fprintf(stderr, "usage: tollgated [-c file] [--sender]\n"
+	    "       tollgated -t [-q] [-c file]\n"
+	    "       tollgated --version\n");
 	exit(2);
 }
 
-/* Opens the FastCGI socket with the configured group and mode 0660. */
+/*
+ * The socket systemd passed (socket activation: LISTEN_PID is us and
+ * LISTEN_FDS is 1, the socket is fd 3), made blocking (a previous
+ * tollgated may have left it non-blocking), or -1 when none was passed.
+ */
+static int
+inherited_socket(void)
+{
+	const char	*pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	int		 fl;
+
+	if (pid == NULL || fds == NULL || atol(pid) != (long)getpid())
+		return -1;
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (atoi(fds) != 1) {
+		log_err("socket", " msg=\"expected one socket from systemd, "
+		    "got %s\"", fds);
+		return -1;
+	}
+	if ((fl = fcntl(3, F_GETFL)) < 0 ||
+	    fcntl(3, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		log_err("socket", " msg=\"the socket from systemd is not "
+		    "usable\" errno=%d", errno);
+		return -1;
+	}
+	return 3;
+}
+
+/*
+ * The FastCGI socket: the one systemd passed, else a new one at
+ * [server] socket with the configured group and mode 0660.
+ */
 static int
 open_socket(void)
 {
@@ -72,6 +113,14 @@ open_socket(void)
 	mode_t		 old;
 	int		 fd;
 
+	if (getenv("LISTEN_FDS") != NULL) {
+		if ((fd = inherited_socket()) < 0)
+			return -1;
+		socket_inherited = true;
+		log_info("socket", " from=systemd msg=\"[server] socket and "
+		    "socket_group are the socket unit's business\"");
+		return fd;
+	}
 	if (lstat(cfg.socket, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(cfg.socket);
 	old = umask(0117);
@@ -391,9 +440,15 @@ master(void)
 				 * the queued ones are drained by the workers:
 				 * a non-blocking socket tells them to.
 				 */
-				unlink(cfg.socket);
+				if (!socket_inherited) {
+					unlink(cfg.socket);
+					drain_socket(fd);
+				}
+				/*
+				 * systemd's socket stays open: what is queued
+				 * waits there for the next tollgated.
+				 */
 				unlink(cfg.gate_socket);
-				drain_socket(fd);
 				signal_all(SIGTERM);
 			}
 		} else if (sig == SIGHUP && !stopping)
@@ -427,10 +482,45 @@ master(void)
 	}
 	close(fd);
 	close(gate_fd);
-	unlink(cfg.socket);
+	if (!socket_inherited)
+		unlink(cfg.socket);
 	unlink(cfg.gate_socket);
 	log_info("stopped", "%s", "");
 	return 0;
+}
+
+/*
+ * Checks the database's schema against this build.  Returns 0 to go on
+ * (equal, or the database cannot be asked now: then a warning), 1 when
+ * it differs (the reason is logged, or printed when print is set).
+ */
+static int
+check_schema(bool print, bool quiet)
+{
+	char	 msg[512];
+	int	 rc;
+
+	rc = schema_check(msg, sizeof(msg));
+	db_close();	/* The workers make their own connections. */
+	if (rc == 0) {
+		if (print && !quiet)
+			printf("tollgated: %s, as this build expects\n", msg);
+		return 0;
+	}
+	if (rc == DB_DOWN) {
+		if (print)
+			fprintf(stderr, "tollgated: warning: the schema was not "
+			    "checked: %s\n", msg);
+		else
+			log_warn("schema_unchecked", " msg=\"%s; it is checked "
+			    "at the next start\"", msg);
+		return 0;
+	}
+	if (print)
+		fprintf(stderr, "tollgated: %s\n", msg);
+	else
+		log_err("schema_mismatch", " msg=\"%s\"", msg);
+	return 1;
 }
 
 int
@@ -439,14 +529,17 @@ main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "sender", no_argument, NULL, 's' },
+		{ "test", no_argument, NULL, 't' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char	*path = config_default_path();
 	char		 err[512];
-	bool		 sender = false;
+	bool		 sender = false, test = false, quiet = false;
 	int		 ch;
 
-	while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:tq", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -454,11 +547,21 @@ main(int argc, char *argv[])
 		case 's':
 			sender = true;
 			break;
+		case 't':
+			test = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'V':
+			printf("tollgated %s (schema version %d)\n",
+			    tg_version(), tg_schema_version());
+			return 0;
 		default:
 			usage();
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (quiet && !test))
 		usage();
 	if (crypto_init() < 0) {
 		fprintf(stderr, "tollgated: libsodium failed to initialise\n");
@@ -468,6 +571,26 @@ main(int argc, char *argv[])
 		fprintf(stderr, "tollgated: %s\n", err);
 		return 1;
 	}
+	if (test) {
+		if (cfg.mail_texts[0] != '\0') {
+			int n = mail_texts_check(cfg.mail_texts, err,
+			    sizeof(err));
+
+			if (n < 0) {
+				fprintf(stderr, "tollgated: [server] "
+				    "mail_texts: %s\n", err);
+				return 1;
+			}
+			if (!quiet)
+				printf("tollgated: %d mail texts in %s\n", n,
+				    cfg.mail_texts);
+		}
+		if (!quiet)
+			printf("tollgated: the configuration %s is ok\n", path);
+		return check_schema(true, quiet);
+	}
+	if (check_schema(false, false) != 0)
+		return 1;
 	if (sender)
 		return sender_run();
 	return master();

@@ -23,8 +23,12 @@ static const struct field f_login[] = {
 	{ "recovery_code", F_TEXT, 0, 1, 64 },
 	{ NULL, 0, 0, 0, 0 },
 };
+/*
+ * Any text: a value that is no live refresh token (malformed, an access
+ * token) answers 401 like an unknown one (contract section 3).
+ */
 static const struct field f_refresh[] = {
-	{ "refresh_token", F_TOKEN, FIELD_REQUIRED, 0, 0 },
+	{ "refresh_token", F_TEXT, FIELD_REQUIRED, 0, 4096 },
 	{ NULL, 0, 0, 0, 0 },
 };
 static const struct field f_logout[] = {
@@ -183,6 +187,29 @@ static const struct field f_usage_event[] = {
 	{ "meter", F_SLUG, FIELD_REQUIRED, 0, 0 },
 	{ "quantity", F_INT, FIELD_REQUIRED, 1, 1000000000000LL },
 	{ "idempotency_key", F_TEXT, FIELD_REQUIRED, 1, 128 },
+	{ "metadata", F_OBJECT, FIELD_NULLABLE, 0, 1024 },
+	{ "cost_micros", F_INT, FIELD_NULLABLE, 0, 1000000000000000000LL },
+	{ NULL, 0, 0, 0, 0 },
+};
+/* Services and their users (contract section 7a, issue 18). */
+static const struct field f_usage_events[] = {
+	{ "from", F_TEXT, 0, 1, 40 },
+	{ "to", F_TEXT, 0, 1, 40 },
+	{ "meter", F_SLUG, 0, 0, 0 },
+	{ "page", F_INT, 0, 1, 1000000 },
+	{ NULL, 0, 0, 0, 0 },
+};
+/* The admin page's export form sends its empty boxes: left out. */
+static const struct field f_usage_export[] = {
+	{ "from", F_TEXT, FIELD_BLANK_ABSENT, 1, 40 },
+	{ "to", F_TEXT, FIELD_BLANK_ABSENT, 1, 40 },
+	{ "meter", F_SLUG, FIELD_BLANK_ABSENT, 0, 0 },
+	{ "user_id", F_ID, FIELD_BLANK_ABSENT, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_usage_level[] = {
+	{ "user_id", F_ID, FIELD_REQUIRED, 0, 0 },
+	{ "level", F_INT, FIELD_REQUIRED, 0, 1000000000000000LL },
 	{ NULL, 0, 0, 0, 0 },
 };
 
@@ -191,6 +218,81 @@ static const struct field f_usage_event[] = {
 #define LOGIN		(ROUTE_JSON | ROUTE_API | ROUTE_AUTH)
 #define ADMIN		(LOGIN | ROUTE_ADMIN)
 #define PAGE		(ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH)
+/* A page whose handler shows its form again with the bad fields. */
+#define PAGE_FORM	(PAGE | ROUTE_FORM_ERRORS)
+
+/* The fields of the HTML forms: a bad one shows the form again. */
+static const struct field f_page_signup[] = {
+	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
+	{ "name", F_NAME, FIELD_BLANK_ABSENT, 0, 0 },
+	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_login[] = {
+	{ "username", F_TEXT, FIELD_REQUIRED, 1, 254 },
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ "totp_code", F_TEXT, 0, 0, 16 },
+	{ "recovery_code", F_TEXT, 0, 0, 64 },
+	{ "next", F_TEXT, 0, 0, 512 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_forgot[] = {
+	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_reset[] = {
+	{ "token", F_TOKEN, FIELD_REQUIRED, 0, 0 },
+	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_name[] = {
+	{ "name", F_NAME, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_email[] = {
+	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_password[] = {
+	{ "current_password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ "new_password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_key[] = {
+	{ "key_name", F_TEXT, FIELD_REQUIRED, 1, 128 },
+	{ "expires_in_days", F_INT, FIELD_BLANK_ABSENT, 1, 3650 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_checkout[] = {
+	{ "plan", F_SLUG, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_admin_search[] = {
+	{ "q", F_TEXT, 0, 0, 254 },
+	{ "page", F_INT, 0, 1, 1000000 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_admin_update[] = {
+	{ "plan", F_TEXT, 0, 0, 64 },
+	{ "role", F_TEXT, 0, 0, 16 },
+	{ "disabled", F_BOOL, 0, 0, 0 },
+	{ "totp", F_BOOL, 0, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_admin_credits[] = {
+	{ "delta", F_INT, FIELD_REQUIRED, -1000000000, 1000000000 },
+	{ "reason", F_TEXT, FIELD_REQUIRED, 1, 255 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_admin_trial[] = {
+	{ "days", F_INT, FIELD_REQUIRED, -3650, 3650 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_admin_delete[] = {
+	{ "confirm", F_TEXT, FIELD_REQUIRED, 1, 254 },
+	{ NULL, 0, 0, 0, 0 },
+};
 
 const struct route routes[] = {
 	{ M_GET, "/", h_root, 0, NULL },
@@ -209,20 +311,29 @@ const struct route routes[] = {
 	/* Issue 7: the HTML pages (section 11) and their stylesheet. */
 	{ M_GET, "/static/tollgate.css", h_static_css, 0, NULL },
 	{ M_GET, "/signup", h_page_signup, PAGE, NULL },
-	{ M_POST, "/signup", h_page_signup_post, PAGE, NULL },
+	{ M_POST, "/signup", h_page_signup_post, PAGE_FORM,
+	    f_page_signup },
 	{ M_GET, "/login", h_page_login, PAGE, NULL },
-	{ M_POST, "/login", h_page_login_post, PAGE, NULL },
+	{ M_POST, "/login", h_page_login_post, PAGE_FORM, f_page_login },
 	{ M_POST, "/logout", h_page_logout, PAGE, NULL },
 	{ M_GET, "/forgot-password", h_page_forgot, PAGE, NULL },
-	{ M_POST, "/forgot-password", h_page_forgot_post, PAGE, NULL },
+	{ M_POST, "/forgot-password", h_page_forgot_post, PAGE_FORM,
+	    f_page_forgot },
+	{ M_GET, "/login/magic", h_page_magic_request, PAGE, NULL },
+	{ M_POST, "/login/magic", h_page_magic_request_post, PAGE_FORM,
+	    f_page_forgot },
 	{ M_GET, "/reset-password", h_page_reset, PAGE, NULL },
-	{ M_POST, "/reset-password", h_page_reset_post, PAGE, NULL },
+	{ M_POST, "/reset-password", h_page_reset_post, PAGE_FORM,
+	    f_page_reset },
 	{ M_GET, "/profile", h_page_profile, PAGE, NULL },
-	{ M_POST, "/profile/name", h_page_profile_name, PAGE, NULL },
+	{ M_POST, "/profile/name", h_page_profile_name, PAGE_FORM,
+	    f_page_name },
 	{ M_POST, "/profile/resend", h_page_profile_resend, PAGE, NULL },
-	{ M_POST, "/profile/email", h_page_profile_email, PAGE, NULL },
-	{ M_POST, "/profile/password", h_page_profile_password, PAGE, NULL },
-	{ M_POST, "/profile/keys", h_page_key_create, PAGE, NULL },
+	{ M_POST, "/profile/email", h_page_profile_email, PAGE_FORM,
+	    f_page_email },
+	{ M_POST, "/profile/password", h_page_profile_password, PAGE_FORM,
+	    f_page_password },
+	{ M_POST, "/profile/keys", h_page_key_create, PAGE_FORM, f_page_key },
 	{ M_POST, "/profile/keys/{id}/regenerate", h_page_key_regenerate, PAGE,
 	    NULL },
 	{ M_POST, "/profile/keys/{id}/delete", h_page_key_delete, PAGE, NULL },
@@ -230,17 +341,19 @@ const struct route routes[] = {
 	    NULL },
 	{ M_GET, "/usage", h_page_usage, PAGE, NULL },
 	{ M_GET, "/billing", h_page_billing, PAGE, NULL },
-	{ M_POST, "/billing/checkout", h_page_checkout, PAGE, NULL },
+	{ M_POST, "/billing/checkout", h_page_checkout, PAGE_FORM,
+	    f_page_checkout },
 	{ M_POST, "/billing/portal", h_page_portal, PAGE, NULL },
-	{ M_GET, "/admin", h_page_admin, PAGE, NULL },
+	{ M_GET, "/admin", h_page_admin, PAGE_FORM, f_page_admin_search },
 	{ M_GET, "/admin/users/{id}", h_page_admin_user, PAGE, NULL },
-	{ M_POST, "/admin/users/{id}", h_page_admin_update, PAGE, NULL },
-	{ M_POST, "/admin/users/{id}/credits", h_page_admin_credits, PAGE,
-	    NULL },
-	{ M_POST, "/admin/users/{id}/extend-trial", h_page_admin_trial, PAGE,
-	    NULL },
-	{ M_POST, "/admin/users/{id}/delete", h_page_admin_delete, PAGE,
-	    NULL },
+	{ M_POST, "/admin/users/{id}", h_page_admin_update, PAGE_FORM,
+	    f_page_admin_update },
+	{ M_POST, "/admin/users/{id}/credits", h_page_admin_credits,
+	    PAGE_FORM, f_page_admin_credits },
+	{ M_POST, "/admin/users/{id}/extend-trial", h_page_admin_trial,
+	    PAGE_FORM, f_page_admin_trial },
+	{ M_POST, "/admin/users/{id}/delete", h_page_admin_delete,
+	    PAGE_FORM, f_page_admin_delete },
 	{ M_POST, "/admin/users/{id}/keys/{kid}/delete",
 	    h_page_admin_key_delete, PAGE, NULL },
 	{ M_POST, "/admin/users/{id}/sessions/{sid}/delete",
@@ -329,6 +442,14 @@ const struct route routes[] = {
 	{ M_GET, "/api/v1/usage", h_usage, LOGIN | ROUTE_KEY, NULL },
 	{ M_POST, "/api/v1/usage/events", h_usage_event,
 	    ROUTE_JSON | ROUTE_SERVICE, f_usage_event },
+	{ M_GET, "/api/v1/usage/events", h_usage_events, LOGIN,
+	    f_usage_events },
+	{ M_PUT, "/api/v1/usage/levels/{meter}", h_usage_level_put,
+	    ROUTE_JSON | ROUTE_SERVICE, f_usage_level },
+	{ M_GET, "/api/v1/client-config", h_client_config, LOGIN | ROUTE_KEY,
+	    NULL },
+	{ M_GET, "/api/v1/admin/usage/export", h_admin_usage_export, ADMIN,
+	    f_usage_export },
 	{ M_GET | M_HEAD | M_POST | M_PUT | M_PATCH | M_DELETE | M_OPTIONS |
 	    M_OTHER, "/_tollgate/check", h_gate, 0, NULL },
 };
