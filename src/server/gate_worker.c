@@ -50,6 +50,9 @@ struct conn {
 	size_t		 inlen, outlen, outoff;
 	uint64_t	 until;		/* epoch or journal sequence awaited */
 	uint64_t	 fails;		/* the engine's failures when it came */
+	char		 rid[40];	/* nginx's $request_id, for the log */
+	char		 addr[48];	/* the client's address, for the log */
+	char		 uid[ENG_ID];	/* whose check it was, for the log */
 	int		 status;
 	int		 retries;
 	double		 t0;
@@ -185,6 +188,7 @@ answer(struct conn *c, const struct eng_verdict *v)
 
 	c->outlen = c->outoff = 0;
 	c->status = v->status;
+	snprintf(c->uid, sizeof(c->uid), "%s", v->uid != NULL ? v->uid : "-");
 	if (v->status == 204) {
 		out(c, "HTTP/1.1 204 No Content\r\nX-Tollgate-User-Id: %s\r\n"
 		    "X-Tollgate-Plan: %s\r\nX-Tollgate-Credits-Remaining: %lld"
@@ -368,6 +372,11 @@ take_request(struct conn *c)
 	memset(&c->chk, 0, sizeof(c->chk));
 	c->retries = 0;
 	c->t0 = eng_now();
+	snprintf(c->uid, sizeof(c->uid), "-");
+	if (!header_copy(c, "X-Request-Id", c->rid, sizeof(c->rid)))
+		c->rid[0] = '\0';
+	if (!header_copy(c, "X-Tollgate-Addr", c->addr, sizeof(c->addr)))
+		c->addr[0] = '\0';
 	if (!header_copy(c, "X-Tollgate-Meter", c->meter, sizeof(c->meter)) ||
 	    c->meter[0] == '\0')
 		snprintf(c->meter, sizeof(c->meter), "api_calls");
@@ -497,6 +506,12 @@ flush_out(struct conn *c)
 		c->outoff += (size_t)n;
 	}
 	metrics_request(gate_route, "GET", c->status, eng_now() - c->t0);
+	log_set_request_id(c->rid[0] != '\0' ? c->rid : NULL);
+	tg_log(c->status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO, "request",
+	    " method=GET path=/_tollgate/check route=/_tollgate/check "
+	    "status=%d ms=%.2f addr=%s user=%s", c->status,
+	    (eng_now() - c->t0) * 1000, c->addr[0] ? c->addr : "-", c->uid);
+	log_set_request_id(NULL);
 	c->st = C_READ;
 	c->outlen = c->outoff = 0;
 	return true;
