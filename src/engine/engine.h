@@ -20,7 +20,7 @@
 #include "db/db.h"
 
 #define ENG_MAGIC	0x31454754u	/* "TGE1" */
-#define ENG_VERSION	4
+#define ENG_VERSION	5
 #define ENG_USERS	16384		/* user slots (a power of two) */
 #define ENG_CREDS	32768		/* credential slots (a power of two) */
 #define ENG_PROBE	32		/* slots tried before giving up */
@@ -108,6 +108,7 @@ struct eng_rec {
 struct eng_hdr {
 	uint32_t	 magic, version;
 	uint64_t	 size;
+	uint64_t	 layout;	/* eng_layout(): the structs' shapes */
 	char		 host[ENG_ID];	/* this host's id in gate_hosts */
 	pthread_mutex_t	 jlock;		/* journal appends */
 	uint64_t	 jhead;		/* last record published */

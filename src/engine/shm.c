@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -83,6 +84,22 @@ eng_hash(const char *s)
 	return h;
 }
 
+/*
+ * The shapes of the shared structs: a file made by a build whose structs
+ * differ (even at the same total size) is not read, but made afresh.
+ */
+static uint64_t
+eng_layout(void)
+{
+	return (uint64_t)sizeof(struct eng_hdr) * 1000003u ^
+	    (uint64_t)sizeof(struct eng_user) * 10007u ^
+	    (uint64_t)sizeof(struct eng_cred) * 101u ^
+	    (uint64_t)sizeof(struct eng_rec) ^
+	    (uint64_t)offsetof(struct eng_user, taken) << 40 ^
+	    (uint64_t)offsetof(struct eng_user, m) << 48 ^
+	    (uint64_t)offsetof(struct eng_hdr, n_local) << 32;
+}
+
 /* Makes a fresh region: every lock initialised, a new host id. */
 static int
 eng_init_fresh(struct eng_region *r, int ngates)
@@ -104,6 +121,7 @@ eng_init_fresh(struct eng_region *r, int ngates)
 	snprintf(r->h.host, sizeof(r->h.host), "%s", new_id(a));
 	arena_free(a);
 	r->h.size = sizeof(*r);
+	r->h.layout = eng_layout();
 	r->h.version = ENG_VERSION;
 	r->h.ngates = (uint32_t)ngates;
 	__atomic_store_n(&r->h.magic, ENG_MAGIC, __ATOMIC_RELEASE);
@@ -120,6 +138,7 @@ int
 eng_open(const char *path, int ngates)
 {
 	struct stat	 st;
+	struct eng_hdr	 h;
 	void		*p;
 	int		 fd, i;
 	bool		 fresh;
@@ -130,7 +149,16 @@ eng_open(const char *path, int ngates)
 		log_err("engine_open", " path=%s errno=%d", path, errno);
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || (st.st_size != (off_t)sizeof(*eng) &&
+	/*
+	 * A file of another size, version or layout is emptied first: none
+	 * of what it holds may be read with this build's structs.
+	 */
+	memset(&h, 0, sizeof(h));
+	fresh = fstat(fd, &st) < 0 || st.st_size != (off_t)sizeof(*eng) ||
+	    pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    h.magic != ENG_MAGIC || h.version != ENG_VERSION ||
+	    h.size != sizeof(*eng) || h.layout != eng_layout();
+	if (fresh && (ftruncate(fd, 0) < 0 ||
 	    ftruncate(fd, (off_t)sizeof(*eng)) < 0)) {
 		log_err("engine_size", " path=%s errno=%d", path, errno);
 		close(fd);
@@ -143,9 +171,6 @@ eng_open(const char *path, int ngates)
 		return -1;
 	}
 	eng = p;
-	fresh = st.st_size != (off_t)sizeof(*eng) ||
-	    eng->h.magic != ENG_MAGIC || eng->h.version != ENG_VERSION ||
-	    eng->h.size != sizeof(*eng);
 	if (fresh && eng_init_fresh(eng, ngates) < 0) {
 		log_err("engine_init", " path=%s", path);
 		return -1;
