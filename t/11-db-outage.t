@@ -46,7 +46,7 @@ $stopped = 0;
 my $back = wait_for(sub { (req(GET => '/healthz')->code // 0) == 200 }, 30);
 ok($back, 'healthz 200 again within 30 s');
 # A worker whose last connection attempt failed waits half a second
-# (src/db.c RETRY_AFTER_DOWN) before it tries again; after a second every
+# (src/db/db.c RETRY_AFTER_DOWN) before it tries again; after a second every
 # worker has had its chance.
 sleep 1;
 

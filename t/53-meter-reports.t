@@ -197,7 +197,7 @@ is($kev->{payload}{value}, $k->{quantity}, 'killed: the sum arrived once');
 
 # --- The gate queues a paying user's usage (once the gate calls it). -----
 # The gate (another branch) must call meter_report_add() for allowed
-# checks; until src/gate.c does, this is a TODO.
+# checks; until src/app/gate.c does, this is a TODO.
 sub calls {
 	my ($file, $fn) = @_;
 	open my $fh, '<', "$ENV{TG_ROOT}/src/$file" or return 0;
@@ -216,7 +216,7 @@ SKIP: {
 	my $res = req(GET => '/demo/compute', bearer($u->{access}));
 	is($res->code, 200, 'the gate lets a paying user through');
 	local $TODO = calls('gate.c', 'meter_report_add') ? undef
-	    : 'src/gate.c does not call meter_report_add() yet';
+	    : 'src/app/gate.c does not call meter_report_add() yet';
 	is($qsum->() - $before, 5, "the check's cost is queued for Stripe");
 }
 
@@ -252,13 +252,13 @@ my $res = req(DELETE => '/api/v1/me', { %{ bearer($y->{access}) },
     'Content-Type' => 'application/json' },
     Mojo::JSON::encode_json({ password => $y->{password} }));
 # DELETE /api/v1/me (accounts) must call billing_cancel_for_user() in its
-# transaction; until that one line is in src/me.c this is a TODO.
+# transaction; until that one line is in src/app/me.c this is a TODO.
 my $wired = calls('me.c', 'billing_cancel_for_user');
 SKIP: {
 	skip 'DELETE /api/v1/me has not landed on this branch (accounts)', 2
 	    if $res->code == 404 || $res->code == 405;
 	is($res->code, 204, 'DELETE /api/v1/me: 204');
-	local $TODO = $wired ? undef : 'src/me.c does not call '
+	local $TODO = $wired ? undef : 'src/app/me.c does not call '
 	    . 'billing_cancel_for_user() yet';
 	ok(wait_for(sub { grep { $_ eq $sy->{subscription} }
 	    @{ fake_get('stripe', '/_fake/state')->{cancelled} } },

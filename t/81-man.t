@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # The man pages: mandoc -Tlint finds nothing at warning level or above,
-# tollgate.conf(5) documents every key of src/config.c's table (in its
+# tollgate.conf(5) documents every key of src/core/config.c's table (in its
 # section, with its default), tollgatectl(8) every command of its table,
 # tollgated(8) every long option, and make install installs all three.
 
@@ -34,14 +34,14 @@ for my $p (@pages) {
 }
 
 # Every key of config.c's table, in its section, with its default.
-my $config = slurp('src/config.c');
+my $config = slurp('src/core/config.c');
 my @keys;
 while ($config =~ /^\s*\{\s*"(\w+)",\s*"(\w+)",\s*K_\w+,\s*OFF\(\w+\),\s*(NULL|"[^"]*")/mg) {
 	my ($sec, $key, $dflt) = ($1, $2, $3);
 	$dflt = $dflt eq 'NULL' ? undef : substr($dflt, 1, -1);
 	push @keys, [$sec, $key, $dflt];
 }
-cmp_ok(scalar @keys, '>=', 37, 'read the key table of src/config.c');
+cmp_ok(scalar @keys, '>=', 37, 'read the key table of src/core/config.c');
 
 my $conf5 = slurp('man/tollgate.conf.5');
 my (%doc, $section, $item);
@@ -80,7 +80,7 @@ for my $sec (sort keys %doc) {
 }
 
 # Every command of tollgatectl.
-my $ctl = slurp('src/tollgatectl.c');
+my $ctl = slurp('src/ctl/tollgatectl.c');
 my $ctl8 = slurp('man/tollgatectl.8');
 my ($table) = $ctl =~ /cmds\[\]\s*=\s*\{(.*?)\n\};/s;
 my $ncmds = 0;
@@ -90,10 +90,10 @@ while (($table // '') =~ /\{\s*"([\w-]+)",\s*(NULL|"([\w-]+)")/g) {
 	like($ctl8, qr/^\.It Cm \Q$words\E\b/m,
 	    "tollgatectl(8) documents '$words'");
 }
-cmp_ok($ncmds, '>=', 2, 'read the command table of src/tollgatectl.c');
+cmp_ok($ncmds, '>=', 2, 'read the command table of src/ctl/tollgatectl.c');
 
 # Every long option of tollgated.
-my $main = slurp('src/main.c');
+my $main = slurp('src/server/main.c');
 my $d8 = slurp('man/tollgated.8');
 my $nopts = 0;
 while ($main =~ /\{\s*"([\w-]+)",\s*(?:no|required|optional)_argument/g) {
@@ -101,7 +101,7 @@ while ($main =~ /\{\s*"([\w-]+)",\s*(?:no|required|optional)_argument/g) {
 	(my $esc = $1) =~ s/-/\\-/g;
 	like($d8, qr/Fl \\-\Q$esc\E\b/, "tollgated(8) documents --$1");
 }
-cmp_ok($nopts, '>=', 2, 'read the long options of src/main.c');
+cmp_ok($nopts, '>=', 2, 'read the long options of src/server/main.c');
 
 # make install installs them.
 my $am = slurp('Makefile.am');

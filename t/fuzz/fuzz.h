@@ -19,7 +19,7 @@
 
 #include <sodium.h>
 
-#include "../../src/tollgate.h"
+#include "app/app.h"
 
 int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int	 LLVMFuzzerInitialize(int *, char ***);

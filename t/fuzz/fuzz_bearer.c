@@ -1,5 +1,5 @@
 /*
- * Fuzzes the Authorization header as auth_resolve (src/auth.c) reads it:
+ * Fuzzes the Authorization header as auth_resolve (src/app/auth.c) reads it:
  * bearer_of takes the credential out of the header, and a credential that
  * is neither an API key (tgk_) nor a service key (tgs_) goes to
  * jwt_check, with a fixed configuration.  The key lookups need the
@@ -7,11 +7,10 @@
  * it; nothing parses it).  The same bytes are also given as the Origin
  * header to same_origin.
  *
- * bearer_of reads the header through req_env, which lives in worker.c
- * (FastCGI): stubs.c provides it over a plain environment array.
+ * bearer_of reads the header through req_env (src/http/request.c), here
+ * over a plain environment array.
  */
 #include "fuzz.h"
-#include "stubs.h"
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -27,7 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct arena	*a = fuzz_arena();
 	struct req	 r;
-	struct fuzz_env	 env;
+	char		*env[3];
 	const char	*cred, *uid = NULL, *sid = NULL;
 	char		*hdr = fuzz_cstr(data, size);
 	bool		 present = false;
@@ -35,9 +34,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&r, 0, sizeof(r));
 	r.a = a;
-	env.authorization = hdr;
-	env.origin = hdr;
-	r.fcgi = &env;
+	env[0] = arena_printf(a, "HTTP_AUTHORIZATION=%s", hdr);
+	env[1] = arena_printf(a, "HTTP_ORIGIN=%s", hdr);
+	env[2] = NULL;
+	r.env = env;
 
 	cred = bearer_of(&r, &present);
 	FUZZ_CHECK(present, "a header that came is present");

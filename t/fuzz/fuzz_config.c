@@ -1,5 +1,5 @@
 /*
- * Fuzzes the INI loader: config_load (src/config.c, through libinih) on a
+ * Fuzzes the INI loader: config_load (src/core/config.c, through libinih) on a
  * temporary 0600 file holding the input, with no TOLLGATE_* variables in
  * the environment.  A configuration it accepts must hold what the rest of
  * tollgate relies on; one it refuses must say why.

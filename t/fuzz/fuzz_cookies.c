@@ -1,5 +1,5 @@
 /*
- * Fuzzes parse_cookies (src/request.c) on a Cookie header, then what the
+ * Fuzzes parse_cookies (src/http/request.c) on a Cookie header, then what the
  * credential code does with it: the session cookie's value goes through
  * valid_token before it is hashed and looked up.
  */

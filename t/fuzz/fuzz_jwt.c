@@ -1,5 +1,5 @@
 /*
- * Fuzzes JWT handling (src/jwt.c) with a fixed configuration (a current
+ * Fuzzes JWT handling (src/core/jwt.c) with a fixed configuration (a current
  * and a previous secret, loaded by config_load).  The first byte of the
  * input chooses what the rest is:
  *

@@ -1,5 +1,5 @@
 /*
- * Fuzzes stripe_signature_check (src/stripe_sig.c): the first part of the
+ * Fuzzes stripe_signature_check (src/core/stripe_sig.c): the first part of the
  * input up to a NUL is the Stripe-Signature header, the rest the raw body.
  * Beyond not crashing: the answer is 0, -1 or -2; a header signed for this
  * body with the right secret passes at its own time and is stale (-2)

@@ -1,5 +1,5 @@
 /*
- * Fuzzes parse_urlencoded (src/request.c): urlencoded bodies (login's
+ * Fuzzes parse_urlencoded (src/http/request.c): urlencoded bodies (login's
  * form) and query strings (GET routes' declared fields).  The result is
  * checked against a plain reference decoder written here: the same pairs,
  * byte for byte, or a refusal exactly when the reference refuses.

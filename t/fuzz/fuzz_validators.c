@@ -1,5 +1,5 @@
 /*
- * Fuzzes the validators of src/validate.c on raw bytes (NULs included)
+ * Fuzzes the validators of src/core/validate.c on raw bytes (NULs included)
  * and checks each verdict against what the validator promises:
  * valid_utf8_text against an independent decoder (the well-formed byte
  * sequences of Unicode's table 3-7), the others against their bounds and

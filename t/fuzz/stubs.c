@@ -1,9 +1,8 @@
 /*
  * t/fuzz/stubs.c: link stubs for the one harness (fuzz_bearer) whose
- * real objects reach into FastCGI.  src/auth.c calls req_env (worker.c,
- * FastCGI) and the reply functions (reply.c, FastCGI); src/db.c counts
- * reconnects in metrics.c, which pulls in the route table and with it
- * every handler.  The harness never calls auth_resolve, so the reply and
+ * real objects reach into FastCGI.  src/app/auth.c calls the reply
+ * functions (src/http/reply.c, FastCGI); src/db/db.c counts reconnects in
+ * src/core/metrics.c.  The harness never calls auth_resolve, so the reply and
  * metrics stubs are never reached: they abort to prove it.
  */
 #include <stdio.h>
@@ -11,30 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../src/tollgate.h"
-#include "stubs.h"
-
-/* Like worker.c's: a FastCGI parameter, here from struct fuzz_env. */
-const char *
-req_env(struct req *r, const char *name)
-{
-	const struct fuzz_env	*env = r->fcgi;
-
-	if (strcmp(name, "HTTP_AUTHORIZATION") == 0)
-		return env->authorization;
-	if (strcmp(name, "HTTP_ORIGIN") == 0)
-		return env->origin;
-	return NULL;
-}
-
-double
-now_seconds(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "app/app.h"
 
 static void __attribute__((noreturn))
 unreached(const char *what)

@@ -1,4 +1,4 @@
-/* Unit tests of the configuration loader in src/config.c. */
+/* Unit tests of the configuration loader in src/core/config.c. */
 #include <sys/stat.h>
 
 #include <stdio.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../src/tollgate.h"
+#include "server/server.h"
 #include "tap.h"
 
 static const char key64[] =

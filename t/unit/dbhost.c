@@ -1,8 +1,8 @@
-/* Unit tests of db_host_split in src/db.c: items of [database] host. */
+/* Unit tests of db_host_split in src/db/db.c: items of [database] host. */
 #include <stdio.h>
 #include <string.h>
 
-#include "../../src/tollgate.h"
+#include "server/server.h"
 #include "tap.h"
 
 struct hcase {

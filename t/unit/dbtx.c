@@ -1,5 +1,5 @@
 /*
- * Tests of src/db.c against a real MariaDB Galera cluster: the host list,
+ * Tests of src/db/db.c against a real MariaDB Galera cluster: the host list,
  * wsrep_sync_wait, and db_tx_run with its failure codes, through a small
  * TCP proxy that injects faults where a test asks for them.
  *
@@ -35,7 +35,7 @@
 
 #include <mysql.h>
 
-#include "../../src/tollgate.h"
+#include "server/server.h"
 #include "tap.h"
 
 #define COM_QUERY		0x03

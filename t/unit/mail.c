@@ -1,8 +1,8 @@
-/* Unit tests of mail_compose (src/mail.c): the RFC 5322 text of a mail. */
+/* Unit tests of mail_compose (src/app/mail.c): the RFC 5322 text of a mail. */
 #include <stdio.h>
 #include <string.h>
 
-#include "../../src/tollgate.h"
+#include "server/server.h"
 #include "tap.h"
 
 /* True when every CR is followed by LF and every LF follows a CR. */

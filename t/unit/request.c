@@ -1,8 +1,8 @@
-/* Unit tests of the parsers in src/request.c: forms, cookies, JSON, fields. */
+/* Unit tests of the parsers in src/http/request.c: forms, cookies, JSON, fields. */
 #include <stdio.h>
 #include <string.h>
 
-#include "../../src/tollgate.h"
+#include "server/server.h"
 #include "tap.h"
 
 static const struct field fields[] = {

@@ -1,6 +1,6 @@
 /*
- * Unit tests of the Stripe webhook signature check (src/stripe.c) and
- * the form encoding of the Stripe and GitHub calls (src/outside.c).
+ * Unit tests of the Stripe webhook signature check (src/app/stripe.c) and
+ * the form encoding of the Stripe and GitHub calls (src/core/outside.c).
  * The signatures were computed independently (Python's hmac module).
  */
 #include <stdio.h>
@@ -8,7 +8,7 @@
 
 #include <sodium.h>
 
-#include "../../src/tollgate.h"
+#include "server/server.h"
 #include "tap.h"
 
 #define BODY	"{\"id\":\"evt_1\"}"

@@ -1,7 +1,7 @@
 /*
- * Unit tests of the token code: access JWTs (src/jwt.c: issue, check,
+ * Unit tests of the token code: access JWTs (src/core/jwt.c: issue, check,
  * kid rotation, forged and expired tokens), random tokens and their keyed
- * hashes, constant-time comparison and sealing (src/crypto.c), and
+ * hashes, constant-time comparison and sealing (src/core/crypto.c), and
  * passwords at a configured cost.
  */
 #include <stdio.h>
@@ -12,7 +12,7 @@
 #include <jwt.h>
 #include <sodium.h>
 
-#include "../../src/tollgate.h"
+#include "server/server.h"
 #include "tap.h"
 
 #define SECRET_A "secret-a-0123456789abcdef0123456789abcdef"

@@ -1,12 +1,12 @@
 /*
  * Unit tests of the pure parts of the second factor and device sign-in:
  * user codes and recovery codes as people type them, percent-encoding,
- * the otpauth:// URI, and the QR code's SVG (src/totp.c, src/device.c).
+ * the otpauth:// URI, and the QR code's SVG (src/app/totp.c, src/app/device.c).
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "../../src/tollgate.h"
+#include "server/server.h"
 #include "tap.h"
 
 int

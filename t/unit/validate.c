@@ -1,8 +1,8 @@
-/* Unit tests of the validators in src/validate.c: tables of good and bad. */
+/* Unit tests of the validators in src/core/validate.c: tables of good and bad. */
 #include <stdio.h>
 #include <string.h>
 
-#include "../../src/tollgate.h"
+#include "server/server.h"
 #include "tap.h"
 
 struct vcase {

@@ -1,0 +1,824 @@
+/*
+ * Accounts: sign-up and login, mailed one-time tokens, verification and
+ * the trial, password reset and the magic link.
+ */
+#include <string.h>
+
+#include "app/app.h"
+
+static int	 second_factor(struct req *, const char *);
+
+static struct sql q_insert_user = SQL(
+    "INSERT INTO users (id, email, email_lc, name, password_hash) "
+    "VALUES (?, ?, ?, ?, ?)");
+static struct sql q_insert_balance = SQL(
+    "INSERT INTO credit_balances (user_id) VALUES (?)");
+static struct sql q_insert_token = SQL(
+    "INSERT INTO tokens (token_hash, kind, user_id, new_email, "
+    "new_email_lc, expires_at) VALUES (?, ?, ?, ?, ?, "
+    "UTC_TIMESTAMP(6) + INTERVAL ? MINUTE)");
+static struct sql q_login_user = SQL(
+    "SELECT id, password_hash, disabled_at IS NOT NULL, "
+    "(SELECT enabled_at IS NOT NULL FROM totp_secrets t "
+    "WHERE t.user_id = users.id) FROM users WHERE email_lc = ?");
+static struct sql q_rehash = SQL(
+    "UPDATE users SET password_hash = ? WHERE id = ?");
+
+/*
+ * Makes a one-time token of kind for uid, living minutes; new_email is
+ * the address the link is mailed to (for an email change, the new
+ * address; a verification link then counts only while that is still the
+ * account's address).  Returns the token (in the arena; only its hash is
+ * stored) or NULL with *rc set.
+ */
+const char *
+onetime_token(struct req *r, const char *kind, const char *uid,
+    const char *new_email, int minutes, int *rc)
+{
+	const char	*t = new_token(r->a, "", 32);
+
+	*rc = db_exec(&q_insert_token, "sssssi", token_hash(r->a, t), kind,
+	    uid, new_email, new_email ? ascii_lower(r->a, new_email) : NULL,
+	    (long long)minutes);
+	return *rc < 0 ? NULL : t;
+}
+
+/*
+ * POST /api/v1/auth/signup: 201 {user, tokens, api_key}; 409
+ * email_taken; 422 for bad fields; 503 when the database is down.  The
+ * account, its first session, first API key and the verification mail
+ * are written in one transaction.
+ */
+void
+h_signup(struct req *r)
+{
+	struct json_object	*o, *user = NULL, *tokens = NULL, *key = NULL;
+	const char		*email = in_str(r, "email");
+	const char		*name = in_str(r, "name");
+	const char		*hash, *uid, *sid, *vt;
+	int			 rc = DB_FAIL, attempt;
+
+	if (name == NULL)
+		name = "";
+	if ((hash = password_hash(r->a, in_str(r, "password"))) == NULL)
+		goto dberr;
+	for (attempt = 0; attempt < 3; attempt++) {
+		uid = new_id(r->a);
+		if ((rc = db_begin()) < 0)
+			goto dberr;
+		if ((rc = db_exec(&q_insert_user, "sssss", uid, email,
+		    ascii_lower(r->a, email), name, hash)) < 0 ||
+		    (rc = db_exec(&q_insert_balance, "s", uid)) < 0 ||
+		    (rc = session_create(r, uid, "signup", NULL, false,
+		    &sid)) < 0 ||
+		    (rc = tokens_issue(r, uid, sid, &tokens, NULL)) < 0 ||
+		    (rc = apikey_create(r, uid, "default", 0, &key)) < 0 ||
+		    (vt = onetime_token(r, "verify", uid, email, 48 * 60,
+		    &rc)) == NULL ||
+		    (rc = mail_verify(r, uid, email, vt)) < 0 ||
+		    (rc = user_json(r, uid, &user)) < 0) {
+			db_rollback();
+			json_object_put(tokens);
+			json_object_put(key);
+			tokens = key = NULL;
+			if (rc == DB_RETRY)
+				continue;
+			if (rc == DB_DUP) {
+				reply_error(r, 409, "email_taken", "An account "
+				    "with this email already exists.");
+				return;
+			}
+			goto dberr;
+		}
+		if ((rc = db_commit()) < 0) {
+			json_object_put(tokens);
+			json_object_put(key);
+			json_object_put(user);
+			goto dberr;
+		}
+		o = json_object_new_object();
+		json_object_object_add(o, "user", user);
+		json_object_object_add(o, "tokens", tokens);
+		json_object_object_add(o, "api_key", key);
+		log_info("signup", " user=%s", uid);
+		reply_json(r, 201, o);
+		return;
+	}
+dberr:
+	reply_db(r, rc);
+}
+
+/*
+ * Checks an email and password for a login.  Returns 1 with the user id
+ * in *uid (and whether TOTP is on in *totp), 0 after answering the
+ * request (401, 403, 429, 503).  The throttle's failures are forgotten
+ * here only when TOTP is off; otherwise the caller forgets them once the
+ * second factor is right too (login_succeeded).
+ */
+int
+login_check(struct req *r, const char *email, const char *password,
+    const char **uid, bool *totp)
+{
+	struct dbrows	 row;
+	const char	*email_lc = ascii_lower(r->a, email), *hash = NULL;
+	long		 retry = 0;
+	bool		 good;
+	int		 rc;
+
+	if ((rc = login_throttled(r, email_lc, &retry)) < 0)
+		goto dberr;
+	if (rc == 1) {
+		reply_throttled(r, retry);
+		return 0;
+	}
+	if ((rc = db_select(r->a, &q_login_user, &row, "s", email_lc)) < 0)
+		goto dberr;
+	if (rc == 1)
+		hash = dbv(&row, 0, 1);
+	good = password_verify(hash, password);
+	if (!good) {
+		if ((rc = login_failed(r, email_lc)) < 0)
+			goto dberr;
+		reply_unauth(r, "invalid_credentials", "The email or password "
+		    "is wrong.");
+		return 0;
+	}
+	if (dbi(&row, 0, 2)) {
+		reply_error(r, 403, "account_disabled", "This account has "
+		    "been disabled.");
+		return 0;
+	}
+	*uid = dbv(&row, 0, 0);
+	*totp = dbi(&row, 0, 3) != 0;
+	if (password_needs_rehash(hash)) {
+		const char *nh = password_hash(r->a, password);
+
+		if (nh != NULL)
+			db_exec(&q_rehash, "ss", nh, *uid);
+	}
+	/* With TOTP on, the failures go only once the code is right too. */
+	if (!*totp)
+		login_succeeded(r, email_lc);
+	return 1;
+dberr:
+	reply_db(r, rc);
+	return 0;
+}
+
+/*
+ * POST /api/v1/auth/login (JSON {email, password} or the form
+ * username=&password=): 200 {user, tokens}; 401 invalid_credentials or
+ * totp_required; 403 account_disabled; 429 while throttled.
+ */
+void
+h_login(struct req *r)
+{
+	struct json_object	*o, *user = NULL, *tokens = NULL;
+	const char		*email = in_str(r, "email");
+	const char		*uid, *sid;
+	bool			 totp = false;
+	int			 rc;
+
+	if (email == NULL)
+		email = in_str(r, "username");
+	if (email == NULL) {
+		reply_invalid1(r, r->json ? "email" : "username", "is required");
+		return;
+	}
+	if (!login_check(r, email, in_str(r, "password"), &uid, &totp))
+		return;
+	if (totp && in_str(r, "totp_code") == NULL &&
+	    in_str(r, "recovery_code") == NULL) {
+		reply_unauth(r, "totp_required", "This account needs its "
+		    "second factor: send totp_code or recovery_code.");
+		return;
+	}
+	if (totp && (rc = second_factor(r, uid)) <= 0) {
+		if (rc == 0 && (rc = login_failed(r, ascii_lower(r->a,
+		    email))) == 0) {
+			reply_unauth(r, "invalid_credentials", "The email, "
+			    "password or second factor is wrong.");
+			return;
+		}
+		reply_db(r, rc);
+		return;
+	}
+	if (totp)
+		login_succeeded(r, ascii_lower(r->a, email));
+	if ((rc = db_begin()) < 0 ||
+	    (rc = session_create(r, uid, "password", NULL, false, &sid)) < 0 ||
+	    (rc = tokens_issue(r, uid, sid, &tokens, NULL)) < 0 ||
+	    (rc = user_json(r, uid, &user)) < 0 ||
+	    (rc = db_commit()) < 0) {
+		db_rollback();
+		json_object_put(tokens);
+		json_object_put(user);
+		reply_db(r, rc);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "user", user);
+	json_object_object_add(o, "tokens", tokens);
+	reply_json(r, 200, o);
+}
+
+/* ------------------------------------------------------------------ */
+/* One-time tokens, verification and the trial.                        */
+/* ------------------------------------------------------------------ */
+
+#define TX_TRIES	3	/* a transaction that deadlocks is run again */
+
+/*
+ * Finds a usable one-time token (unused, unexpired, of one of kinds, a
+ * comma-separated list) with its user, and locks both rows until the
+ * end of the transaction, so a concurrent use of the same token waits
+ * and then finds it used.
+ */
+static struct sql q_token_find = SQL(
+    "SELECT t.user_id, t.kind, t.new_email, t.new_email_lc, u.email, "
+    "u.email_lc, u.disabled_at IS NOT NULL, "
+    "(SELECT enabled_at IS NOT NULL FROM totp_secrets ts "
+    "WHERE ts.user_id = u.id) "
+    "FROM tokens t JOIN users u ON u.id = t.user_id "
+    "WHERE t.token_hash = ? AND FIND_IN_SET(t.kind, ?) AND "
+    "t.used_at IS NULL AND t.expires_at > UTC_TIMESTAMP(6) FOR UPDATE");
+static struct sql q_token_use = SQL(
+    "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) "
+    "WHERE token_hash = ? AND used_at IS NULL");
+static struct sql q_tokens_kill = SQL(
+    "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) "
+    "WHERE user_id = ? AND FIND_IN_SET(kind, ?) AND used_at IS NULL");
+static struct sql q_mark_verified = SQL(
+    "UPDATE users SET email_verified_at = UTC_TIMESTAMP(6) "
+    "WHERE id = ? AND email_verified_at IS NULL");
+static struct sql q_trial_state = SQL(
+    "SELECT email, email_lc, trial_started_at IS NULL FROM users "
+    "WHERE id = ?");
+static struct sql q_trial_history = SQL(
+    "INSERT IGNORE INTO trial_history (kind, subject, user_id) "
+    "VALUES ('email', ?, ?)");
+static struct sql q_trial_owner = SQL(
+    "SELECT user_id = ? FROM trial_history WHERE kind = 'email' AND "
+    "subject = ?");
+/* After an email change: the new address has had this account's trial. */
+static struct sql q_trial_history_moved = SQL(
+    "INSERT IGNORE INTO trial_history (kind, subject, user_id) "
+    "SELECT 'email', email_lc, id FROM users WHERE id = ? AND "
+    "trial_started_at IS NOT NULL");
+static struct sql q_trial_start = SQL(
+    "UPDATE users SET trial_started_at = UTC_TIMESTAMP(6), "
+    "trial_ends_at = IF(? > 0, UTC_TIMESTAMP(6) + INTERVAL ? DAY, "
+    "UTC_TIMESTAMP(6)) WHERE id = ? AND trial_started_at IS NULL");
+static struct sql q_trial_credits = SQL(
+    "INSERT INTO credit_balances (user_id, allowance, allowance_plan, "
+    "allowance_period_start, allowance_period_end) "
+    "SELECT id, ?, 'trial', trial_started_at, trial_ends_at FROM users "
+    "WHERE id = ? ON DUPLICATE KEY UPDATE allowance = VALUES(allowance), "
+    "allowance_plan = 'trial', "
+    "allowance_period_start = VALUES(allowance_period_start), "
+    "allowance_period_end = VALUES(allowance_period_end), "
+    "updated_at = UTC_TIMESTAMP(6)");
+static struct sql q_trial_ledger = SQL(
+    "INSERT INTO credit_ledger (id, user_id, kind, delta, balance_after, "
+    "reason) SELECT ?, user_id, 'trial', ?, allowance + granted, "
+    "'trial started' FROM credit_balances WHERE user_id = ?");
+static struct sql q_trial_no_mail = SQL(
+    "INSERT IGNORE INTO trial_notices (user_id, kind, trial_ends_at) "
+    "SELECT id, 'ended', trial_ends_at FROM users WHERE id = ?");
+static struct sql q_trial_ends = SQL(
+    "SELECT DATE_FORMAT(trial_ends_at, '%Y-%m-%d %H:%i UTC') FROM users "
+    "WHERE id = ?");
+static struct sql q_change_email = SQL(
+    "UPDATE users SET email = ?, email_lc = ?, "
+    "updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
+static struct sql q_user_by_email = SQL(
+    "SELECT id, email FROM users WHERE email_lc = ? AND "
+    "disabled_at IS NULL");
+static struct sql q_set_password = SQL(
+    "UPDATE users SET password_hash = ?, updated_at = UTC_TIMESTAMP(6) "
+    "WHERE id = ?");
+static struct sql q_verify_state = SQL(
+    "SELECT email, email_lc, email_verified_at IS NOT NULL FROM users "
+    "WHERE id = ?");
+
+/* A one-time token found by onetime_find, with its user. */
+struct onetime {
+	const char	*hash;
+	const char	*user_id;
+	const char	*kind;
+	const char	*new_email;	/* email_change, verify: the address */
+	const char	*new_email_lc;
+	const char	*email;		/* the user's address now */
+	const char	*email_lc;
+	bool		 disabled;
+	bool		 totp;
+};
+
+/*
+ * Inside a transaction, finds and locks the token tok if it is usable
+ * and of one of kinds.  Returns 1 with *o filled (in the arena), 0 when
+ * it is unknown, used, expired or malformed, or a DB_* code.
+ */
+static int
+onetime_find(struct req *r, const char *tok, const char *kinds,
+    struct onetime *o)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	memset(o, 0, sizeof(*o));
+	if (tok == NULL || valid_token(tok, strlen(tok)) != NULL)
+		return 0;
+	o->hash = token_hash(r->a, tok);
+	if ((rc = db_select(r->a, &q_token_find, &row, "ss", o->hash,
+	    kinds)) <= 0)
+		return rc;
+	o->user_id = dbv(&row, 0, 0);
+	o->kind = dbv(&row, 0, 1);
+	o->new_email = dbv(&row, 0, 2);
+	o->new_email_lc = dbv(&row, 0, 3);
+	o->email = dbv(&row, 0, 4);
+	o->email_lc = dbv(&row, 0, 5);
+	o->disabled = dbi(&row, 0, 6) != 0;
+	o->totp = dbi(&row, 0, 7) != 0;
+	return 1;
+}
+
+/* Marks a found token used.  Returns 1, 0 when it was used, or DB_*. */
+static int
+onetime_use(const struct onetime *o)
+{
+	return db_exec(&q_token_use, "s", o->hash);
+}
+
+/*
+ * Counts uid's address as verified.  The first time, this starts the
+ * trial ([trial] days and credits; over at once when the address had a
+ * trial before, by trial_history) and queues the welcome mail; later
+ * calls change nothing.  Runs inside the caller's transaction.  Returns
+ * 0 or a DB_* code.
+ */
+int
+account_verified(struct req *r, const char *uid)
+{
+	struct dbrows	 row;
+	const char	*email, *email_lc, *ends = NULL;
+	enum welcome	 kind = WELCOME_PLAIN;
+	bool		 fresh;
+	int		 rc;
+
+	if ((rc = db_exec(&q_mark_verified, "s", uid)) <= 0)
+		return rc;
+	if ((rc = db_select(r->a, &q_trial_state, &row, "s", uid)) <= 0)
+		return rc < 0 ? rc : DB_FAIL;
+	email = dbv(&row, 0, 0);
+	email_lc = dbv(&row, 0, 1);
+	if (dbi(&row, 0, 2)) {
+		/* The trial starts now, once per user and per address. */
+		if ((rc = db_exec(&q_trial_history, "ss", email_lc, uid)) < 0)
+			return rc;
+		fresh = rc == 1;
+		if (!fresh) {
+			/* Recorded for this very user (by another way in)? */
+			if ((rc = db_select(r->a, &q_trial_owner, &row, "ss",
+			    uid, email_lc)) < 0)
+				return rc;
+			fresh = rc == 1 && dbi(&row, 0, 0) != 0;
+		}
+		if ((rc = db_exec(&q_trial_start, "iis", (long long)fresh,
+		    (long long)cfg.trial_days, uid)) < 0 ||
+		    (rc = db_exec(&q_trial_credits, "is", fresh ?
+		    cfg.trial_credits : 0LL, uid)) < 0)
+			return rc;
+		if (fresh && cfg.trial_credits > 0 &&
+		    (rc = db_exec(&q_trial_ledger, "sis", new_id(r->a),
+		    cfg.trial_credits, uid)) < 0)
+			return rc;
+		if (fresh) {
+			if ((rc = db_select(r->a, &q_trial_ends, &row, "s",
+			    uid)) < 0)
+				return rc;
+			ends = dbv(&row, 0, 0);
+			kind = WELCOME_TRIAL;
+		} else {
+			/* No "trial ended" mail for a trial never had. */
+			if ((rc = db_exec(&q_trial_no_mail, "s", uid)) < 0)
+				return rc;
+			kind = WELCOME_HAD_TRIAL;
+		}
+		log_info("trial_start", " user=%s fresh=%d", uid, fresh);
+	}
+	return mail_welcome(r, uid, email, kind, ends, cfg.trial_credits);
+}
+
+/*
+ * Uses a verification or email-change token: the address is verified
+ * (an email change takes effect first).  Runs its own transaction.
+ * Returns TOKEN_OK with the user's id in *uid, TOKEN_INVALID,
+ * TOKEN_TAKEN (the new address belongs to another account now), or a
+ * DB_* code.
+ */
+int
+email_token_apply(struct req *r, const char *tok, const char **uid)
+{
+	struct onetime	 o;
+	int		 rc = DB_FAIL, attempt;
+
+	for (attempt = 0; attempt < TX_TRIES; attempt++) {
+		if ((rc = db_begin()) < 0)
+			return rc;
+		if ((rc = onetime_find(r, tok, "verify,email_change", &o)) <= 0)
+			goto out;
+		/* A verification link counts for the address it was sent to. */
+		if (strcmp(o.kind, "verify") == 0 && o.new_email_lc != NULL &&
+		    strcmp(o.new_email_lc, o.email_lc) != 0) {
+			rc = TOKEN_INVALID;
+			goto out;
+		}
+		if ((rc = onetime_use(&o)) <= 0)
+			goto out;
+		if (strcmp(o.kind, "email_change") == 0) {
+			rc = db_exec(&q_change_email, "sss", o.new_email,
+			    o.new_email_lc, o.user_id);
+			if (rc == DB_DUP) {
+				rc = TOKEN_TAKEN;
+				goto out;
+			}
+			/* Links sent to the old address die with it. */
+			if (rc < 0 || (rc = db_exec(&q_tokens_kill, "ss",
+			    o.user_id, "verify,reset,magic")) < 0 ||
+			    (rc = db_exec(&q_trial_history_moved, "s",
+			    o.user_id)) < 0 ||
+			    (rc = audit(r, "user.email_change", o.user_id,
+			    o.email)) < 0)
+				goto out;
+			log_info("email_changed", " user=%s", o.user_id);
+		}
+		if ((rc = account_verified(r, o.user_id)) < 0 ||
+		    (rc = db_commit()) < 0)
+			goto out;
+		*uid = o.user_id;
+		return TOKEN_OK;
+out:
+		db_rollback();
+		if (rc != DB_RETRY)
+			break;
+	}
+	return rc == 0 ? TOKEN_INVALID : rc;
+}
+
+/* Answers a token's failure as the JSON API or a page does. */
+void
+reply_token_error(struct req *r, int rc)
+{
+	if (rc == TOKEN_INVALID)
+		reply_error(r, 400, "invalid_token", "This link or token is "
+		    "not valid: it is unknown, was used already, or has "
+		    "expired.");
+	else if (rc == TOKEN_TAKEN)
+		reply_error(r, 409, "email_taken", "Another account uses this "
+		    "email address now.");
+	else if (rc == TOKEN_TOTP)
+		reply_unauth(r, "totp_required", "This account needs its "
+		    "second factor: send totp_code or recovery_code.");
+	else if (rc == TOKEN_BADCODE)
+		reply_unauth(r, "invalid_credentials", "The second factor is "
+		    "wrong.");
+	else if (rc == TOKEN_DISABLED)
+		reply_error(r, 403, "account_disabled", "This account has "
+		    "been disabled.");
+	else
+		reply_db(r, rc);
+}
+
+/*
+ * The second factor of a login of uid (TOTP on).  Returns 1 when the
+ * request's totp_code or recovery_code is good, 0 when it is wrong, or
+ * a DB_* code.
+ *
+ * A TOTP code is good once (its step is spent), a recovery code too;
+ * while the login throttle holds none is looked at (totp.c).
+ */
+static int
+second_factor(struct req *r, const char *uid)
+{
+	return totp_second_factor(r, uid, in_str(r, "totp_code"),
+	    in_str(r, "recovery_code"));
+}
+
+/*
+ * Uses a magic-link token: checks the account (disabled, second factor)
+ * before the token is spent, so a login that needs its code can be
+ * tried again with it.  The address counts as verified.  Makes a
+ * session: a cookie when want_cookie, else a token pair in *tokens and
+ * the user object in *user (both owned by the caller).  Returns TOKEN_OK,
+ * TOKEN_INVALID, TOKEN_DISABLED, TOKEN_TOTP, TOKEN_BADCODE, or a DB_*
+ * code.
+ */
+int
+magic_token_apply(struct req *r, const char *tok, bool want_cookie,
+    struct json_object **tokens, struct json_object **user)
+{
+	struct onetime	 o;
+	const char	*sid;
+	int		 rc = DB_FAIL, attempt;
+
+	for (attempt = 0; attempt < TX_TRIES; attempt++) {
+		*tokens = *user = NULL;
+		if ((rc = db_begin()) < 0)
+			return rc;
+		if ((rc = onetime_find(r, tok, "magic", &o)) <= 0)
+			goto out;
+		if (o.disabled) {
+			rc = TOKEN_DISABLED;
+			goto out;
+		}
+		if (o.totp) {
+			if (in_str(r, "totp_code") == NULL &&
+			    in_str(r, "recovery_code") == NULL) {
+				rc = TOKEN_TOTP;
+				goto out;
+			}
+			if ((rc = second_factor(r, o.user_id)) <= 0) {
+				db_rollback();
+				if (rc == 0 && (rc = login_failed(r,
+				    o.email_lc)) == 0)
+					rc = TOKEN_BADCODE;
+				return rc;
+			}
+		}
+		if ((rc = onetime_use(&o)) <= 0 ||
+		    (rc = account_verified(r, o.user_id)) < 0 ||
+		    (rc = session_create(r, o.user_id, "magic", NULL,
+		    want_cookie, &sid)) < 0 ||
+		    (!want_cookie && ((rc = tokens_issue(r, o.user_id, sid,
+		    tokens, NULL)) < 0 || (rc = user_json(r, o.user_id,
+		    user)) < 0)) ||
+		    (rc = db_commit()) < 0)
+			goto out;
+		log_info("magic_login", " user=%s session=%s", o.user_id, sid);
+		return TOKEN_OK;
+out:
+		db_rollback();
+		json_object_put(*tokens);
+		json_object_put(*user);
+		*tokens = *user = NULL;
+		if (rc != DB_RETRY)
+			break;
+	}
+	return rc == 0 ? TOKEN_INVALID : rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The handlers of verification, password reset and magic links.       */
+/* ------------------------------------------------------------------ */
+
+/* The answer of the endpoints that mail to whoever may be there. */
+static void
+reply_accepted(struct req *r, const char *message)
+{
+	struct json_object	*o = json_object_new_object();
+
+	json_object_object_add(o, "message", json_object_new_string(message));
+	reply_json(r, 202, o);
+}
+
+/*
+ * POST /api/v1/auth/verify-email {token}: 200 {user}, the address
+ * verified and the trial started (an email-change token also changes
+ * the address); 400 invalid_token; 409 email_taken; 503.
+ */
+void
+h_verify_email(struct req *r)
+{
+	struct json_object	*o, *user = NULL;
+	const char		*uid;
+	int			 rc;
+
+	if ((rc = email_token_apply(r, in_str(r, "token"), &uid)) !=
+	    TOKEN_OK) {
+		reply_token_error(r, rc);
+		return;
+	}
+	if ((rc = user_json(r, uid, &user)) <= 0) {
+		reply_db(r, rc == 0 ? DB_FAIL : rc);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "user", user);
+	reply_json(r, 200, o);
+}
+
+/*
+ * The core of POST /api/v1/auth/resend-verification: a new link to
+ * user uid unless the address is verified already or has had its
+ * [limits] mail_per_hour.  Returns 0 or a DB_* code.
+ */
+int
+resend_verification_core(struct req *r, const char *uid)
+{
+	struct dbrows	 row;
+	const char	*t;
+	int		 rc, allowed;
+
+	if ((rc = db_begin()) < 0 ||
+	    (rc = db_select(r->a, &q_verify_state, &row, "s", uid)) < 0)
+		goto dberr;
+	if (rc == 1 && !dbi(&row, 0, 2)) {
+		if ((allowed = mail_allowed(r, dbv(&row, 0, 1))) < 0) {
+			rc = allowed;
+			goto dberr;
+		}
+		if (allowed && ((t = onetime_token(r, "verify", uid,
+		    dbv(&row, 0, 0), 48 * 60, &rc)) == NULL ||
+		    (rc = mail_verify(r, uid, dbv(&row, 0, 0), t)) < 0))
+			goto dberr;
+	}
+	if ((rc = db_commit()) < 0)
+		goto dberr;
+	return 0;
+dberr:
+	db_rollback();
+	return rc;
+}
+
+/*
+ * POST /api/v1/auth/resend-verification (logged in): 202; a new link
+ * goes out unless the address is verified already or has had its
+ * [limits] mail_per_hour; 503.
+ */
+void
+h_resend_verification(struct req *r)
+{
+	int	 rc;
+
+	if ((rc = resend_verification_core(r, r->who.user_id)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	reply_accepted(r, "If the address still needs verifying, a new link "
+	    "is on its way.");
+}
+
+/*
+ * The core of the endpoints that mail a link of kind ("reset" or
+ * "magic", valid for minutes) to the account of email, if there is one
+ * and the recipient is under [limits] mail_per_hour.  Returns 0 either
+ * way, so the caller's answer says nothing about which addresses have
+ * accounts, or a DB_* code.
+ */
+int
+mail_link_core(struct req *r, const char *email, const char *kind,
+    int minutes)
+{
+	struct dbrows	 row;
+	const char	*email_lc = ascii_lower(r->a, email);
+	const char	*t, *uid;
+	int		 rc, allowed;
+
+	if ((rc = db_begin()) < 0)
+		goto dberr;
+	if ((allowed = mail_allowed(r, email_lc)) < 0) {
+		rc = allowed;
+		goto dberr;
+	}
+	if ((rc = db_select(r->a, &q_user_by_email, &row, "s", email_lc)) < 0)
+		goto dberr;
+	if (rc == 1 && allowed) {
+		uid = dbv(&row, 0, 0);
+		if ((t = onetime_token(r, kind, uid, dbv(&row, 0, 1), minutes,
+		    &rc)) == NULL)
+			goto dberr;
+		rc = strcmp(kind, "reset") == 0 ?
+		    mail_reset(r, uid, dbv(&row, 0, 1), t) :
+		    mail_magic(r, uid, dbv(&row, 0, 1), t);
+		if (rc < 0)
+			goto dberr;
+		log_info("mail_link", " kind=%s user=%s", kind, uid);
+	} else if (rc == 1)
+		log_info("mail_link_throttled", " kind=%s user=%s", kind,
+		    dbv(&row, 0, 0));
+	if ((rc = db_commit()) < 0)
+		goto dberr;
+	return 0;
+dberr:
+	db_rollback();
+	return rc;
+}
+
+/*
+ * Mails a link of kind to the account of the request's email (see
+ * mail_link_core).  Answers 202 either way (503 when the database is
+ * down), so the answer says nothing about which addresses have accounts.
+ */
+static void
+mail_link_request(struct req *r, const char *kind, int minutes,
+    const char *message)
+{
+	int	 rc;
+
+	if ((rc = mail_link_core(r, in_str(r, "email"), kind, minutes)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	reply_accepted(r, message);
+}
+
+/* POST /api/v1/auth/password/forgot {email}: 202 always; 422; 503. */
+void
+h_password_forgot(struct req *r)
+{
+	mail_link_request(r, "reset", 60, "If an account uses this address, "
+	    "a link to reset its password is on its way.");
+}
+
+/* POST /api/v1/auth/magic-link {email}: 202 always; 422; 503. */
+void
+h_magic_link(struct req *r)
+{
+	mail_link_request(r, "magic", 15, "If an account uses this address, "
+	    "a sign-in link is on its way.");
+}
+
+/*
+ * The core of POST /api/v1/auth/password/reset: the reset token tok
+ * used to set password pw, the other mailed links spent, every session
+ * revoked, the address verified, a notice mailed.  Returns 0,
+ * TOKEN_INVALID for a token unknown, used or expired, or a DB_* code.
+ */
+int
+password_reset_core(struct req *r, const char *tok, const char *pw)
+{
+	struct onetime	 o;
+	const char	*hash;
+	int		 rc = DB_FAIL, attempt;
+
+	if ((hash = password_hash(r->a, pw)) == NULL)
+		return DB_FAIL;
+	for (attempt = 0; attempt < TX_TRIES; attempt++) {
+		if ((rc = db_begin()) < 0)
+			break;
+		if ((rc = onetime_find(r, tok, "reset", &o)) <= 0 ||
+		    (rc = onetime_use(&o)) <= 0 ||
+		    (rc = db_exec(&q_set_password, "ss", hash,
+		    o.user_id)) < 0 ||
+		    (rc = db_exec(&q_tokens_kill, "ss", o.user_id,
+		    "reset,magic")) < 0 ||
+		    (rc = sessions_revoke_all(o.user_id, NULL,
+		    "password_reset")) < 0 ||
+		    (rc = account_verified(r, o.user_id)) < 0 ||
+		    (rc = mail_security_notice(r, o.user_id, o.email, "The "
+		    "password of your tollgate account was reset, and every "
+		    "session of it was signed out.")) < 0 ||
+		    (rc = db_commit()) < 0) {
+			db_rollback();
+			if (rc == DB_RETRY)
+				continue;
+			break;
+		}
+		log_info("password_reset", " user=%s", o.user_id);
+		return 0;
+	}
+	return rc == 0 ? TOKEN_INVALID : rc;
+}
+
+/*
+ * POST /api/v1/auth/password/reset {token, password}: 204, the new
+ * password set, every session revoked, the address verified; 400
+ * invalid_token; 422 for a bad password; 503.
+ */
+void
+h_password_reset(struct req *r)
+{
+	int	 rc;
+
+	if ((rc = password_reset_core(r, in_str(r, "token"),
+	    in_str(r, "password"))) != 0) {
+		reply_token_error(r, rc);
+		return;
+	}
+	reply_empty(r, 204);
+}
+
+/*
+ * POST /api/v1/auth/magic-link/verify {token, totp_code?,
+ * recovery_code?}: 200 {user, tokens}; 400 invalid_token; 401
+ * totp_required or invalid_credentials (second factor); 403
+ * account_disabled; 503.
+ */
+void
+h_magic_verify(struct req *r)
+{
+	struct json_object	*o, *tokens = NULL, *user = NULL;
+	int			 rc;
+
+	if ((rc = magic_token_apply(r, in_str(r, "token"), false, &tokens,
+	    &user)) != TOKEN_OK) {
+		reply_token_error(r, rc);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "user", user);
+	json_object_object_add(o, "tokens", tokens);
+	reply_json(r, 200, o);
+}

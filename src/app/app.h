@@ -1,0 +1,425 @@
+/*
+ * The application layer: accounts, sessions, keys, plans, limits, the
+ * gate, usage, billing, mail, admin; each service's core (explicit
+ * arguments, no reply) and its JSON handlers.  All SQL lives here.
+ */
+#ifndef TG_APP_H
+#define TG_APP_H
+
+#include "core/core.h"
+#include "db/db.h"
+#include "http/http.h"
+
+/* ------------------------------------------------------------------ */
+/* auth.c: who is asking                                              */
+/* ------------------------------------------------------------------ */
+
+#define SESSION_COOKIE	"tg_session"
+#define AUTH_OK		0
+#define AUTH_NONE	1	/* no credential at all */
+#define AUTH_ANSWERED	2	/* answered: 401, 403 or 503 */
+/* The Bearer credential, or NULL; *present says whether a header came. */
+const char *bearer_of(struct req *, bool *present);
+/* True when Origin is base_url's origin or Sec-Fetch-Site same-origin. */
+bool	 same_origin(struct req *);
+int	 auth_resolve(struct req *);
+/* Applies the route's ROUTE_AUTH/KEY/ADMIN/SERVICE needs. */
+bool	 auth_route(struct req *);
+
+/* ------------------------------------------------------------------ */
+/* users.c: the user object and the effective plan                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The effective plan of user row u: an admin's choice, else an active
+ * subscription's plan, else "trial" until the trial ends (or before it
+ * starts), else the fallback plan (@tg_fallback, set per connection
+ * from [trial] fallback_plan), else NULL.
+ */
+#define PLAN_EXPR(u)							\
+	"COALESCE(" u ".plan_override, (SELECT s.plan FROM subscriptions s " \
+	"WHERE s.user_id = " u ".id AND s.deleted_at IS NULL AND s.status " \
+	"IN ('active', 'trialing', 'past_due') ORDER BY s.stripe_updated " \
+	"DESC LIMIT 1), IF(" u ".trial_ends_at IS NULL OR " u		\
+	".trial_ends_at > UTC_TIMESTAMP(6), 'trial', "			\
+	"NULLIF(@tg_fallback, '')))"
+/* The columns user_json_row reads, from users aliased as u. */
+#define USER_COLUMNS							\
+	"u.id, u.email, u.name, u.role, " PLAN_EXPR("u") ", "		\
+	"u.email_verified_at IS NOT NULL, "				\
+	"DATE_FORMAT(u.created_at, '%Y-%m-%dT%H:%i:%sZ')"
+struct json_object *user_json_row(const struct dbrows *, size_t row,
+	    size_t col);
+int	 user_json(struct req *, const char *uid, struct json_object **);
+
+/* ------------------------------------------------------------------ */
+/* throttle.c: the login throttle                                     */
+/* ------------------------------------------------------------------ */
+
+int	 login_throttled(struct req *, const char *email_lc, long *retry);
+int	 login_failed(struct req *, const char *email_lc);
+void	 reply_throttled(struct req *, long retry);
+void	 login_succeeded(struct req *, const char *email_lc);
+
+/* ------------------------------------------------------------------ */
+/* accounts.c: sign-up, login, one-time links, the trial              */
+/* ------------------------------------------------------------------ */
+
+const char *onetime_token(struct req *, const char *kind, const char *uid,
+	    const char *new_email, int minutes, int *rc);
+int	 login_check(struct req *, const char *email, const char *password,
+	    const char **uid, bool *totp);
+handler_fn	 h_signup;
+handler_fn	 h_login;
+/* What using a mailed token came to (DB_* codes are negative). */
+#define TOKEN_OK	1
+#define TOKEN_INVALID	2	/* unknown, used or expired: 400 */
+#define TOKEN_TAKEN	3	/* an email change to a taken address: 409 */
+#define TOKEN_TOTP	4	/* the second factor is needed: 401 */
+#define TOKEN_BADCODE	5	/* the second factor is wrong: 401 */
+#define TOKEN_DISABLED	6	/* 403 account_disabled */
+int	 account_verified(struct req *, const char *uid);
+int	 email_token_apply(struct req *, const char *token, const char **uid);
+int	 magic_token_apply(struct req *, const char *token, bool want_cookie,
+	    struct json_object **tokens, struct json_object **user);
+/* Answers a TOKEN_* failure (or a DB_* code) as JSON or as a page. */
+void	 reply_token_error(struct req *, int rc);
+handler_fn	 h_verify_email;
+handler_fn	 h_resend_verification;
+handler_fn	 h_password_forgot;
+handler_fn	 h_password_reset;
+handler_fn	 h_magic_link;
+handler_fn	 h_magic_verify;
+int	 resend_verification_core(struct req *, const char *uid);
+int	 mail_link_core(struct req *, const char *email, const char *kind,
+	    int minutes);
+int	 password_reset_core(struct req *, const char *token,
+	    const char *password);
+
+/* ------------------------------------------------------------------ */
+/* pending.c: a sign-in waiting for its second factor                 */
+/* ------------------------------------------------------------------ */
+
+/* A sign-in waiting for its code, from the tg_2fa cookie. */
+struct pending {
+	const char	*uid;
+	const char	*kind;
+	const char	*next;
+};
+int	 pending_begin(struct req *, const char *uid, const char *kind,
+	    const char *next);
+/* 1 with *p filled, 0 when none (or expired, or forged), or a DB_* code. */
+int	 pending_read(struct req *, struct pending *);
+void	 pending_clear(struct req *);
+/* The form of the code step (message_html may be NULL), as a page. */
+void	 pending_code_page(struct req *, int status, const char *message_html);
+
+/* ------------------------------------------------------------------ */
+/* totp.c: the second factor                                          */
+/* ------------------------------------------------------------------ */
+
+/* What confirming an enrolment came to (DB_* codes are negative). */
+#define TOTP_OK			0
+#define TOTP_WRONG		1	/* the code is wrong */
+#define TOTP_NOT_PENDING	2	/* no enrolment started */
+#define TOTP_ACTIVE		3	/* the second factor is on already */
+#define TOTP_THROTTLED		4	/* the login throttle holds */
+int	 totp_second_factor(struct req *, const char *uid,
+	    const char *totp_code, const char *recovery_code);
+int	 totp_enrol(struct req *, const char *uid, const char **secret32);
+int	 totp_confirm(struct req *, const char *uid, const char *email,
+	    const char *code, struct json_object **codes);
+int	 totp_remove(struct req *, const char *uid, const char *email,
+	    bool notify);
+int	 totp_disable(struct req *, const char *password, const char *code,
+	    const char **field, long *retry);
+int	 totp_pending_secret(struct req *, const char *uid,
+	    const char **secret32);
+char	*totp_uri(struct arena *, const char *email, const char *secret32);
+/* Recovery codes and user codes as typed -> their stored form, or NULL. */
+const char *recovery_code_norm(struct arena *, const char *);
+/* A QR code of text as inline SVG markup, in the arena; NULL on error. */
+char	*qr_svg(struct arena *, const char *text);
+handler_fn	 h_totp_start;
+handler_fn	 h_totp_confirm;
+handler_fn	 h_totp_delete;
+
+/* ------------------------------------------------------------------ */
+/* device.c: the device flow (RFC 8628)                               */
+/* ------------------------------------------------------------------ */
+
+const char *user_code_norm(struct arena *, const char *);
+const char *user_code_show(struct arena *, const char *norm);
+handler_fn	 h_device_start;
+handler_fn	 h_device_token;
+/* The device flow's approval page (/device). */
+handler_fn	 h_page_device;
+handler_fn	 h_page_device_post;
+
+/* ------------------------------------------------------------------ */
+/* sessions.c: refresh-token families and sessions                    */
+/* ------------------------------------------------------------------ */
+
+int	 session_create(struct req *, const char *uid, const char *kind,
+	    const char *client_name, bool want_cookie, const char **sid);
+void	 session_clear_cookie(struct req *);
+int	 tokens_issue(struct req *, const char *uid, const char *sid,
+	    struct json_object **out, const char **refresh_out);
+int	 session_revoke(const char *sid, const char *reason);
+int	 sessions_revoke_all(const char *uid, const char *keep,
+	    const char *reason);
+handler_fn	 h_refresh;
+handler_fn	 h_logout;
+handler_fn	 h_sessions_list;
+handler_fn	 h_session_delete;
+
+/* ------------------------------------------------------------------ */
+/* me.c: the account's own endpoints                                  */
+/* ------------------------------------------------------------------ */
+
+handler_fn	 h_me_get;
+handler_fn	 h_me_patch;
+handler_fn	 h_me_delete;
+handler_fn	 h_me_email;
+handler_fn	 h_me_password;
+#define ME_WRONG		1	/* the current password is wrong */
+#define ME_THROTTLED		2	/* the login throttle holds */
+#define ME_SAME			3	/* the address is the account's already */
+#define ME_TAKEN		4	/* another account has the address */
+int	 me_password_check(struct req *, const char *uid, const char *email,
+	    const char *password, long *retry);
+int	 me_rename_core(struct req *, const char *uid, const char *name);
+int	 me_email_core(struct req *, const char *uid, const char *cur,
+	    const char *email, const char *password, long *retry);
+int	 me_password_core(struct req *, const char *uid, const char *email,
+	    const char *keep_session, const char *current,
+	    const char *password, long *retry);
+
+/* ------------------------------------------------------------------ */
+/* apikeys.c: API keys and service keys                               */
+/* ------------------------------------------------------------------ */
+
+int	 apikey_create(struct req *, const char *uid, const char *name,
+	    long long days, struct json_object **out);
+int	 ctl_service_key_create(int, char *[]);
+int	 ctl_service_key_list(int, char *[]);
+int	 ctl_service_key_revoke(int, char *[]);
+handler_fn	 h_apikeys_list;
+handler_fn	 h_apikey_create;
+handler_fn	 h_apikey_regenerate;
+handler_fn	 h_apikey_delete;
+/*
+ * Handler cores (one implementation of each action for the JSON API and
+ * the pages): they take explicit arguments and reply nothing.
+ */
+#define APIKEY_NOT_FOUND	1	/* no such key */
+#define APIKEY_FORBIDDEN	2	/* another user's key */
+#define APIKEY_GONE		3	/* the account is gone */
+#define APIKEY_QUOTA		4	/* the plan's key limit is reached */
+int	 apikey_create_core(struct req *, const char *uid, const char *name,
+	    long long days, struct json_object **out, const char **refusal);
+int	 apikeys_list_core(struct req *, const char *uid,
+	    struct json_object **out);
+int	 apikey_regenerate_core(struct req *, const char *uid,
+	    const char *id, struct json_object **out);
+int	 apikey_delete_core(struct req *, const char *uid, const char *id,
+	    bool admin_ok);
+
+/* ------------------------------------------------------------------ */
+/* plans.c: plans and their limits                                    */
+/* ------------------------------------------------------------------ */
+
+/* "Compute quota exceeded, upgrade to Pro" (next may be NULL); arena. */
+const char *quota_message(struct arena *, const char *meter,
+	    const char *next);
+/* tollgatectl commands: exit status 0, 1 (error) or 2 (usage). */
+int	 ctl_plans_list(int, char *[]);
+int	 ctl_plans_set(int, char *[]);
+int	 ctl_plans_delete(int, char *[]);
+handler_fn	 h_plans;
+int	 plans_core(struct req *, struct json_object **out);
+
+/* ------------------------------------------------------------------ */
+/* limits.c: the API rate limit                                       */
+/* ------------------------------------------------------------------ */
+
+void	 ratelimit_headers(struct req *, long limit, long remaining,
+	    long reset);
+bool	 api_limit(struct req *);
+
+/* ------------------------------------------------------------------ */
+/* gate.c: the gate                                                   */
+/* ------------------------------------------------------------------ */
+
+handler_fn	 h_gate;
+
+/* ------------------------------------------------------------------ */
+/* usage.c: usage and usage events                                    */
+/* ------------------------------------------------------------------ */
+
+/* Queues the 80 or 100 % notice of a meter once per period. */
+void	 usage_notice(struct req *, const char *uid, const char *meter,
+	    const char *period_start, int threshold, long long used,
+	    long long limit);
+handler_fn	 h_usage;
+handler_fn	 h_usage_event;
+#define USAGE_GONE		1	/* no such user */
+int	 usage_core(struct req *, const char *uid, struct json_object **out);
+
+/* ------------------------------------------------------------------ */
+/* billing.c: Checkout, the portal, payments                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The plan whose Stripe price id is price ([stripe] price_pro and
+ * price_team first, then plans.stripe_price_id), in the arena; NULL with
+ * *rc = 0 when none has it, or NULL with a DB_* code in *rc.
+ */
+const char *plan_for_price(struct arena *, const char *price, int *rc);
+/*
+ * Adds qty of meter to the Stripe meter-report queue of uid, in the
+ * current [stripe] report_interval; does nothing unless uid has a live
+ * subscription.  Call it in the transaction that counts the usage.
+ * Returns 0 or a DB_* code.
+ */
+int	 meter_report_add(struct req *, const char *uid, const char *meter,
+	    long long qty);
+/*
+ * Queues the cancellation at Stripe of every live subscription of uid.
+ * Call it in the transaction that deletes the account, before the user
+ * row goes; the sender sends DELETE /v1/subscriptions/{id}.  Returns the
+ * number queued or a DB_* code.
+ */
+int	 billing_cancel_for_user(struct req *, const char *uid);
+/*
+ * The sender's Stripe pass: due meter reports and cancellations, each
+ * claimed with a lease.  Returns the number of rows worked on.
+ */
+int	 billing_pass(struct arena *, const char *me);
+handler_fn	 h_billing_get;
+handler_fn	 h_billing_checkout;
+handler_fn	 h_billing_portal;
+handler_fn	 h_billing_payments;
+#define BILLING_STRIPE_DOWN	-100	/* a Stripe call failed (beside DB_*) */
+#define BILLING_GONE		1	/* no such user */
+#define BILLING_NOT_BUYABLE	2	/* a plan that cannot be bought */
+#define BILLING_SUB_EXISTS	3	/* a subscription is live already */
+int	 billing_state_core(struct req *, const char *uid,
+	    struct json_object **out);
+int	 billing_payments_core(struct req *, const char *uid, size_t max,
+	    struct json_object **out);
+int	 billing_checkout_core(struct req *, const char *uid,
+	    const char *plan, const char *via, const char **url);
+int	 billing_portal_core(struct req *, const char *uid, const char *via,
+	    const char **url);
+
+/* ------------------------------------------------------------------ */
+/* stripe.c: the webhook, the sender's Stripe pass                    */
+/* ------------------------------------------------------------------ */
+
+handler_fn	 h_billing_webhook;
+
+/* ------------------------------------------------------------------ */
+/* github.c: GitHub sign-in                                           */
+/* ------------------------------------------------------------------ */
+
+handler_fn	 h_github_start;
+handler_fn	 h_github_callback;
+
+/* ------------------------------------------------------------------ */
+/* mail.c: the outbox and the messages                                */
+/* ------------------------------------------------------------------ */
+
+int	 mail_allowed(struct req *, const char *email_lc);
+int	 mail_queue(struct req *, const char *user_id, const char *kind,
+	    const char *to, const char *subject, const char *text,
+	    const char *link);
+int	 mail_verify(struct req *, const char *uid, const char *to,
+	    const char *token);
+/* The messages; each queues in the caller's transaction. */
+enum welcome { WELCOME_PLAIN, WELCOME_TRIAL, WELCOME_HAD_TRIAL };
+int	 mail_welcome(struct req *, const char *uid, const char *to,
+	    enum welcome, const char *trial_ends, long long credits);
+int	 mail_reset(struct req *, const char *uid, const char *to,
+	    const char *token);
+int	 mail_magic(struct req *, const char *uid, const char *to,
+	    const char *token);
+int	 mail_email_change(struct req *, const char *uid, const char *to,
+	    const char *token);
+int	 mail_email_change_notice(struct req *, const char *uid,
+	    const char *to, const char *new_email);
+/* what: a sentence saying what happened ("Your password was changed."). */
+int	 mail_security_notice(struct req *, const char *uid, const char *to,
+	    const char *what);
+int	 mail_trial_ending(struct req *, const char *uid, const char *to,
+	    int days, const char *ends);
+int	 mail_trial_ended(struct req *, const char *uid, const char *to);
+int	 mail_account_deleted(struct req *, const char *uid, const char *to);
+/* The RFC 5322 text of an outbox row, CRLF throughout, in the arena. */
+char	*mail_compose(struct arena *, const char *id, const char *from,
+	    const char *to, const char *subject, const char *text,
+	    const char *html, const char *date, size_t *len);
+
+/* ------------------------------------------------------------------ */
+/* audit.c: the audit trail                                           */
+/* ------------------------------------------------------------------ */
+
+int	 audit(struct req *, const char *action, const char *target_id,
+	    const char *detail);
+/* detail is consumed; audit_list's array is the caller's. */
+int	 audit_obj(struct req *, const char *action, const char *target_id,
+	    struct json_object *detail);
+int	 audit_list(struct req *, const char *user_id, long long limit,
+	    struct json_object **out);
+
+/* ------------------------------------------------------------------ */
+/* admin.c: the admin actions (JSON API and /admin)                   */
+/* ------------------------------------------------------------------ */
+
+/* What an admin action came to (DB_* codes are negative). */
+#define ADM_OK		0
+#define ADM_NOT_FOUND	1
+#define ADM_LAST_ADMIN	2	/* the last live admin would go */
+#define ADM_NO_PLAN	3
+#define ADM_FORBIDDEN	4	/* the caller is no longer an admin */
+/* What an admin changes; plan_set with plan NULL clears the override. */
+struct admin_change {
+	bool		 plan_set;
+	const char	*plan;
+	const char	*role;		/* "user", "admin" or NULL */
+	int		 disabled;	/* -1 unchanged, 0 enable, 1 disable */
+	bool		 totp_off;
+};
+int	 admin_users_list(struct req *, const char *q, long long page,
+	    struct json_object **out);
+int	 admin_user_detail(struct req *, const char *uid,
+	    struct json_object **out);
+int	 admin_update(struct req *, const char *uid,
+	    const struct admin_change *);
+int	 admin_delete(struct req *, const char *uid);
+int	 admin_extend_trial(struct req *, const char *uid, long long days,
+	    const char **ends_at);
+int	 admin_credits(struct req *, const char *uid, long long delta,
+	    const char *reason, long long *applied, long long *remaining);
+int	 admin_payments(struct req *, const char *user_id,
+	    struct json_object **out);
+int	 admin_revoke_key(struct req *, const char *uid, const char *kid);
+int	 admin_revoke_session(struct req *, const char *uid, const char *sid);
+handler_fn	 h_admin_users;
+handler_fn	 h_admin_user;
+handler_fn	 h_admin_user_patch;
+handler_fn	 h_admin_user_delete;
+handler_fn	 h_admin_extend_trial;
+handler_fn	 h_admin_credits;
+handler_fn	 h_admin_payments;
+handler_fn	 h_admin_audit;
+
+/* ------------------------------------------------------------------ */
+/* ops.c: health and metrics                                          */
+/* ------------------------------------------------------------------ */
+
+handler_fn	 h_healthz;
+handler_fn	 h_metrics;
+handler_fn	 h_root;
+
+#endif /* TG_APP_H */

@@ -1,0 +1,592 @@
+/*
+ * GitHub login: the OAuth 2.0 authorization code flow with PKCE (S256).
+ *
+ * GET /api/v1/auth/github sends the browser to GitHub with a random
+ * state and code challenge; the state and the PKCE verifier travel in a
+ * short-lived cookie (HttpOnly, Secure, SameSite=Lax, path limited to
+ * these two routes), sealed with the crypto key, so the callback only
+ * accepts a state that this browser was given.  The callback trades the
+ * code (with the verifier) for a token, reads the GitHub user and its
+ * verified primary email, and signs in the account linked to that GitHub
+ * id, else links the account with that email (taking over one whose
+ * email was never verified: its password, keys, tokens, second factor
+ * and sessions go first, so whoever signed up with someone else's
+ * address gets nothing), else creates a verified account with a trial
+ * (none when the email or the GitHub id had one before; the trial and
+ * the welcome mail come from account_verified, as for a verified email).  Every way it
+ * can fail ends on a page that says what happened.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "app/app.h"
+
+#define GH_COOKIE	"tg_github"
+#define GH_PATH		"/api/v1/auth/github"
+#define GH_TTL		600		/* seconds to come back from GitHub */
+#define GH_SCOPE	"read:user user:email"
+#define TX_TRIES	3
+
+static struct sql q_now = SQL("SELECT UNIX_TIMESTAMP()");
+static struct sql q_by_github = SQL(
+    "SELECT id, disabled_at IS NOT NULL, (SELECT enabled_at IS NOT NULL "
+    "FROM totp_secrets t WHERE t.user_id = users.id) FROM users "
+    "WHERE github_id = ? FOR UPDATE");
+static struct sql q_by_email = SQL(
+    "SELECT id, disabled_at IS NOT NULL, (SELECT enabled_at IS NOT NULL "
+    "FROM totp_secrets t WHERE t.user_id = users.id), "
+    "email_verified_at IS NOT NULL, github_id, trial_started_at IS NULL "
+    "FROM users WHERE email_lc = ? FOR UPDATE");
+static struct sql q_link = SQL(
+    "UPDATE users SET github_id = ?, github_login = ?, "
+    "updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
+/* A trial given to an account counts for the GitHub id linked to it. */
+static struct sql q_link_history = SQL(
+    "INSERT IGNORE INTO trial_history (kind, subject, user_id) "
+    "SELECT 'github', ?, id FROM users WHERE id = ? AND "
+    "trial_started_at IS NOT NULL");
+static struct sql q_takeover = SQL(
+    "UPDATE users SET password_hash = NULL, github_id = ?, "
+    "github_login = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
+static struct sql q_drop_keys = SQL("DELETE FROM api_keys WHERE user_id = ?");
+static struct sql q_drop_tokens = SQL("DELETE FROM tokens WHERE user_id = ?");
+static struct sql q_drop_totp = SQL(
+    "DELETE FROM totp_secrets WHERE user_id = ?");
+static struct sql q_drop_recovery = SQL(
+    "DELETE FROM recovery_codes WHERE user_id = ?");
+static struct sql q_drop_devices = SQL(
+    "DELETE FROM device_codes WHERE user_id = ? AND status <> 'used'");
+static struct sql q_create = SQL(
+    "INSERT INTO users (id, email, email_lc, name, github_id, "
+    "github_login) VALUES (?, ?, ?, ?, ?, ?)");
+static struct sql q_balance = SQL(
+    "INSERT IGNORE INTO credit_balances (user_id) VALUES (?)");
+static struct sql q_history = SQL(
+    "INSERT IGNORE INTO trial_history (kind, subject, user_id) "
+    "VALUES ('github', ?, ?)");
+static struct sql q_history_undo = SQL(
+    "DELETE FROM trial_history WHERE kind = 'github' AND subject = ? AND "
+    "user_id = ?");
+static struct sql q_trial_over = SQL(
+    "UPDATE users SET trial_started_at = UTC_TIMESTAMP(6), "
+    "trial_ends_at = UTC_TIMESTAMP(6) WHERE id = ? AND "
+    "trial_started_at IS NULL");
+/* No "trial ended" mail for a trial never had. */
+static struct sql q_trial_no_mail = SQL(
+    "INSERT IGNORE INTO trial_notices (user_id, kind, trial_ends_at) "
+    "SELECT id, 'ended', trial_ends_at FROM users WHERE id = ?");
+static struct sql q_trial_given = SQL(
+    "SELECT trial_ends_at > trial_started_at FROM users WHERE id = ?");
+
+/* What GitHub told us about the person signing in. */
+struct ghuser {
+	long long	 id;
+	const char	*login;
+	const char	*name;
+	const char	*email;		/* the verified primary address */
+};
+
+/* Outcomes of the calls to GitHub. */
+enum ghres { GH_OK, GH_DOWN, GH_BADCODE, GH_REFUSED, GH_NOEMAIL };
+
+/*
+ * Ends the flow on a page: the message (plain text, escaped here) and
+ * the ways on.  An HTML answer, never a 500.
+ */
+static void
+gh_page(struct req *r, int status, const char *title, const char *message)
+{
+	struct buf	 b;
+
+	buf_init(&b, r->a);
+	buf_puts(&b, "<p class=\"error\">");
+	buf_html(&b, message);
+	buf_puts(&b, "</p>\n<p><a href=\"" GH_PATH "\">Sign in with GitHub "
+	    "again</a> · <a href=\"/login\">Log in with your email</a></p>\n");
+	if (status == 503)
+		reply_header(r, "Retry-After", "30");
+	reply_html(r, status, title, b.p);
+}
+
+static void
+gh_clear_cookie(struct req *r)
+{
+	reply_header(r, "Set-Cookie", GH_COOKIE "=; Path=" GH_PATH
+	    "; Max-Age=0; HttpOnly; Secure; SameSite=Lax");
+}
+
+/* The database's clock in unix seconds.  Returns 0 or a DB_* code. */
+static int
+db_unix_now(struct req *r, long long *now)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_now, &row, "")) < 0)
+		return rc;
+	if (rc != 1)
+		return DB_FAIL;
+	*now = dbi(&row, 0, 0);
+	return 0;
+}
+
+/* The PKCE challenge of a verifier: base64url(SHA-256), in the arena. */
+static const char *
+pkce_challenge(struct arena *a, const char *verifier)
+{
+	unsigned char	 h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(h, (const unsigned char *)verifier,
+	    strlen(verifier));
+	return b64url(a, h, sizeof(h));
+}
+
+/*
+ * GET /api/v1/auth/github: 302 to GitHub's authorize URL, with the state
+ * cookie; a 503 page when GitHub sign-in is not configured or the
+ * database is down.
+ */
+void
+h_github_start(struct req *r)
+{
+	struct buf	 q;
+	const char	*state, *verifier, *payload;
+	unsigned char	*sealed;
+	size_t		 sealed_len;
+	long long	 now;
+	int		 rc;
+
+	if (cfg.github_client_id[0] == '\0' ||
+	    cfg.github_client_secret[0] == '\0') {
+		gh_page(r, 503, "GitHub sign-in", "Signing in with GitHub is "
+		    "not set up on this site.");
+		return;
+	}
+	if ((rc = db_unix_now(r, &now)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	state = new_token(r->a, "", 32);
+	verifier = new_token(r->a, "", 32);
+	payload = arena_printf(r->a, "%s|%s|%lld", state, verifier,
+	    now + GH_TTL);
+	sealed = seal(r->a, payload, strlen(payload), &sealed_len);
+	reply_header(r, "Set-Cookie", arena_printf(r->a, "%s=%s; Path=%s; "
+	    "Max-Age=%d; HttpOnly; Secure; SameSite=Lax", GH_COOKIE,
+	    b64url(r->a, sealed, sealed_len), GH_PATH, GH_TTL));
+
+	buf_init(&q, r->a);
+	form_add(&q, "client_id", cfg.github_client_id);
+	form_add(&q, "redirect_uri", arena_printf(r->a, "%s%s/callback",
+	    cfg.base_url, GH_PATH));
+	form_add(&q, "state", state);
+	form_add(&q, "scope", GH_SCOPE);
+	form_add(&q, "code_challenge", pkce_challenge(r->a, verifier));
+	form_add(&q, "code_challenge_method", "S256");
+	reply_redirect(r, 302, arena_printf(r->a, "%s%c%s",
+	    cfg.github_authorize_url,
+	    strchr(cfg.github_authorize_url, '?') ? '&' : '?', q.p));
+}
+
+/*
+ * Opens the state cookie.  Returns true with the state, the verifier and
+ * the expiry (unix seconds), false when it is missing or not ours.
+ */
+static bool
+gh_cookie_open(struct req *r, const char **state, const char **verifier,
+    long long *expires)
+{
+	const char	*c = kv_get(&r->cookies, GH_COOKIE);
+	unsigned char	*bin;
+	size_t		 binlen, clen;
+	char		*plain, *p1, *p2, *end;
+
+	if (c == NULL || (clen = strlen(c)) == 0 || clen > 1024)
+		return false;
+	bin = arena_alloc(r->a, clen);
+	if (sodium_base642bin(bin, clen, c, clen, NULL, &binlen, NULL,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+		return false;
+	if ((plain = unseal(r->a, bin, binlen, NULL)) == NULL)
+		return false;
+	if ((p1 = strchr(plain, '|')) == NULL ||
+	    (p2 = strchr(p1 + 1, '|')) == NULL)
+		return false;
+	*p1 = *p2 = '\0';
+	*state = plain;
+	*verifier = p1 + 1;
+	*expires = strtoll(p2 + 1, &end, 10);
+	return *end == '\0' && **state != '\0' && **verifier != '\0';
+}
+
+/*
+ * Trades the code for an access token.  Returns GH_OK with the token in
+ * *token, GH_BADCODE (unknown, used or expired code), GH_REFUSED
+ * (GitHub refused for another reason) or GH_DOWN.
+ */
+static enum ghres
+gh_token(struct req *r, const char *code, const char *verifier,
+    const char **token)
+{
+	static const char *const headers[] = { "Accept: application/json",
+	    NULL };
+	struct json_object	*j;
+	struct buf		 form, answer;
+	const char		*e;
+	char			 err[256];
+	int			 status;
+	enum ghres		 res;
+
+	buf_init(&form, r->a);
+	form_add(&form, "code", code);
+	form_add(&form, "client_id", cfg.github_client_id);
+	form_add(&form, "client_secret", cfg.github_client_secret);
+	form_add(&form, "redirect_uri", arena_printf(r->a, "%s%s/callback",
+	    cfg.base_url, GH_PATH));
+	form_add(&form, "code_verifier", verifier);
+	status = http_call(r->a, "POST", cfg.github_token_url, headers,
+	    form.p, &answer, err, sizeof(err));
+	sodium_memzero(form.p, form.len);
+	if (status < 0 || status >= 500) {
+		log_warn("github_down", " step=token status=%d err=\"%s\"",
+		    status, status < 0 ? err : "-");
+		return GH_DOWN;
+	}
+	j = json_parse_any(answer.p, answer.len);
+	if (status == 200 && (*token = json_str_at(j, "access_token")) !=
+	    NULL && **token != '\0') {
+		*token = arena_strdup(r->a, *token);
+		json_object_put(j);
+		return GH_OK;
+	}
+	e = json_str_at(j, "error");
+	res = e != NULL && (strcmp(e, "bad_verification_code") == 0 ||
+	    strcmp(e, "invalid_grant") == 0) ? GH_BADCODE : GH_REFUSED;
+	log_warn("github_token_refused", " status=%d error=\"%.64s\"", status,
+	    e != NULL ? e : "-");
+	json_object_put(j);
+	return res;
+}
+
+/*
+ * GETs <api_url><path> with the token.  Returns GH_OK with the parsed
+ * answer in *out (the caller puts it), GH_REFUSED or GH_DOWN.
+ */
+static enum ghres
+gh_get(struct req *r, const char *token, const char *path,
+    struct json_object **out)
+{
+	const char	*headers[4];
+	struct buf	 answer;
+	char		 err[256];
+	int		 status;
+
+	headers[0] = arena_printf(r->a, "Authorization: Bearer %s", token);
+	headers[1] = "Accept: application/vnd.github+json";
+	headers[2] = "X-GitHub-Api-Version: 2022-11-28";
+	headers[3] = NULL;
+	*out = NULL;
+	status = http_call(r->a, "GET", arena_printf(r->a, "%s%s",
+	    cfg.github_api_url, path), headers, NULL, &answer, err,
+	    sizeof(err));
+	if (status < 0 || status >= 500) {
+		log_warn("github_down", " step=%s status=%d err=\"%s\"", path,
+		    status, status < 0 ? err : "-");
+		return GH_DOWN;
+	}
+	if (status != 200 || (*out = json_parse_any(answer.p,
+	    answer.len)) == NULL) {
+		log_warn("github_refused", " step=%s status=%d", path, status);
+		return GH_REFUSED;
+	}
+	return GH_OK;
+}
+
+/*
+ * Reads the GitHub user and its verified primary email into *u (strings
+ * in the arena).  Returns GH_OK, GH_NOEMAIL, GH_REFUSED or GH_DOWN.
+ */
+static enum ghres
+gh_user(struct req *r, const char *token, struct ghuser *u)
+{
+	struct json_object	*user, *emails;
+	const char		*s;
+	size_t			 i, n;
+	enum ghres		 res;
+
+	memset(u, 0, sizeof(*u));
+	if ((res = gh_get(r, token, "/user", &user)) != GH_OK)
+		return res;
+	u->id = json_int_at(user, "id", 0);
+	s = json_str_at(user, "login");
+	u->login = s != NULL ? arena_strndup(r->a, s, strnlen(s, 100)) : NULL;
+	s = json_str_at(user, "name");
+	if (s != NULL && valid_name(s, strlen(s)) == NULL)
+		u->name = arena_strdup(r->a, s);
+	json_object_put(user);
+	if (u->id <= 0) {
+		log_warn("github_refused", " step=/user msg=\"no id\"");
+		return GH_REFUSED;
+	}
+	if ((res = gh_get(r, token, "/user/emails", &emails)) != GH_OK)
+		return res;
+	n = json_object_is_type(emails, json_type_array) ?
+	    json_object_array_length(emails) : 0;
+	for (i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(emails, i);
+
+		if (!json_bool_at(e, "primary", false) ||
+		    !json_bool_at(e, "verified", false) ||
+		    (s = json_str_at(e, "email")) == NULL ||
+		    valid_email(s, strlen(s)) != NULL)
+			continue;
+		u->email = arena_strdup(r->a, s);
+		break;
+	}
+	json_object_put(emails);
+	if (u->name == NULL)
+		u->name = u->login != NULL &&
+		    valid_name(u->login, strlen(u->login)) == NULL ?
+		    u->login : "";
+	return u->email != NULL ? GH_OK : GH_NOEMAIL;
+}
+
+/*
+ * Counts uid's address as verified, as GitHub vouches for it:
+ * account_verified starts the trial (one per email, ever) and queues the
+ * welcome mail.  The GitHub id has its own trial history: one that had a
+ * trial (on another account) starts this account with its trial over,
+ * and the id is recorded only when this account gets a trial.  Inside
+ * the caller's transaction; returns 0 or a DB_* code.
+ */
+static int
+gh_verified(struct req *r, const char *uid, long long ghid)
+{
+	struct dbrows	 row;
+	const char	*gh = arena_printf(r->a, "%lld", ghid);
+	bool		 fresh;
+	int		 rc;
+
+	if ((rc = db_exec(&q_history, "ss", gh, uid)) < 0)
+		return rc;
+	fresh = rc == 1;
+	if (!fresh && ((rc = db_exec(&q_trial_over, "s", uid)) < 0 ||
+	    (rc = db_exec(&q_trial_no_mail, "s", uid)) < 0))
+		return rc;
+	if ((rc = account_verified(r, uid)) < 0)
+		return rc;
+	if (fresh) {
+		if ((rc = db_select(r->a, &q_trial_given, &row, "s", uid)) < 0)
+			return rc;
+		if ((rc != 1 || !dbi(&row, 0, 0)) &&
+		    (rc = db_exec(&q_history_undo, "ss", gh, uid)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* What the account step decided. */
+enum ghacct { ACCT_SESSION, ACCT_TOTP, ACCT_DISABLED, ACCT_OTHER_GITHUB };
+
+/*
+ * Inside a transaction: finds, links, takes over or creates the account
+ * for u.  Returns 0 with the account in *uid and what to do in *what, or
+ * a DB_* code.
+ */
+static int
+gh_account(struct req *r, const struct ghuser *u, const char **uid,
+    enum ghacct *what)
+{
+	struct dbrows	 row;
+	const char	*email_lc = ascii_lower(r->a, u->email);
+	int		 rc;
+
+	*what = ACCT_SESSION;
+	if ((rc = db_select(r->a, &q_by_github, &row, "i", u->id)) < 0)
+		return rc;
+	if (rc == 1) {
+		*uid = dbv(&row, 0, 0);
+		if (dbi(&row, 0, 1))
+			*what = ACCT_DISABLED;
+		else if (dbi(&row, 0, 2))
+			*what = ACCT_TOTP;
+		return 0;
+	}
+	if ((rc = db_select(r->a, &q_by_email, &row, "s", email_lc)) < 0)
+		return rc;
+	if (rc == 1) {
+		*uid = dbv(&row, 0, 0);
+		if (dbv(&row, 0, 4) != NULL) {
+			*what = ACCT_OTHER_GITHUB;
+			return 0;
+		}
+		if (dbi(&row, 0, 1)) {
+			*what = ACCT_DISABLED;
+			return 0;
+		}
+		if (dbi(&row, 0, 3)) {
+			/* A verified address: the same person.  Link. */
+			if ((rc = db_exec(&q_link, "iss", u->id, u->login,
+			    *uid)) < 0 || (rc = db_exec(&q_link_history, "ss",
+			    arena_printf(r->a, "%lld", u->id), *uid)) < 0 ||
+			    (rc = audit(r, "github.link", *uid, u->login)) < 0)
+				return rc;
+			if (dbi(&row, 0, 2))
+				*what = ACCT_TOTP;
+			log_info("github_link", " user=%s", *uid);
+			return 0;
+		}
+		/*
+		 * Never verified: whoever signed up with this address did
+		 * not own it.  Everything they could hold goes first.
+		 */
+		if ((rc = db_exec(&q_drop_keys, "s", *uid)) < 0 ||
+		    (rc = db_exec(&q_drop_tokens, "s", *uid)) < 0 ||
+		    (rc = db_exec(&q_drop_recovery, "s", *uid)) < 0 ||
+		    (rc = db_exec(&q_drop_totp, "s", *uid)) < 0 ||
+		    (rc = db_exec(&q_drop_devices, "s", *uid)) < 0 ||
+		    (rc = sessions_revoke_all(*uid, NULL, "takeover")) < 0 ||
+		    (rc = db_exec(&q_takeover, "iss", u->id, u->login,
+		    *uid)) < 0 ||
+		    (rc = db_exec(&q_balance, "s", *uid)) < 0 ||
+		    (rc = gh_verified(r, *uid, u->id)) < 0 ||
+		    (rc = audit(r, "github.takeover", *uid, u->login)) < 0)
+			return rc;
+		log_info("github_takeover", " user=%s", *uid);
+		return 0;
+	}
+	*uid = new_id(r->a);
+	if ((rc = db_exec(&q_create, "ssssis", *uid, u->email, email_lc,
+	    u->name, u->id, u->login)) < 0 ||
+	    (rc = db_exec(&q_balance, "s", *uid)) < 0 ||
+	    (rc = gh_verified(r, *uid, u->id)) < 0)
+		return rc;
+	log_info("github_signup", " user=%s", *uid);
+	return 0;
+}
+
+/*
+ * GET /api/v1/auth/github/callback?code&state: 302 to /profile with a
+ * session cookie.  Pages otherwise: 400 for a missing or wrong state, a
+ * used or expired code, a refusal or no verified email; 403 for denied
+ * consent or a disabled account; 409 when the address belongs to an
+ * account linked to another GitHub user; 200 asking for the second
+ * factor; 503 when GitHub or the database cannot be reached.
+ */
+void
+h_github_callback(struct req *r)
+{
+	const char	*state = in_str(r, "state"), *code = in_str(r, "code");
+	const char	*error = in_str(r, "error");
+	const char	*c_state, *verifier, *token, *uid = NULL, *sid;
+	struct ghuser	 u;
+	enum ghacct	 what = ACCT_SESSION;
+	enum ghres	 res;
+	long long	 expires, now;
+	int		 rc = DB_FAIL, attempt;
+
+	if (!gh_cookie_open(r, &c_state, &verifier, &expires) ||
+	    state == NULL || !ct_streq(state, c_state)) {
+		gh_page(r, 400, "GitHub sign-in failed", "This sign-in could "
+		    "not be matched to your browser (its state is missing or "
+		    "wrong). Please start again.");
+		return;
+	}
+	if ((rc = db_unix_now(r, &now)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	/* The state is used up, whatever happens next. */
+	gh_clear_cookie(r);
+	if (now > expires) {
+		gh_page(r, 400, "GitHub sign-in failed", "This sign-in took "
+		    "too long. Please start again.");
+		return;
+	}
+	if (error != NULL) {
+		if (strcmp(error, "access_denied") == 0)
+			gh_page(r, 403, "GitHub sign-in cancelled", "You did "
+			    "not allow this site to use your GitHub account, "
+			    "so you are not signed in.");
+		else
+			gh_page(r, 400, "GitHub sign-in failed", "GitHub "
+			    "refused the sign-in. Please try again.");
+		return;
+	}
+	if (code == NULL) {
+		gh_page(r, 400, "GitHub sign-in failed", "GitHub sent no "
+		    "authorization code. Please start again.");
+		return;
+	}
+
+	if ((res = gh_token(r, code, verifier, &token)) == GH_OK)
+		res = gh_user(r, token, &u);
+	switch (res) {
+	case GH_OK:
+		break;
+	case GH_DOWN:
+		gh_page(r, 503, "GitHub is unavailable", "GitHub could not be "
+		    "reached. Please try again in a minute.");
+		return;
+	case GH_BADCODE:
+		gh_page(r, 400, "GitHub sign-in failed", "This sign-in link "
+		    "was already used or has expired. Please start again.");
+		return;
+	case GH_NOEMAIL:
+		gh_page(r, 400, "GitHub sign-in failed", "Your GitHub account "
+		    "has no verified primary email address. Verify one on "
+		    "GitHub, then try again.");
+		return;
+	case GH_REFUSED:
+		gh_page(r, 400, "GitHub sign-in failed", "GitHub refused the "
+		    "sign-in. Please start again.");
+		return;
+	}
+
+	for (attempt = 0; attempt < TX_TRIES; attempt++) {
+		sid = NULL;
+		if ((rc = db_begin()) < 0)
+			break;
+		if ((rc = gh_account(r, &u, &uid, &what)) < 0 ||
+		    (what == ACCT_SESSION && (rc = session_create(r, uid,
+		    "github", NULL, true, &sid)) < 0) ||
+		    (rc = db_commit()) < 0) {
+			db_rollback();
+			/* Two first sign-ins at once: the second finds one. */
+			if (rc == DB_RETRY || rc == DB_DUP)
+				continue;
+			break;
+		}
+		break;
+	}
+	if (rc < 0) {
+		reply_db(r, rc == DB_DUP ? DB_RETRY : rc);
+		return;
+	}
+	switch (what) {
+	case ACCT_DISABLED:
+		gh_page(r, 403, "Account disabled", "This account has been "
+		    "disabled.");
+		return;
+	case ACCT_OTHER_GITHUB:
+		gh_page(r, 409, "GitHub sign-in failed", "The account with "
+		    "this email address is linked to a different GitHub "
+		    "account. Log in with your email instead.");
+		return;
+	case ACCT_TOTP:
+		/* The code first (/login/totp); the session comes after. */
+		if ((rc = pending_begin(r, uid, "github", "/profile")) < 0) {
+			reply_db(r, rc);
+			return;
+		}
+		pending_code_page(r, 200, NULL);
+		return;
+	case ACCT_SESSION:
+		break;
+	}
+	log_info("github_login", " user=%s session=%s", uid, sid);
+	reply_redirect(r, 302, "/profile");
+}

@@ -1,0 +1,61 @@
+/*
+ * Operations: the health check and the Prometheus metrics.
+ */
+#include <string.h>
+
+#include "app/app.h"
+
+/* GET /healthz: 200 when the database answers, else 503. */
+void
+h_healthz(struct req *r)
+{
+	struct json_object	*o;
+
+	if (db_ping() < 0) {
+		reply_db(r, DB_DOWN);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "status", json_object_new_string("ok"));
+	reply_json(r, 200, o);
+}
+
+/* The depths of the queues the sender drains, read when scraped. */
+static struct sql q_queues = SQL(
+    "SELECT (SELECT COUNT(*) FROM outbox WHERE status IN "
+    "('pending', 'sending')), (SELECT COUNT(*) FROM outbox WHERE "
+    "status = 'failed'), (SELECT COUNT(*) FROM meter_reports WHERE "
+    "status = 'pending'), (SELECT COUNT(*) FROM meter_reports WHERE "
+    "status = 'failed')");
+
+/*
+ * GET /metrics: 200 with the counters of every worker and the queue
+ * depths (left out while the database is down), loopback only.
+ */
+void
+h_metrics(struct req *r)
+{
+	struct dbrows	 q;
+	struct buf	 b;
+
+	buf_init(&b, r->a);
+	metrics_render(&b);
+	if (db_select(r->a, &q_queues, &q, "") == 1)
+		buf_printf(&b, "# HELP tollgate_queue_depth Rows waiting in "
+		    "the sender's queues.\n# TYPE tollgate_queue_depth gauge\n"
+		    "tollgate_queue_depth{queue=\"mail\",state=\"pending\"} "
+		    "%lld\ntollgate_queue_depth{queue=\"mail\",state=\"failed\"} "
+		    "%lld\ntollgate_queue_depth{queue=\"meter_events\","
+		    "state=\"pending\"} %lld\ntollgate_queue_depth{queue="
+		    "\"meter_events\",state=\"failed\"} %lld\n", dbi(&q, 0, 0),
+		    dbi(&q, 0, 1), dbi(&q, 0, 2), dbi(&q, 0, 3));
+	reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8",
+	    b.p, b.len);
+}
+
+/* GET /: 302 to the profile page (which asks for a login when needed). */
+void
+h_root(struct req *r)
+{
+	reply_redirect(r, 302, "/profile");
+}

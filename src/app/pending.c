@@ -1,0 +1,132 @@
+/*
+ * The pending second factor of a browser sign-in.  A way in that has
+ * checked the first factor (the password on /login, GitHub) and finds
+ * TOTP on calls pending_begin: a short-lived cookie (tg_2fa: the user,
+ * the kind of sign-in and where to go next, sealed with the crypto key,
+ * 10 minutes).  POST /login/totp reads it back, checks the code and only
+ * then makes the session.  Each code is good once, so a copied cookie is
+ * no way in.  pending_code_page is the form of that step, answered by
+ * every way in that starts one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "app/app.h"
+
+#define PENDING_COOKIE	"tg_2fa"
+#define PENDING_TTL	600	/* seconds to enter the code */
+
+static struct sql q_db_now = SQL("SELECT UNIX_TIMESTAMP()");
+
+/* The database's clock in unix seconds, or a DB_* code. */
+static long long
+db_now(struct req *r)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_db_now, &row, "")) <= 0)
+		return rc < 0 ? rc : DB_FAIL;
+	return dbi(&row, 0, 0);
+}
+
+/*
+ * Starts a browser sign-in of uid (kind: "password", "github", ...) whose
+ * first factor is good and whose TOTP is on: sets the cookie that lets
+ * POST /login/totp finish it, then go to next (a relative path; /profile
+ * when NULL).  The caller answers (the code form, or a redirect to
+ * /login/totp).  Returns 0 or a DB_* code.
+ */
+int
+pending_begin(struct req *r, const char *uid, const char *kind,
+    const char *next)
+{
+	unsigned char	*sealed;
+	const char	*plain;
+	size_t		 len;
+	long long	 now;
+
+	if ((now = db_now(r)) < 0)
+		return (int)now;
+	plain = arena_printf(r->a, "%s|%s|%lld|%s", uid, kind,
+	    now + PENDING_TTL, safe_next(next, "/profile"));
+	sealed = seal(r->a, plain, strlen(plain), &len);
+	reply_header(r, "Set-Cookie", arena_printf(r->a, "%s=%s; "
+	    "Path=/; Max-Age=%d; HttpOnly; Secure; SameSite=Lax",
+	    PENDING_COOKIE, b64url(r->a, sealed, len), PENDING_TTL));
+	log_info("totp_pending", " user=%s kind=%s", uid, kind);
+	return 0;
+}
+
+/*
+ * Reads the pending sign-in.  Returns 1 with *p filled (in the arena), 0
+ * when there is none or it has expired or was tampered with, or a DB_*
+ * code.
+ */
+int
+pending_read(struct req *r, struct pending *p)
+{
+	const char	*c = kv_get(&r->cookies, PENDING_COOKIE);
+	unsigned char	*raw;
+	char		*plain, *f[4], *save = NULL;
+	size_t		 rawlen = 0, n;
+	long long	 now;
+	int		 i;
+
+	if (c == NULL || (n = strlen(c)) > 2048 || n == 0)
+		return 0;
+	raw = arena_alloc(r->a, n);
+	if (sodium_base642bin(raw, n, c, n, NULL, &rawlen, NULL,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    (plain = unseal(r->a, raw, rawlen, NULL)) == NULL)
+		return 0;
+	for (i = 0; i < 4; i++) {
+		f[i] = strtok_r(i == 0 ? plain : NULL, "|", &save);
+		if (f[i] == NULL)
+			return 0;
+	}
+	if ((now = db_now(r)) < 0)
+		return (int)now;
+	if (strtoll(f[2], NULL, 10) < now)
+		return 0;
+	p->uid = f[0];
+	p->kind = f[1];
+	p->next = safe_next(f[3], "/profile");
+	return 1;
+}
+
+/* Forgets the pending sign-in in the browser. */
+void
+pending_clear(struct req *r)
+{
+	reply_header(r, "Set-Cookie", PENDING_COOKIE "=; Path=/; "
+	    "Max-Age=0; HttpOnly; Secure; SameSite=Lax");
+}
+
+/* The form of the code step, after an optional message (HTML). */
+void
+pending_code_page(struct req *r, int status, const char *message_html)
+{
+	struct buf	 b;
+
+	buf_init(&b, r->a);
+	if (message_html != NULL)
+		buf_puts(&b, message_html);
+	buf_puts(&b, "<p>Your account has two-factor authentication on: "
+	    "enter the code from your authenticator app.</p>\n"
+	    "<form method=\"post\" action=\"/login/totp\">\n");
+	csrf_field(r, &b);
+	buf_puts(&b, "\n<p><label>Code <input name=\"totp_code\" "
+	    "inputmode=\"numeric\" pattern=\"[0-9 ]*\" "
+	    "autocomplete=\"one-time-code\" autofocus></label></p>\n"
+	    "<p><label>Or a recovery code <input name=\"recovery_code\" "
+	    "autocomplete=\"off\" spellcheck=\"false\"></label></p>\n"
+	    "<p><button type=\"submit\">Sign in</button></p>\n</form>\n"
+	    "<p><a href=\"/login\">Start again</a></p>\n");
+	if (status == 401)
+		reply_header(r, "WWW-Authenticate", "Bearer");
+	reply_html(r, status, "Second factor", b.p);
+}

@@ -1,0 +1,321 @@
+/*
+ * Sessions: every login is a session.  API clients hold a token pair (a
+ * 15-minute access JWT naming the session, and an opaque single-use
+ * refresh token); browsers hold a session cookie.  Refresh tokens rotate
+ * in families: a retry within 10 seconds of a rotation gets the same new
+ * pair back, and a later reuse revokes the whole session.
+ */
+#include <string.h>
+
+#include "app/app.h"
+
+#define REFRESH_DAYS	30
+#define GRACE_SECONDS	10
+
+static struct sql q_insert_session = SQL(
+    "INSERT INTO sessions (id, user_id, kind, cookie_hash, user_agent, "
+    "client_name, address, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, "
+    "UTC_TIMESTAMP(6) + INTERVAL 30 DAY)");
+static struct sql q_insert_refresh = SQL(
+    "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) "
+    "VALUES (?, ?, UTC_TIMESTAMP(6) + INTERVAL 30 DAY)");
+static struct sql q_find_refresh = SQL(
+    "SELECT rt.session_id, s.user_id, rt.used_at IS NOT NULL, "
+    "rt.expires_at <= UTC_TIMESTAMP(6), "
+    "rt.used_at IS NOT NULL AND "
+    "rt.used_at > UTC_TIMESTAMP(6) - INTERVAL 10 SECOND, "
+    "rt.successor_enc, s.revoked_at IS NOT NULL, "
+    "u.disabled_at IS NOT NULL "
+    "FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id "
+    "JOIN users u ON u.id = s.user_id WHERE rt.token_hash = ? FOR UPDATE");
+static struct sql q_use_refresh = SQL(
+    "UPDATE refresh_tokens SET used_at = UTC_TIMESTAMP(6), "
+    "replaced_by_hash = ?, successor_enc = ? "
+    "WHERE token_hash = ? AND used_at IS NULL");
+static struct sql q_revoke_session = SQL(
+    "UPDATE sessions SET revoked_at = UTC_TIMESTAMP(6), revoked_reason = ? "
+    "WHERE id = ? AND revoked_at IS NULL");
+static struct sql q_session_of_refresh = SQL(
+    "SELECT session_id FROM refresh_tokens WHERE token_hash = ?");
+static struct sql q_list_sessions = SQL(
+    "SELECT id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ'), "
+    "DATE_FORMAT(last_used_at, '%Y-%m-%dT%H:%i:%sZ'), user_agent, "
+    "client_name FROM sessions WHERE user_id = ? AND revoked_at IS NULL "
+    "AND (expires_at IS NULL OR expires_at > UTC_TIMESTAMP(6)) "
+    "ORDER BY created_at DESC LIMIT 200");
+static struct sql q_session_owner = SQL(
+    "SELECT user_id, revoked_at IS NOT NULL FROM sessions WHERE id = ?");
+static struct sql q_revoke_all = SQL(
+    "UPDATE sessions SET revoked_at = UTC_TIMESTAMP(6), revoked_reason = ? "
+    "WHERE user_id = ? AND revoked_at IS NULL AND id <> ?");
+
+/*
+ * Creates a session of kind for uid (client_name for device sign-ins).
+ * With want_cookie it also makes a cookie token and sets the cookie.
+ * Returns 0 with the new id in *sid, or a DB_* code.
+ */
+int
+session_create(struct req *r, const char *uid, const char *kind,
+    const char *client_name, bool want_cookie, const char **sid)
+{
+	const char	*cookie = NULL, *ua = r->user_agent;
+	int		 rc;
+
+	*sid = new_id(r->a);
+	if (want_cookie)
+		cookie = new_token(r->a, "", 32);
+	if (ua != NULL && strlen(ua) > 512)
+		ua = arena_strndup(r->a, ua, 512);
+	if (ua != NULL && valid_utf8_text(ua, strlen(ua), 512) != NULL)
+		ua = NULL;
+	rc = db_exec(&q_insert_session, "sssssss", *sid, uid, kind,
+	    cookie ? token_hash(r->a, cookie) : NULL, ua, client_name,
+	    r->remote_addr);
+	if (rc < 0)
+		return rc;
+	if (cookie != NULL)
+		reply_header(r, "Set-Cookie", arena_printf(r->a,
+		    "%s=%s; Path=/; Max-Age=%d; HttpOnly; Secure; "
+		    "SameSite=Lax", SESSION_COOKIE, cookie,
+		    REFRESH_DAYS * 86400));
+	return 0;
+}
+
+/* Expires the session cookie in the browser. */
+void
+session_clear_cookie(struct req *r)
+{
+	reply_header(r, "Set-Cookie", SESSION_COOKIE "=; Path=/; Max-Age=0; "
+	    "HttpOnly; Secure; SameSite=Lax");
+}
+
+/* Builds the contract's tokens object. */
+static struct json_object *
+tokens_json(const char *access, const char *refresh)
+{
+	struct json_object	*t = json_object_new_object();
+
+	json_object_object_add(t, "access_token", json_object_new_string(access));
+	json_object_object_add(t, "refresh_token",
+	    json_object_new_string(refresh));
+	json_object_object_add(t, "token_type", json_object_new_string("Bearer"));
+	json_object_object_add(t, "expires_in", json_object_new_int(jwt_ttl()));
+	return t;
+}
+
+/*
+ * Makes a new token pair in session sid.  Returns 0 with the tokens
+ * object in *out (owned by the caller) and, when refresh_out is given,
+ * the refresh token; or a DB_* code.
+ */
+int
+tokens_issue(struct req *r, const char *uid, const char *sid,
+    struct json_object **out, const char **refresh_out)
+{
+	const char	*access, *refresh;
+	int		 rc;
+
+	refresh = new_token(r->a, "tgr_", 32);
+	if ((access = jwt_issue(r->a, uid, sid)) == NULL)
+		return DB_FAIL;
+	if ((rc = db_exec(&q_insert_refresh, "ss", token_hash(r->a, refresh),
+	    sid)) < 0)
+		return rc;
+	*out = tokens_json(access, refresh);
+	if (refresh_out != NULL)
+		*refresh_out = refresh;
+	return 0;
+}
+
+/* Revokes one session.  Returns the rows changed or a DB_* code. */
+int
+session_revoke(const char *sid, const char *reason)
+{
+	return db_exec(&q_revoke_session, "ss", reason, sid);
+}
+
+/* Revokes every session of uid but keep (which may be NULL). */
+int
+sessions_revoke_all(const char *uid, const char *keep, const char *reason)
+{
+	return db_exec(&q_revoke_all, "sss", reason, uid, keep ? keep : "");
+}
+
+/*
+ * POST /api/v1/auth/refresh: 200 with a new pair; 401 unauthenticated
+ * (unknown, revoked), token_expired, or token_reused (after the grace
+ * window: the family is revoked); 503 when the database is down.
+ */
+void
+h_refresh(struct req *r)
+{
+	struct dbrows		 row;
+	struct json_object	*o, *tokens;
+	const char		*hash, *refresh;
+	char			*plain;
+	size_t			 sealed_len;
+	unsigned char		*sealed;
+	int			 rc;
+
+	hash = token_hash(r->a, in_str(r, "refresh_token"));
+	if ((rc = db_begin()) < 0)
+		goto dberr;
+	if ((rc = db_select(r->a, &q_find_refresh, &row, "s", hash)) < 0)
+		goto dberr_tx;
+	if (rc == 0 || dbi(&row, 0, 6) || dbi(&row, 0, 7)) {
+		db_rollback();
+		reply_unauth(r, "unauthenticated", "The refresh token is not "
+		    "valid.");
+		return;
+	}
+	if (dbi(&row, 0, 3)) {
+		db_rollback();
+		reply_unauth(r, "token_expired", "The refresh token has "
+		    "expired; log in again.");
+		return;
+	}
+	if (dbi(&row, 0, 2)) {
+		/* Used before: within the grace window, the same pair. */
+		if (dbi(&row, 0, 4) && dbv(&row, 0, 5) != NULL &&
+		    (plain = unseal(r->a, dbv(&row, 0, 5), row.len[5],
+		    NULL)) != NULL && (tokens = parse_json_object(plain,
+		    strlen(plain))) != NULL) {
+			db_rollback();
+			o = json_object_new_object();
+			json_object_object_add(o, "tokens", tokens);
+			reply_json(r, 200, o);
+			return;
+		}
+		if ((rc = session_revoke(dbv(&row, 0, 0), "reuse")) < 0 ||
+		    (rc = db_commit()) < 0)
+			goto dberr_tx;
+		log_warn("refresh_reuse", " session=%s", dbv(&row, 0, 0));
+		reply_unauth(r, "token_reused", "This refresh token was used "
+		    "already; the session has been revoked.");
+		return;
+	}
+	if ((rc = tokens_issue(r, dbv(&row, 0, 1), dbv(&row, 0, 0), &tokens,
+	    &refresh)) < 0)
+		goto dberr_tx;
+	plain = arena_strdup(r->a, json_object_to_json_string(tokens));
+	sealed = seal(r->a, plain, strlen(plain), &sealed_len);
+	if ((rc = db_exec(&q_use_refresh, "sbs", token_hash(r->a, refresh),
+	    sealed, sealed_len, hash)) < 0) {
+		json_object_put(tokens);
+		goto dberr_tx;
+	}
+	if ((rc = db_commit()) < 0) {
+		json_object_put(tokens);
+		goto dberr;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "tokens", tokens);
+	reply_json(r, 200, o);
+	return;
+dberr_tx:
+	db_rollback();
+dberr:
+	reply_db(r, rc);
+}
+
+/*
+ * POST /api/v1/auth/logout: 204.  With a refresh token its session is
+ * revoked; without, the session of the calling token or cookie (401
+ * when there is none).
+ */
+void
+h_logout(struct req *r)
+{
+	struct dbrows	 row;
+	const char	*refresh = in_str(r, "refresh_token");
+	int		 rc;
+
+	if (refresh != NULL) {
+		if ((rc = db_select(r->a, &q_session_of_refresh, &row, "s",
+		    token_hash(r->a, refresh))) < 0)
+			goto dberr;
+		if (rc == 1 && (rc = session_revoke(dbv(&row, 0, 0),
+		    "logout")) < 0)
+			goto dberr;
+	} else if (r->who.session_id != NULL) {
+		if ((rc = session_revoke(r->who.session_id, "logout")) < 0)
+			goto dberr;
+	} else if (r->who.kind == WHO_NONE) {
+		reply_unauth(r, "unauthenticated", "Send the refresh token, "
+		    "or log in first.");
+		return;
+	}
+	if (r->who.kind == WHO_COOKIE)
+		session_clear_cookie(r);
+	reply_empty(r, 204);
+	return;
+dberr:
+	reply_db(r, rc);
+}
+
+/* GET /api/v1/sessions: 200 with the caller's live sessions. */
+void
+h_sessions_list(struct req *r)
+{
+	struct dbrows		 rows;
+	struct json_object	*a, *s;
+	size_t			 i;
+	int			 rc;
+
+	if ((rc = db_select(r->a, &q_list_sessions, &rows, "s",
+	    r->who.user_id)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	a = json_object_new_array();
+	for (i = 0; i < rows.n; i++) {
+		s = json_object_new_object();
+		json_object_object_add(s, "id",
+		    json_object_new_string(dbv(&rows, i, 0)));
+		json_object_object_add(s, "created_at",
+		    json_object_new_string(dbv(&rows, i, 1)));
+		json_object_object_add(s, "last_used_at",
+		    json_object_new_string(dbv(&rows, i, 2)));
+		json_object_object_add(s, "user_agent", dbv(&rows, i, 3) ?
+		    json_object_new_string(dbv(&rows, i, 3)) : NULL);
+		json_object_object_add(s, "client_name", dbv(&rows, i, 4) ?
+		    json_object_new_string(dbv(&rows, i, 4)) : NULL);
+		json_object_object_add(s, "current", json_object_new_boolean(
+		    r->who.session_id != NULL &&
+		    strcmp(r->who.session_id, dbv(&rows, i, 0)) == 0));
+		json_object_array_add(a, s);
+	}
+	reply_json(r, 200, a);
+}
+
+/*
+ * DELETE /api/v1/sessions/{id}: 204; 403 for another user's session
+ * (admins may revoke any); 404 when there is no such session.
+ */
+void
+h_session_delete(struct req *r)
+{
+	struct dbrows	 row;
+	const char	*sid = r->params[0];
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_session_owner, &row, "s", sid)) < 0)
+		goto dberr;
+	if (rc == 0) {
+		reply_error(r, 404, "not_found", "There is no such session.");
+		return;
+	}
+	if (strcmp(dbv(&row, 0, 0), r->who.user_id) != 0 &&
+	    strcmp(r->who.role, "admin") != 0) {
+		reply_error(r, 403, "forbidden", "This session is not yours.");
+		return;
+	}
+	if ((rc = session_revoke(sid, "revoked")) < 0)
+		goto dberr;
+	if (strcmp(dbv(&row, 0, 0), r->who.user_id) != 0)
+		audit(r, "session.revoke", dbv(&row, 0, 0), sid);
+	reply_empty(r, 204);
+	return;
+dberr:
+	reply_db(r, rc);
+}

@@ -1,0 +1,97 @@
+/*
+ * The login throttle.  A login is throttled per email and client address
+ * and per address over all emails, never per email alone, so nobody can
+ * lock another person out by guessing at their address.  Wrong current
+ * passwords and wrong second-factor codes count here too.
+ */
+#include <string.h>
+
+#include "app/app.h"
+
+#define THROTTLE_WINDOW	"15 MINUTE"
+
+static struct sql q_throttle_get = SQL(
+    "SELECT count, GREATEST(1, TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), "
+    "window_start + INTERVAL " THROTTLE_WINDOW ")) FROM login_failures "
+    "WHERE key_hash = ? AND window_start > UTC_TIMESTAMP(6) - INTERVAL "
+    THROTTLE_WINDOW);
+static struct sql q_throttle_add = SQL(
+    "INSERT INTO login_failures (key_hash, window_start, count) "
+    "VALUES (?, UTC_TIMESTAMP(6), 1) ON DUPLICATE KEY UPDATE "
+    "count = IF(window_start <= UTC_TIMESTAMP(6) - INTERVAL "
+    THROTTLE_WINDOW ", 1, count + 1), "
+    "window_start = IF(window_start <= UTC_TIMESTAMP(6) - INTERVAL "
+    THROTTLE_WINDOW ", UTC_TIMESTAMP(6), window_start)");
+static struct sql q_throttle_clear = SQL(
+    "DELETE FROM login_failures WHERE key_hash = ?");
+
+/* The two throttle keys of a login: email and address, and address. */
+static void
+throttle_keys(struct req *r, const char *email_lc, const char **pair,
+    const char **addr)
+{
+	const char	*a = r->remote_addr ? r->remote_addr : "-";
+
+	*pair = token_hash(r->a, arena_printf(r->a, "login|%s|%s",
+	    email_lc, a));
+	*addr = token_hash(r->a, arena_printf(r->a, "login-addr|%s", a));
+}
+
+/*
+ * Checks the login throttle for email_lc from this address.  Returns 0
+ * when a try is allowed, 1 when throttled (the seconds until it lifts in
+ * *retry), or a DB_* code.
+ */
+int
+login_throttled(struct req *r, const char *email_lc, long *retry)
+{
+	struct dbrows	 row;
+	const char	*pair, *addr;
+	int		 rc;
+
+	throttle_keys(r, email_lc, &pair, &addr);
+	if ((rc = db_select(r->a, &q_throttle_get, &row, "s", pair)) < 0)
+		return rc;
+	if (rc == 1 && dbi(&row, 0, 0) >= cfg.login_failures) {
+		*retry = (long)dbi(&row, 0, 1);
+		return 1;
+	}
+	if ((rc = db_select(r->a, &q_throttle_get, &row, "s", addr)) < 0)
+		return rc;
+	if (rc == 1 && dbi(&row, 0, 0) >= 5LL * cfg.login_failures) {
+		*retry = (long)dbi(&row, 0, 1);
+		return 1;
+	}
+	return 0;
+}
+
+/* Counts a failed login (or a wrong current password).  Returns 0 or rc. */
+int
+login_failed(struct req *r, const char *email_lc)
+{
+	const char	*pair, *addr;
+	int		 rc;
+
+	throttle_keys(r, email_lc, &pair, &addr);
+	if ((rc = db_exec(&q_throttle_add, "s", pair)) < 0 ||
+	    (rc = db_exec(&q_throttle_add, "s", addr)) < 0)
+		return rc;
+	return 0;
+}
+
+/* Forgets the failures of this email from this address after a login. */
+void
+login_succeeded(struct req *r, const char *email_lc)
+{
+	const char	*pair, *addr;
+
+	throttle_keys(r, email_lc, &pair, &addr);
+	db_exec(&q_throttle_clear, "s", pair);
+}
+
+/* Answers 429 for a throttled login. */
+void
+reply_throttled(struct req *r, long retry)
+{
+	reply_rate_limited(r, cfg.login_failures, retry);
+}

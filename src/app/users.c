@@ -1,0 +1,51 @@
+/*
+ * The user object of the contract (section 3), read from the users row
+ * with the effective plan.
+ */
+#include "app/app.h"
+
+static struct sql q_user = SQL(
+    "SELECT " USER_COLUMNS " FROM users u WHERE u.id = ?");
+
+/*
+ * Builds the contract's user object from a row of USER_COLUMNS starting
+ * at column c.  The result is owned by the caller.
+ */
+struct json_object *
+user_json_row(const struct dbrows *row, size_t i, size_t c)
+{
+	struct json_object	*u = json_object_new_object();
+	const char		*plan = dbv(row, i, c + 4);
+
+	json_object_object_add(u, "id", json_object_new_string(dbv(row, i, c)));
+	json_object_object_add(u, "email",
+	    json_object_new_string(dbv(row, i, c + 1)));
+	json_object_object_add(u, "name",
+	    json_object_new_string(dbv(row, i, c + 2)));
+	json_object_object_add(u, "role",
+	    json_object_new_string(dbv(row, i, c + 3)));
+	json_object_object_add(u, "plan",
+	    plan ? json_object_new_string(plan) : NULL);
+	json_object_object_add(u, "email_verified",
+	    json_object_new_boolean(dbi(row, i, c + 5) != 0));
+	json_object_object_add(u, "created_at",
+	    json_object_new_string(dbv(row, i, c + 6)));
+	return u;
+}
+
+/*
+ * Loads user uid's object into *out (owned by the caller).  Returns 1,
+ * 0 when there is no such user, or a DB_* code.
+ */
+int
+user_json(struct req *r, const char *uid, struct json_object **out)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_user, &row, "s", uid)) <= 0)
+		return rc;
+	*out = user_json_row(&row, 0, 0);
+	return 1;
+}
+

@@ -1,0 +1,331 @@
+/*
+ * The configuration: one INI file (read with libinih) whose every key can
+ * be overridden by TOLLGATE_<SECTION>_<KEY> in the environment.  Keys are
+ * declared in one table; unknown keys and missing required ones stop the
+ * program with a sentence for the operator.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ini.h>
+#include <sodium.h>
+
+#include "core/core.h"
+
+struct config cfg;
+
+enum ktype { K_STR, K_INT, K_HEX32, K_KIB };
+
+struct key {
+	const char	*section;
+	const char	*name;
+	enum ktype	 type;
+	size_t		 offset;
+	const char	*dflt;		/* NULL: required */
+	long long	 min, max;	/* K_INT and K_KIB bounds */
+};
+
+#define OFF(f)	offsetof(struct config, f)
+
+static const struct key keys[] = {
+	{ "server", "base_url", K_STR, OFF(base_url), "https://127.0.0.1:8443", 0, 0 },
+	{ "server", "workers", K_INT, OFF(workers), "0", 0, 256 },
+	{ "server", "cors_origins", K_STR, OFF(cors_origins), "", 0, 0 },
+	{ "server", "socket", K_STR, OFF(socket), "/run/tollgate/tollgate.sock", 0, 0 },
+	{ "server", "socket_group", K_STR, OFF(socket_group), "", 0, 0 },
+	{ "database", "host", K_STR, OFF(db_host), "localhost", 0, 0 },
+	{ "database", "port", K_INT, OFF(db_port), "3306", 1, 65535 },
+	{ "database", "socket", K_STR, OFF(db_socket), "", 0, 0 },
+	{ "database", "user", K_STR, OFF(db_user), "tollgate", 0, 0 },
+	{ "database", "password", K_STR, OFF(db_password), "", 0, 0 },
+	{ "database", "name", K_STR, OFF(db_name), "tollgate", 0, 0 },
+	{ "jwt", "secret", K_STR, OFF(jwt_secret), NULL, 0, 0 },
+	{ "jwt", "previous_secret", K_STR, OFF(jwt_previous_secret), "", 0, 0 },
+	{ "crypto", "key", K_HEX32, OFF(crypto_key), NULL, 0, 0 },
+	{ "crypto", "argon2_memory", K_KIB, OFF(argon2_memory), "19456", 8, 4194304 },
+	{ "crypto", "argon2_iterations", K_INT, OFF(argon2_ops), "2", 1, 64 },
+	{ "trial", "days", K_INT, OFF(trial_days), "30", 0, 3650 },
+	{ "trial", "credits", K_INT, OFF(trial_credits), "10", 0, 1000000000 },
+	{ "trial", "fallback_plan", K_STR, OFF(trial_fallback_plan), "", 0, 0 },
+	{ "limits", "api_per_minute", K_INT, OFF(api_per_minute), "120", 1, 1000000 },
+	{ "limits", "login_failures", K_INT, OFF(login_failures), "10", 1, 1000000 },
+	{ "limits", "mail_per_hour", K_INT, OFF(mail_per_hour), "5", 1, 1000000 },
+	{ "github", "client_id", K_STR, OFF(github_client_id), "", 0, 0 },
+	{ "github", "client_secret", K_STR, OFF(github_client_secret), "", 0, 0 },
+	{ "github", "authorize_url", K_STR, OFF(github_authorize_url), "https://github.com/login/oauth/authorize", 0, 0 },
+	{ "github", "token_url", K_STR, OFF(github_token_url), "https://github.com/login/oauth/access_token", 0, 0 },
+	{ "github", "api_url", K_STR, OFF(github_api_url), "https://api.github.com", 0, 0 },
+	{ "stripe", "api_base", K_STR, OFF(stripe_api_base), "https://api.stripe.com", 0, 0 },
+	{ "stripe", "secret_key", K_STR, OFF(stripe_secret_key), "", 0, 0 },
+	{ "stripe", "webhook_secret", K_STR, OFF(stripe_webhook_secret), "", 0, 0 },
+	{ "stripe", "price_pro", K_STR, OFF(stripe_price_pro), "", 0, 0 },
+	{ "stripe", "price_team", K_STR, OFF(stripe_price_team), "", 0, 0 },
+	{ "stripe", "report_interval", K_INT, OFF(stripe_report_interval), "3600", 60, 86400 },
+	{ "smtp", "url", K_STR, OFF(smtp_url), "smtp://127.0.0.1:25", 0, 0 },
+	{ "smtp", "user", K_STR, OFF(smtp_user), "", 0, 0 },
+	{ "smtp", "password", K_STR, OFF(smtp_password), "", 0, 0 },
+	{ "smtp", "from", K_STR, OFF(smtp_from), "tollgate@localhost", 0, 0 },
+};
+
+#define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+/* What the INI pass collects before the environment is applied. */
+struct loading {
+	char		*raw[NKEYS];	/* owned copies, or NULL */
+	char		*err;
+	size_t		 errlen;
+	int		 failed;
+};
+
+const char *
+config_default_path(void)
+{
+	const char	*p = getenv("TOLLGATE_CONF");
+
+	return p != NULL && *p != '\0' ? p : SYSCONFDIR "/tollgate/tollgate.conf";
+}
+
+/* Returns the index of section/name in keys, or -1. */
+static int
+key_find(const char *section, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 &&
+		    strcmp(keys[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int
+on_ini(void *user, const char *section, const char *name, const char *value)
+{
+	struct loading	*ld = user;
+	int		 k;
+
+	if (ld->failed)
+		return 0;
+	if ((k = key_find(section, name)) < 0) {
+		snprintf(ld->err, ld->errlen,
+		    "unknown key [%s] %s in the configuration file", section, name);
+		ld->failed = 1;
+		return 0;
+	}
+	free(ld->raw[k]);
+	if ((ld->raw[k] = strdup(value)) == NULL) {
+		ld->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+/* Fills buf with TOLLGATE_<SECTION>_<KEY> for key k. */
+static void
+env_name(char *buf, size_t len, const struct key *k)
+{
+	size_t	 i;
+
+	snprintf(buf, len, "TOLLGATE_%s_%s", k->section, k->name);
+	for (i = 0; buf[i] != '\0'; i++)
+		buf[i] = (char)toupper((unsigned char)buf[i]);
+}
+
+/* Parses a decimal integer bounded by min and max.  Returns 0 or -1. */
+static int
+parse_int(const char *s, long long min, long long max, long long *out)
+{
+	char		*end;
+	long long	 v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Stores the text value of key k into *c.  Returns 0, or -1 with err. */
+static int
+set_value(struct config *c, const struct key *k, const char *v,
+    char *err, size_t errlen)
+{
+	char		*field = (char *)c + k->offset;
+	long long	 n;
+	size_t		 binlen;
+
+	switch (k->type) {
+	case K_STR:
+		if ((*(char **)field = strdup(v)) == NULL)
+			goto bad;
+		return 0;
+	case K_INT:
+		if (parse_int(v, k->min, k->max, &n) < 0)
+			goto bad;
+		if (k->offset == OFF(trial_credits))
+			c->trial_credits = n;
+		else if (k->offset == OFF(argon2_ops))
+			c->argon2_ops = (unsigned long long)n;
+		else
+			*(int *)field = (int)n;
+		return 0;
+	case K_KIB:
+		if (parse_int(v, k->min, k->max, &n) < 0)
+			goto bad;
+		c->argon2_memory = (size_t)n * 1024;
+		return 0;
+	case K_HEX32:
+		if (strlen(v) != 64 || sodium_hex2bin((unsigned char *)field,
+		    32, v, 64, NULL, &binlen, NULL) != 0 || binlen != 32)
+			goto bad;
+		return 0;
+	}
+bad:
+	snprintf(err, errlen, "[%s] %s has a bad value%s", k->section,
+	    k->name, k->type == K_HEX32 ? " (it must be 64 hex digits)" :
+	    k->type == K_STR ? "" : " (out of range or not a number)");
+	return -1;
+}
+
+/* Derives origin from base_url and strips a trailing slash. */
+static int
+derive_origin(struct config *c, char *err, size_t errlen)
+{
+	const char	*p;
+	size_t		 len = strlen(c->base_url);
+
+	while (len > 0 && c->base_url[len - 1] == '/')
+		c->base_url[--len] = '\0';
+	if (strncmp(c->base_url, "https://", 8) == 0)
+		p = c->base_url + 8;
+	else if (strncmp(c->base_url, "http://", 7) == 0)
+		p = c->base_url + 7;
+	else {
+		snprintf(err, errlen, "[server] base_url must start with "
+		    "https:// or http://");
+		return -1;
+	}
+	p += strcspn(p, "/");
+	if ((c->origin = strndup(c->base_url, (size_t)(p - c->base_url))) == NULL)
+		return -1;
+	return 0;
+}
+
+int
+config_load(const char *path, struct config *out, char *err, size_t errlen)
+{
+	struct loading	 ld;
+	struct stat	 st;
+	struct config	 c;
+	char		 name[128];
+	const char	*v;
+	size_t		 i;
+	int		 rc = -1, line;
+
+	memset(&ld, 0, sizeof(ld));
+	memset(&c, 0, sizeof(c));
+	ld.err = err;
+	ld.errlen = errlen;
+	err[0] = '\0';
+
+	if (stat(path, &st) < 0) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (st.st_mode & (S_IROTH | S_IWOTH)) {
+		snprintf(err, errlen, "%s holds secrets and is readable or "
+		    "writable by others; chmod o-rw it first", path);
+		goto out;
+	}
+	if ((line = ini_parse(path, on_ini, &ld)) != 0) {
+		if (!ld.failed) {
+			if (line < 0)
+				snprintf(err, errlen, "cannot read %s", path);
+			else
+				snprintf(err, errlen, "%s: syntax error on "
+				    "line %d", path, line);
+		}
+		goto out;
+	}
+	if ((c.path = strdup(path)) == NULL)
+		goto out;
+	for (i = 0; i < NKEYS; i++) {
+		env_name(name, sizeof(name), &keys[i]);
+		if ((v = getenv(name)) == NULL)
+			v = ld.raw[i];
+		if (v == NULL)
+			v = keys[i].dflt;
+		if (v == NULL) {
+			snprintf(err, errlen, "the required key [%s] %s is "
+			    "missing (set it in %s or %s)", keys[i].section,
+			    keys[i].name, path, name);
+			goto out;
+		}
+		if (set_value(&c, &keys[i], v, err, errlen) < 0)
+			goto out;
+	}
+	if (strlen(c.jwt_secret) < 32) {
+		snprintf(err, errlen, "[jwt] secret must be at least 32 bytes");
+		goto out;
+	}
+	if (c.jwt_previous_secret[0] != '\0' &&
+	    strlen(c.jwt_previous_secret) < 32) {
+		snprintf(err, errlen, "[jwt] previous_secret must be at least "
+		    "32 bytes");
+		goto out;
+	}
+	if (c.trial_fallback_plan[0] != '\0' && valid_slug(
+	    c.trial_fallback_plan, strlen(c.trial_fallback_plan)) != NULL) {
+		snprintf(err, errlen, "[trial] fallback_plan must be a plan "
+		    "name (a-z, 0-9, _)");
+		goto out;
+	}
+	if (c.workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c.workers = n > 0 ? (int)n : 2;
+	}
+	if (derive_origin(&c, err, errlen) < 0)
+		goto out;
+	*out = c;
+	memset(&c, 0, sizeof(c));
+	rc = 0;
+out:
+	if (rc < 0 && err[0] == '\0')
+		snprintf(err, errlen, "out of memory reading %s", path);
+	config_free(&c);
+	for (i = 0; i < NKEYS; i++) {
+		if (ld.raw[i] != NULL) {
+			sodium_memzero(ld.raw[i], strlen(ld.raw[i]));
+			free(ld.raw[i]);
+		}
+	}
+	return rc;
+}
+
+void
+config_free(struct config *c)
+{
+	size_t	 i;
+	char	**field;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (keys[i].type != K_STR)
+			continue;
+		field = (char **)((char *)c + keys[i].offset);
+		if (*field != NULL) {
+			sodium_memzero(*field, strlen(*field));
+			free(*field);
+		}
+	}
+	free(c->path);
+	free(c->origin);
+	sodium_memzero(c, sizeof(*c));
+}

@@ -1,0 +1,14 @@
+/*
+ * tollgatectl: the control tool's commands.
+ */
+#ifndef TG_CTL_H
+#define TG_CTL_H
+
+#include "app/app.h"
+
+/* user_cmds.c: tollgatectl's admin and user commands (exit statuses). */
+int	 ctl_admin_create(int, char *[]);
+int	 ctl_user_show(int, char *[]);
+int	 ctl_user_disable(int, char *[]);
+
+#endif /* TG_CTL_H */

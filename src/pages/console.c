@@ -1,0 +1,790 @@
+/*
+ * The HTML pages, part three: /admin.  The list of users with search
+ * and paging, and a user's page with plan, role, disable, second factor,
+ * credits, trial extension, deletion and the audit trail.  Every action
+ * goes through the same functions as the admin API (admin.c), so it is
+ * audited the same way.
+ */
+#include <string.h>
+
+#include "pages/pages.h"
+
+static struct sql q_plan_names = SQL(
+    "SELECT name, display_name FROM plans ORDER BY sort_order, name");
+static struct sql q_user_sessions = SQL(
+    "SELECT id, kind, COALESCE(client_name, user_agent), address, "
+    "DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ'), "
+    "DATE_FORMAT(last_used_at, '%Y-%m-%dT%H:%i:%sZ') FROM sessions "
+    "WHERE user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR "
+    "expires_at > UTC_TIMESTAMP(6)) ORDER BY created_at DESC LIMIT 100");
+
+static void
+put_text(struct buf *b, const char *s)
+{
+	buf_html(b, s != NULL ? s : "—");
+}
+
+/* An RFC 3339 time shortened to "YYYY-MM-DD HH:MM". */
+static void
+put_time(struct buf *b, const char *t)
+{
+	if (t == NULL || strlen(t) < 16) {
+		buf_puts(b, "—");
+		return;
+	}
+	buf_puts(b, "<time datetime=\"");
+	buf_html(b, t);
+	buf_printf(b, "\">%.10s %.5s</time>", t, t + 11);
+}
+
+/* The newest payments and audit rows of everyone, for /admin. */
+static int
+recent_section(struct page *p)
+{
+	struct req		*r = p->r;
+	struct json_object	*pays = NULL, *aud = NULL, *e;
+	size_t			 i, n;
+	int			 rc;
+
+	if ((rc = admin_payments(r, NULL, &pays)) < 0)
+		return rc;
+	if ((rc = audit_list(r, NULL, 20, &aud)) < 0) {
+		json_object_put(pays);
+		return rc;
+	}
+	buf_puts(&p->b, "<section id=\"payments\">\n<h2>Recent payments</h2>"
+	    "\n");
+	n = json_object_array_length(pays);
+	if (n == 0)
+		buf_puts(&p->b, "<p>None yet.</p>\n");
+	else
+		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
+		    "Date</th><th>Who</th><th>Amount</th><th>Status</th></tr>"
+		    "</thead><tbody>\n");
+	for (i = 0; i < n && i < 20; i++) {
+		e = json_object_array_get_idx(pays, i);
+		buf_puts(&p->b, "<tr><td>");
+		put_time(&p->b, member_str(e, "created_at"));
+		buf_puts(&p->b, "</td><td>");
+		if (member_str(e, "user_id") != NULL && *member_str(e, "email") != '\0') {
+			buf_puts(&p->b, "<a href=\"/admin/users/");
+			buf_html(&p->b, member_str(e, "user_id"));
+			buf_puts(&p->b, "\">");
+			buf_html(&p->b, member_str(e, "email"));
+			buf_puts(&p->b, "</a>");
+		} else
+			buf_puts(&p->b, "(deleted account)");
+		buf_printf(&p->b, "</td><td>%lld.%02lld ", member_int(e, "amount") / 100,
+		    member_int(e, "amount") % 100);
+		buf_html(&p->b, member_str(e, "currency"));
+		buf_puts(&p->b, "</td><td>");
+		buf_html(&p->b, member_str(e, "status"));
+		buf_puts(&p->b, "</td></tr>\n");
+	}
+	if (n > 0)
+		buf_puts(&p->b, "</tbody></table></div>\n");
+	buf_puts(&p->b, "</section>\n<section id=\"recent-audit\">\n<h2>Recent "
+	    "changes</h2>\n");
+	n = json_object_array_length(aud);
+	if (n == 0)
+		buf_puts(&p->b, "<p>Nothing recorded.</p>\n");
+	else
+		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
+		    "When</th><th>Who</th><th>What</th><th>Whom</th><th>From"
+		    "</th></tr></thead><tbody>\n");
+	for (i = 0; i < n; i++) {
+		e = json_object_array_get_idx(aud, i);
+		buf_puts(&p->b, "<tr><td>");
+		put_time(&p->b, member_str(e, "at"));
+		buf_puts(&p->b, "</td><td>");
+		put_text(&p->b, member_str(e, "actor"));
+		buf_puts(&p->b, "</td><td>");
+		buf_html(&p->b, member_str(e, "action"));
+		buf_puts(&p->b, "</td><td>");
+		put_text(&p->b, member_str(e, "target"));
+		buf_puts(&p->b, "</td><td>");
+		put_text(&p->b, member_str(e, "address"));
+		buf_puts(&p->b, "</td></tr>\n");
+	}
+	if (n > 0)
+		buf_puts(&p->b, "</tbody></table></div>\n");
+	buf_puts(&p->b, "</section>\n");
+	json_object_put(pays);
+	json_object_put(aud);
+	return 0;
+}
+
+/* GET /admin ?q=&page=: 200 with the users; 303 to /login; 403 non-admins. */
+void
+h_page_admin(struct req *r)
+{
+	static const struct field f[] = {
+		{ "q", F_TEXT, 0, 0, 254 },
+		{ "page", F_INT, 0, 1, 1000000 },
+		{ NULL, 0, 0, 0, 0 },
+	};
+	struct page		 p;
+	struct json_object	*o = NULL, *users, *u;
+	const char		*q;
+	long long		 page, total, pages;
+	size_t			 i, n;
+	int			 rc;
+
+	if (!pg_admin(r))
+		return;
+	pg_init(&p, r);
+	if (!pg_take(&p, f)) {
+		json_object_put(p.errs);
+		p.errs = NULL;
+		r->nin = 0;	/* a bad page number: the first page */
+	}
+	q = in_str(r, "q");
+	page = in_int(r, "page", 1);
+	if ((rc = admin_users_list(r, q, page, &o)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	json_object_object_get_ex(o, "users", &users);
+	total = member_int(o, "total");
+	pages = (total + 49) / 50;
+	pg_nav(&p, "/admin");
+	buf_puts(&p.b, "<section>\n<form method=\"get\" action=\"/admin\" "
+	    "class=\"row\" role=\"search\"><div class=\"field\"><label "
+	    "for=\"f-q\">Search email or name</label><input id=\"f-q\" "
+	    "name=\"q\" type=\"search\" value=\"");
+	buf_html(&p.b, q ? q : "");
+	buf_puts(&p.b, "\"></div><button type=\"submit\">Search</button>"
+	    "</form>\n");
+	buf_printf(&p.b, "<p id=\"user-count\">%lld user%s%s</p>\n", total,
+	    total == 1 ? "" : "s", q ? " match" : "");
+	buf_puts(&p.b, "<div class=\"scroll\"><table>\n<thead><tr><th>Email"
+	    "</th><th>Name</th><th>Plan</th><th>Role</th><th>State</th>"
+	    "<th>Created</th></tr></thead>\n<tbody>\n");
+	n = json_object_array_length(users);
+	for (i = 0; i < n; i++) {
+		u = json_object_array_get_idx(users, i);
+		buf_puts(&p.b, "<tr><td><a href=\"/admin/users/");
+		buf_html(&p.b, member_str(u, "id"));
+		buf_puts(&p.b, "\">");
+		buf_html(&p.b, member_str(u, "email"));
+		buf_puts(&p.b, "</a></td><td>");
+		buf_html(&p.b, member_str(u, "name"));
+		buf_puts(&p.b, "</td><td>");
+		put_text(&p.b, member_str(u, "plan"));
+		buf_puts(&p.b, "</td><td>");
+		buf_html(&p.b, member_str(u, "role"));
+		buf_puts(&p.b, "</td><td>");
+		buf_puts(&p.b, member_bool(u, "disabled") ? "<span class=\"tag warn\">"
+		    "disabled</span>" : member_bool(u, "email_verified") ? "active" :
+		    "unverified");
+		buf_puts(&p.b, "</td><td>");
+		put_time(&p.b, member_str(u, "created_at"));
+		buf_puts(&p.b, "</td></tr>\n");
+	}
+	buf_puts(&p.b, "</tbody></table></div>\n<nav class=\"pager\" "
+	    "aria-label=\"Pages\">");
+	if (page > 1) {
+		buf_printf(&p.b, "<a rel=\"prev\" href=\"/admin?page=%lld",
+		    page - 1);
+		if (q != NULL) {
+			buf_puts(&p.b, "&amp;q=");
+			buf_html(&p.b, uri_escape(r->a, q, "/"));
+		}
+		buf_puts(&p.b, "\">Previous</a>");
+	}
+	buf_printf(&p.b, "<span>Page %lld of %lld</span>", page,
+	    pages > 0 ? pages : 1);
+	if (page < pages) {
+		buf_printf(&p.b, "<a rel=\"next\" href=\"/admin?page=%lld",
+		    page + 1);
+		if (q != NULL) {
+			buf_puts(&p.b, "&amp;q=");
+			buf_html(&p.b, uri_escape(r->a, q, "/"));
+		}
+		buf_puts(&p.b, "\">Next</a>");
+	}
+	buf_puts(&p.b, "</nav>\n</section>\n");
+	json_object_put(o);
+	if ((rc = recent_section(&p)) < 0) {
+		json_object_put(p.errs);
+		reply_db(r, rc);
+		return;
+	}
+	pg_send(&p, 200, "Admin: users");
+}
+
+/* The message of an admin ?notice= code. */
+static const char *
+admin_notice(const char *code)
+{
+	static const struct { const char *code, *text; } n[] = {
+		{ "saved", "The changes have been saved." },
+		{ "credits", "The credits have been granted." },
+		{ "trial", "The trial's end has been moved." },
+		{ "revoked", "Revoked: it stops working at once." },
+	};
+	size_t	 i;
+
+	for (i = 0; code != NULL && i < sizeof(n) / sizeof(n[0]); i++)
+		if (strcmp(code, n[i].code) == 0)
+			return n[i].text;
+	return NULL;
+}
+
+/* The user's API keys and live sessions, with revoke buttons. */
+static int
+access_section(struct page *p, const char *uid)
+{
+	struct req		*r = p->r;
+	struct json_object	*keys = NULL, *k;
+	struct dbrows		 ss;
+	size_t			 i, n;
+	int			 rc;
+
+	if ((rc = apikeys_list_core(r, uid, &keys)) < 0)
+		return rc;
+	if ((rc = db_select(r->a, &q_user_sessions, &ss, "s", uid)) < 0) {
+		json_object_put(keys);
+		return rc;
+	}
+	buf_puts(&p->b, "<section id=\"access\">\n<h2>API keys</h2>\n");
+	n = json_object_array_length(keys);
+	if (n == 0)
+		buf_puts(&p->b, "<p>None.</p>\n");
+	else
+		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
+		    "Name</th><th>Key</th><th>Created</th><th>Last used</th>"
+		    "<th></th></tr></thead><tbody>\n");
+	for (i = 0; i < n; i++) {
+		k = json_object_array_get_idx(keys, i);
+		buf_puts(&p->b, "<tr><td>");
+		buf_html(&p->b, member_str(k, "name"));
+		buf_puts(&p->b, "</td><td><code>");
+		buf_html(&p->b, member_str(k, "preview"));
+		buf_puts(&p->b, "…</code></td><td>");
+		put_time(&p->b, member_str(k, "created_at"));
+		buf_puts(&p->b, "</td><td>");
+		put_time(&p->b, member_str(k, "last_used_at"));
+		buf_puts(&p->b, "</td><td class=\"actions\">");
+		pg_button_form(p, arena_printf(r->a, "/admin/users/%s/keys/%s/"
+		    "delete", uid, member_str(k, "id")), "Revoke", "danger");
+		buf_puts(&p->b, "</td></tr>\n");
+	}
+	if (n > 0)
+		buf_puts(&p->b, "</tbody></table></div>\n");
+	json_object_put(keys);
+	buf_puts(&p->b, "<h2>Sessions</h2>\n");
+	if (ss.n == 0)
+		buf_puts(&p->b, "<p>None.</p>\n");
+	else
+		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
+		    "Client</th><th>Kind</th><th>From</th><th>Signed in</th>"
+		    "<th>Last used</th><th></th></tr></thead><tbody>\n");
+	for (i = 0; i < ss.n; i++) {
+		buf_puts(&p->b, "<tr><td>");
+		put_text(&p->b, dbv(&ss, i, 2));
+		buf_puts(&p->b, "</td><td>");
+		buf_html(&p->b, dbv(&ss, i, 1));
+		buf_puts(&p->b, "</td><td>");
+		put_text(&p->b, dbv(&ss, i, 3));
+		buf_puts(&p->b, "</td><td>");
+		put_time(&p->b, dbv(&ss, i, 4));
+		buf_puts(&p->b, "</td><td>");
+		put_time(&p->b, dbv(&ss, i, 5));
+		buf_puts(&p->b, "</td><td class=\"actions\">");
+		pg_button_form(p, arena_printf(r->a, "/admin/users/%s/sessions/"
+		    "%s/delete", uid, dbv(&ss, i, 0)), "Revoke", "danger");
+		buf_puts(&p->b, "</td></tr>\n");
+	}
+	if (ss.n > 0)
+		buf_puts(&p->b, "</tbody></table></div>\n");
+	buf_puts(&p->b, "</section>\n");
+	return 0;
+}
+
+/* Renders a user's admin page; answers the request. */
+static void
+admin_user_page(struct page *p, int status, const char *uid)
+{
+	struct req		*r = p->r;
+	struct json_object	*d = NULL, *u, *usage, *ms, *sub, *cr, *trial,
+				*audit = NULL, *pays = NULL, *e;
+	struct dbrows		 plans;
+	const char		*override, *notice;
+	size_t			 i, n;
+	int			 rc;
+
+	if ((rc = admin_user_detail(r, uid, &d)) <= 0) {
+		json_object_put(p->errs);
+		if (rc == 0)
+			reply_error(r, 404, "not_found", "There is no such "
+			    "user.");
+		else
+			reply_db(r, rc);
+		return;
+	}
+	if ((rc = audit_list(r, uid, 100, &audit)) < 0 ||
+	    (rc = admin_payments(r, uid, &pays)) < 0 ||
+	    (rc = db_select(r->a, &q_plan_names, &plans, "")) < 0) {
+		json_object_put(d);
+		json_object_put(audit);
+		json_object_put(p->errs);
+		reply_db(r, rc);
+		return;
+	}
+	json_object_object_get_ex(d, "user", &u);
+	json_object_object_get_ex(d, "usage", &usage);
+	json_object_object_get_ex(d, "subscription", &sub);
+	json_object_object_get_ex(d, "credits", &cr);
+	json_object_object_get_ex(u, "trial", &trial);
+	json_object_object_get_ex(usage, "meters", &ms);
+	override = member_str(u, "plan_override");
+
+	pg_nav(p, "/admin");
+	buf_puts(&p->b, "<p><a href=\"/admin\">← All users</a></p>\n");
+	if ((notice = admin_notice(pg_arg(r, "notice"))) != NULL)
+		pg_notice(p, "notice", notice);
+	if (pg_err_text(p, "_form") != NULL)
+		pg_notice(p, "error", pg_err_text(p, "_form"));
+
+	buf_puts(&p->b, "<section>\n<h2>");
+	buf_html(&p->b, member_str(u, "email"));
+	buf_puts(&p->b, "</h2>\n<dl><dt>Name</dt><dd>");
+	put_text(&p->b, member_str(u, "name"));
+	buf_puts(&p->b, "</dd><dt>Id</dt><dd><code>");
+	buf_html(&p->b, uid);
+	buf_puts(&p->b, "</code></dd><dt>Plan</dt><dd id=\"user-plan\">");
+	put_text(&p->b, member_str(u, "plan"));
+	if (override != NULL)
+		buf_puts(&p->b, " <small>(set by an admin)</small>");
+	buf_puts(&p->b, "</dd><dt>Role</dt><dd id=\"user-role\">");
+	buf_html(&p->b, member_str(u, "role"));
+	buf_puts(&p->b, "</dd><dt>State</dt><dd id=\"user-state\">");
+	buf_puts(&p->b, member_bool(u, "disabled") ? "disabled" : "active");
+	buf_puts(&p->b, member_bool(u, "email_verified") ? ", email verified" :
+	    ", email not verified");
+	buf_puts(&p->b, member_bool(u, "totp") ? ", second factor on" : "");
+	buf_puts(&p->b, "</dd><dt>Trial</dt><dd id=\"user-trial\">");
+	if (member_str(trial, "ends_at") != NULL) {
+		buf_puts(&p->b, "ends ");
+		put_time(&p->b, member_str(trial, "ends_at"));
+	} else
+		buf_puts(&p->b, "not started");
+	buf_puts(&p->b, "</dd><dt>Credits</dt><dd id=\"user-credits\">");
+	buf_printf(&p->b, "%lld (%lld of the plan, %lld granted)",
+	    member_int(cr, "remaining"), member_int(cr, "allowance"), member_int(cr, "granted"));
+	buf_puts(&p->b, "</dd><dt>Subscription</dt><dd>");
+	if (sub != NULL) {
+		put_text(&p->b, member_str(sub, "plan"));
+		buf_puts(&p->b, ", ");
+		put_text(&p->b, member_str(sub, "status"));
+		buf_puts(&p->b, ", period ends ");
+		put_time(&p->b, member_str(sub, "current_period_end"));
+	} else
+		buf_puts(&p->b, "none");
+	buf_puts(&p->b, "</dd><dt>Created</dt><dd>");
+	put_time(&p->b, member_str(u, "created_at"));
+	buf_puts(&p->b, "</dd></dl>\n");
+	if (json_object_object_length(ms) > 0) {
+		buf_puts(&p->b, "<h3>Usage this period</h3>\n<ul>");
+		json_object_object_foreach(ms, name, m) {
+			buf_puts(&p->b, "<li>");
+			buf_html(&p->b, name);
+			buf_printf(&p->b, ": %lld", member_int(m, "used"));
+			if (member_str(m, "limit") != NULL)
+				buf_printf(&p->b, " of %lld", member_int(m, "limit"));
+			buf_puts(&p->b, "</li>");
+		}
+		buf_puts(&p->b, "</ul>\n");
+	}
+	buf_puts(&p->b, "</section>\n");
+
+	/* Plan and role. */
+	buf_puts(&p->b, "<section>\n<h2>Plan and role</h2>\n");
+	pg_form(p, arena_printf(r->a, "/admin/users/%s", uid), "row");
+	buf_puts(&p->b, "<div class=\"field\"><label for=\"f-plan\">Plan"
+	    "</label><select id=\"f-plan\" name=\"plan\"><option value=\"\">"
+	    "automatic (subscription, trial or fallback)</option>");
+	for (i = 0; i < plans.n; i++) {
+		buf_puts(&p->b, "<option value=\"");
+		buf_html(&p->b, dbv(&plans, i, 0));
+		buf_puts(&p->b, "\"");
+		if (override != NULL && strcmp(override, dbv(&plans, i, 0)) == 0)
+			buf_puts(&p->b, " selected");
+		buf_puts(&p->b, ">");
+		buf_html(&p->b, dbv(&plans, i, 1));
+		buf_puts(&p->b, "</option>");
+	}
+	buf_puts(&p->b, "</select></div>\n<div class=\"field\"><label "
+	    "for=\"f-role\">Role</label><select id=\"f-role\" name=\"role\">");
+	buf_printf(&p->b, "<option value=\"user\"%s>user</option><option "
+	    "value=\"admin\"%s>admin</option></select></div>\n",
+	    strcmp(member_str(u, "role"), "user") == 0 ? " selected" : "",
+	    strcmp(member_str(u, "role"), "admin") == 0 ? " selected" : "");
+	pg_submit(p, "Save", NULL);
+	buf_puts(&p->b, "<p>");
+	pg_form(p, arena_printf(r->a, "/admin/users/%s", uid), "inline");
+	pg_hidden(p, "disabled", member_bool(u, "disabled") ? "false" : "true");
+	pg_submit(p, member_bool(u, "disabled") ? "Enable account" : "Disable account",
+	    member_bool(u, "disabled") ? "secondary" : "danger");
+	if (member_bool(u, "totp")) {
+		pg_form(p, arena_printf(r->a, "/admin/users/%s", uid),
+		    "inline");
+		pg_hidden(p, "totp", "false");
+		pg_submit(p, "Turn the second factor off", "danger");
+	}
+	buf_puts(&p->b, "</p>\n</section>\n");
+
+	/* Credits and trial. */
+	buf_puts(&p->b, "<section>\n<h2>Credits</h2>\n");
+	pg_form(p, arena_printf(r->a, "/admin/users/%s/credits", uid), "row");
+	pg_input(p, "Credits to grant (negative to take back)", "delta",
+	    "number", p->errs ? pg_arg(r, "delta") : NULL, "off", true);
+	pg_input(p, "Reason", "reason", "text", p->errs ? pg_arg(r,
+	    "reason") : NULL, "off", true);
+	pg_submit(p, "Grant", NULL);
+	buf_puts(&p->b, "<h2>Trial</h2>\n");
+	pg_form(p, arena_printf(r->a, "/admin/users/%s/extend-trial", uid),
+	    "row");
+	pg_input(p, "Days to add (negative to shorten)", "days", "number",
+	    p->errs ? pg_arg(r, "days") : NULL, "off", true);
+	pg_submit(p, "Move the trial's end", NULL);
+	buf_puts(&p->b, "</section>\n");
+
+	/* Keys and sessions, each revocable. */
+	if (access_section(p, uid) < 0) {
+		json_object_put(d);
+		json_object_put(audit);
+		json_object_put(pays);
+		json_object_put(p->errs);
+		reply_db(r, DB_FAIL);
+		return;
+	}
+
+	/* Payments. */
+	n = json_object_array_length(pays);
+	buf_puts(&p->b, "<section>\n<h2>Payments</h2>\n");
+	if (n == 0)
+		buf_puts(&p->b, "<p>None.</p>\n");
+	else {
+		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
+		    "Date</th><th>Amount</th><th>Status</th></tr></thead>"
+		    "<tbody>\n");
+		for (i = 0; i < n; i++) {
+			e = json_object_array_get_idx(pays, i);
+			buf_puts(&p->b, "<tr><td>");
+			put_time(&p->b, member_str(e, "created_at"));
+			buf_printf(&p->b, "</td><td>%lld.%02lld ",
+			    member_int(e, "amount") / 100, member_int(e, "amount") % 100);
+			buf_html(&p->b, member_str(e, "currency"));
+			buf_puts(&p->b, "</td><td>");
+			buf_html(&p->b, member_str(e, "status"));
+			buf_puts(&p->b, "</td></tr>\n");
+		}
+		buf_puts(&p->b, "</tbody></table></div>\n");
+	}
+	buf_puts(&p->b, "</section>\n");
+
+	/* The audit trail. */
+	n = json_object_array_length(audit);
+	buf_puts(&p->b, "<section id=\"audit\">\n<h2>Audit trail</h2>\n");
+	if (n == 0)
+		buf_puts(&p->b, "<p>Nothing recorded.</p>\n");
+	else {
+		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
+		    "When</th><th>Who</th><th>What</th><th>Whom</th><th>"
+		    "Detail</th><th>From</th></tr></thead><tbody>\n");
+		for (i = 0; i < n; i++) {
+			struct json_object *dt;
+
+			e = json_object_array_get_idx(audit, i);
+			buf_puts(&p->b, "<tr><td>");
+			put_time(&p->b, member_str(e, "at"));
+			buf_puts(&p->b, "</td><td>");
+			put_text(&p->b, member_str(e, "actor"));
+			buf_puts(&p->b, "</td><td>");
+			buf_html(&p->b, member_str(e, "action"));
+			buf_puts(&p->b, "</td><td>");
+			put_text(&p->b, member_str(e, "target"));
+			buf_puts(&p->b, "</td><td><code>");
+			json_object_object_get_ex(e, "detail", &dt);
+			if (dt != NULL)
+				buf_html(&p->b, json_object_to_json_string_ext(
+				    dt, JSON_C_TO_STRING_PLAIN |
+				    JSON_C_TO_STRING_NOSLASHESCAPE));
+			buf_puts(&p->b, "</code></td><td>");
+			put_text(&p->b, member_str(e, "address"));
+			buf_puts(&p->b, "</td></tr>\n");
+		}
+		buf_puts(&p->b, "</tbody></table></div>\n");
+	}
+	buf_puts(&p->b, "</section>\n");
+
+	/* Deletion. */
+	buf_puts(&p->b, "<section class=\"danger-zone\">\n<h2>Delete the "
+	    "account</h2>\n<p>The account, its keys and sessions are gone "
+	    "for good; the audit trail and payments stay.</p>\n");
+	pg_form(p, arena_printf(r->a, "/admin/users/%s/delete", uid), "row");
+	pg_input(p, "Type the email to confirm", "confirm", "text", NULL,
+	    "off", true);
+	pg_submit(p, "Delete the account", "danger");
+	buf_puts(&p->b, "</section>\n");
+
+	json_object_put(d);
+	json_object_put(audit);
+	json_object_put(pays);
+	pg_send(p, status, "Admin: user");
+}
+
+/* GET /admin/users/{id}: 200; 404; 303 to /login; 403 non-admins. */
+void
+h_page_admin_user(struct req *r)
+{
+	struct page	 p;
+
+	if (!pg_admin(r))
+		return;
+	pg_init(&p, r);
+	admin_user_page(&p, 200, r->params[0]);
+}
+
+/* Shows the outcome of an admin action that did not succeed. */
+static void
+admin_failed(struct page *p, int rc)
+{
+	struct req	*r = p->r;
+
+	switch (rc) {
+	case ADM_NOT_FOUND:
+		json_object_put(p->errs);
+		reply_error(r, 404, "not_found", "There is no such user.");
+		break;
+	case ADM_LAST_ADMIN:
+		pg_error(p, "_form", "This is the last admin: make another "
+		    "admin first.");
+		admin_user_page(p, 409, r->params[0]);
+		break;
+	case ADM_NO_PLAN:
+		pg_error(p, "_form", "There is no such plan.");
+		admin_user_page(p, 422, r->params[0]);
+		break;
+	case ADM_FORBIDDEN:
+		json_object_put(p->errs);
+		reply_error(r, 403, "forbidden", "Only an admin may do this.");
+		break;
+	default:
+		json_object_put(p->errs);
+		reply_db(r, rc);
+	}
+}
+
+static bool
+admin_post(struct req *r, struct page *p)
+{
+	if (!pg_admin(r) || !pg_csrf(r))
+		return false;
+	pg_init(p, r);
+	return true;
+}
+
+/*
+ * POST /admin/users/{id} {plan?, role?, disabled?, totp?}: 303 back to
+ * the user's page; 409 (the page, with the message) for the last admin.
+ */
+void
+h_page_admin_update(struct req *r)
+{
+	static const struct field f[] = {
+		{ "plan", F_TEXT, 0, 0, 64 },
+		{ "role", F_TEXT, 0, 0, 16 },
+		{ "disabled", F_BOOL, 0, 0, 0 },
+		{ "totp", F_BOOL, 0, 0, 0 },
+		{ NULL, 0, 0, 0, 0 },
+	};
+	struct page		 p;
+	struct admin_change	 c;
+	const char		*role, *plan;
+	int			 rc;
+
+	if (!admin_post(r, &p))
+		return;
+	memset(&c, 0, sizeof(c));
+	c.disabled = -1;
+	if (!pg_take(&p, f)) {
+		json_object_put(p.errs);
+		p.errs = NULL;
+		pg_error(&p, "_form", "The form was not valid.");
+		admin_user_page(&p, 422, r->params[0]);
+		return;
+	}
+	role = in_str(r, "role");
+	plan = in_str(r, "plan");
+	if (role != NULL && strcmp(role, "user") != 0 &&
+	    strcmp(role, "admin") != 0) {
+		pg_error(&p, "_form", "The role must be user or admin.");
+		admin_user_page(&p, 422, r->params[0]);
+		return;
+	}
+	if (in_present(r, "totp") && in_bool(r, "totp", false)) {
+		pg_error(&p, "_form", "An admin can only turn the second "
+		    "factor off.");
+		admin_user_page(&p, 422, r->params[0]);
+		return;
+	}
+	c.role = role;
+	if (in_present(r, "plan")) {
+		c.plan_set = true;
+		c.plan = plan != NULL && *plan != '\0' ? plan : NULL;
+	}
+	if (in_present(r, "disabled"))
+		c.disabled = in_bool(r, "disabled", false) ? 1 : 0;
+	c.totp_off = in_present(r, "totp");
+	if ((rc = admin_update(r, r->params[0], &c)) != ADM_OK) {
+		admin_failed(&p, rc);
+		return;
+	}
+	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice="
+	    "saved", r->params[0]));
+}
+
+/* POST /admin/users/{id}/credits {delta, reason}: 303; 422 the page. */
+void
+h_page_admin_credits(struct req *r)
+{
+	static const struct field f[] = {
+		{ "delta", F_INT, FIELD_REQUIRED, -1000000000, 1000000000 },
+		{ "reason", F_TEXT, FIELD_REQUIRED, 1, 255 },
+		{ NULL, 0, 0, 0, 0 },
+	};
+	struct page	 p;
+	long long	 applied, remaining;
+	int		 rc;
+
+	if (!admin_post(r, &p))
+		return;
+	if (!pg_take(&p, f) || in_int(r, "delta", 0) == 0) {
+		if (p.errs == NULL)
+			pg_error(&p, "delta", "must not be zero");
+		admin_user_page(&p, 422, r->params[0]);
+		return;
+	}
+	if ((rc = admin_credits(r, r->params[0], in_int(r, "delta", 0),
+	    in_str(r, "reason"), &applied, &remaining)) != ADM_OK) {
+		admin_failed(&p, rc);
+		return;
+	}
+	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice="
+	    "credits", r->params[0]));
+}
+
+/* POST /admin/users/{id}/extend-trial {days}: 303; 422 the page. */
+void
+h_page_admin_trial(struct req *r)
+{
+	static const struct field f[] = {
+		{ "days", F_INT, FIELD_REQUIRED, -3650, 3650 },
+		{ NULL, 0, 0, 0, 0 },
+	};
+	struct page	 p;
+	const char	*ends;
+	int		 rc;
+
+	if (!admin_post(r, &p))
+		return;
+	if (!pg_take(&p, f)) {
+		admin_user_page(&p, 422, r->params[0]);
+		return;
+	}
+	if ((rc = admin_extend_trial(r, r->params[0], in_int(r, "days", 0),
+	    &ends)) != ADM_OK) {
+		admin_failed(&p, rc);
+		return;
+	}
+	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice="
+	    "trial", r->params[0]));
+}
+
+/*
+ * POST /admin/users/{id}/delete {confirm}: 303 to /admin; 422 the page
+ * when confirm is not the user's email; 409 for the last admin.
+ */
+void
+h_page_admin_delete(struct req *r)
+{
+	static const struct field f[] = {
+		{ "confirm", F_TEXT, FIELD_REQUIRED, 1, 254 },
+		{ NULL, 0, 0, 0, 0 },
+	};
+	struct page		 p;
+	struct json_object	*d = NULL, *u;
+	bool			 same;
+	int			 rc;
+
+	if (!admin_post(r, &p))
+		return;
+	if (!pg_take(&p, f)) {
+		admin_user_page(&p, 422, r->params[0]);
+		return;
+	}
+	if ((rc = admin_user_detail(r, r->params[0], &d)) <= 0) {
+		admin_failed(&p, rc == 0 ? ADM_NOT_FOUND : rc);
+		return;
+	}
+	json_object_object_get_ex(d, "user", &u);
+	same = strcmp(ascii_lower(r->a, member_str(u, "email")), ascii_lower(r->a,
+	    in_str(r, "confirm"))) == 0;
+	json_object_put(d);
+	if (!same) {
+		pg_error(&p, "confirm", "does not match the account's email");
+		admin_user_page(&p, 422, r->params[0]);
+		return;
+	}
+	if ((rc = admin_delete(r, r->params[0])) != ADM_OK) {
+		admin_failed(&p, rc);
+		return;
+	}
+	reply_redirect(r, 303, "/admin");
+}
+
+/* POST /admin/users/{id}/keys/{kid}/delete: 303 back; 404 not that user's. */
+void
+h_page_admin_key_delete(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!admin_post(r, &p))
+		return;
+	if ((rc = admin_revoke_key(r, r->params[0], r->params[1])) != ADM_OK) {
+		if (rc == ADM_NOT_FOUND)
+			reply_error(r, 404, "not_found", "This user has no such "
+			    "API key.");
+		else
+			reply_db(r, rc);
+		return;
+	}
+	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice="
+	    "revoked#access", r->params[0]));
+}
+
+/* POST /admin/users/{id}/sessions/{sid}/delete: 303 back; 404. */
+void
+h_page_admin_session_delete(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!admin_post(r, &p))
+		return;
+	if ((rc = admin_revoke_session(r, r->params[0], r->params[1])) !=
+	    ADM_OK) {
+		if (rc == ADM_NOT_FOUND)
+			reply_error(r, 404, "not_found", "This user has no such "
+			    "session.");
+		else
+			reply_db(r, rc);
+		return;
+	}
+	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice="
+	    "revoked#access", r->params[0]));
+}

@@ -1,0 +1,786 @@
+/*
+ * The HTML pages (contract section 11), part one: the helpers every page
+ * uses, and the pages of signing up, in and out and of a forgotten
+ * password.  The pages work without JavaScript: plain forms, each with
+ * its CSRF field, posting to the same path (or a sub-path) and answered
+ * by a page or a 303.  A form whose fields are bad is shown again (422)
+ * with each message next to its field.  Every value goes through
+ * buf_html.  The other pages are in pages_account.c and pages_admin.c.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "pages/pages.h"
+
+/* ------------------------------------------------------------------ */
+/* Helpers.                                                            */
+/* ------------------------------------------------------------------ */
+
+void
+pg_init(struct page *p, struct req *r)
+{
+	memset(p, 0, sizeof(*p));
+	p->r = r;
+	buf_init(&p->b, r->a);
+}
+
+/*
+ * True when a person is signed in (a session cookie or a login token);
+ * otherwise answers 303 to /login?next=<this page> and returns false.
+ */
+bool
+pg_login(struct req *r)
+{
+	const char	*here;
+
+	if (r->who.kind == WHO_COOKIE || r->who.kind == WHO_JWT)
+		return true;
+	here = r->method == M_GET && *r->query != '\0' ?
+	    arena_printf(r->a, "%s?%s", r->path, r->query) : r->path;
+	if (r->method != M_GET)
+		here = "/profile";
+	reply_redirect(r, 303, arena_printf(r->a, "/login?next=%s",
+	    uri_escape(r->a, safe_next(here, "/profile"), "/")));
+	return false;
+}
+
+/* Like pg_login, and the person must be an admin (else a 403 page). */
+bool
+pg_admin(struct req *r)
+{
+	if (!pg_login(r))
+		return false;
+	if (strcmp(r->who.role, "admin") != 0) {
+		reply_error(r, 403, "forbidden", "Only an admin may see this "
+		    "page.");
+		return false;
+	}
+	return true;
+}
+
+/* True when the posted form's CSRF field is good; else a 403 page. */
+bool
+pg_csrf(struct req *r)
+{
+	if (csrf_ok(r))
+		return true;
+	reply_error(r, 403, "forbidden", "This form has expired or did not "
+	    "come from this site. Go back, reload the page and try again.");
+	return false;
+}
+
+/*
+ * Validates the posted fields against a table (as the dispatcher does
+ * for the JSON API) and fills r->in for in_str and friends.  Returns
+ * true when all are good, else false with each message in p->errs.
+ */
+bool
+pg_take(struct page *p, const struct field *fields)
+{
+	struct json_object	*bad;
+
+	if ((bad = request_take_fields(p->r, fields)) == NULL)
+		return true;
+	json_object_object_foreach(bad, k, v)
+		pg_error(p, k, json_object_get_string(v));
+	json_object_put(bad);
+	return false;
+}
+
+/* Records a message for field (a phrase like "is required", or a sentence). */
+void
+pg_error(struct page *p, const char *field, const char *message)
+{
+	if (p->errs == NULL)
+		p->errs = json_object_new_object();
+	if (!json_object_object_get_ex(p->errs, field, NULL))
+		json_object_object_add(p->errs, field,
+		    json_object_new_string(message));
+}
+
+/* The message recorded for field, or NULL. */
+const char *
+pg_err_text(struct page *p, const char *field)
+{
+	struct json_object	*v;
+
+	if (p->errs == NULL || !json_object_object_get_ex(p->errs, field, &v))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Writes the message of a field: "Label phrase." or the sentence. */
+static void
+pg_err_html(struct page *p, const char *field, const char *label)
+{
+	const char	*m = pg_err_text(p, field);
+
+	if (m == NULL)
+		return;
+	buf_printf(&p->b, "<p class=\"field-error\" id=\"%s-error\">", field);
+	if (m[0] >= 'a' && m[0] <= 'z') {
+		/* "Password (at least 10 characters)" -> "Password". */
+		const char *paren = strstr(label, " (");
+
+		buf_html(&p->b, paren ? arena_strndup(p->r->a, label,
+		    (size_t)(paren - label)) : label);
+		buf_puts(&p->b, " ");
+		buf_html(&p->b, m);
+		buf_puts(&p->b, ".");
+	} else
+		buf_html(&p->b, m);
+	buf_puts(&p->b, "</p>\n");
+}
+
+/* A message box: cls is "notice" or "error". */
+void
+pg_notice(struct page *p, const char *cls, const char *text)
+{
+	buf_printf(&p->b, "<p class=\"%s\" role=\"%s\">", cls,
+	    strcmp(cls, "error") == 0 ? "alert" : "status");
+	buf_html(&p->b, text);
+	buf_puts(&p->b, "</p>\n");
+}
+
+/* Opens a POST form to action with its CSRF field. */
+void
+pg_form(struct page *p, const char *action, const char *cls)
+{
+	buf_puts(&p->b, "<form method=\"post\" action=\"");
+	buf_html(&p->b, action);
+	buf_printf(&p->b, "\" class=\"%s\">", cls ? cls : "stack");
+	csrf_field(p->r, &p->b);
+	buf_puts(&p->b, "\n");
+}
+
+void
+pg_hidden(struct page *p, const char *name, const char *value)
+{
+	buf_printf(&p->b, "<input type=\"hidden\" name=\"%s\" value=\"", name);
+	buf_html(&p->b, value ? value : "");
+	buf_puts(&p->b, "\">\n");
+}
+
+/*
+ * A labelled input with its message, if any.  type is an HTML input
+ * type; value (may be NULL) is escaped; autocomplete may be NULL.
+ */
+void
+pg_input(struct page *p, const char *label, const char *name,
+    const char *type, const char *value, const char *autocomplete,
+    bool required)
+{
+	bool	 bad = pg_err_text(p, name) != NULL;
+
+	buf_printf(&p->b, "<div class=\"field%s\"><label for=\"f-%s\">",
+	    bad ? " invalid" : "", name);
+	buf_html(&p->b, label);
+	buf_printf(&p->b, "</label>\n<input id=\"f-%s\" name=\"%s\" "
+	    "type=\"%s\"", name, name, type);
+	if (value != NULL && strcmp(type, "password") != 0) {
+		buf_puts(&p->b, " value=\"");
+		buf_html(&p->b, value);
+		buf_puts(&p->b, "\"");
+	}
+	if (autocomplete != NULL)
+		buf_printf(&p->b, " autocomplete=\"%s\"", autocomplete);
+	if (required)
+		buf_puts(&p->b, " required");
+	if (bad)
+		buf_printf(&p->b, " aria-invalid=\"true\" "
+		    "aria-describedby=\"%s-error\"", name);
+	buf_puts(&p->b, ">\n");
+	pg_err_html(p, name, label);
+	buf_puts(&p->b, "</div>\n");
+}
+
+/* A submit button and the end of the form. */
+void
+pg_submit(struct page *p, const char *label, const char *cls)
+{
+	buf_printf(&p->b, "<button type=\"submit\"%s%s%s>", cls ? " class=\"" :
+	    "", cls ? cls : "", cls ? "\"" : "");
+	buf_html(&p->b, label);
+	buf_puts(&p->b, "</button>\n</form>\n");
+}
+
+/*
+ * A one-button form posting to action (used for revoke, log out...).
+ * confirm_name, when given, adds a required checkbox of that name.
+ */
+void
+pg_button_form(struct page *p, const char *action, const char *label,
+    const char *cls)
+{
+	pg_form(p, action, "inline");
+	pg_submit(p, label, cls);
+}
+
+/* The navigation bar of a signed-in person; current is the page's path. */
+void
+pg_nav(struct page *p, const char *current)
+{
+	static const struct { const char *path, *label; } links[] = {
+		{ "/profile", "Profile" }, { "/usage", "Usage" },
+		{ "/billing", "Billing" }, { "/admin", "Admin" },
+	};
+	size_t	 i;
+
+	buf_puts(&p->b, "<nav class=\"tabs\" aria-label=\"Account\">");
+	for (i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		if (strcmp(links[i].path, "/admin") == 0 && (p->r->who.role ==
+		    NULL || strcmp(p->r->who.role, "admin") != 0))
+			continue;
+		buf_printf(&p->b, "<a href=\"%s\"%s>%s</a>", links[i].path,
+		    current && strcmp(current, links[i].path) == 0 ?
+		    " aria-current=\"page\"" : "", links[i].label);
+	}
+	pg_form(p, "/logout", "inline logout");
+	pg_submit(p, "Log out", "link");
+	buf_puts(&p->b, "</nav>\n");
+}
+
+/* Sends the page; the error fields are released. */
+void
+pg_send(struct page *p, int status, const char *title)
+{
+	json_object_put(p->errs);
+	p->errs = NULL;
+	reply_html(p->r, status, title, p->b.p);
+}
+
+/* The value of a posted (or query) field as sent, or NULL. */
+const char *
+pg_arg(struct req *r, const char *name)
+{
+	const struct kv	*kv = kv_find(&r->form, name);
+
+	if (kv == NULL || memchr(kv->val, '\0', kv->vlen) != NULL ||
+	    valid_utf8_text(kv->val, kv->vlen, 1024) != NULL)
+		return NULL;
+	return kv->val;
+}
+
+/* ------------------------------------------------------------------ */
+/* Signing up.                                                         */
+/* ------------------------------------------------------------------ */
+
+static const struct field f_signup[] = {
+	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
+	{ "name", F_TEXT, 0, 0, 100 },
+	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+
+static struct sql q_insert_user = SQL(
+    "INSERT INTO users (id, email, email_lc, name, password_hash) "
+    "VALUES (?, ?, ?, ?, ?)");
+static struct sql q_insert_balance = SQL(
+    "INSERT INTO credit_balances (user_id) VALUES (?)");
+
+/* The sign-up form, with the values sent and their messages. */
+static void
+signup_page(struct req *r, struct page *p, int status)
+{
+	pg_form(p, "/signup", NULL);
+	pg_input(p, "Email", "email", "email", pg_arg(r, "email"), "email",
+	    true);
+	pg_input(p, "Name", "name", "text", pg_arg(r, "name"), "name", false);
+	pg_input(p, "Password (at least 10 characters)", "password",
+	    "password", NULL, "new-password", true);
+	pg_submit(p, "Create account", NULL);
+	buf_puts(&p->b, "<p>Have an account? <a href=\"/login\">Log "
+	    "in</a>.</p>\n");
+	pg_send(p, status, "Create your account");
+}
+
+/* GET /signup: 200 with the form (a signed-in person goes to /profile). */
+void
+h_page_signup(struct req *r)
+{
+	struct page	 p;
+
+	if (r->who.user_id != NULL) {
+		reply_redirect(r, 303, "/profile");
+		return;
+	}
+	pg_init(&p, r);
+	signup_page(r, &p, 200);
+}
+
+/* A sign-up's transaction (run by db_tx_run, maybe more than once). */
+struct signup_tx {
+	struct req	*r;
+	const char	*email, *name, *hash, *uid;
+	size_t		 headers;	/* the response headers before it */
+};
+
+static int
+signup_body(void *v)
+{
+	struct signup_tx	*t = v;
+	struct req		*r = t->r;
+	const char		*sid, *vt;
+	int			 rc;
+
+	r->headers_out.n = t->headers;	/* no cookie of an earlier try */
+	t->uid = new_id(r->a);
+	if ((rc = db_exec(&q_insert_user, "sssss", t->uid, t->email,
+	    ascii_lower(r->a, t->email), t->name, t->hash)) < 0 ||
+	    (rc = db_exec(&q_insert_balance, "s", t->uid)) < 0 ||
+	    (vt = onetime_token(r, "verify", t->uid, t->email, 48 * 60,
+	    &rc)) == NULL ||
+	    (rc = mail_verify(r, t->uid, t->email, vt)) < 0 ||
+	    (rc = session_create(r, t->uid, "signup", NULL, true, &sid)) < 0)
+		return rc;
+	return 0;
+}
+
+/*
+ * POST /signup: 303 to /profile with a session cookie; 422 (the form
+ * with its messages); 409 (email taken, in the form); 403 without CSRF.
+ */
+void
+h_page_signup_post(struct req *r)
+{
+	struct page		 p;
+	struct signup_tx	 t;
+	int			 rc;
+
+	if (!pg_csrf(r))
+		return;
+	pg_init(&p, r);
+	if (!pg_take(&p, f_signup)) {
+		signup_page(r, &p, 422);
+		return;
+	}
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.email = in_str(r, "email");
+	t.name = in_str(r, "name") ? in_str(r, "name") : "";
+	t.headers = r->headers_out.n;
+	if ((t.hash = password_hash(r->a, in_str(r, "password"))) == NULL) {
+		reply_db(r, DB_FAIL);
+		return;
+	}
+	if ((rc = db_tx_run(signup_body, NULL, &t, DB_TX_TRIES)) < 0) {
+		r->headers_out.n = t.headers;
+		if (rc == DB_DUP) {
+			pg_error(&p, "email", "An account with this email "
+			    "already exists.");
+			signup_page(r, &p, 409);
+			return;
+		}
+		reply_db(r, rc);
+		return;
+	}
+	log_info("signup", " user=%s via=page", t.uid);
+	reply_redirect(r, 303, "/profile?notice=welcome");
+}
+
+/* ------------------------------------------------------------------ */
+/* Logging in and out.                                                 */
+/* ------------------------------------------------------------------ */
+
+static const struct field f_login[] = {
+	{ "username", F_TEXT, FIELD_REQUIRED, 1, 254 },
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ "totp_code", F_TEXT, 0, 0, 16 },
+	{ "recovery_code", F_TEXT, 0, 0, 64 },
+	{ "next", F_TEXT, 0, 0, 512 },
+	{ NULL, 0, 0, 0, 0 },
+};
+
+static struct sql q_login_user = SQL(
+    "SELECT id, password_hash, disabled_at IS NOT NULL, "
+    "(SELECT enabled_at IS NOT NULL FROM totp_secrets t "
+    "WHERE t.user_id = users.id) FROM users WHERE email_lc = ?");
+static struct sql q_rehash = SQL(
+    "UPDATE users SET password_hash = ? WHERE id = ?");
+static struct sql q_throttle_clear = SQL(
+    "DELETE FROM login_failures WHERE key_hash = ?");
+
+/* The login form; totp asks for the second factor's code too. */
+static void
+login_page(struct req *r, struct page *p, int status, bool totp)
+{
+	const char	*next = safe_next(pg_arg(r, "next"), NULL);
+	const char	*notice = pg_arg(r, "notice");
+
+	if (notice != NULL && strcmp(notice, "reset") == 0)
+		pg_notice(p, "notice", "Your password has been changed. Log "
+		    "in with the new one.");
+	else if (notice != NULL && strcmp(notice, "logout") == 0)
+		pg_notice(p, "notice", "You have logged out.");
+	pg_form(p, "/login", NULL);
+	if (next != NULL)
+		pg_hidden(p, "next", next);
+	pg_input(p, "Email", "username", "email", pg_arg(r, "username"),
+	    "username", true);
+	pg_input(p, "Password", "password", "password", NULL,
+	    "current-password", true);
+	if (totp)
+		pg_input(p, "Code from your authenticator app", "totp_code",
+		    "text", NULL, "one-time-code", true);
+	pg_submit(p, "Log in", NULL);
+	buf_puts(&p->b, "<p><a href=\"/forgot-password\">Forgot your "
+	    "password?</a> · <a href=\"/auth/magic\">Email me a login "
+	    "link</a> · <a href=\"/api/v1/auth/github\">Log in with "
+	    "GitHub</a></p>\n<p>New here? <a href=\"/signup\">Create an "
+	    "account</a>.</p>\n");
+	pg_send(p, status, "Log in");
+}
+
+/* GET /login ?next=: 200 with the form; 303 to next when signed in. */
+void
+h_page_login(struct req *r)
+{
+	struct page	 p;
+
+	if (r->who.kind == WHO_COOKIE) {
+		reply_redirect(r, 303, safe_next(pg_arg(r, "next"),
+		    "/profile"));
+		return;
+	}
+	pg_init(&p, r);
+	login_page(r, &p, 200, false);
+}
+
+/*
+ * Checks an email and password like login_check, but answers nothing:
+ * returns 1 with *uid and *totp, 0 with the status and message of the
+ * refusal in *status and *msg (and *retry for 429), or a DB_* code.
+ */
+static int
+login_verify(struct req *r, const char *email, const char *password,
+    const char **uid, bool *totp, int *status, const char **msg,
+    long *retry)
+{
+	struct dbrows	 row;
+	const char	*email_lc = ascii_lower(r->a, email), *hash = NULL;
+	int		 rc;
+
+	if ((rc = login_throttled(r, email_lc, retry)) < 0)
+		return rc;
+	if (rc == 1) {
+		*status = 429;
+		*msg = "Too many failed logins. Please wait a few minutes "
+		    "and try again.";
+		return 0;
+	}
+	if ((rc = db_select(r->a, &q_login_user, &row, "s", email_lc)) < 0)
+		return rc;
+	if (rc == 1)
+		hash = dbv(&row, 0, 1);
+	if (!password_verify(hash, password)) {
+		if ((rc = login_failed(r, email_lc)) < 0)
+			return rc;
+		*status = 401;
+		*msg = "The email or password is wrong.";
+		return 0;
+	}
+	if (dbi(&row, 0, 2)) {
+		*status = 403;
+		*msg = "This account has been disabled.";
+		return 0;
+	}
+	*uid = dbv(&row, 0, 0);
+	*totp = dbi(&row, 0, 3) != 0;
+	if (password_needs_rehash(hash)) {
+		const char *nh = password_hash(r->a, password);
+
+		if (nh != NULL)
+			db_exec(&q_rehash, "ss", nh, *uid);
+	}
+	/* With TOTP on, the failures go once the code is right too. */
+	if (!*totp)
+		db_exec(&q_throttle_clear, "s", token_hash(r->a, arena_printf(
+		    r->a, "login|%s|%s", email_lc, r->remote_addr ?
+		    r->remote_addr : "-")));
+	return 1;
+}
+
+/* A login's session, made in a transaction db_tx_run may repeat. */
+struct login_tx {
+	struct req	*r;
+	const char	*uid;
+	size_t		 headers;
+};
+
+static int
+login_body(void *v)
+{
+	struct login_tx	*t = v;
+	struct req	*r = t->r;
+	const char	*sid;
+	int		 rc;
+
+	r->headers_out.n = t->headers;
+	if (r->who.kind == WHO_COOKIE &&
+	    (rc = session_revoke(r->who.session_id, "replaced")) < 0)
+		return rc;
+	if ((rc = session_create(r, t->uid, "password", NULL, true, &sid)) < 0)
+		return rc;
+	return 0;
+}
+
+/*
+ * POST /login (username, password, next): 303 to next or /profile with
+ * a fresh session cookie; the form again with the message: 401 wrong
+ * email or password, 403 disabled, 422 bad fields, 429 throttled; 403
+ * without CSRF.
+ */
+void
+h_page_login_post(struct req *r)
+{
+	struct page	 p;
+	struct login_tx	 t;
+	const char	*uid = NULL, *msg = NULL, *next;
+	bool		 totp = false;
+	long		 retry = 0;
+	int		 rc, status = 0;
+
+	if (!pg_csrf(r))
+		return;
+	pg_init(&p, r);
+	if (!pg_take(&p, f_login)) {
+		login_page(r, &p, 422, false);
+		return;
+	}
+	if ((rc = login_verify(r, in_str(r, "username"), in_str(r, "password"),
+	    &uid, &totp, &status, &msg, &retry)) < 0)
+		goto dberr;
+	if (rc == 0) {
+		if (status == 429) {
+			char v[32];
+
+			snprintf(v, sizeof(v), "%ld", retry < 1 ? 1 : retry);
+			reply_header(r, "Retry-After", v);
+		}
+		pg_error(&p, "password", msg);
+		login_page(r, &p, status, false);
+		return;
+	}
+	if (totp) {
+		const char *code = in_str(r, "totp_code");
+		const char *rec = in_str(r, "recovery_code");
+
+		/* Without a code: the code step (pages/totp.c) comes next. */
+		if ((code == NULL || *code == '\0') &&
+		    (rec == NULL || *rec == '\0')) {
+			if ((rc = pending_begin(r, uid, "password",
+			    safe_next(in_str(r, "next"), "/profile"))) < 0)
+				goto dberr;
+			pending_code_page(r, 200, NULL);
+			return;
+		}
+		if ((rc = totp_second_factor(r, uid, code != NULL &&
+		    *code != '\0' ? code : NULL, rec)) < 0)
+			goto dberr;
+		if (rc == 0) {
+			if ((rc = login_failed(r, ascii_lower(r->a,
+			    in_str(r, "username")))) < 0)
+				goto dberr;
+			pg_error(&p, "totp_code", "The code is wrong.");
+			reply_header(r, "WWW-Authenticate", "Bearer");
+			login_page(r, &p, 401, true);
+			return;
+		}
+		login_succeeded(r, ascii_lower(r->a, in_str(r, "username")));
+	}
+	/* A fresh session id; the one this browser had ends here. */
+	t.r = r;
+	t.uid = uid;
+	t.headers = r->headers_out.n;
+	if ((rc = db_tx_run(login_body, NULL, &t, DB_TX_TRIES)) < 0) {
+		r->headers_out.n = t.headers;
+		goto dberr;
+	}
+	next = safe_next(in_str(r, "next"), "/profile");
+	log_info("login", " user=%s via=page", uid);
+	reply_redirect(r, 303, next);
+	return;
+dberr:
+	reply_db(r, rc);
+}
+
+/* POST /logout: 303 to /login, the session revoked and its cookie gone. */
+void
+h_page_logout(struct req *r)
+{
+	int	 rc;
+
+	if (!pg_csrf(r))
+		return;
+	if (r->who.session_id != NULL &&
+	    (rc = session_revoke(r->who.session_id, "logout")) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	session_clear_cookie(r);
+	reply_redirect(r, 303, "/login?notice=logout");
+}
+
+/* ------------------------------------------------------------------ */
+/* A forgotten password.                                               */
+/* ------------------------------------------------------------------ */
+
+static const struct field f_forgot[] = {
+	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_reset[] = {
+	{ "token", F_TOKEN, FIELD_REQUIRED, 0, 0 },
+	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+
+static void
+forgot_page(struct req *r, struct page *p, int status)
+{
+	buf_puts(&p->b, "<p>Enter the email of your account, and we will "
+	    "send you a link to choose a new password.</p>\n");
+	pg_form(p, "/forgot-password", NULL);
+	pg_input(p, "Email", "email", "email", pg_arg(r, "email"), "email",
+	    true);
+	pg_submit(p, "Send the link", NULL);
+	buf_puts(&p->b, "<p><a href=\"/login\">Back to log in</a></p>\n");
+	pg_send(p, status, "Forgot your password?");
+}
+
+/* GET /forgot-password: 200 with the form. */
+void
+h_page_forgot(struct req *r)
+{
+	struct page	 p;
+
+	pg_init(&p, r);
+	forgot_page(r, &p, 200);
+}
+
+/*
+ * POST /forgot-password {email}: 202 with the same page whether or not
+ * the account exists; 422 the form with its message; 403 without CSRF.
+ */
+void
+h_page_forgot_post(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!pg_csrf(r))
+		return;
+	pg_init(&p, r);
+	if (!pg_take(&p, f_forgot)) {
+		forgot_page(r, &p, 422);
+		return;
+	}
+	if ((rc = mail_link_core(r, in_str(r, "email"), "reset", 60)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	pg_notice(&p, "notice", "If an account has this email, a link to "
+	    "choose a new password is on its way. It works once, for an "
+	    "hour.");
+	buf_puts(&p.b, "<p><a href=\"/login\">Back to log in</a></p>\n");
+	pg_send(&p, 202, "Check your email");
+}
+
+static void
+reset_page(struct req *r, struct page *p, int status, const char *token)
+{
+	pg_form(p, "/reset-password", NULL);
+	pg_hidden(p, "token", token);
+	pg_input(p, "New password (at least 10 characters)", "password",
+	    "password", NULL, "new-password", true);
+	pg_submit(p, "Set the new password", NULL);
+	(void)r;
+	pg_send(p, status, "Choose a new password");
+}
+
+/* GET /reset-password ?token=: 200 with the form (the token unused). */
+void
+h_page_reset(struct req *r)
+{
+	struct page	 p;
+	const char	*t = pg_arg(r, "token");
+
+	if (t == NULL || valid_token(t, strlen(t)) != NULL) {
+		reply_error(r, 400, "invalid_token", "This link is not "
+		    "valid. Ask for a new one on the forgotten password "
+		    "page.");
+		return;
+	}
+	pg_init(&p, r);
+	reset_page(r, &p, 200, t);
+}
+
+/*
+ * POST /reset-password {token, password}: 303 to /login; 400 for a
+ * token unknown, used or expired; 422 the form with its message.
+ */
+void
+h_page_reset_post(struct req *r)
+{
+	struct page	 p;
+	const char	*t;
+	int		 rc;
+
+	if (!pg_csrf(r))
+		return;
+	pg_init(&p, r);
+	t = pg_arg(r, "token");
+	if (!pg_take(&p, f_reset)) {
+		if (t == NULL || valid_token(t, strlen(t)) != NULL) {
+			reply_error(r, 400, "invalid_token", "This link is "
+			    "not valid. Ask for a new one.");
+			return;
+		}
+		reset_page(r, &p, 422, t);
+		return;
+	}
+	if ((rc = password_reset_core(r, in_str(r, "token"),
+	    in_str(r, "password"))) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	if (rc == TOKEN_INVALID) {
+		reply_error(r, 400, "invalid_token", "This link is not valid "
+		    "any more: it was used, or it expired. Ask for a new "
+		    "one on the forgotten password page.");
+		return;
+	}
+	reply_redirect(r, 303, "/login?notice=reset");
+}
+
+/* Member k of a JSON object as a string (owned by o), or NULL. */
+const char *
+member_str(struct json_object *o, const char *k)
+{
+	struct json_object	*v;
+
+	if (o == NULL || !json_object_object_get_ex(o, k, &v) || v == NULL)
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Member k of a JSON object as an integer, or 0. */
+long long
+member_int(struct json_object *o, const char *k)
+{
+	struct json_object	*v;
+
+	if (o == NULL || !json_object_object_get_ex(o, k, &v) || v == NULL)
+		return 0;
+	return json_object_get_int64(v);
+}
+
+/* Member k of a JSON object as a boolean, or false. */
+bool
+member_bool(struct json_object *o, const char *k)
+{
+	struct json_object	*v;
+
+	return o != NULL && json_object_object_get_ex(o, k, &v) && v != NULL &&
+	    json_object_get_boolean(v);
+}
