@@ -6,7 +6,10 @@
 
 #include "app/app.h"
 
-static int	 second_factor(struct req *, const char *);
+static int	 second_factor(struct req *, const char *, long *);
+
+/* The seconds left of the last TOKEN_LIMITED (reply_token_error). */
+static long	 limited_retry;
 
 static struct sql q_insert_user = SQL(
     "INSERT INTO users (id, email, email_lc, name, password_hash) "
@@ -23,6 +26,8 @@ static struct sql q_login_user = SQL(
     "WHERE t.user_id = users.id) FROM users WHERE email_lc = ?");
 static struct sql q_rehash = SQL(
     "UPDATE users SET password_hash = ? WHERE id = ?");
+static struct sql q_email_taken = SQL(
+    "SELECT 1 FROM users WHERE email_lc = ?");
 
 /*
  * Makes a one-time token of kind for uid, living minutes; new_email is
@@ -44,6 +49,19 @@ onetime_token(struct req *r, const char *kind, const char *uid,
 }
 
 /*
+ * Whether an account uses email (compared ignoring ASCII case): 1, 0,
+ * or a DB_* code.  Sign-ups ask it before they hash a password.
+ */
+int
+email_taken(struct req *r, const char *email)
+{
+	struct dbrows	 row;
+
+	return db_select(r->a, &q_email_taken, &row, "s",
+	    ascii_lower(r->a, email));
+}
+
+/*
  * POST /api/v1/auth/signup: 201 {user, tokens, api_key}; 409
  * email_taken; 422 for bad fields; 503 when the database is down.  The
  * account, its first session, first API key and the verification mail
@@ -56,12 +74,21 @@ h_signup(struct req *r)
 	const char		*email = in_str(r, "email");
 	const char		*name = in_str(r, "name");
 	const char		*hash, *uid, *sid, *vt;
+	struct dbrows		 row;
 	int			 rc = DB_FAIL, attempt;
 
 	if (name == NULL)
 		name = "";
-	if ((hash = password_hash(r->a, in_str(r, "password"))) == NULL)
+	/* A taken address answers before any hashing is spent on it. */
+	if ((rc = db_select(r->a, &q_email_taken, &row, "s",
+	    ascii_lower(r->a, email))) < 0)
 		goto dberr;
+	if (rc > 0)
+		goto taken;
+	if ((hash = password_hash(r->a, in_str(r, "password"))) == NULL) {
+		rc = password_busy() ? TG_BUSY : DB_FAIL;
+		goto dberr;
+	}
 	for (attempt = 0; attempt < 3; attempt++) {
 		uid = new_id(r->a);
 		if ((rc = db_begin()) < 0)
@@ -83,11 +110,8 @@ h_signup(struct req *r)
 			tokens = key = NULL;
 			if (rc == DB_RETRY)
 				continue;
-			if (rc == DB_DUP) {
-				reply_error(r, 409, "email_taken", "An account "
-				    "with this email already exists.");
-				return;
-			}
+			if (rc == DB_DUP)
+				goto taken;
 			goto dberr;
 		}
 		if ((rc = db_commit()) < 0) {
@@ -106,6 +130,10 @@ h_signup(struct req *r)
 	}
 dberr:
 	reply_db(r, rc);
+	return;
+taken:
+	reply_error(r, 409, "email_taken", "An account with this email "
+	    "already exists.");
 }
 
 /*
@@ -122,10 +150,14 @@ login_check(struct req *r, const char *email, const char *password,
 	struct dbrows	 row;
 	const char	*email_lc = ascii_lower(r->a, email), *hash = NULL;
 	long		 retry = 0;
-	bool		 good;
-	int		 rc;
+	int		 rc, good;
 
 	if ((rc = login_throttled(r, email_lc, &retry)) < 0)
+		goto dberr;
+	if (rc == 0)
+		rc = account_throttled(r, "ok", email_lc, LOGIN_OK_LIMIT,
+		    &retry);
+	if (rc < 0)
 		goto dberr;
 	if (rc == 1) {
 		reply_throttled(r, retry);
@@ -135,7 +167,10 @@ login_check(struct req *r, const char *email, const char *password,
 		goto dberr;
 	if (rc == 1)
 		hash = dbv(&row, 0, 1);
-	good = password_verify(hash, password);
+	if ((good = password_check(hash, password)) < 0) {
+		rc = good;
+		goto dberr;
+	}
 	if (!good) {
 		if ((rc = login_failed(r, email_lc)) < 0)
 			goto dberr;
@@ -150,6 +185,9 @@ login_check(struct req *r, const char *email, const char *password,
 	}
 	*uid = dbv(&row, 0, 0);
 	*totp = dbi(&row, 0, 3) != 0;
+	/* Good logins count too: each one costs an Argon2id. */
+	if ((rc = account_counted(r, "ok", email_lc)) < 0)
+		goto dberr;
 	if (password_needs_rehash(hash)) {
 		const char *nh = password_hash(r->a, password);
 
@@ -177,6 +215,7 @@ h_login(struct req *r)
 	const char		*email = in_str(r, "email");
 	const char		*uid, *sid;
 	bool			 totp = false;
+	long			 retry = 0;
 	int			 rc;
 
 	if (email == NULL)
@@ -193,8 +232,13 @@ h_login(struct req *r)
 		    "second factor: send totp_code or recovery_code.");
 		return;
 	}
-	if (totp && (rc = second_factor(r, uid)) <= 0) {
-		if (rc == 0 && (rc = login_failed(r, ascii_lower(r->a,
+	if (totp && ((rc = second_factor(r, uid, &retry)) <= 0 ||
+	    rc == TOTP_LIMITED)) {
+		if (rc == TOTP_LIMITED) {
+			reply_throttled(r, retry);
+			return;
+		}
+		if (rc == 0 && (rc = totp_failed(r, uid, ascii_lower(r->a,
 		    email))) == 0) {
 			reply_unauth(r, "invalid_credentials", "The email, "
 			    "password or second factor is wrong.");
@@ -238,10 +282,14 @@ static struct sql q_token_find = SQL(
     "SELECT t.user_id, t.kind, t.new_email, t.new_email_lc, u.email, "
     "u.email_lc, u.disabled_at IS NOT NULL, "
     "(SELECT enabled_at IS NOT NULL FROM totp_secrets ts "
-    "WHERE ts.user_id = u.id) "
+    "WHERE ts.user_id = u.id), u.email_verified_at IS NOT NULL "
     "FROM tokens t JOIN users u ON u.id = t.user_id "
     "WHERE t.token_hash = ? AND FIND_IN_SET(t.kind, ?) AND "
     "t.used_at IS NULL AND t.expires_at > UTC_TIMESTAMP(6) FOR UPDATE");
+/* The same, without locking: is a token worth hashing a password for? */
+static struct sql q_token_peek = SQL(
+    "SELECT 1 FROM tokens WHERE token_hash = ? AND kind = ? AND "
+    "used_at IS NULL AND expires_at > UTC_TIMESTAMP(6)");
 static struct sql q_token_use = SQL(
     "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) "
     "WHERE token_hash = ? AND used_at IS NULL");
@@ -312,6 +360,7 @@ struct onetime {
 	const char	*email_lc;
 	bool		 disabled;
 	bool		 totp;
+	bool		 verified;	/* the account's address is verified */
 };
 
 /*
@@ -341,7 +390,28 @@ onetime_find(struct req *r, const char *tok, const char *kinds,
 	o->email_lc = dbv(&row, 0, 5);
 	o->disabled = dbi(&row, 0, 6) != 0;
 	o->totp = dbi(&row, 0, 7) != 0;
+	o->verified = dbi(&row, 0, 8) != 0;
 	return 1;
+}
+
+/*
+ * Whether tok is a verification or email-change token that could be used
+ * now (it is not: only looked at, for the page that asks to confirm).
+ * Returns 1, 0, or a DB_* code.
+ */
+int
+email_token_usable(struct req *r, const char *tok)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if (tok == NULL || valid_token(tok, strlen(tok)) != NULL)
+		return 0;
+	if ((rc = db_select(r->a, &q_token_peek, &row, "ss",
+	    token_hash(r->a, tok), "verify")) != 0)
+		return rc;
+	return db_select(r->a, &q_token_peek, &row, "ss",
+	    token_hash(r->a, tok), "email_change");
 }
 
 /* Marks a found token used.  Returns 1, 0 when it was used, or DB_*. */
@@ -487,6 +557,8 @@ reply_token_error(struct req *r, int rc)
 	else if (rc == TOKEN_DISABLED)
 		reply_error(r, 403, "account_disabled", "This account has "
 		    "been disabled.");
+	else if (rc == TOKEN_LIMITED)
+		reply_throttled(r, limited_retry);
 	else
 		reply_db(r, rc);
 }
@@ -500,10 +572,10 @@ reply_token_error(struct req *r, int rc)
  * while the login throttle holds none is looked at (totp.c).
  */
 static int
-second_factor(struct req *r, const char *uid)
+second_factor(struct req *r, const char *uid, long *retry)
 {
 	return totp_second_factor(r, uid, in_str(r, "totp_code"),
-	    in_str(r, "recovery_code"));
+	    in_str(r, "recovery_code"), retry);
 }
 
 /*
@@ -533,21 +605,35 @@ magic_token_apply(struct req *r, const char *tok, bool want_cookie,
 			rc = TOKEN_DISABLED;
 			goto out;
 		}
+		/*
+		 * The first proof of a never-verified mailbox: whatever was
+		 * made for the account before (a squatter's password, keys,
+		 * sessions, second factor) goes, and asks for nothing.
+		 */
+		if (!o.verified) {
+			if ((rc = onetime_use(&o)) <= 0 ||
+			    (rc = account_takeover(r, o.user_id, "magic")) < 0)
+				goto out;
+			o.totp = false;
+		}
 		if (o.totp) {
 			if (in_str(r, "totp_code") == NULL &&
 			    in_str(r, "recovery_code") == NULL) {
 				rc = TOKEN_TOTP;
 				goto out;
 			}
-			if ((rc = second_factor(r, o.user_id)) <= 0) {
+			if ((rc = second_factor(r, o.user_id,
+			    &limited_retry)) <= 0 || rc == TOTP_LIMITED) {
 				db_rollback();
-				if (rc == 0 && (rc = login_failed(r,
+				if (rc == TOTP_LIMITED)
+					return TOKEN_LIMITED;
+				if (rc == 0 && (rc = totp_failed(r, o.user_id,
 				    o.email_lc)) == 0)
 					rc = TOKEN_BADCODE;
 				return rc;
 			}
 		}
-		if ((rc = onetime_use(&o)) <= 0 ||
+		if ((o.verified && (rc = onetime_use(&o)) <= 0) ||
 		    (rc = account_verified(r, o.user_id)) < 0 ||
 		    (rc = session_create(r, o.user_id, "magic", NULL,
 		    want_cookie, &sid)) < 0 ||
@@ -749,35 +835,53 @@ h_magic_link(struct req *r)
 int
 password_reset_core(struct req *r, const char *tok, const char *pw)
 {
+	struct dbrows	 row;
 	struct onetime	 o;
-	const char	*hash;
+	const char	*hash, *keys;
 	int		 rc = DB_FAIL, attempt;
 
+	/* An unknown, used or expired token costs no hashing. */
+	if (tok == NULL || valid_token(tok, strlen(tok)) != NULL)
+		return TOKEN_INVALID;
+	if ((rc = db_select(r->a, &q_token_peek, &row, "ss",
+	    token_hash(r->a, tok), "reset")) < 0)
+		return rc;
+	if (rc == 0)
+		return TOKEN_INVALID;
 	if ((hash = password_hash(r->a, pw)) == NULL)
-		return DB_FAIL;
+		return password_busy() ? TG_BUSY : DB_FAIL;
 	for (attempt = 0; attempt < TX_TRIES; attempt++) {
 		if ((rc = db_begin()) < 0)
 			break;
 		if ((rc = onetime_find(r, tok, "reset", &o)) <= 0 ||
-		    (rc = onetime_use(&o)) <= 0 ||
-		    (rc = db_exec(&q_set_password, "ss", hash,
-		    o.user_id)) < 0 ||
-		    (rc = db_exec(&q_tokens_kill, "ss", o.user_id,
-		    "reset,magic")) < 0 ||
+		    (rc = onetime_use(&o)) <= 0)
+			goto fail;
+		if (!o.verified) {
+			/* A claim: the squatter's everything goes first. */
+			if ((rc = account_takeover(r, o.user_id, "reset")) < 0)
+				goto fail;
+			keys = "";
+		} else if ((rc = account_links_spend(r, o.user_id)) < 0 ||
 		    (rc = sessions_revoke_all(o.user_id, NULL,
 		    "password_reset")) < 0 ||
+		    (keys = account_keys_text(r, o.user_id, &rc)) == NULL)
+			goto fail;
+		if ((rc = db_exec(&q_set_password, "ss", hash,
+		    o.user_id)) < 0 ||
 		    (rc = account_verified(r, o.user_id)) < 0 ||
-		    (rc = mail_security_notice(r, o.user_id, o.email, "The "
-		    "password of your tollgate account was reset, and every "
-		    "session of it was signed out.")) < 0 ||
-		    (rc = db_commit()) < 0) {
-			db_rollback();
-			if (rc == DB_RETRY)
-				continue;
-			break;
-		}
-		log_info("password_reset", " user=%s", o.user_id);
+		    (rc = mail_security_notice(r, o.user_id, o.email,
+		    arena_printf(r->a, "The password of your tollgate account "
+		    "was reset, and every session of it was signed out.%s",
+		    keys))) < 0 ||
+		    (rc = db_commit()) < 0)
+			goto fail;
+		log_info("password_reset", " user=%s claim=%d", o.user_id,
+		    !o.verified);
 		return 0;
+fail:
+		db_rollback();
+		if (rc != DB_RETRY)
+			break;
 	}
 	return rc == 0 ? TOKEN_INVALID : rc;
 }

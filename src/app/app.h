@@ -60,6 +60,11 @@ int	 login_throttled(struct req *, const char *email_lc, long *retry);
 int	 login_failed(struct req *, const char *email_lc);
 void	 reply_throttled(struct req *, long retry);
 void	 login_succeeded(struct req *, const char *email_lc);
+int	 account_throttled(struct req *, const char *kind, const char *id,
+	    long long limit, long *retry);
+int	 account_counted(struct req *, const char *kind, const char *id);
+/* Successful logins of one account in 15 minutes before 429. */
+#define LOGIN_OK_LIMIT	(5LL * cfg.login_failures)
 
 /* ------------------------------------------------------------------ */
 /* accounts.c: sign-up, login, one-time links, the trial              */
@@ -69,6 +74,7 @@ const char *onetime_token(struct req *, const char *kind, const char *uid,
 	    const char *new_email, int minutes, int *rc);
 int	 login_check(struct req *, const char *email, const char *password,
 	    const char **uid, bool *totp);
+int	 email_taken(struct req *, const char *email);
 handler_fn	 h_signup;
 handler_fn	 h_login;
 /* What using a mailed token came to (DB_* codes are negative). */
@@ -78,8 +84,10 @@ handler_fn	 h_login;
 #define TOKEN_TOTP	4	/* the second factor is needed: 401 */
 #define TOKEN_BADCODE	5	/* the second factor is wrong: 401 */
 #define TOKEN_DISABLED	6	/* 403 account_disabled */
+#define TOKEN_LIMITED	7	/* the account's second factor: 429 */
 int	 account_verified(struct req *, const char *uid);
 int	 email_token_apply(struct req *, const char *token, const char **uid);
+int	 email_token_usable(struct req *, const char *token);
 int	 magic_token_apply(struct req *, const char *token, bool want_cookie,
 	    struct json_object **tokens, struct json_object **user);
 /* Answers a TOKEN_* failure (or a DB_* code) as JSON or as a page. */
@@ -95,6 +103,14 @@ int	 mail_link_core(struct req *, const char *email, const char *kind,
 	    int minutes);
 int	 password_reset_core(struct req *, const char *token,
 	    const char *password);
+
+/* ------------------------------------------------------------------ */
+/* claim.c: takeover of a never-verified account, links spent          */
+/* ------------------------------------------------------------------ */
+
+int	 account_takeover(struct req *, const char *uid, const char *how);
+int	 account_links_spend(struct req *, const char *uid);
+const char *account_keys_text(struct req *, const char *uid, int *rc);
 
 /* ------------------------------------------------------------------ */
 /* pending.c: a sign-in waiting for its second factor                 */
@@ -124,8 +140,11 @@ void	 pending_code_page(struct req *, int status, const char *message_html);
 #define TOTP_NOT_PENDING	2	/* no enrolment started */
 #define TOTP_ACTIVE		3	/* the second factor is on already */
 #define TOTP_THROTTLED		4	/* the login throttle holds */
+/* totp_second_factor: the account's second-factor step is throttled. */
+#define TOTP_LIMITED		2
 int	 totp_second_factor(struct req *, const char *uid,
-	    const char *totp_code, const char *recovery_code);
+	    const char *totp_code, const char *recovery_code, long *retry);
+int	 totp_failed(struct req *, const char *uid, const char *email_lc);
 int	 totp_enrol(struct req *, const char *uid, const char **secret32);
 int	 totp_confirm(struct req *, const char *uid, const char *email,
 	    const char *code, struct json_object **codes);

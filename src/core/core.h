@@ -102,6 +102,7 @@ struct config {
 	int		 api_per_minute;
 	int		 login_failures;
 	int		 mail_per_hour;
+	int		 password_hashes;	/* Argon2id hashes at once, per host */
 
 	/* [github] */
 	char		*github_client_id;
@@ -175,8 +176,14 @@ int	 crypto_init(void);
 
 /* Argon2id at the configured cost; the hash is in the arena, or NULL. */
 char	*password_hash(struct arena *, const char *);
+/* After password_hash returned NULL: true when the cap was full. */
+bool	 password_busy(void);
 /* A NULL hash costs one Argon2id against a dummy and returns false. */
-bool	 password_verify(const char *hash, const char *);
+/*
+ * 1 when pw matches hash, 0 when not, TG_BUSY when the host's cap on
+ * concurrent hashes (hashcap) stayed full: answer 503 (reply_db does).
+ */
+int	 password_check(const char *hash, const char *);
 bool	 password_needs_rehash(const char *hash);
 /* Authenticated encryption under the crypto key (nonce first). */
 unsigned char *seal(struct arena *, const void *, size_t, size_t *outlen);
@@ -268,7 +275,7 @@ int	 stripe_signature_check(const char *header, const char *body,
 enum counter {
 	CTR_GATE_ALLOW, CTR_GATE_401, CTR_GATE_402, CTR_GATE_403,
 	CTR_GATE_429, CTR_GATE_503, CTR_SPEND_OK, CTR_SPEND_REFUSED,
-	CTR_DB_RECONNECT, CTR__MAX
+	CTR_DB_RECONNECT, CTR_PW_HASH, CTR_PW_BUSY, CTR__MAX
 };
 
 /* Maps the shared counters; call once in the master before forking. */
@@ -287,5 +294,23 @@ void	 metrics_render(struct buf *);
 
 /* Seconds since the epoch as a double (CLOCK_REALTIME). */
 double	 now_seconds(void);
+
+/* ------------------------------------------------------------------ */
+/* hashcap.c: at most [limits] password_hashes Argon2id at once        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A failure code beside the DB_* ones (db.h: -1 to -6): the host is at
+ * its cap of concurrent password hashes; answer 503 with Retry-After.
+ */
+#define TG_BUSY		-7
+/* How long a hash waits for a slot before TG_BUSY, in milliseconds. */
+#define HASHCAP_WAIT_MS	1500
+
+/* Maps the slots; call once in the master before forking.  0 or -1. */
+int	 hashcap_init(int slots);
+/* Takes a slot (waiting up to HASHCAP_WAIT_MS); false when none came. */
+bool	 hashcap_take(void);
+void	 hashcap_give(void);
 
 #endif /* TG_CORE_H */

@@ -36,6 +36,8 @@ static const char *const counter_names[CTR__MAX][2] = {
 	{ "tollgate_credit_spends_total", "result=\"ok\"" },
 	{ "tollgate_credit_spends_total", "result=\"refused\"" },
 	{ "tollgate_db_connects_total", "" },
+	{ "tollgate_password_hashes_total", "" },
+	{ "tollgate_password_hashes_refused_total", "" },
 };
 
 struct shared {

@@ -359,12 +359,22 @@ h_page_signup_post(struct req *r)
 	t.email = in_str(r, "email");
 	t.name = in_str(r, "name") ? in_str(r, "name") : "";
 	t.headers = r->headers_out.n;
+	/* A taken address answers before any hashing is spent on it. */
+	if ((rc = email_taken(r, t.email)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	if (rc > 0) {
+		rc = DB_DUP;
+		goto dup;
+	}
 	if ((t.hash = password_hash(r->a, in_str(r, "password"))) == NULL) {
-		reply_db(r, DB_FAIL);
+		reply_db(r, password_busy() ? TG_BUSY : DB_FAIL);
 		return;
 	}
 	if ((rc = db_tx_run(signup_body, NULL, &t, DB_TX_TRIES)) < 0) {
 		r->headers_out.n = t.headers;
+dup:
 		if (rc == DB_DUP) {
 			pg_error(&p, "email", "An account with this email "
 			    "already exists.");
@@ -460,7 +470,10 @@ login_verify(struct req *r, const char *email, const char *password,
 	const char	*email_lc = ascii_lower(r->a, email), *hash = NULL;
 	int		 rc;
 
-	if ((rc = login_throttled(r, email_lc, retry)) < 0)
+	if ((rc = login_throttled(r, email_lc, retry)) == 0)
+		rc = account_throttled(r, "ok", email_lc, LOGIN_OK_LIMIT,
+		    retry);
+	if (rc < 0)
 		return rc;
 	if (rc == 1) {
 		*status = 429;
@@ -472,7 +485,9 @@ login_verify(struct req *r, const char *email, const char *password,
 		return rc;
 	if (rc == 1)
 		hash = dbv(&row, 0, 1);
-	if (!password_verify(hash, password)) {
+	if ((rc = password_check(hash, password)) < 0)
+		return rc;
+	if (rc == 0) {
 		if ((rc = login_failed(r, email_lc)) < 0)
 			return rc;
 		*status = 401;
@@ -486,6 +501,8 @@ login_verify(struct req *r, const char *email, const char *password,
 	}
 	*uid = dbv(&row, 0, 0);
 	*totp = dbi(&row, 0, 3) != 0;
+	if ((rc = account_counted(r, "ok", email_lc)) < 0)
+		return rc;
 	if (password_needs_rehash(hash)) {
 		const char *nh = password_hash(r->a, password);
 
@@ -575,10 +592,20 @@ h_page_login_post(struct req *r)
 			return;
 		}
 		if ((rc = totp_second_factor(r, uid, code != NULL &&
-		    *code != '\0' ? code : NULL, rec)) < 0)
+		    *code != '\0' ? code : NULL, rec, &retry)) < 0)
 			goto dberr;
+		if (rc == TOTP_LIMITED) {
+			char v[32];
+
+			snprintf(v, sizeof(v), "%ld", retry < 1 ? 1 : retry);
+			reply_header(r, "Retry-After", v);
+			pg_error(&p, "totp_code", "Too many wrong codes. Please "
+			    "wait a few minutes and try again.");
+			login_page(r, &p, 429, true);
+			return;
+		}
 		if (rc == 0) {
-			if ((rc = login_failed(r, ascii_lower(r->a,
+			if ((rc = totp_failed(r, uid, ascii_lower(r->a,
 			    in_str(r, "username")))) < 0)
 				goto dberr;
 			pg_error(&p, "totp_code", "The code is wrong.");

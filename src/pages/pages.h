@@ -75,6 +75,7 @@ handler_fn	 h_page_admin_key_delete;
 handler_fn	 h_page_admin_session_delete;
 /* links.c */
 handler_fn	 h_page_verify_email;
+handler_fn	 h_page_verify_email_post;
 handler_fn	 h_page_magic;
 handler_fn	 h_page_magic_post;
 

@@ -126,10 +126,21 @@ h_page_login_totp_post(struct req *r)
 			    "</p>\n");
 			return;
 		}
-		if ((rc = totp_second_factor(r, p.uid, code, rec)) < 0)
+		if ((rc = totp_second_factor(r, p.uid, code, rec,
+		    &retry)) < 0)
 			goto dberr;
+		if (rc == TOTP_LIMITED) {
+			char v[32];
+
+			snprintf(v, sizeof(v), "%ld", retry < 1 ? 1 : retry);
+			reply_header(r, "Retry-After", v);
+			pending_code_page(r, 429, "<p class=\"error\">Too many "
+			    "wrong codes for this account. Please wait a few "
+			    "minutes and try again.</p>\n");
+			return;
+		}
 		if (rc == 0) {
-			if ((rc = login_failed(r, email_lc)) < 0)
+			if ((rc = totp_failed(r, p.uid, email_lc)) < 0)
 				goto dberr;
 			log_info("totp_page_refused", " user=%s", p.uid);
 			pending_code_page(r, 401, "<p class=\"error\">The code is "

@@ -230,7 +230,8 @@ master(void)
 	int		 fd, i, sig;
 
 	metrics_route_labels(route_label);
-	if (metrics_init() < 0 || (fd = open_socket()) < 0)
+	if (metrics_init() < 0 || hashcap_init(cfg.password_hashes) < 0 ||
+	    (fd = open_socket()) < 0)
 		return 1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);

@@ -85,6 +85,11 @@ static const struct field f_token_page[] = {
 	{ "token", F_TEXT, 0, 1, 512 },
 	{ NULL, 0, 0, 0, 0 },
 };
+static const struct field f_verify_post[] = {
+	{ "token", F_TEXT, FIELD_REQUIRED, 1, 512 },
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ NULL, 0, 0, 0, 0 },
+};
 static const struct field f_magic_post[] = {
 	{ "token", F_TEXT, FIELD_REQUIRED, 1, 512 },
 	{ "csrf", F_TEXT, 0, 1, 128 },
@@ -281,6 +286,8 @@ const struct route routes[] = {
 	    f_me_password },
 	{ M_GET, "/verify-email", h_page_verify_email, ROUTE_HTML,
 	    f_token_page },
+	{ M_POST, "/verify-email", h_page_verify_email_post,
+	    ROUTE_HTML | ROUTE_FORM, f_verify_post },
 	{ M_GET, "/auth/magic", h_page_magic, ROUTE_HTML, f_token_page },
 	{ M_POST, "/auth/magic", h_page_magic_post, ROUTE_HTML | ROUTE_FORM,
 	    f_magic_post },
