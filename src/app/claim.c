@@ -18,8 +18,10 @@
 
 #include "app/app.h"
 
+static struct sql q_links_spend = SQL(
+    "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) "
+    "WHERE user_id = ? AND used_at IS NULL");
 static struct sql q_drop_keys = SQL("DELETE FROM api_keys WHERE user_id = ?");
-static struct sql q_drop_tokens = SQL("DELETE FROM tokens WHERE user_id = ?");
 static struct sql q_drop_totp = SQL(
     "DELETE FROM totp_secrets WHERE user_id = ?");
 static struct sql q_drop_recovery = SQL(
@@ -29,9 +31,6 @@ static struct sql q_drop_devices = SQL(
 static struct sql q_drop_password = SQL(
     "UPDATE users SET password_hash = NULL, updated_at = UTC_TIMESTAMP(6) "
     "WHERE id = ?");
-static struct sql q_links_spend = SQL(
-    "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) "
-    "WHERE user_id = ? AND used_at IS NULL");
 static struct sql q_enrolment_drop = SQL(
     "DELETE FROM totp_secrets WHERE user_id = ? AND enabled_at IS NULL");
 static struct sql q_keys_of = SQL(
@@ -54,7 +53,7 @@ account_takeover(struct req *r, const char *uid, const char *how)
 	int	 rc;
 
 	if ((rc = db_exec(&q_drop_keys, "s", uid)) < 0 ||
-	    (rc = db_exec(&q_drop_tokens, "s", uid)) < 0 ||
+	    (rc = db_exec(&q_links_spend, "s", uid)) < 0 ||
 	    (rc = db_exec(&q_drop_recovery, "s", uid)) < 0 ||
 	    (rc = db_exec(&q_drop_totp, "s", uid)) < 0 ||
 	    (rc = db_exec(&q_drop_devices, "s", uid)) < 0 ||
