@@ -55,7 +55,7 @@ sub hashes {
 {
 	my $u = signup(tag => 'hf-ok');
 	my @codes;
-	for my $i (1 .. 5 * $limit + 2) {
+	for my $i (1 .. 10 * $limit + 2) {
 		push @codes, login($u->{email}, $u->{password},
 		    'X-Forwarded-For' => new_addr())->code;
 		last if $codes[-1] == 429;

@@ -41,7 +41,7 @@ sub cookie_of {
 }
 
 # --- the profile's forms -----------------------------------------------------
-my $u = signup(tag => 'totp-page');
+my $u = verified_user(tag => 'totp-page');	# a magic link to a never-verified account is a takeover (contract section 3)
 push @pairs, [$u->{email}, addr()];
 my $ua = browser_login($u) or BAIL_OUT('cannot sign a browser in');
 my $csrf = csrf($ua);
@@ -230,7 +230,7 @@ ok(($res->headers->header('Retry-After') // 0) > 0, 'with Retry-After');
 SKIP: {
 	my $lp = ua()->get("$base/login" => H())->result;
 	skip 'no /login page on this branch', 14 unless ($lp->code // 0) == 200;
-	my $w = signup(tag => 'totp-login-page');
+	my $w = verified_user(tag => 'totp-login-page');
 	push @pairs, [$w->{email}, addr()];
 	my ($wsecret, $wcodes) = totp_on($w);
 	my $b = ua();

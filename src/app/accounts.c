@@ -642,6 +642,8 @@ magic_token_apply(struct req *r, const char *tok, bool want_cookie,
 		    user)) < 0)) ||
 		    (rc = db_commit()) < 0)
 			goto out;
+		if (o.totp)
+			login_succeeded(r, o.email_lc);
 		log_info("magic_login", " user=%s session=%s", o.user_id, sid);
 		return TOKEN_OK;
 out:

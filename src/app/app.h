@@ -63,8 +63,8 @@ void	 login_succeeded(struct req *, const char *email_lc);
 int	 account_throttled(struct req *, const char *kind, const char *id,
 	    long long limit, long *retry);
 int	 account_counted(struct req *, const char *kind, const char *id);
-/* Successful logins of one account in 15 minutes before 429. */
-#define LOGIN_OK_LIMIT	(5LL * cfg.login_failures)
+/* Right passwords for one account in 15 minutes before 429. */
+#define LOGIN_OK_LIMIT	(10LL * cfg.login_failures)
 
 /* ------------------------------------------------------------------ */
 /* accounts.c: sign-up, login, one-time links, the trial              */

@@ -79,7 +79,13 @@ login_failed(struct req *r, const char *email_lc)
 	return 0;
 }
 
-/* Forgets the failures of this email from this address after a login. */
+static const char *account_key(struct req *, const char *, const char *);
+
+/*
+ * Forgets the failures of this email from this address after a login,
+ * and the account's wrong second-factor codes once a right one came (an
+ * attacker who holds only the password never gets that far).
+ */
 void
 login_succeeded(struct req *r, const char *email_lc)
 {
@@ -87,6 +93,7 @@ login_succeeded(struct req *r, const char *email_lc)
 
 	throttle_keys(r, email_lc, &pair, &addr);
 	db_exec(&q_throttle_clear, "s", pair);
+	db_exec(&q_throttle_clear, "s", account_key(r, "2fa", email_lc));
 }
 
 /* Answers 429 for a throttled login. */
@@ -99,7 +106,8 @@ reply_throttled(struct req *r, long retry)
 /*
  * Per-account counters, over all addresses, in the same table and the
  * same 15-minute windows: kind "2fa" counts the wrong second-factor
- * codes of an account (id: its user id), kind "ok" its successful
+ * codes of an account (id: its email, lower case; a right code forgets
+ * them), kind "ok" its successful
  * password logins (id: its email, lower case).  Only a holder of the
  * password reaches either, so neither lets a stranger lock anyone out.
  */

@@ -261,8 +261,8 @@ totp_second_factor(struct req *r, const char *uid, const char *totp_code,
 	*retry = 0;
 	if ((rc = db_select(r->a, &q_user_secrets, &row, "s", uid)) <= 0)
 		return rc;
-	if ((rc = account_throttled(r, "2fa", uid, cfg.login_failures,
-	    retry)) != 0)
+	if ((rc = account_throttled(r, "2fa", dbv(&row, 0, 1),
+	    cfg.login_failures, retry)) != 0)
 		return rc < 0 ? rc : TOTP_LIMITED;
 	if ((rc = login_throttled(r, dbv(&row, 0, 1), retry)) != 0)
 		return rc < 0 ? rc : 0;
@@ -285,8 +285,9 @@ totp_failed(struct req *r, const char *uid, const char *email_lc)
 	int	 rc;
 
 	if ((rc = login_failed(r, email_lc)) < 0 ||
-	    (rc = account_counted(r, "2fa", uid)) < 0)
+	    (rc = account_counted(r, "2fa", email_lc)) < 0)
 		return rc;
+	log_info("totp_refused", " user=%s", uid);
 	return 0;
 }
 
