@@ -345,8 +345,14 @@ update_tx(struct req *r, const char *uid, const struct admin_change *c)
 			return rc;
 	}
 	if (c->disabled >= 0 && (c->disabled == 1) != disabled) {
+		/*
+		 * A disable ends every session at once, so no token issued
+		 * before it works again when the account is enabled.
+		 */
 		if ((rc = db_exec(&q_set_disabled, "is",
 		    (long long)c->disabled, uid)) < 0 ||
+		    (c->disabled == 1 && (rc = sessions_revoke_all(uid, NULL,
+		    "disabled")) < 0) ||
 		    (rc = audit_obj(r, c->disabled ? "user.disable" :
 		    "user.enable", uid, NULL)) < 0)
 			return rc;

@@ -80,7 +80,13 @@ smtp_send(const char *from, const char *to, const char *msg, size_t len,
 	if (cfg.smtp_user[0] != '\0') {
 		curl_easy_setopt(c, CURLOPT_USERNAME, cfg.smtp_user);
 		curl_easy_setopt(c, CURLOPT_PASSWORD, cfg.smtp_password);
-		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+		/*
+		 * With credentials, TLS is required: an smtp:// relay must
+		 * offer STARTTLS (a stripped STARTTLS fails the send instead
+		 * of sending the password in the clear); smtps:// is TLS
+		 * from the start.
+		 */
+		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
 	}
 	rc = curl_easy_perform(c);
 	if (rc != CURLE_OK)
