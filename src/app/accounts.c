@@ -16,18 +16,12 @@ static struct sql q_insert_user = SQL(
     "VALUES (?, ?, ?, ?, ?)");
 static struct sql q_insert_balance = SQL(
     "INSERT INTO credit_balances (user_id) VALUES (?)");
+static struct sql q_email_taken = SQL(
+    "SELECT 1 FROM users WHERE email_lc = ?");
 static struct sql q_insert_token = SQL(
     "INSERT INTO tokens (token_hash, kind, user_id, new_email, "
     "new_email_lc, expires_at) VALUES (?, ?, ?, ?, ?, "
     "UTC_TIMESTAMP(6) + INTERVAL ? MINUTE)");
-static struct sql q_login_user = SQL(
-    "SELECT id, password_hash, disabled_at IS NOT NULL, "
-    "(SELECT enabled_at IS NOT NULL FROM totp_secrets t "
-    "WHERE t.user_id = users.id) FROM users WHERE email_lc = ?");
-static struct sql q_rehash = SQL(
-    "UPDATE users SET password_hash = ? WHERE id = ?");
-static struct sql q_email_taken = SQL(
-    "SELECT 1 FROM users WHERE email_lc = ?");
 
 /*
  * Makes a one-time token of kind for uid, living minutes; new_email is
@@ -61,146 +55,106 @@ email_taken(struct req *r, const char *email)
 	    ascii_lower(r->a, email));
 }
 
+/* A sign-up's transaction, run by db_tx_run (maybe more than once). */
+static int
+signup_body(void *v)
+{
+	struct signup	*s = v;
+	struct req	*r = s->r;
+	const char	*sid, *vt;
+	int		 rc;
+
+	/* What an earlier try made is dropped: no cookie, no objects. */
+	r->headers_out.n = s->headers;
+	json_object_put(s->user);
+	json_object_put(s->tokens);
+	json_object_put(s->key);
+	s->user = s->tokens = s->key = NULL;
+	s->uid = new_id(r->a);
+	if ((rc = db_exec(&q_insert_user, "sssss", s->uid, s->email,
+	    ascii_lower(r->a, s->email), s->name, s->hash)) < 0 ||
+	    (rc = db_exec(&q_insert_balance, "s", s->uid)) < 0 ||
+	    (vt = onetime_token(r, "verify", s->uid, s->email, 48 * 60,
+	    &rc)) == NULL ||
+	    (rc = mail_verify(r, s->uid, s->email, vt)) < 0 ||
+	    (rc = session_create(r, s->uid, "signup", NULL, s->cookie,
+	    &sid)) < 0)
+		return rc;
+	if (s->cookie)
+		return 0;
+	if ((rc = tokens_issue(r, s->uid, sid, &s->tokens, NULL)) < 0 ||
+	    (rc = apikey_create(r, s->uid, "default", 0, &s->key)) < 0 ||
+	    (rc = user_json(r, s->uid, &s->user)) < 0)
+		return rc;
+	return 0;
+}
+
+/*
+ * The one sign-up, for the JSON API and the /signup page: the account,
+ * its first session (a cookie when s->cookie, else tokens, a first API
+ * key and the user object in s), the credit balance and the verification
+ * mail, in one transaction.  Returns 0 with s->uid, SIGNUP_TAKEN when the
+ * email has an account, or a DB_* code.  The caller puts s's objects.
+ */
+int
+signup_core(struct req *r, struct signup *s)
+{
+	int	 rc;
+
+	s->r = r;
+	s->headers = r->headers_out.n;
+	s->user = s->tokens = s->key = NULL;
+	if (s->name == NULL)
+		s->name = "";
+	/* A taken address answers before any hashing is spent on it. */
+	if ((rc = email_taken(r, s->email)) < 0)
+		return rc;
+	if (rc > 0)
+		return SIGNUP_TAKEN;
+	if ((s->hash = password_hash(r->a, s->password)) == NULL)
+		return password_busy() ? TG_BUSY : DB_FAIL;
+	if ((rc = db_tx_run(signup_body, NULL, s, DB_TX_TRIES)) < 0) {
+		r->headers_out.n = s->headers;
+		json_object_put(s->user);
+		json_object_put(s->tokens);
+		json_object_put(s->key);
+		s->user = s->tokens = s->key = NULL;
+		return rc == DB_DUP ? SIGNUP_TAKEN : rc;
+	}
+	log_info("signup", " user=%s via=%s", s->uid, s->cookie ? "page" :
+	    "api");
+	return 0;
+}
+
 /*
  * POST /api/v1/auth/signup: 201 {user, tokens, api_key}; 409
- * email_taken; 422 for bad fields; 503 when the database is down.  The
- * account, its first session, first API key and the verification mail
- * are written in one transaction.
+ * email_taken; 422 for bad fields; 503 when the database is down.
  */
 void
 h_signup(struct req *r)
 {
-	struct json_object	*o, *user = NULL, *tokens = NULL, *key = NULL;
-	const char		*email = in_str(r, "email");
-	const char		*name = in_str(r, "name");
-	const char		*hash, *uid, *sid, *vt;
-	struct dbrows		 row;
-	int			 rc = DB_FAIL, attempt;
+	struct signup		 s;
+	struct json_object	*o;
+	int			 rc;
 
-	if (name == NULL)
-		name = "";
-	/* A taken address answers before any hashing is spent on it. */
-	if ((rc = db_select(r->a, &q_email_taken, &row, "s",
-	    ascii_lower(r->a, email))) < 0)
-		goto dberr;
-	if (rc > 0)
-		goto taken;
-	if ((hash = password_hash(r->a, in_str(r, "password"))) == NULL) {
-		rc = password_busy() ? TG_BUSY : DB_FAIL;
-		goto dberr;
-	}
-	for (attempt = 0; attempt < 3; attempt++) {
-		uid = new_id(r->a);
-		if ((rc = db_begin()) < 0)
-			goto dberr;
-		if ((rc = db_exec(&q_insert_user, "sssss", uid, email,
-		    ascii_lower(r->a, email), name, hash)) < 0 ||
-		    (rc = db_exec(&q_insert_balance, "s", uid)) < 0 ||
-		    (rc = session_create(r, uid, "signup", NULL, false,
-		    &sid)) < 0 ||
-		    (rc = tokens_issue(r, uid, sid, &tokens, NULL)) < 0 ||
-		    (rc = apikey_create(r, uid, "default", 0, &key)) < 0 ||
-		    (vt = onetime_token(r, "verify", uid, email, 48 * 60,
-		    &rc)) == NULL ||
-		    (rc = mail_verify(r, uid, email, vt)) < 0 ||
-		    (rc = user_json(r, uid, &user)) < 0) {
-			db_rollback();
-			json_object_put(tokens);
-			json_object_put(key);
-			tokens = key = NULL;
-			if (rc == DB_RETRY)
-				continue;
-			if (rc == DB_DUP)
-				goto taken;
-			goto dberr;
-		}
-		if ((rc = db_commit()) < 0) {
-			json_object_put(tokens);
-			json_object_put(key);
-			json_object_put(user);
-			goto dberr;
-		}
-		o = json_object_new_object();
-		json_object_object_add(o, "user", user);
-		json_object_object_add(o, "tokens", tokens);
-		json_object_object_add(o, "api_key", key);
-		log_info("signup", " user=%s", uid);
-		reply_json(r, 201, o);
+	memset(&s, 0, sizeof(s));
+	s.email = in_str(r, "email");
+	s.name = in_str(r, "name");
+	s.password = in_str(r, "password");
+	if ((rc = signup_core(r, &s)) == SIGNUP_TAKEN) {
+		reply_error(r, 409, "email_taken", "An account with this "
+		    "email already exists.");
 		return;
 	}
-dberr:
-	reply_db(r, rc);
-	return;
-taken:
-	reply_error(r, 409, "email_taken", "An account with this email "
-	    "already exists.");
-}
-
-/*
- * Checks an email and password for a login.  Returns 1 with the user id
- * in *uid (and whether TOTP is on in *totp), 0 after answering the
- * request (401, 403, 429, 503).  The throttle's failures are forgotten
- * here only when TOTP is off; otherwise the caller forgets them once the
- * second factor is right too (login_succeeded).
- */
-int
-login_check(struct req *r, const char *email, const char *password,
-    const char **uid, bool *totp)
-{
-	struct dbrows	 row;
-	const char	*email_lc = ascii_lower(r->a, email), *hash = NULL;
-	long		 retry = 0;
-	int		 rc, good;
-
-	if ((rc = login_throttled(r, email_lc, &retry)) < 0)
-		goto dberr;
-	if (rc == 0)
-		rc = account_throttled(r, "ok", email_lc, LOGIN_OK_LIMIT,
-		    &retry);
-	if (rc < 0)
-		goto dberr;
-	if (rc == 1) {
-		reply_throttled(r, retry);
-		return 0;
+	if (rc < 0) {
+		reply_db(r, rc);
+		return;
 	}
-	if ((rc = db_select(r->a, &q_login_user, &row, "s", email_lc)) < 0)
-		goto dberr;
-	if (rc == 1)
-		hash = dbv(&row, 0, 1);
-	if ((good = password_check(hash, password)) < 0) {
-		rc = good;
-		goto dberr;
-	}
-	if (!good) {
-		if ((rc = login_failed(r, email_lc)) < 0)
-			goto dberr;
-		reply_unauth(r, "invalid_credentials", "The email or password "
-		    "is wrong.");
-		return 0;
-	}
-	if (dbi(&row, 0, 2)) {
-		reply_error(r, 403, "account_disabled", "This account has "
-		    "been disabled.");
-		return 0;
-	}
-	*uid = dbv(&row, 0, 0);
-	*totp = dbi(&row, 0, 3) != 0;
-	/* Good logins count too: each one costs an Argon2id. */
-	if ((rc = account_counted(r, "ok", email_lc)) < 0)
-		goto dberr;
-	if (password_needs_rehash(hash)) {
-		const char *nh = password_hash(r->a, password);
-
-		if (nh != NULL)
-			db_exec(&q_rehash, "ss", nh, *uid);
-	}
-	/* With TOTP on, the failures go only once the code is right too. */
-	if (!*totp)
-		login_succeeded(r, email_lc);
-	return 1;
-dberr:
-	reply_db(r, rc);
-	return 0;
+	o = json_object_new_object();
+	json_object_object_add(o, "user", s.user);
+	json_object_object_add(o, "tokens", s.tokens);
+	json_object_object_add(o, "api_key", s.key);
+	reply_json(r, 201, o);
 }
 
 /*
@@ -213,7 +167,7 @@ h_login(struct req *r)
 {
 	struct json_object	*o, *user = NULL, *tokens = NULL;
 	const char		*email = in_str(r, "email");
-	const char		*uid, *sid;
+	const char		*uid = NULL, *sid;
 	bool			 totp = false;
 	long			 retry = 0;
 	int			 rc;
@@ -224,8 +178,25 @@ h_login(struct req *r)
 		reply_invalid1(r, r->json ? "email" : "username", "is required");
 		return;
 	}
-	if (!login_check(r, email, in_str(r, "password"), &uid, &totp))
+	switch ((rc = login_check(r, email, in_str(r, "password"), &uid, &totp,
+	    &retry))) {
+	case LOGIN_OK:
+		break;
+	case LOGIN_THROTTLED:
+		reply_throttled(r, retry);
 		return;
+	case LOGIN_WRONG:
+		reply_unauth(r, "invalid_credentials", "The email or password "
+		    "is wrong.");
+		return;
+	case LOGIN_DISABLED:
+		reply_error(r, 403, "account_disabled", "This account has "
+		    "been disabled.");
+		return;
+	default:
+		reply_db(r, rc);
+		return;
+	}
 	if (totp && in_str(r, "totp_code") == NULL &&
 	    in_str(r, "recovery_code") == NULL) {
 		reply_unauth(r, "totp_required", "This account needs its "

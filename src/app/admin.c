@@ -34,9 +34,9 @@ static struct sql q_subscription = SQL(
     "WHERE user_id = ? AND deleted_at IS NULL "
     "ORDER BY stripe_updated DESC LIMIT 1");
 static struct sql q_credits = SQL(
-    "SELECT IF(allowance_period_end > UTC_TIMESTAMP(6), allowance, 0), "
-    "granted, allowance_plan, DATE_FORMAT(allowance_period_end, "
-    "'%Y-%m-%dT%H:%i:%sZ') FROM credit_balances WHERE user_id = ?");
+    "SELECT tg_credits(user_id, ?) - granted, granted, allowance_plan, "
+    "DATE_FORMAT(allowance_period_end, '%Y-%m-%dT%H:%i:%sZ') "
+    "FROM credit_balances WHERE user_id = ?");
 /* The live admins, locked; and the target row, locked. */
 static struct sql q_lock_admins = SQL(
     "SELECT id FROM users WHERE role = 'admin' AND disabled_at IS NULL "
@@ -238,7 +238,8 @@ admin_user_detail(struct req *r, const char *uid, struct json_object **out)
 		sub = NULL;
 	json_object_object_add(o, "subscription", sub);
 
-	if ((rc = db_select(r->a, &q_credits, &rows, "s", uid)) < 0)
+	if ((rc = db_select(r->a, &q_credits, &rows, "is", cfg.trial_credits,
+	    uid)) < 0)
 		goto fail;
 	cr = json_object_new_object();
 	json_object_object_add(cr, "remaining",

@@ -31,21 +31,13 @@ bool	 auth_route(struct req *);
 /* ------------------------------------------------------------------ */
 
 /*
- * The effective plan of user row u: an admin's choice, else an active
- * subscription's plan, else "trial" until the trial ends (or before it
- * starts), else the fallback plan (@tg_fallback, set per connection
- * from [trial] fallback_plan), else NULL.
+ * The columns user_json_row reads, from users aliased as u.  The plan,
+ * the live subscription, the billing period and the credits left are
+ * the stored functions of sql/035-rules.sql (tg_plan, tg_live_sub,
+ * tg_period_start and _end, tg_credits): one copy of each rule.
  */
-#define PLAN_EXPR(u)							\
-	"COALESCE(" u ".plan_override, (SELECT s.plan FROM subscriptions s " \
-	"WHERE s.user_id = " u ".id AND s.deleted_at IS NULL AND s.status " \
-	"IN ('active', 'trialing', 'past_due') ORDER BY s.stripe_updated " \
-	"DESC LIMIT 1), IF(" u ".trial_ends_at IS NULL OR " u		\
-	".trial_ends_at > UTC_TIMESTAMP(6), 'trial', "			\
-	"NULLIF(@tg_fallback, '')))"
-/* The columns user_json_row reads, from users aliased as u. */
 #define USER_COLUMNS							\
-	"u.id, u.email, u.name, u.role, " PLAN_EXPR("u") ", "		\
+	"u.id, u.email, u.name, u.role, tg_plan(u.id), "		\
 	"u.email_verified_at IS NOT NULL, "				\
 	"DATE_FORMAT(u.created_at, '%Y-%m-%dT%H:%i:%sZ')"
 struct json_object *user_json_row(const struct dbrows *, size_t row,
@@ -67,13 +59,39 @@ int	 account_counted(struct req *, const char *kind, const char *id);
 #define LOGIN_OK_LIMIT	(10LL * cfg.login_failures)
 
 /* ------------------------------------------------------------------ */
+/* passwords.c: a login's password check and the current password's   */
+/* ------------------------------------------------------------------ */
+
+/* What login_check came to (DB_* codes are negative). */
+#define LOGIN_OK	0
+#define LOGIN_THROTTLED	1	/* 429: *retry says how long */
+#define LOGIN_WRONG	2	/* 401: the email or password is wrong */
+#define LOGIN_DISABLED	3	/* 403 account_disabled */
+int	 login_check(struct req *, const char *email, const char *password,
+	    const char **uid, bool *totp, long *retry);
+int	 me_password_check(struct req *, const char *uid, const char *email,
+	    const char *password, long *retry);
+
+/* ------------------------------------------------------------------ */
 /* accounts.c: sign-up, login, one-time links, the trial              */
 /* ------------------------------------------------------------------ */
 
 const char *onetime_token(struct req *, const char *kind, const char *uid,
 	    const char *new_email, int minutes, int *rc);
-int	 login_check(struct req *, const char *email, const char *password,
-	    const char **uid, bool *totp);
+/* A sign-up: what signup_core takes and, for the JSON API, makes. */
+struct signup {
+	const char		*email, *name, *password;
+	bool			 cookie;	/* a page: a session cookie */
+	const char		*uid;		/* the new account's id */
+	struct json_object	*user, *tokens, *key;	/* the caller's */
+	/* signup_core's own. */
+	struct req		*r;
+	const char		*hash;
+	size_t			 headers;
+};
+#define SIGNUP_TAKEN	1	/* 409: the email has an account */
+int	 signup_core(struct req *, struct signup *);
+
 int	 email_taken(struct req *, const char *email);
 handler_fn	 h_signup;
 handler_fn	 h_login;
@@ -205,8 +223,6 @@ handler_fn	 h_me_password;
 #define ME_THROTTLED		2	/* the login throttle holds */
 #define ME_SAME			3	/* the address is the account's already */
 #define ME_TAKEN		4	/* another account has the address */
-int	 me_password_check(struct req *, const char *uid, const char *email,
-	    const char *password, long *retry);
 int	 me_rename_core(struct req *, const char *uid, const char *name);
 int	 me_email_core(struct req *, const char *uid, const char *cur,
 	    const char *email, const char *password, long *retry);

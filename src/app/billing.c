@@ -27,7 +27,7 @@ static struct sql q_price_plan = SQL(
 static struct sql q_plan = SQL(
     "SELECT stripe_price_id, is_trial FROM plans WHERE name = ?");
 static struct sql q_billing = SQL(
-    "SELECT " PLAN_EXPR("u") ", s.status, "
+    "SELECT tg_plan(u.id), s.status, "
     "DATE_FORMAT(s.current_period_end, '%Y-%m-%dT%H:%i:%sZ'), "
     "s.cancel_at_period_end, s.deleted_at IS NOT NULL "
     "FROM users u LEFT JOIN subscriptions s ON s.id = "
@@ -35,8 +35,7 @@ static struct sql q_billing = SQL(
     "ORDER BY s2.deleted_at IS NULL DESC, s2.stripe_updated DESC, "
     "s2.created_at DESC LIMIT 1) WHERE u.id = ?");
 static struct sql q_live_sub = SQL(
-    "SELECT id FROM subscriptions WHERE user_id = ? AND deleted_at IS NULL "
-    "AND status IN ('active', 'trialing', 'past_due') LIMIT 1");
+    "SELECT tg_live_sub(?) FROM DUAL WHERE tg_live_sub(?) IS NOT NULL");
 static struct sql q_customer = SQL(
     "SELECT stripe_customer_id, email FROM users WHERE id = ?");
 static struct sql q_set_customer = SQL(
@@ -284,7 +283,7 @@ billing_checkout_core(struct req *r, const char *uid, const char *plan,
 	*url = NULL;
 	if ((price = price_for_plan(r, plan, &rc)) == NULL)
 		return rc < 0 ? rc : BILLING_NOT_BUYABLE;
-	if ((rc = db_select(r->a, &q_live_sub, &row, "s", uid)) < 0)
+	if ((rc = db_select(r->a, &q_live_sub, &row, "ss", uid, uid)) < 0)
 		return rc;
 	if (rc > 0)
 		return BILLING_SUB_EXISTS;

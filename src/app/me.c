@@ -13,9 +13,7 @@ static struct sql q_me = SQL(
     "SELECT " USER_COLUMNS ", "
     "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%dT%H:%i:%sZ'), "
     "u.trial_started_at IS NULL, "
-    "(SELECT IF(cb.allowance_plan = 'trial' AND "
-    "cb.allowance_period_end > UTC_TIMESTAMP(6), cb.allowance, 0) "
-    "FROM credit_balances cb WHERE cb.user_id = u.id), "
+    "tg_credits(u.id, ?), "
     "s.plan, s.status, "
     "DATE_FORMAT(s.current_period_end, '%Y-%m-%dT%H:%i:%sZ'), s.id "
     "FROM users u LEFT JOIN subscriptions s ON s.id = (SELECT s2.id "
@@ -25,8 +23,6 @@ static struct sql q_me = SQL(
 static struct sql q_rename = SQL(
     "UPDATE users SET name = ?, updated_at = UTC_TIMESTAMP(6) "
     "WHERE id = ?");
-static struct sql q_password_of = SQL(
-    "SELECT password_hash FROM users WHERE id = ?");
 static struct sql q_email_used = SQL(
     "SELECT 1 FROM users WHERE email_lc = ? AND id <> ?");
 static struct sql q_set_password = SQL(
@@ -40,38 +36,6 @@ static struct sql q_role = SQL(
     "SELECT role FROM users WHERE id = ? FOR UPDATE");
 static struct sql q_delete = SQL(
     "DELETE FROM users WHERE id = ?");
-
-/*
- * Checks user uid's current password pw (email is the account's, for
- * the login throttle).  Returns 0 when it is right, ME_THROTTLED (the
- * seconds to wait in *retry) while the login throttle holds, ME_WRONG,
- * or a DB_* code.  A wrong password counts as a failed login of email
- * from this address.
- */
-int
-me_password_check(struct req *r, const char *uid, const char *email,
-    const char *pw, long *retry)
-{
-	struct dbrows	 row;
-	const char	*email_lc = ascii_lower(r->a, email);
-	int		 rc;
-
-	*retry = 0;
-	if ((rc = login_throttled(r, email_lc, retry)) < 0)
-		return rc;
-	if (rc == 1)
-		return ME_THROTTLED;
-	if ((rc = db_select(r->a, &q_password_of, &row, "s", uid)) < 0)
-		return rc;
-	if ((rc = password_check(rc == 1 ? dbv(&row, 0, 0) : NULL, pw)) < 0)
-		return rc;
-	if (rc == 1)
-		return 0;
-	if ((rc = login_failed(r, email_lc)) < 0)
-		return rc;
-	log_info("password_check_failed", " user=%s", uid);
-	return ME_WRONG;
-}
 
 /*
  * Answers a failed check of the current password given in field (422
@@ -110,7 +74,9 @@ check_password(struct req *r, const char *field)
  * GET /api/v1/me (a login or an API key): 200 {user, trial: {ends_at,
  * credits_remaining}, subscription: {plan, status, current_period_end}
  * or null}; 503.  Before the trial starts (at verification) ends_at is
- * null and credits_remaining the credits it will bring.
+ * null.  credits_remaining is every credit the user can spend now (the
+ * number /api/v1/usage reports; before verification, what the trial
+ * will bring).
  */
 void
 h_me_get(struct req *r)
@@ -120,7 +86,8 @@ h_me_get(struct req *r)
 	const size_t		 c = 7;	/* the columns after USER_COLUMNS */
 	int			 rc;
 
-	if ((rc = db_select(r->a, &q_me, &row, "s", r->who.user_id)) <= 0) {
+	if ((rc = db_select(r->a, &q_me, &row, "is", cfg.trial_credits,
+	    r->who.user_id)) <= 0) {
 		/* Deleted between the credential check and now. */
 		if (rc == 0)
 			reply_unauth(r, "unauthenticated", "The credential "
@@ -134,8 +101,8 @@ h_me_get(struct req *r)
 	t = json_object_new_object();
 	json_object_object_add(t, "ends_at", dbv(&row, 0, c) ?
 	    json_object_new_string(dbv(&row, 0, c)) : NULL);
-	json_object_object_add(t, "credits_remaining", json_object_new_int64(
-	    dbi(&row, 0, c + 1) ? cfg.trial_credits : dbi(&row, 0, c + 2)));
+	json_object_object_add(t, "credits_remaining",
+	    json_object_new_int64(dbi(&row, 0, c + 2)));
 	json_object_object_add(o, "trial", t);
 	s = NULL;
 	if (dbv(&row, 0, c + 6) != NULL) {

@@ -147,24 +147,6 @@ user_of_customer(struct req *r, const char *cus, const char **uid)
 	return rc;
 }
 
-/* "29.00 USD": an amount in the currency's smallest unit, for people. */
-static const char *
-money(struct arena *a, long long amount, const char *currency)
-{
-	static const char zero_decimal[] = "bif clp djf gnf jpy kmf krw mga "
-	    "pyg rwf ugx vnd vuv xaf xof xpf";
-	char	 cur[4];
-	size_t	 i;
-
-	for (i = 0; i < 3 && currency[i] != '\0'; i++)
-		cur[i] = (char)toupper((unsigned char)currency[i]);
-	cur[i] = '\0';
-	if (strstr(zero_decimal, currency) != NULL)
-		return arena_printf(a, "%lld %s", amount, cur);
-	return arena_printf(a, "%s%lld.%02lld %s", amount < 0 ? "-" : "",
-	    llabs(amount) / 100, llabs(amount) % 100, cur);
-}
-
 /* Queues the "payment received" or "payment failed" mail. */
 static int
 mail_payment(struct req *r, const char *uid, bool paid, long long amount,
@@ -172,7 +154,7 @@ mail_payment(struct req *r, const char *uid, bool paid, long long amount,
 {
 	struct dbrows	 row;
 	const char	*link = arena_printf(r->a, "%s/billing", cfg.base_url);
-	const char	*what = money(r->a, amount, currency), *text;
+	const char	*what = money_text(r->a, amount, currency), *text;
 	int		 rc;
 
 	if ((rc = db_select(r->a, &q_user_mail, &row, "s", uid)) <= 0)

@@ -578,22 +578,25 @@ int
 totp_disable(struct req *r, const char *password, const char *code,
     const char **field, long *retry)
 {
-	struct dbrows	 row;
 	struct totp_row	 t;
 	const char	*email_lc = ascii_lower(r->a, r->who.email);
 	int		 rc, attempt;
 
-	if ((rc = login_throttled(r, email_lc, retry)) != 0)
-		return rc < 0 ? rc : TOTP_THROTTLED;
-	if ((rc = db_select(r->a, &q_user_secrets, &row, "s",
-	    r->who.user_id)) < 0)
-		return rc;
+	/* The one current-password check, with the login throttle. */
 	*field = "password";
-	if ((rc = password_check(rc == 1 ? dbv(&row, 0, 2) : NULL,
-	    password)) < 0)
+	switch ((rc = me_password_check(r, r->who.user_id, r->who.email,
+	    password, retry))) {
+	case 0:
+		break;
+	case ME_THROTTLED:
+		return TOTP_THROTTLED;
+	case ME_WRONG:
+		log_info("totp_disable_refused", " user=%s field=password",
+		    r->who.user_id);
+		return TOTP_WRONG;
+	default:
 		return rc;
-	if (rc == 0)
-		goto wrong;
+	}
 	if ((rc = totp_load(r, r->who.user_id, &t)) < 0)
 		return rc;
 	*field = "code";

@@ -17,16 +17,10 @@
 static struct sql q_state = SQL(
     "SELECT x.plan, DATE_FORMAT(x.ps, '%Y-%m-%dT%H:%i:%sZ'), "
     "DATE_FORMAT(x.pe, '%Y-%m-%dT%H:%i:%sZ'), "
-    "IF(x.plan IS NULL, 0, COALESCE(IF(b.allowance_plan <=> x.plan AND "
-    "(p.is_trial OR (b.allowance_period_start <=> x.ps AND "
-    "b.allowance_period_end > UTC_TIMESTAMP(6))), b.allowance, NULL), "
-    "IF(p.is_trial, IF(b.allowance_plan IS NULL, ?, 0), p.credits))) + "
-    "COALESCE(b.granted, 0), x.ps "
+    "tg_credits(x.id, ?), x.ps "
     "FROM (SELECT y.id, y.plan, tg_period_start(y.id, y.plan) ps, "
     "tg_period_end(y.id, y.plan) pe FROM (SELECT u.id, tg_plan(u.id) plan "
-    "FROM users u WHERE u.id = ?) y) x "
-    "LEFT JOIN plans p ON p.name = x.plan "
-    "LEFT JOIN credit_balances b ON b.user_id = x.id");
+    "FROM users u WHERE u.id = ?) y) x");
 /* The plan's meters and every other meter used in the period. */
 static struct sql q_meters = SQL(
     "SELECT l.meter, l.period_limit, COALESCE(c.used, 0) "

@@ -61,6 +61,7 @@ enum ftype {
 
 #define FIELD_REQUIRED	0x01
 #define FIELD_NULLABLE	0x02
+#define FIELD_BLANK_ABSENT 0x04	/* a form's empty value counts as left out */
 
 struct field {
 	const char	*name;

@@ -266,6 +266,9 @@ take_form(const struct field *f, const struct kv *kv,
 
 	if (kv == NULL)
 		return (f->flags & FIELD_REQUIRED) ? "is required" : NULL;
+	/* A blank input of a form, where the route says so, is left out. */
+	if (kv->vlen == 0 && (f->flags & FIELD_BLANK_ABSENT))
+		return (f->flags & FIELD_REQUIRED) ? "is required" : NULL;
 	in->present = true;
 	switch (f->type) {
 	case F_INT:

@@ -790,22 +790,6 @@ h_page_usage(struct req *r)
 /* /billing                                                            */
 /* ------------------------------------------------------------------ */
 
-/* An amount in the currency's smallest unit, as "12.34 USD". */
-static void
-put_money(struct buf *b, long long amount, const char *currency)
-{
-	char	 cur[4] = "";
-	size_t	 i;
-
-	for (i = 0; currency != NULL && i < 3 && currency[i]; i++)
-		cur[i] = (char)(currency[i] >= 'a' && currency[i] <= 'z' ?
-		    currency[i] - 'a' + 'A' : currency[i]);
-	cur[i] = '\0';
-	buf_printf(b, "%lld.%02lld ", amount / 100, (amount < 0 ? -amount :
-	    amount) % 100);
-	buf_html(b, cur);
-}
-
 /* GET /billing: 200 with the plans, the subscription and the payments. */
 void
 h_page_billing(struct req *r)
@@ -886,7 +870,7 @@ h_page_billing(struct req *r)
 		if (price == 0)
 			buf_puts(&p.b, "Free");
 		else {
-			put_money(&p.b, price, member_str(pl, "currency"));
+			buf_html(&p.b, money_text(r->a, price, member_str(pl, "currency")));
 			buf_puts(&p.b, " <small>a month</small>");
 		}
 		buf_printf(&p.b, "</p>\n<ul><li>%s requests a minute</li>"
@@ -934,7 +918,8 @@ h_page_billing(struct req *r)
 			buf_puts(&p.b, "<tr><td>");
 			put_time(&p.b, member_str(py, "created_at"));
 			buf_puts(&p.b, "</td><td>");
-			put_money(&p.b, member_int(py, "amount"), member_str(py, "currency"));
+			buf_html(&p.b, money_text(r->a, member_int(py, "amount"),
+			    member_str(py, "currency")));
 			buf_puts(&p.b, "</td><td>");
 			buf_html(&p.b, member_str(py, "status"));
 			buf_puts(&p.b, "</td><td>");

@@ -74,9 +74,9 @@ recent_section(struct page *p)
 			buf_puts(&p->b, "</a>");
 		} else
 			buf_puts(&p->b, "(deleted account)");
-		buf_printf(&p->b, "</td><td>%lld.%02lld ", member_int(e, "amount") / 100,
-		    member_int(e, "amount") % 100);
-		buf_html(&p->b, member_str(e, "currency"));
+		buf_puts(&p->b, "</td><td>");
+		buf_html(&p->b, money_text(p->r->a, member_int(e, "amount"),
+		    member_str(e, "currency")));
 		buf_puts(&p->b, "</td><td>");
 		buf_html(&p->b, member_str(e, "status"));
 		buf_puts(&p->b, "</td></tr>\n");
@@ -474,9 +474,9 @@ admin_user_page(struct page *p, int status, const char *uid)
 			e = json_object_array_get_idx(pays, i);
 			buf_puts(&p->b, "<tr><td>");
 			put_time(&p->b, member_str(e, "created_at"));
-			buf_printf(&p->b, "</td><td>%lld.%02lld ",
-			    member_int(e, "amount") / 100, member_int(e, "amount") % 100);
-			buf_html(&p->b, member_str(e, "currency"));
+			buf_puts(&p->b, "</td><td>");
+			buf_html(&p->b, money_text(p->r->a,
+			    member_int(e, "amount"), member_str(e, "currency")));
 			buf_puts(&p->b, "</td><td>");
 			buf_html(&p->b, member_str(e, "status"));
 			buf_puts(&p->b, "</td></tr>\n");

@@ -267,16 +267,10 @@ pg_arg(struct req *r, const char *name)
 
 static const struct field f_signup[] = {
 	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
-	{ "name", F_TEXT, 0, 0, 100 },
+	{ "name", F_NAME, FIELD_BLANK_ABSENT, 0, 0 },
 	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
 	{ NULL, 0, 0, 0, 0 },
 };
-
-static struct sql q_insert_user = SQL(
-    "INSERT INTO users (id, email, email_lc, name, password_hash) "
-    "VALUES (?, ?, ?, ?, ?)");
-static struct sql q_insert_balance = SQL(
-    "INSERT INTO credit_balances (user_id) VALUES (?)");
 
 /* The sign-up form, with the values sent and their messages. */
 static void
@@ -308,34 +302,6 @@ h_page_signup(struct req *r)
 	signup_page(r, &p, 200);
 }
 
-/* A sign-up's transaction (run by db_tx_run, maybe more than once). */
-struct signup_tx {
-	struct req	*r;
-	const char	*email, *name, *hash, *uid;
-	size_t		 headers;	/* the response headers before it */
-};
-
-static int
-signup_body(void *v)
-{
-	struct signup_tx	*t = v;
-	struct req		*r = t->r;
-	const char		*sid, *vt;
-	int			 rc;
-
-	r->headers_out.n = t->headers;	/* no cookie of an earlier try */
-	t->uid = new_id(r->a);
-	if ((rc = db_exec(&q_insert_user, "sssss", t->uid, t->email,
-	    ascii_lower(r->a, t->email), t->name, t->hash)) < 0 ||
-	    (rc = db_exec(&q_insert_balance, "s", t->uid)) < 0 ||
-	    (vt = onetime_token(r, "verify", t->uid, t->email, 48 * 60,
-	    &rc)) == NULL ||
-	    (rc = mail_verify(r, t->uid, t->email, vt)) < 0 ||
-	    (rc = session_create(r, t->uid, "signup", NULL, true, &sid)) < 0)
-		return rc;
-	return 0;
-}
-
 /*
  * POST /signup: 303 to /profile with a session cookie; 422 (the form
  * with its messages); 409 (email taken, in the form); 403 without CSRF.
@@ -343,9 +309,9 @@ signup_body(void *v)
 void
 h_page_signup_post(struct req *r)
 {
-	struct page		 p;
-	struct signup_tx	 t;
-	int			 rc;
+	struct page	 p;
+	struct signup	 s;
+	int		 rc;
 
 	if (!pg_csrf(r))
 		return;
@@ -354,37 +320,21 @@ h_page_signup_post(struct req *r)
 		signup_page(r, &p, 422);
 		return;
 	}
-	memset(&t, 0, sizeof(t));
-	t.r = r;
-	t.email = in_str(r, "email");
-	t.name = in_str(r, "name") ? in_str(r, "name") : "";
-	t.headers = r->headers_out.n;
-	/* A taken address answers before any hashing is spent on it. */
-	if ((rc = email_taken(r, t.email)) < 0) {
+	memset(&s, 0, sizeof(s));
+	s.email = in_str(r, "email");
+	s.name = in_str(r, "name");
+	s.password = in_str(r, "password");
+	s.cookie = true;
+	if ((rc = signup_core(r, &s)) == SIGNUP_TAKEN) {
+		pg_error(&p, "email", "An account with this email already "
+		    "exists.");
+		signup_page(r, &p, 409);
+		return;
+	}
+	if (rc < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	if (rc > 0) {
-		rc = DB_DUP;
-		goto dup;
-	}
-	if ((t.hash = password_hash(r->a, in_str(r, "password"))) == NULL) {
-		reply_db(r, password_busy() ? TG_BUSY : DB_FAIL);
-		return;
-	}
-	if ((rc = db_tx_run(signup_body, NULL, &t, DB_TX_TRIES)) < 0) {
-		r->headers_out.n = t.headers;
-dup:
-		if (rc == DB_DUP) {
-			pg_error(&p, "email", "An account with this email "
-			    "already exists.");
-			signup_page(r, &p, 409);
-			return;
-		}
-		reply_db(r, rc);
-		return;
-	}
-	log_info("signup", " user=%s via=page", t.uid);
 	reply_redirect(r, 303, "/profile?notice=welcome");
 }
 
@@ -400,15 +350,6 @@ static const struct field f_login[] = {
 	{ "next", F_TEXT, 0, 0, 512 },
 	{ NULL, 0, 0, 0, 0 },
 };
-
-static struct sql q_login_user = SQL(
-    "SELECT id, password_hash, disabled_at IS NOT NULL, "
-    "(SELECT enabled_at IS NOT NULL FROM totp_secrets t "
-    "WHERE t.user_id = users.id) FROM users WHERE email_lc = ?");
-static struct sql q_rehash = SQL(
-    "UPDATE users SET password_hash = ? WHERE id = ?");
-static struct sql q_throttle_clear = SQL(
-    "DELETE FROM login_failures WHERE key_hash = ?");
 
 /* The login form; totp asks for the second factor's code too. */
 static void
@@ -457,64 +398,37 @@ h_page_login(struct req *r)
 }
 
 /*
- * Checks an email and password like login_check, but answers nothing:
- * returns 1 with *uid and *totp, 0 with the status and message of the
- * refusal in *status and *msg (and *retry for 429), or a DB_* code.
+ * Checks an email and password (login_check) and, when they do not let
+ * the person in, says why for the form: returns 1 with *uid and *totp, 0
+ * with the status and message of the refusal in *status and *msg (and
+ * *retry for 429), or a DB_* code.
  */
 static int
 login_verify(struct req *r, const char *email, const char *password,
     const char **uid, bool *totp, int *status, const char **msg,
     long *retry)
 {
-	struct dbrows	 row;
-	const char	*email_lc = ascii_lower(r->a, email), *hash = NULL;
-	int		 rc;
+	int	 rc;
 
-	if ((rc = login_throttled(r, email_lc, retry)) == 0)
-		rc = account_throttled(r, "ok", email_lc, LOGIN_OK_LIMIT,
-		    retry);
-	if (rc < 0)
-		return rc;
-	if (rc == 1) {
+	switch ((rc = login_check(r, email, password, uid, totp, retry))) {
+	case LOGIN_OK:
+		return 1;
+	case LOGIN_THROTTLED:
 		*status = 429;
 		*msg = "Too many failed logins. Please wait a few minutes "
 		    "and try again.";
 		return 0;
-	}
-	if ((rc = db_select(r->a, &q_login_user, &row, "s", email_lc)) < 0)
-		return rc;
-	if (rc == 1)
-		hash = dbv(&row, 0, 1);
-	if ((rc = password_check(hash, password)) < 0)
-		return rc;
-	if (rc == 0) {
-		if ((rc = login_failed(r, email_lc)) < 0)
-			return rc;
+	case LOGIN_WRONG:
 		*status = 401;
 		*msg = "The email or password is wrong.";
 		return 0;
-	}
-	if (dbi(&row, 0, 2)) {
+	case LOGIN_DISABLED:
 		*status = 403;
 		*msg = "This account has been disabled.";
 		return 0;
-	}
-	*uid = dbv(&row, 0, 0);
-	*totp = dbi(&row, 0, 3) != 0;
-	if ((rc = account_counted(r, "ok", email_lc)) < 0)
+	default:
 		return rc;
-	if (password_needs_rehash(hash)) {
-		const char *nh = password_hash(r->a, password);
-
-		if (nh != NULL)
-			db_exec(&q_rehash, "ss", nh, *uid);
 	}
-	/* With TOTP on, the failures go once the code is right too. */
-	if (!*totp)
-		db_exec(&q_throttle_clear, "s", token_hash(r->a, arena_printf(
-		    r->a, "login|%s|%s", email_lc, r->remote_addr ?
-		    r->remote_addr : "-")));
-	return 1;
 }
 
 /* A login's session, made in a transaction db_tx_run may repeat. */

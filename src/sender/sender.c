@@ -159,7 +159,7 @@ static struct sql q_trial_ending = SQL(
     "FROM users u WHERE u.trial_ends_at > UTC_TIMESTAMP(6) AND "
     "u.trial_ends_at <= UTC_TIMESTAMP(6) + INTERVAL ? DAY AND "
     "u.email_verified_at IS NOT NULL AND u.disabled_at IS NULL AND "
-    PLAN_EXPR("u") " = 'trial' AND NOT EXISTS (SELECT 1 FROM "
+    "tg_plan(u.id) = 'trial' AND NOT EXISTS (SELECT 1 FROM "
     "trial_notices n WHERE n.user_id = u.id AND FIND_IN_SET(n.kind, ?)) "
     "LIMIT " TRIAL_BATCH);
 static struct sql q_trial_ended = SQL(
@@ -168,9 +168,7 @@ static struct sql q_trial_ended = SQL(
     "WHERE u.trial_ends_at <= UTC_TIMESTAMP(6) AND "
     "u.trial_ends_at > UTC_TIMESTAMP(6) - INTERVAL 7 DAY AND "
     "u.email_verified_at IS NOT NULL AND u.disabled_at IS NULL AND "
-    "u.plan_override IS NULL AND NOT EXISTS (SELECT 1 FROM subscriptions s "
-    "WHERE s.user_id = u.id AND s.deleted_at IS NULL AND s.status IN "
-    "('active', 'trialing', 'past_due')) AND NOT EXISTS (SELECT 1 FROM "
+    "u.plan_override IS NULL AND tg_live_sub(u.id) IS NULL AND NOT EXISTS (SELECT 1 FROM "
     "trial_notices n WHERE n.user_id = u.id AND n.kind = 'ended') "
     "LIMIT " TRIAL_BATCH);
 static struct sql q_notice = SQL(

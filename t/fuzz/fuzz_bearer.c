@@ -63,7 +63,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    "same_origin only for base_url's origin");
 
 	/* No header at all. */
-	env.authorization = NULL;
+	env[0] = NULL;
 	cred = bearer_of(&r, &present);
 	FUZZ_CHECK(!present && cred == NULL, "no header, no credential");
 	free(hdr);

@@ -1,0 +1,42 @@
+/*
+ * The one money formatter: amounts as Stripe gives them (in the
+ * currency's smallest unit) for people to read, in mails and pages.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+/* Stripe's zero-decimal currencies: the amount is in whole units. */
+static const char *const zero_decimal[] = {
+	"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG",
+	"RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF",
+};
+
+/*
+ * "29.00 USD", "-1.50 EUR", "1000 JPY": amount in the smallest unit of
+ * currency (an ISO 4217 code in any case; NULL or "" prints none).  The
+ * result is in the arena.
+ */
+char *
+money_text(struct arena *a, long long amount, const char *currency)
+{
+	char		 cur[4];
+	size_t		 i;
+	unsigned long long abs_amount;
+	const char	*sign = amount < 0 ? "-" : "";
+
+	for (i = 0; currency != NULL && i < 3 && currency[i] != '\0'; i++)
+		cur[i] = (char)toupper((unsigned char)currency[i]);
+	cur[i] = '\0';
+	/* Negated as unsigned, so LLONG_MIN is no overflow. */
+	abs_amount = amount < 0 ? 0ULL - (unsigned long long)amount :
+	    (unsigned long long)amount;
+	for (i = 0; i < sizeof(zero_decimal) / sizeof(zero_decimal[0]); i++)
+		if (strcmp(cur, zero_decimal[i]) == 0)
+			return arena_printf(a, "%s%llu %s", sign, abs_amount,
+			    cur);
+	return arena_printf(a, "%s%llu.%02llu%s%s", sign, abs_amount / 100,
+	    abs_amount % 100, cur[0] != '\0' ? " " : "", cur);
+}
