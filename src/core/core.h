@@ -303,6 +303,13 @@ char	*money_text(struct arena *, long long amount, const char *currency);
 double	 now_seconds(void);
 
 /* ------------------------------------------------------------------ */
+/* rawpath.c: the path the upstream acts on                            */
+/* ------------------------------------------------------------------ */
+
+/* True when the raw request target decodes to exactly nginx's $uri. */
+bool	 raw_path_agrees(const char *raw, const char *uri);
+
+/* ------------------------------------------------------------------ */
 /* hashcap.c: at most [limits] password_hashes Argon2id at once        */
 /* ------------------------------------------------------------------ */
 
