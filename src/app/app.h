@@ -129,6 +129,13 @@ int	 password_reset_core(struct req *, const char *token,
 int	 account_takeover(struct req *, const char *uid, const char *how);
 int	 account_links_spend(struct req *, const char *uid);
 const char *account_keys_text(struct req *, const char *uid, int *rc);
+/* A session younger than this makes keys and second factors freely. */
+#define REAUTH_SECONDS	900
+#define REAUTH_NEEDED	10	/* reauth_check: the password is needed */
+int	 reauth_check(struct req *, const char *password, long *retry);
+void	 reply_reauth(struct req *, int rc, long retry);
+int	 apikeys_revoke_all_core(struct req *, const char *uid);
+handler_fn	 h_apikeys_delete_all;
 
 /* ------------------------------------------------------------------ */
 /* pending.c: a sign-in waiting for its second factor                 */

@@ -113,3 +113,94 @@ account_keys_text(struct req *r, const char *uid, int *rc)
 	    cfg.base_url, cfg.base_url);
 	return b.p;
 }
+
+/* ------------------------------------------------------------------ */
+/* Re-authentication before enrolling a second factor or minting a key. */
+/* ------------------------------------------------------------------ */
+
+static struct sql q_session_fresh = SQL(
+    "SELECT created_at > UTC_TIMESTAMP(6) - INTERVAL ? SECOND "
+    "FROM sessions WHERE id = ?");
+static struct sql q_keys_revoke_all = SQL(
+    "DELETE FROM api_keys WHERE user_id = ?");
+
+/*
+ * Whether the caller may make a lasting credential (an API key, a second
+ * factor) now: its session signed in within REAUTH_SECONDS, or it gives
+ * its current password (password, from the request's body).  A stolen
+ * access token of an old session (refreshed for days) cannot mint a key
+ * that outlives it.  Returns 0 when it may; REAUTH_NEEDED (no password
+ * given), ME_WRONG (counted by the login throttle) or ME_THROTTLED (the
+ * seconds to wait in *retry); or a DB_* code.
+ */
+int
+reauth_check(struct req *r, const char *password, long *retry)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	*retry = 0;
+	if (r->who.session_id != NULL) {
+		if ((rc = db_select(r->a, &q_session_fresh, &row, "is",
+		    (long long)REAUTH_SECONDS, r->who.session_id)) < 0)
+			return rc;
+		if (rc == 1 && dbi(&row, 0, 0))
+			return 0;
+	}
+	if (password == NULL || *password == '\0')
+		return REAUTH_NEEDED;
+	return me_password_check(r, r->who.user_id, r->who.email, password,
+	    retry);
+}
+
+/*
+ * Answers a refused reauth_check: 422 naming password (missing or
+ * wrong), 429, or the database's failure.
+ */
+void
+reply_reauth(struct req *r, int rc, long retry)
+{
+	if (rc == REAUTH_NEEDED)
+		reply_invalid1(r, "password", "is required: this session "
+		    "signed in a while ago, so confirm your current password");
+	else if (rc == ME_WRONG)
+		reply_invalid1(r, "password", "is wrong");
+	else if (rc == ME_THROTTLED)
+		reply_throttled(r, retry);
+	else
+		reply_db(r, rc);
+}
+
+/*
+ * Revokes every API key of uid at once (after a reset notice says which
+ * keys the account has).  Returns the number revoked or a DB_* code.
+ */
+int
+apikeys_revoke_all_core(struct req *r, const char *uid)
+{
+	int	 rc, n;
+
+	if ((rc = db_begin()) < 0)
+		return rc;
+	if ((n = db_exec(&q_keys_revoke_all, "s", uid)) < 0 ||
+	    (rc = audit(r, "apikey.revoke_all", uid, NULL)) < 0 ||
+	    (rc = db_commit()) < 0) {
+		db_rollback();
+		return n < 0 ? n : rc;
+	}
+	log_info("apikeys_revoked", " user=%s count=%d", uid, n);
+	return n;
+}
+
+/* DELETE /api/v1/api-keys (a login): 204, every key of the caller revoked. */
+void
+h_apikeys_delete_all(struct req *r)
+{
+	int	 rc;
+
+	if ((rc = apikeys_revoke_all_core(r, r->who.user_id)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	reply_empty(r, 204);
+}

@@ -508,8 +508,13 @@ h_totp_start(struct req *r)
 {
 	struct json_object	*o;
 	const char		*secret;
+	long			 retry;
 	int			 rc;
 
+	if ((rc = reauth_check(r, in_str(r, "password"), &retry)) != 0) {
+		reply_reauth(r, rc, retry);
+		return;
+	}
 	if ((rc = totp_enrol(r, r->who.user_id, &secret)) < 0) {
 		reply_db(r, rc);
 		return;
