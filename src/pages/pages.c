@@ -725,3 +725,53 @@ member_bool(struct json_object *o, const char *k)
 	return o != NULL && json_object_object_get_ex(o, k, &v) && v != NULL &&
 	    json_object_get_boolean(v);
 }
+
+/*
+ * Before a lasting credential is made from a browser (an API key, a
+ * second factor): true when the session signed in within the last
+ * REAUTH_SECONDS or the form carries the right current password;
+ * otherwise answers a page asking for the password, whose form posts the
+ * same fields again to action (422; 429 while throttled; 503), and
+ * returns false.
+ */
+bool
+pg_reauth(struct req *r, const char *action)
+{
+	struct page	 p;
+	long		 retry = 0;
+	size_t		 i;
+	int		 rc, status = 422;
+
+	if ((rc = reauth_check(r, pg_arg(r, "password"), &retry)) == 0)
+		return true;
+	if (rc < 0) {
+		reply_db(r, rc);
+		return false;
+	}
+	pg_init(&p, r);
+	if (rc == ME_THROTTLED) {
+		char v[32];
+
+		snprintf(v, sizeof(v), "%ld", retry < 1 ? 1 : retry);
+		reply_header(r, "Retry-After", v);
+		status = 429;
+		pg_error(&p, "password", "Too many wrong passwords. Please "
+		    "wait a few minutes and try again.");
+	} else
+		pg_error(&p, "password", rc == ME_WRONG ? "The password is "
+		    "wrong." : "This session signed in a while ago: confirm "
+		    "your current password to go on.");
+	pg_form(&p, action, NULL);
+	for (i = 0; i < r->form.n; i++)
+		if (strcmp(r->form.v[i].key, "csrf") != 0 &&
+		    strcmp(r->form.v[i].key, "password") != 0 &&
+		    pg_arg(r, r->form.v[i].key) != NULL)
+			pg_hidden(&p, r->form.v[i].key, pg_arg(r,
+			    r->form.v[i].key));
+	pg_input(&p, "Current password", "password", "password", NULL,
+	    "current-password", true);
+	pg_submit(&p, "Confirm", NULL);
+	buf_puts(&p.b, "<p><a href=\"/profile\">Cancel</a></p>\n");
+	pg_send(&p, status, "Confirm your password");
+	return false;
+}

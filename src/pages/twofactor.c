@@ -283,7 +283,7 @@ h_page_totp_start(struct req *r)
 	const char	*secret;
 	int		 rc;
 
-	if (!profile_form(r))
+	if (!profile_form(r) || !pg_reauth(r, "/profile/totp"))
 		return;
 	if ((rc = totp_enrol(r, r->who.user_id, &secret)) < 0) {
 		reply_db(r, rc);
