@@ -727,6 +727,22 @@ member_bool(struct json_object *o, const char *k)
 }
 
 /*
+ * An RFC 3339 time as "YYYY-MM-DD HH:MM UTC" inside a <time> element, or
+ * a dash: the one way the pages show a time.
+ */
+void
+pg_time(struct buf *b, const char *t)
+{
+	if (t == NULL || strlen(t) < 16) {
+		buf_puts(b, "—");
+		return;
+	}
+	buf_puts(b, "<time datetime=\"");
+	buf_html(b, t);
+	buf_printf(b, "\">%.10s %.5s UTC</time>", t, t + 11);
+}
+
+/*
  * Before a lasting credential is made from a browser (an API key, a
  * second factor): true when the session signed in within the last
  * REAUTH_SECONDS or the form carries the right current password;
