@@ -137,6 +137,11 @@ void	 reply_reauth(struct req *, int rc, long retry);
 int	 apikeys_revoke_all_core(struct req *, const char *uid);
 handler_fn	 h_apikeys_delete_all;
 
+/* gc.c: purging expired rows (tollgatectl gc). */
+#define GC_KINDS	6
+extern const char *const gc_names[GC_KINDS];
+int	 gc_core(long long counts[GC_KINDS]);
+
 /* ------------------------------------------------------------------ */
 /* pending.c: a sign-in waiting for its second factor                 */
 /* ------------------------------------------------------------------ */
