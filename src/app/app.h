@@ -14,7 +14,6 @@
 /* auth.c: who is asking                                              */
 /* ------------------------------------------------------------------ */
 
-#define SESSION_COOKIE	"tg_session"
 #define AUTH_OK		0
 #define AUTH_NONE	1	/* no credential at all */
 #define AUTH_ANSWERED	2	/* answered: 401, 403 or 503 */

@@ -69,6 +69,17 @@ pg_csrf(struct req *r)
 	return false;
 }
 
+/* pg_csrf for the sign-in forms (csrf_ok_signin). */
+bool
+pg_csrf_signin(struct req *r)
+{
+	if (csrf_ok_signin(r))
+		return true;
+	reply_error(r, 403, "forbidden", "This form has expired or did not "
+	    "come from this site. Go back, reload the page and try again.");
+	return false;
+}
+
 /*
  * Validates the posted fields against a table (as the dispatcher does
  * for the JSON API) and fills r->in for in_str and friends.  Returns
@@ -313,7 +324,7 @@ h_page_signup_post(struct req *r)
 	struct signup	 s;
 	int		 rc;
 
-	if (!pg_csrf(r))
+	if (!pg_csrf_signin(r))
 		return;
 	pg_init(&p, r);
 	if (!pg_take(&p, f_signup)) {
@@ -471,7 +482,7 @@ h_page_login_post(struct req *r)
 	long		 retry = 0;
 	int		 rc, status = 0;
 
-	if (!pg_csrf(r))
+	if (!pg_csrf_signin(r))
 		return;
 	pg_init(&p, r);
 	if (!pg_take(&p, f_login)) {
@@ -551,7 +562,7 @@ h_page_logout(struct req *r)
 {
 	int	 rc;
 
-	if (!pg_csrf(r))
+	if (!pg_csrf_signin(r))
 		return;
 	if (r->who.session_id != NULL &&
 	    (rc = session_revoke(r->who.session_id, "logout")) < 0) {
@@ -609,7 +620,7 @@ h_page_forgot_post(struct req *r)
 	struct page	 p;
 	int		 rc;
 
-	if (!pg_csrf(r))
+	if (!pg_csrf_signin(r))
 		return;
 	pg_init(&p, r);
 	if (!pg_take(&p, f_forgot)) {
@@ -667,7 +678,7 @@ h_page_reset_post(struct req *r)
 	const char	*t;
 	int		 rc;
 
-	if (!pg_csrf(r))
+	if (!pg_csrf_signin(r))
 		return;
 	pg_init(&p, r);
 	t = pg_arg(r, "token");

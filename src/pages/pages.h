@@ -25,6 +25,7 @@ void	 pg_init(struct page *, struct req *);
 bool	 pg_login(struct req *);
 bool	 pg_admin(struct req *);
 bool	 pg_csrf(struct req *);
+bool	 pg_csrf_signin(struct req *);
 bool	 pg_reauth(struct req *, const char *action);
 bool	 pg_take(struct page *, const struct field *);
 void	 pg_error(struct page *, const char *field, const char *message);

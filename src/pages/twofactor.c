@@ -77,7 +77,7 @@ h_page_login_totp_post(struct req *r)
 	long		 retry = 0;
 	int		 rc;
 
-	if (!csrf_ok(r)) {
+	if (!csrf_ok_signin(r)) {
 		reply_error(r, 403, "forbidden", "This form has expired or did "
 		    "not come from this site. Go back, reload the page and try "
 		    "again.");
