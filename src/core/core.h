@@ -201,6 +201,8 @@ char	*jwt_issue(struct arena *, const char *uid, const char *sid);
 int	 jwt_check(struct arena *, const char *token, const char **uid,
 	    const char **sid);
 int	 jwt_ttl(void);
+/* Known answers of the libjwt in use, at start-up.  0, or -1 with err. */
+int	 jwt_selftest(char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* outside.c: libcurl to SMTP, GitHub and Stripe.                      */
