@@ -18,7 +18,7 @@
 
 #include "app/app.h"
 
-#define PENDING_COOKIE	"tg_2fa"
+#define PENDING_COOKIE	"__Host-tg_2fa"
 #define PENDING_TTL	600	/* seconds to enter the code */
 
 static struct sql q_password_of = SQL(
