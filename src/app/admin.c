@@ -358,12 +358,8 @@ update_tx(struct req *r, const char *uid, const struct admin_change *c)
 	if (c->totp_off && dbi(&row, 0, 3) > 0) {
 		if ((rc = totp_remove(r, uid, NULL, false)) < 0 ||
 		    (rc = audit_obj(r, "user.totp_off", uid, NULL)) < 0 ||
-		    (rc = mail_queue(r, uid, "totp_off", dbv(&row, 0, 4),
-		    "Your second factor was turned off", "Hello,\n\nAn "
-		    "administrator turned off the second factor (TOTP) of your "
-		    "account. You can sign in with your password alone now, "
-		    "and turn it on again on your profile page.\n\nIf you did "
-		    "not ask for this, reply to this message.\n", NULL)) < 0)
+		    (rc = mail_text(r, uid, "totp_off", "totp_off",
+		    dbv(&row, 0, 4), NULL, NULL)) < 0)
 			return rc;
 	}
 	return ADM_OK;

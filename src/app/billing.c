@@ -278,6 +278,7 @@ billing_checkout_core(struct req *r, const char *uid, const char *plan,
 	struct dbrows		 row;
 	struct buf		 form;
 	const char		*price, *cus;
+	size_t			 i;
 	int			 rc;
 
 	*url = NULL;
@@ -295,6 +296,10 @@ billing_checkout_core(struct req *r, const char *uid, const char *plan,
 	form_add(&form, "client_reference_id", uid);
 	form_add(&form, "line_items[0][price]", price);
 	form_add(&form, "line_items[0][quantity]", "1");
+	/* The metered prices ([stripe] meter_prices): no quantity. */
+	for (i = 0; i < cfg.nmeter_prices; i++)
+		form_add(&form, arena_printf(r->a, "line_items[%zu][price]",
+		    i + 1), cfg.meter_prices[i].price);
 	form_add(&form, "success_url", arena_printf(r->a,
 	    "%s/billing?checkout=success", cfg.base_url));
 	form_add(&form, "cancel_url", arena_printf(r->a,
@@ -438,7 +443,8 @@ meter_report_add(struct req *r, const char *uid, const char *meter,
 {
 	int	 rc;
 
-	if (qty <= 0)
+	/* With [stripe] meter_prices, only the meters it bills. */
+	if (qty <= 0 || !meter_billed(meter))
 		return 0;
 	rc = db_exec(&q_meter_add, "ssii", uid, meter, qty,
 	    (long long)cfg.stripe_report_interval);
@@ -468,6 +474,10 @@ static struct sql q_mr_claim = SQL(
     "UTC_TIMESTAMP(6) + INTERVAL " LEASE_SECONDS " SECOND, "
     "attempts = attempts + 1 WHERE id = ? AND status = 'pending' AND "
     "locked_by IS NULL AND next_attempt_at <= UTC_TIMESTAMP(6)");
+static struct sql q_mr_skip = SQL(
+    "UPDATE meter_reports SET status = 'skipped', locked_by = NULL, "
+    "locked_until = NULL, last_error = 'not in [stripe] meter_prices' "
+    "WHERE id = ? AND locked_by = ?");
 static struct sql q_mr_load = SQL(
     "SELECT meter, quantity, stripe_customer_id, "
     "TIMESTAMPDIFF(SECOND, TIMESTAMP('1970-01-01'), interval_start), "
@@ -613,6 +623,13 @@ meter_send(struct arena *a, const char *id, const char *me)
 
 	if (db_select(a, &q_mr_load, &row, "s", id) != 1)
 		return 0;
+	if (!meter_billed(dbv(&row, 0, 0))) {
+		/* Queued elsewhere (SQL) for a meter no price bills. */
+		db_exec(&q_mr_skip, "ss", id, me);
+		log_info("meter_skipped", " id=%s meter=%s", id,
+		    dbv(&row, 0, 0));
+		return 200;
+	}
 	if (dbi(&row, 0, 1) <= 0) {
 		db_exec(&q_mr_sent, "ss", id, me);	/* nothing to report */
 		return 200;

@@ -178,6 +178,17 @@ h_page_admin(struct req *r)
 		buf_puts(&p.b, "\">Next</a>");
 	}
 	buf_puts(&p.b, "</nav>\n</section>\n");
+	/* Every user's usage events in a period, as CSV (a plain GET). */
+	buf_puts(&p.b, "<section>\n<h2>Usage export</h2>\n<form method=\"get\" "
+	    "action=\"/api/v1/admin/usage/export\" class=\"inline\">"
+	    "<div><label for=\"exp-from\">From</label><input id=\"exp-from\" "
+	    "name=\"from\" type=\"date\"></div><div><label for=\"exp-to\">"
+	    "To (not included)</label><input id=\"exp-to\" name=\"to\" "
+	    "type=\"date\"></div><div><label for=\"exp-meter\">Meter</label>"
+	    "<input id=\"exp-meter\" name=\"meter\" maxlength=\"64\"></div>"
+	    "<button type=\"submit\">Download CSV</button></form>\n<p>Left "
+	    "empty: this calendar month so far (UTC), every meter.</p>\n"
+	    "</section>\n");
 	json_object_put(o);
 	if ((rc = recent_section(&p)) < 0) {
 		json_object_put(p.errs);
