@@ -94,7 +94,10 @@ enable_body(void *v)
 	if ((rc = db_exec(&q_enable, "s", o->uid)) < 0)
 		return rc;
 	o->changed = rc;
-	if (rc > 0 && (rc = audit(o->r, "user.enable", o->uid, NULL)) < 0)
+	/* No token issued before the disable works again (issue 15). */
+	if (rc > 0 && ((rc = sessions_revoke_all(o->uid, NULL,
+	    "reenabled")) < 0 || (rc = audit(o->r, "user.enable", o->uid,
+	    NULL)) < 0))
 		return rc;
 	return 0;
 }
@@ -163,7 +166,10 @@ out:
 	return status;
 }
 
-/* user enable EMAIL: lifts a disable; the account's keys work again. */
+/*
+ * user enable EMAIL: lifts a disable; the account's keys work again, its
+ * sessions from before the disable do not (the user signs in anew).
+ */
 int
 ctl_user_enable(int argc, char *argv[])
 {
