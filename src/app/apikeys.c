@@ -378,9 +378,9 @@ ctl_service_key_create(int argc, char *argv[])
 	const char	*key, *id;
 	int		 rc;
 
-	if (argc != 1 || valid_slug(argv[0], strlen(argv[0])) != NULL) {
+	if (argc != 1 || valid_key_name(argv[0], strlen(argv[0])) != NULL) {
 		fprintf(stderr, "usage: tollgatectl service-key create NAME "
-		    "(NAME: a-z, 0-9 and _)\n");
+		    "(NAME: 1 to 64 of letters, digits, - and _)\n");
 		return 2;
 	}
 	a = arena_new();

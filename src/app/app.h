@@ -319,6 +319,7 @@ handler_fn	 h_usage_events;
 handler_fn	 h_admin_usage_export;
 #define USAGE_GONE		1	/* no such user */
 int	 usage_core(struct req *, const char *uid, struct json_object **out);
+int	 credits_now(struct req *, const char *uid, long long *remaining);
 int	 usage_events_core(struct req *, const char *uid, const char *from,
 	    const char *to, const char *meter, long long page,
 	    struct json_object **out);

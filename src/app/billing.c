@@ -100,6 +100,14 @@ price_for_plan(struct req *r, const char *plan, int *rc)
 	return dbv(&row, 0, 0);
 }
 
+/* Answers 404 not_found: billing is not set up on this site. */
+static void
+reply_billing_off(struct req *r)
+{
+	reply_error(r, 404, "not_found", "Billing is not set up on this "
+	    "site.");
+}
+
 /* Answers a failed Stripe call (STRIPE_DOWN) or a DB_* code. */
 static void
 reply_billing_failed(struct req *r, int rc)
@@ -314,8 +322,8 @@ billing_checkout_core(struct req *r, const char *uid, const char *plan,
 /*
  * POST /api/v1/billing/checkout {plan}: 200 {url} of a new Checkout
  * Session; 422 for a plan that cannot be bought; 409 when a subscription
- * is already live (the portal changes it); 503 when Stripe or the
- * database cannot be reached.
+ * is already live (the portal changes it); 404 when billing is not set
+ * up; 503 when Stripe or the database cannot be reached.
  */
 void
 h_billing_checkout(struct req *r)
@@ -323,6 +331,10 @@ h_billing_checkout(struct req *r)
 	const char	*url;
 	int		 rc;
 
+	if (!stripe_configured()) {
+		reply_billing_off(r);
+		return;
+	}
 	rc = billing_checkout_core(r, r->who.user_id, in_str(r, "plan"), "",
 	    &url);
 	if (rc == BILLING_NOT_BUYABLE) {
@@ -367,7 +379,8 @@ billing_portal_core(struct req *r, const char *uid, const char *via,
 
 /*
  * POST /api/v1/billing/portal: 200 {url} of a Customer Portal session;
- * 503 when Stripe or the database cannot be reached.
+ * 404 when billing is not set up; 503 when Stripe or the database cannot
+ * be reached.
  */
 void
 h_billing_portal(struct req *r)
@@ -375,6 +388,10 @@ h_billing_portal(struct req *r)
 	const char	*url;
 	int		 rc;
 
+	if (!stripe_configured()) {
+		reply_billing_off(r);
+		return;
+	}
 	if ((rc = billing_portal_core(r, r->who.user_id, "", &url)) < 0) {
 		reply_billing_failed(r, rc);
 		return;

@@ -28,6 +28,9 @@ static struct sql q_state = SQL(
     "FROM (SELECT y.id, y.plan, tg_period_start(y.id, y.plan) ps, "
     "tg_period_end(y.id, y.plan) pe FROM (SELECT u.id, tg_plan(u.id) plan "
     "FROM users u WHERE u.id = ?) y) x");
+/* The one credits figure of a user (sql/035-rules.sql). */
+static struct sql q_credits_now = SQL(
+    "SELECT tg_credits(?, ?) FROM users WHERE id = ?");
 /* The daily counts of a user's meters between two days. */
 static struct sql q_daily = SQL(
     "SELECT meter, DATE_FORMAT(day, '%Y-%m-%d'), used FROM usage_daily "
@@ -133,6 +136,27 @@ usage_core(struct req *r, const char *uid, struct json_object **out)
 	json_object_object_add(money, "meters", mm);
 	json_object_object_add(o, "money", money);
 	*out = o;
+	return 0;
+}
+
+/*
+ * Every credit user uid can spend now (tg_credits, sql/035-rules.sql):
+ * the one figure of /api/v1/usage, /api/v1/me and the admin's view
+ * (contract section 3), for answers that are not built on those reads.
+ * Returns 0 with it in *remaining, USAGE_GONE, or a DB_* code.
+ */
+int
+credits_now(struct req *r, const char *uid, long long *remaining)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_credits_now, &row, "sis", uid,
+	    (long long)cfg.trial_credits, uid)) < 0)
+		return rc;
+	if (rc == 0)
+		return USAGE_GONE;
+	*remaining = dbi(&row, 0, 0);
 	return 0;
 }
 

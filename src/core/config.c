@@ -72,7 +72,7 @@ static const struct key keys[] = {
 	{ "stripe", "webhook_secret", K_STR, OFF(stripe_webhook_secret), "", 0, 0 },
 	{ "stripe", "price_pro", K_STR, OFF(stripe_price_pro), "", 0, 0 },
 	{ "stripe", "price_team", K_STR, OFF(stripe_price_team), "", 0, 0 },
-	{ "stripe", "report_interval", K_INT, OFF(stripe_report_interval), "3600", 60, 86400 },
+	{ "stripe", "report_interval", K_INT, OFF(stripe_report_interval), "3600", 1, INT_MAX },
 	{ "stripe", "meter_prices", K_STR, OFF(stripe_meter_prices), "", 0, 0 },
 	{ "client", "config_file", K_STR, OFF(client_config_file), "", 0, 0 },
 	{ "smtp", "url", K_STR, OFF(smtp_url), "smtp://127.0.0.1:25", 0, 0 },
@@ -91,6 +91,28 @@ struct loading {
 	size_t		 errlen;
 	int		 failed;
 };
+
+/*
+ * Whether GitHub sign-in is set up ([github] client_id and
+ * client_secret): the pages offer it only then.
+ */
+bool
+github_configured(void)
+{
+	return cfg.github_client_id != NULL && cfg.github_client_id[0] != '\0' &&
+	    cfg.github_client_secret != NULL &&
+	    cfg.github_client_secret[0] != '\0';
+}
+
+/*
+ * Whether Stripe billing is set up ([stripe] secret_key): the pages
+ * offer upgrades and the portal only then.
+ */
+bool
+stripe_configured(void)
+{
+	return cfg.stripe_secret_key != NULL && cfg.stripe_secret_key[0] != '\0';
+}
 
 const char *
 config_default_path(void)

@@ -172,6 +172,8 @@ const char *config_default_path(void);
  */
 const char *meter_price(const char *meter);
 bool	 meter_billed(const char *meter);
+bool	 github_configured(void);
+bool	 stripe_configured(void);
 
 /* ------------------------------------------------------------------ */
 /* validate.c: small pure validators.                                  */
@@ -185,6 +187,7 @@ const char	*valid_name(const char *, size_t);
 const char	*valid_token(const char *, size_t);
 const char	*valid_id(const char *, size_t);
 const char	*valid_slug(const char *, size_t);
+const char	*valid_key_name(const char *, size_t);
 /* Lower-cases ASCII letters only (emails compare ignoring ASCII case). */
 char		*ascii_lower(struct arena *, const char *);
 

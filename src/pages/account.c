@@ -850,7 +850,11 @@ h_page_billing(struct req *r)
 		buf_puts(&p.b, "</dd>");
 	}
 	buf_puts(&p.b, "</dl>\n");
-	if (member_str(bill, "status") != NULL) {
+	/* Without Stripe set up, no button that would fail. */
+	if (!stripe_configured())
+		buf_puts(&p.b, "<p id=\"billing-off\">Paid plans cannot be "
+		    "bought on this site yet.</p>\n");
+	else if (member_str(bill, "status") != NULL) {
 		pg_form(&p, "/billing/portal", "inline");
 		pg_submit(&p, "Manage billing", "secondary");
 	}
@@ -895,6 +899,8 @@ h_page_billing(struct req *r)
 		    num(r->a, member_int(pl, "api_keys")));
 		if (cur != NULL && strcmp(cur, name) == 0)
 			buf_puts(&p.b, "<p class=\"tag ok\">Your plan</p>\n");
+		else if (!stripe_configured())
+			;	/* nothing to buy it with */
 		else if (price > 0 && live) {
 			pg_form(&p, "/billing/portal", "inline");
 			pg_submit(&p, arena_printf(r->a, "Switch to %s in the "
@@ -985,7 +991,8 @@ reply_stripe(struct req *r, int rc)
 /*
  * POST /billing/checkout {plan}: 200 with the link to Stripe Checkout;
  * 422 for a plan that cannot be bought; 409 when a subscription is live
- * (the portal changes it); 503 when Stripe cannot be reached.
+ * (the portal changes it); 404 when billing is not set up; 503 when
+ * Stripe cannot be reached.
  */
 void
 h_page_checkout(struct req *r)
@@ -996,6 +1003,11 @@ h_page_checkout(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
+	if (!stripe_configured()) {
+		reply_error(r, 404, "not_found", "Billing is not set up on "
+		    "this site.");
+		return;
+	}
 	if (!pg_take(&p)) {
 		json_object_put(p.errs);
 		reply_error(r, 422, "validation_failed", "Choose a plan.");
@@ -1022,7 +1034,10 @@ h_page_checkout(struct req *r)
 	    "Continue to Stripe Checkout");
 }
 
-/* POST /billing/portal: 200 with the link to Stripe's portal; 503. */
+/*
+ * POST /billing/portal: 200 with the link to Stripe's portal; 404 when
+ * billing is not set up; 503.
+ */
 void
 h_page_portal(struct req *r)
 {
@@ -1032,6 +1047,11 @@ h_page_portal(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
+	if (!stripe_configured()) {
+		reply_error(r, 404, "not_found", "Billing is not set up on "
+		    "this site.");
+		return;
+	}
 	if ((rc = billing_portal_core(r, r->who.user_id, " via=page", &url)) < 0) {
 		reply_stripe(r, rc);
 		return;

@@ -23,8 +23,12 @@ static const struct field f_login[] = {
 	{ "recovery_code", F_TEXT, 0, 1, 64 },
 	{ NULL, 0, 0, 0, 0 },
 };
+/*
+ * Any text: a value that is no live refresh token (malformed, an access
+ * token) answers 401 like an unknown one (contract section 3).
+ */
 static const struct field f_refresh[] = {
-	{ "refresh_token", F_TOKEN, FIELD_REQUIRED, 0, 0 },
+	{ "refresh_token", F_TEXT, FIELD_REQUIRED, 0, 4096 },
 	{ NULL, 0, 0, 0, 0 },
 };
 static const struct field f_logout[] = {
@@ -325,6 +329,9 @@ const struct route routes[] = {
 	{ M_POST, "/logout", h_page_logout, PAGE, NULL },
 	{ M_GET, "/forgot-password", h_page_forgot, PAGE, NULL },
 	{ M_POST, "/forgot-password", h_page_forgot_post, PAGE_FORM,
+	    f_page_forgot },
+	{ M_GET, "/login/magic", h_page_magic_request, PAGE, NULL },
+	{ M_POST, "/login/magic", h_page_magic_request_post, PAGE_FORM,
 	    f_page_forgot },
 	{ M_GET, "/reset-password", h_page_reset, PAGE, NULL },
 	{ M_POST, "/reset-password", h_page_reset_post, PAGE_FORM,

@@ -21,7 +21,12 @@
 # customer.subscription.created, checkout.session.completed, in that
 # order, signed with $FAKE_WEBHOOK_SECRET, to $FAKE_WEBHOOK_URL), then
 # sends the browser to the session's success_url.  Cancelling a known
-# subscription (DELETE) sends customer.subscription.deleted.
+# subscription (DELETE) sends customer.subscription.deleted.  With
+# FAKE_STRIPE_LOCAL_PORTAL=1 (contrib/devstack up sets it) a Customer
+# Portal session's url is this fake's page too: GET /portal/:id lists the
+# customer's live subscriptions, each with a "Cancel" button (POST
+# /portal/:id/cancel/:sub sends customer.subscription.deleted, then the
+# browser goes to the session's return_url), and a link back.
 #
 # Prices: price_pro_devstack and price_team_devstack (and any price not
 # known here) are licensed prices, which a Checkout line item must give
@@ -161,6 +166,39 @@ post '/checkout/:id/pay' => sub ($c) {
 };
 
 # Every /v1 call: authenticate, record, then fail, replay or handle.
+get '/portal/:id' => sub ($c) {
+	my $ps = ($S->{portals} // {})->{ $c->param('id') }
+	    or return $c->render(status => 404, text => 'no such session');
+	my $html = '<!doctype html><title>Fake Customer Portal</title>'
+	    . '<h1>Fake Stripe Customer Portal</h1>';
+	for my $sub (sort { $a->{id} cmp $b->{id} } values %{ $S->{subscriptions} }) {
+		next unless $sub->{customer} eq $ps->{customer}
+		    && $sub->{status} ne 'canceled';
+		my $price = $sub->{items}{data}[0]{price}{id} // '';
+		$html .= "<p>Subscription $sub->{id} ($price, $sub->{status})</p>"
+		    . "<form method=post action=\"/portal/$ps->{id}/cancel/"
+		    . "$sub->{id}\"><button>Cancel subscription</button></form>";
+	}
+	$html .= '<p><a href="' . Mojo::Util::xml_escape($ps->{return_url} // '/')
+	    . '">Return</a></p>';
+	$c->render(text => $html, format => 'html');
+};
+
+post '/portal/:id/cancel/:sub' => sub ($c) {
+	my $ps = ($S->{portals} // {})->{ $c->param('id') }
+	    or return $c->render(status => 404, text => 'no such session');
+	my $sub = $S->{subscriptions}{ $c->param('sub') };
+	return $c->render(status => 404, text => 'no such subscription')
+	    unless $sub && $sub->{customer} eq $ps->{customer};
+	if ($sub->{status} ne 'canceled') {
+		$sub->{status} = 'canceled';
+		push @{ $S->{cancelled} }, $sub->{id};
+		save();
+		send_webhook('customer.subscription.deleted', $sub);
+	}
+	$c->redirect_to($ps->{return_url} // '/');
+};
+
 under '/v1' => sub ($c) {
 	my $params = $c->req->body_params->to_hash;
 	my $idem = $c->req->headers->header('Idempotency-Key');
@@ -295,10 +333,16 @@ post '/checkout/sessions' => sub ($c) {
 post '/billing_portal/sessions' => sub ($c) {
 	return unless required($c, qw(customer));
 	my $id = rid('bps_');
+	$S->{portals}{$id} = { id => $id,
+	    customer => $c->stash('params')->{customer},
+	    return_url => $c->stash('params')->{return_url} };
+	save();
 	answer($c, 200, { id => $id, object => 'billing_portal.session',
 	    customer => $c->stash('params')->{customer},
 	    return_url => $c->stash('params')->{return_url},
-	    url => "https://billing.stripe.test/p/session/$id" });
+	    url => $ENV{FAKE_STRIPE_LOCAL_PORTAL}
+	    ? 'http://127.0.0.1:' . $c->tx->local_port . "/portal/$id"
+	    : "https://billing.stripe.test/p/session/$id" });
 };
 
 post '/billing/meter_events' => sub ($c) {

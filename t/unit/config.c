@@ -85,6 +85,25 @@ main(void)
 	unsetenv("TOLLGATE_TRIAL_DAYS");
 	unsetenv("TOLLGATE_STRIPE_API_BASE");
 
+	/* Contract section 12: report_interval is any value from 1 up. */
+	setenv("TOLLGATE_STRIPE_REPORT_INTERVAL", "1", 1);
+	rc = load(good, 0600, &c, err, sizeof(err));
+	ok(rc == 0 && c.stripe_report_interval == 1,
+	    "report_interval 1 (seconds, for tests) accepted");
+	if (rc == 0)
+		config_free(&c);
+	setenv("TOLLGATE_STRIPE_REPORT_INTERVAL", "604800", 1);
+	rc = load(good, 0600, &c, err, sizeof(err));
+	ok(rc == 0 && c.stripe_report_interval == 604800,
+	    "report_interval of a week accepted");
+	if (rc == 0)
+		config_free(&c);
+	setenv("TOLLGATE_STRIPE_REPORT_INTERVAL", "0", 1);
+	ok(load(good, 0600, &c, err, sizeof(err)) < 0 &&
+	    strstr(err, "[stripe] report_interval") != NULL,
+	    "report_interval 0 refused by name");
+	unsetenv("TOLLGATE_STRIPE_REPORT_INTERVAL");
+
 	ok(load(good, 0644, &c, err, sizeof(err)) < 0 &&
 	    strstr(err, "readable") != NULL, "world-readable file refused");
 	ok(load("[crypto]\nkey = 00\n", 0600, &c, err, sizeof(err)) < 0,
