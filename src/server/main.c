@@ -279,7 +279,8 @@ master(void)
 	int		 fd, i, sig;
 
 	metrics_route_labels(route_label);
-	if (metrics_init() < 0 || (fd = open_socket()) < 0)
+	if (metrics_init() < 0 || hashcap_init(cfg.password_hashes) < 0 ||
+	    (fd = open_socket()) < 0)
 		return 1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -421,6 +422,11 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (config_load(path, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "tollgated: %s\n", err);
+		return 1;
+	}
+	/* Safe HS256 checking depends on the libjwt in use: check it. */
+	if (jwt_selftest(err, sizeof(err)) < 0) {
 		fprintf(stderr, "tollgated: %s\n", err);
 		return 1;
 	}
