@@ -43,8 +43,20 @@ my $res = req(HEAD => $path, H());
 is($res->code, 200, 'HEAD /verify-email?token= (a link checker): 200');
 ok(!db_row('SELECT email_verified_at FROM users WHERE id = ?', $u->{id})
     ->{email_verified_at}, 'and it verifies nothing');
-$res = req(GET => $path, H());
+# Contract section 3 (changed this round): the GET uses nothing; its
+# page's one button, a CSRF-protected POST, verifies the address.
+my $bua = ua();
+$res = $bua->get("$base$path" => H())->result;
 is($res->code, 200, 'GET /verify-email?token=: 200');
+like($res->headers->content_type // '', qr{^text/html}, 'a page');
+ok(!db_row('SELECT email_verified_at FROM users WHERE id = ?', $u->{id})
+    ->{email_verified_at}, 'the GET verifies nothing');
+my ($vcsrf) = $res->body =~ /name="csrf" value="([^"]+)"/;
+my ($vtok) = $path =~ /token=([A-Za-z0-9_-]+)/;
+$res = $bua->post("$base/verify-email" => H('Content-Type' =>
+    'application/x-www-form-urlencoded') => "token=$vtok&csrf="
+    . ($vcsrf // ''))->result;
+is($res->code, 200, 'its button: 200');
 like($res->headers->content_type // '', qr{^text/html}, 'a page');
 like($res->body, qr/verified/i, 'the page says so');
 

@@ -92,8 +92,19 @@ is(eval { req(GET => '/api/v1/me', H(bearer($u->{access})))->json->{user}{email}
     $old, 'nothing changes until the link is followed');
 
 (my $path = $link) =~ s/^\Q$base\E//;
-$res = req(GET => $path, H());
-is($res->code, 200, 'following the link: 200');
+# Contract section 3 (changed): the GET of the link uses nothing; its
+# page's button (a CSRF-protected POST) completes the change.
+{
+	my $b = ua();
+	$res = $b->get("$base$path" => H())->result;
+	is($res->code, 200, 'following the link: 200');
+	my ($csrf) = $res->body =~ /name="csrf" value="([^"]+)"/;
+	my ($tok) = $path =~ /token=([A-Za-z0-9_-]+)/;
+	$res = $b->post("$base/verify-email" => H('Content-Type' =>
+	    'application/x-www-form-urlencoded') => "token=$tok&csrf="
+	    . ($csrf // ''))->result;
+	is($res->code, 200, 'its button: 200');
+}
 is(eval { req(GET => '/api/v1/me', H(bearer($u->{access})))->json->{user}{email} },
     $new, 'the address has changed');
 ok(db_row('SELECT 1 AS x FROM trial_history WHERE kind = ? AND subject = ? '

@@ -123,7 +123,13 @@ ok(($res->code // 0) == 403 || ($res->code // 0) == 401,
     'a disabled user\'s token stops at once (' . ($res->code // '') . ')');
 $res = api(PATCH => "/api/v1/admin/users/$uid", $admin, { disabled => false });
 is($res->json->{user}{disabled}, false, 'PATCH disabled false: enabled again');
-is(api(GET => '/api/v1/sessions', $utoken)->code, 200, 'enabled: the token works again');
+# Issue 15: tokens issued before a disable stay dead after the enable
+# (the disable revokes every session); a new login works.
+is(api(GET => '/api/v1/sessions', $utoken)->code, 401,
+    'enabled: a token from before the disable stays dead');
+$utoken = eval { json_post('/api/v1/auth/login', { email => $email,
+    password => $pw })->json->{tokens}{access_token} } // $utoken;
+is(api(GET => '/api/v1/sessions', $utoken)->code, 200, 'enabled: a new login works');
 
 # totp: false turns a second factor off.
 $dbh->do('INSERT INTO totp_secrets (user_id, secret_enc, enabled_at) VALUES (?, ?, UTC_TIMESTAMP(6))',

@@ -112,7 +112,7 @@ $loc = Mojo::URL->new(req(GET => '/device', H())->headers->location // '');
 is($loc->query->param('next'), '/device', 'without a code: next=/device');
 
 # --- the page, signed in -------------------------------------------------------------
-my $u = signup(tag => 'device');
+my $u = verified_user(tag => 'device');	# a magic link to a never-verified account is a takeover (contract section 3)
 my $ua = browser_login($u) or BAIL_OUT('cannot sign a browser in');
 $res = $ua->get("$base/device" => H())->result;
 is($res->code, 200, 'GET /device without a code: 200');
@@ -258,7 +258,7 @@ error_ok(poll($d4->{device_code}), 400, 'expired_token',
 
 # --- the second factor: approval needs a browser that passed it ----------------------
 {
-	my $t = signup(tag => 'device-totp');
+	my $t = verified_user(tag => 'device-totp');
 	my ($secret) = totp_on($t);
 	my $d5 = start('cli of a TOTP account')->json;
 	ok(!browser_login($t), 'TOTP on: no browser session without the code');

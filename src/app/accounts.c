@@ -6,13 +6,18 @@
 
 #include "app/app.h"
 
-static int	 second_factor(struct req *, const char *);
+static int	 second_factor(struct req *, const char *, long *);
+
+/* The seconds left of the last TOKEN_LIMITED (reply_token_error). */
+static long	 limited_retry;
 
 static struct sql q_insert_user = SQL(
     "INSERT INTO users (id, email, email_lc, name, password_hash) "
     "VALUES (?, ?, ?, ?, ?)");
 static struct sql q_insert_balance = SQL(
     "INSERT INTO credit_balances (user_id) VALUES (?)");
+static struct sql q_email_taken = SQL(
+    "SELECT 1 FROM users WHERE email_lc = ?");
 static struct sql q_insert_token = SQL(
     "INSERT INTO tokens (token_hash, kind, user_id, new_email, "
     "new_email_lc, expires_at) VALUES (?, ?, ?, ?, ?, "
@@ -35,6 +40,19 @@ onetime_token(struct req *r, const char *kind, const char *uid,
 	    uid, new_email, new_email ? ascii_lower(r->a, new_email) : NULL,
 	    (long long)minutes);
 	return *rc < 0 ? NULL : t;
+}
+
+/*
+ * Whether an account uses email (compared ignoring ASCII case): 1, 0,
+ * or a DB_* code.  Sign-ups ask it before they hash a password.
+ */
+int
+email_taken(struct req *r, const char *email)
+{
+	struct dbrows	 row;
+
+	return db_select(r->a, &q_email_taken, &row, "s",
+	    ascii_lower(r->a, email));
 }
 
 /* A sign-up's transaction, run by db_tx_run (maybe more than once). */
@@ -88,8 +106,13 @@ signup_core(struct req *r, struct signup *s)
 	s->user = s->tokens = s->key = NULL;
 	if (s->name == NULL)
 		s->name = "";
+	/* A taken address answers before any hashing is spent on it. */
+	if ((rc = email_taken(r, s->email)) < 0)
+		return rc;
+	if (rc > 0)
+		return SIGNUP_TAKEN;
 	if ((s->hash = password_hash(r->a, s->password)) == NULL)
-		return DB_FAIL;
+		return password_busy() ? TG_BUSY : DB_FAIL;
 	if ((rc = db_tx_run(signup_body, NULL, s, DB_TX_TRIES)) < 0) {
 		r->headers_out.n = s->headers;
 		json_object_put(s->user);
@@ -146,7 +169,7 @@ h_login(struct req *r)
 	const char		*email = in_str(r, "email");
 	const char		*uid = NULL, *sid;
 	bool			 totp = false;
-	long			 retry;
+	long			 retry = 0;
 	int			 rc;
 
 	if (email == NULL)
@@ -180,8 +203,13 @@ h_login(struct req *r)
 		    "second factor: send totp_code or recovery_code.");
 		return;
 	}
-	if (totp && (rc = second_factor(r, uid)) <= 0) {
-		if (rc == 0 && (rc = login_failed(r, ascii_lower(r->a,
+	if (totp && ((rc = second_factor(r, uid, &retry)) <= 0 ||
+	    rc == TOTP_LIMITED)) {
+		if (rc == TOTP_LIMITED) {
+			reply_throttled(r, retry);
+			return;
+		}
+		if (rc == 0 && (rc = totp_failed(r, uid, ascii_lower(r->a,
 		    email))) == 0) {
 			reply_unauth(r, "invalid_credentials", "The email, "
 			    "password or second factor is wrong.");
@@ -225,10 +253,14 @@ static struct sql q_token_find = SQL(
     "SELECT t.user_id, t.kind, t.new_email, t.new_email_lc, u.email, "
     "u.email_lc, u.disabled_at IS NOT NULL, "
     "(SELECT enabled_at IS NOT NULL FROM totp_secrets ts "
-    "WHERE ts.user_id = u.id) "
+    "WHERE ts.user_id = u.id), u.email_verified_at IS NOT NULL "
     "FROM tokens t JOIN users u ON u.id = t.user_id "
     "WHERE t.token_hash = ? AND FIND_IN_SET(t.kind, ?) AND "
     "t.used_at IS NULL AND t.expires_at > UTC_TIMESTAMP(6) FOR UPDATE");
+/* The same, without locking: is a token worth hashing a password for? */
+static struct sql q_token_peek = SQL(
+    "SELECT 1 FROM tokens WHERE token_hash = ? AND kind = ? AND "
+    "used_at IS NULL AND expires_at > UTC_TIMESTAMP(6)");
 static struct sql q_token_use = SQL(
     "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) "
     "WHERE token_hash = ? AND used_at IS NULL");
@@ -299,6 +331,7 @@ struct onetime {
 	const char	*email_lc;
 	bool		 disabled;
 	bool		 totp;
+	bool		 verified;	/* the account's address is verified */
 };
 
 /*
@@ -329,7 +362,28 @@ onetime_find(struct req *r, const char *tok, const char *kinds,
 	o->email_lc = dbv(&row, 0, 5);
 	o->disabled = dbi(&row, 0, 6) != 0;
 	o->totp = dbi(&row, 0, 7) != 0;
+	o->verified = dbi(&row, 0, 8) != 0;
 	return 1;
+}
+
+/*
+ * Whether tok is a verification or email-change token that could be used
+ * now (it is not: only looked at, for the page that asks to confirm).
+ * Returns 1, 0, or a DB_* code.
+ */
+int
+email_token_usable(struct req *r, const char *tok)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if (tok == NULL || valid_token(tok, strlen(tok)) != NULL)
+		return 0;
+	if ((rc = db_select(r->a, &q_token_peek, &row, "ss",
+	    token_hash(r->a, tok), "verify")) != 0)
+		return rc;
+	return db_select(r->a, &q_token_peek, &row, "ss",
+	    token_hash(r->a, tok), "email_change");
 }
 
 /* Marks a found token used.  Returns 1, 0 when it was used, or DB_*. */
@@ -475,6 +529,8 @@ reply_token_error(struct req *r, int rc)
 	else if (rc == TOKEN_DISABLED)
 		reply_error(r, 403, "account_disabled", "This account has "
 		    "been disabled.");
+	else if (rc == TOKEN_LIMITED)
+		reply_throttled(r, limited_retry);
 	else
 		reply_db(r, rc);
 }
@@ -488,10 +544,10 @@ reply_token_error(struct req *r, int rc)
  * while the login throttle holds none is looked at (totp.c).
  */
 static int
-second_factor(struct req *r, const char *uid)
+second_factor(struct req *r, const char *uid, long *retry)
 {
 	return totp_second_factor(r, uid, in_str(r, "totp_code"),
-	    in_str(r, "recovery_code"));
+	    in_str(r, "recovery_code"), retry);
 }
 
 /*
@@ -521,21 +577,35 @@ magic_token_apply(struct req *r, const char *tok, bool want_cookie,
 			rc = TOKEN_DISABLED;
 			goto out;
 		}
+		/*
+		 * The first proof of a never-verified mailbox: whatever was
+		 * made for the account before (a squatter's password, keys,
+		 * sessions, second factor) goes, and asks for nothing.
+		 */
+		if (!o.verified) {
+			if ((rc = onetime_use(&o)) <= 0 ||
+			    (rc = account_takeover(r, o.user_id, "magic")) < 0)
+				goto out;
+			o.totp = false;
+		}
 		if (o.totp) {
 			if (in_str(r, "totp_code") == NULL &&
 			    in_str(r, "recovery_code") == NULL) {
 				rc = TOKEN_TOTP;
 				goto out;
 			}
-			if ((rc = second_factor(r, o.user_id)) <= 0) {
+			if ((rc = second_factor(r, o.user_id,
+			    &limited_retry)) <= 0 || rc == TOTP_LIMITED) {
 				db_rollback();
-				if (rc == 0 && (rc = login_failed(r,
+				if (rc == TOTP_LIMITED)
+					return TOKEN_LIMITED;
+				if (rc == 0 && (rc = totp_failed(r, o.user_id,
 				    o.email_lc)) == 0)
 					rc = TOKEN_BADCODE;
 				return rc;
 			}
 		}
-		if ((rc = onetime_use(&o)) <= 0 ||
+		if ((o.verified && (rc = onetime_use(&o)) <= 0) ||
 		    (rc = account_verified(r, o.user_id)) < 0 ||
 		    (rc = session_create(r, o.user_id, "magic", NULL,
 		    want_cookie, &sid)) < 0 ||
@@ -544,6 +614,8 @@ magic_token_apply(struct req *r, const char *tok, bool want_cookie,
 		    user)) < 0)) ||
 		    (rc = db_commit()) < 0)
 			goto out;
+		if (o.totp)
+			login_succeeded(r, o.email_lc);
 		log_info("magic_login", " user=%s session=%s", o.user_id, sid);
 		return TOKEN_OK;
 out:
@@ -737,35 +809,53 @@ h_magic_link(struct req *r)
 int
 password_reset_core(struct req *r, const char *tok, const char *pw)
 {
+	struct dbrows	 row;
 	struct onetime	 o;
-	const char	*hash;
+	const char	*hash, *keys;
 	int		 rc = DB_FAIL, attempt;
 
+	/* An unknown, used or expired token costs no hashing. */
+	if (tok == NULL || valid_token(tok, strlen(tok)) != NULL)
+		return TOKEN_INVALID;
+	if ((rc = db_select(r->a, &q_token_peek, &row, "ss",
+	    token_hash(r->a, tok), "reset")) < 0)
+		return rc;
+	if (rc == 0)
+		return TOKEN_INVALID;
 	if ((hash = password_hash(r->a, pw)) == NULL)
-		return DB_FAIL;
+		return password_busy() ? TG_BUSY : DB_FAIL;
 	for (attempt = 0; attempt < TX_TRIES; attempt++) {
 		if ((rc = db_begin()) < 0)
 			break;
 		if ((rc = onetime_find(r, tok, "reset", &o)) <= 0 ||
-		    (rc = onetime_use(&o)) <= 0 ||
-		    (rc = db_exec(&q_set_password, "ss", hash,
-		    o.user_id)) < 0 ||
-		    (rc = db_exec(&q_tokens_kill, "ss", o.user_id,
-		    "reset,magic")) < 0 ||
+		    (rc = onetime_use(&o)) <= 0)
+			goto fail;
+		if (!o.verified) {
+			/* A claim: the squatter's everything goes first. */
+			if ((rc = account_takeover(r, o.user_id, "reset")) < 0)
+				goto fail;
+			keys = "";
+		} else if ((rc = account_links_spend(r, o.user_id)) < 0 ||
 		    (rc = sessions_revoke_all(o.user_id, NULL,
 		    "password_reset")) < 0 ||
+		    (keys = account_keys_text(r, o.user_id, &rc)) == NULL)
+			goto fail;
+		if ((rc = db_exec(&q_set_password, "ss", hash,
+		    o.user_id)) < 0 ||
 		    (rc = account_verified(r, o.user_id)) < 0 ||
-		    (rc = mail_security_notice(r, o.user_id, o.email, "The "
-		    "password of your {product} account was reset, and every "
-		    "session of it was signed out.")) < 0 ||
-		    (rc = db_commit()) < 0) {
-			db_rollback();
-			if (rc == DB_RETRY)
-				continue;
-			break;
-		}
-		log_info("password_reset", " user=%s", o.user_id);
+		    (rc = mail_security_notice(r, o.user_id, o.email,
+		    arena_printf(r->a, "The password of your {product} account "
+		    "was reset, and every session of it was signed out.%s",
+		    keys))) < 0 ||
+		    (rc = db_commit()) < 0)
+			goto fail;
+		log_info("password_reset", " user=%s claim=%d", o.user_id,
+		    !o.verified);
 		return 0;
+fail:
+		db_rollback();
+		if (rc != DB_RETRY)
+			break;
 	}
 	return rc == 0 ? TOKEN_INVALID : rc;
 }

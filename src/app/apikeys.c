@@ -182,8 +182,13 @@ h_apikey_create(struct req *r)
 {
 	struct json_object	*key = NULL, *err, *e;
 	const char		*refusal = NULL;
+	long			 retry;
 	int			 rc;
 
+	if ((rc = reauth_check(r, in_str(r, "password"), &retry)) != 0) {
+		reply_reauth(r, rc, retry);
+		return;
+	}
 	rc = apikey_create_core(r, r->who.user_id, in_str(r, "name"),
 	    in_int(r, "expires_in_days", 0), &key, &refusal);
 	if (rc == APIKEY_GONE) {
@@ -288,8 +293,13 @@ void
 h_apikey_regenerate(struct req *r)
 {
 	struct json_object	*o;
+	long			 retry;
 	int			 rc;
 
+	if ((rc = reauth_check(r, in_str(r, "password"), &retry)) != 0) {
+		reply_reauth(r, rc, retry);
+		return;
+	}
 	if ((rc = apikey_regenerate_core(r, r->who.user_id, r->params[0],
 	    &o)) != 0) {
 		key_refused(r, rc);

@@ -15,7 +15,6 @@
 /* auth.c: who is asking                                              */
 /* ------------------------------------------------------------------ */
 
-#define SESSION_COOKIE	"tg_session"
 #define AUTH_OK		0
 #define AUTH_NONE	1	/* no credential at all */
 #define AUTH_ANSWERED	2	/* answered: 401, 403 or 503 */
@@ -53,6 +52,11 @@ int	 login_throttled(struct req *, const char *email_lc, long *retry);
 int	 login_failed(struct req *, const char *email_lc);
 void	 reply_throttled(struct req *, long retry);
 void	 login_succeeded(struct req *, const char *email_lc);
+int	 account_throttled(struct req *, const char *kind, const char *id,
+	    long long limit, long *retry);
+int	 account_counted(struct req *, const char *kind, const char *id);
+/* Right passwords for one account in 15 minutes before 429. */
+#define LOGIN_OK_LIMIT	(10LL * cfg.login_failures)
 
 /* ------------------------------------------------------------------ */
 /* passwords.c: a login's password check and the current password's   */
@@ -88,6 +92,7 @@ struct signup {
 #define SIGNUP_TAKEN	1	/* 409: the email has an account */
 int	 signup_core(struct req *, struct signup *);
 
+int	 email_taken(struct req *, const char *email);
 handler_fn	 h_signup;
 handler_fn	 h_login;
 /* What using a mailed token came to (DB_* codes are negative). */
@@ -97,8 +102,10 @@ handler_fn	 h_login;
 #define TOKEN_TOTP	4	/* the second factor is needed: 401 */
 #define TOKEN_BADCODE	5	/* the second factor is wrong: 401 */
 #define TOKEN_DISABLED	6	/* 403 account_disabled */
+#define TOKEN_LIMITED	7	/* the account's second factor: 429 */
 int	 account_verified(struct req *, const char *uid);
 int	 email_token_apply(struct req *, const char *token, const char **uid);
+int	 email_token_usable(struct req *, const char *token);
 int	 magic_token_apply(struct req *, const char *token, bool want_cookie,
 	    struct json_object **tokens, struct json_object **user);
 /* Answers a TOKEN_* failure (or a DB_* code) as JSON or as a page. */
@@ -114,6 +121,26 @@ int	 mail_link_core(struct req *, const char *email, const char *kind,
 	    int minutes);
 int	 password_reset_core(struct req *, const char *token,
 	    const char *password);
+
+/* ------------------------------------------------------------------ */
+/* claim.c: takeover of a never-verified account, links spent          */
+/* ------------------------------------------------------------------ */
+
+int	 account_takeover(struct req *, const char *uid, const char *how);
+int	 account_links_spend(struct req *, const char *uid);
+const char *account_keys_text(struct req *, const char *uid, int *rc);
+/* A session younger than this makes keys and second factors freely. */
+#define REAUTH_SECONDS	900
+#define REAUTH_NEEDED	10	/* reauth_check: the password is needed */
+int	 reauth_check(struct req *, const char *password, long *retry);
+void	 reply_reauth(struct req *, int rc, long retry);
+int	 apikeys_revoke_all_core(struct req *, const char *uid);
+handler_fn	 h_apikeys_delete_all;
+
+/* gc.c: purging expired rows (tollgatectl gc). */
+#define GC_KINDS	6
+extern const char *const gc_names[GC_KINDS];
+int	 gc_core(long long counts[GC_KINDS]);
 
 /* ------------------------------------------------------------------ */
 /* pending.c: a sign-in waiting for its second factor                 */
@@ -143,8 +170,11 @@ void	 pending_code_page(struct req *, int status, const char *message_html);
 #define TOTP_NOT_PENDING	2	/* no enrolment started */
 #define TOTP_ACTIVE		3	/* the second factor is on already */
 #define TOTP_THROTTLED		4	/* the login throttle holds */
+/* totp_second_factor: the account's second-factor step is throttled. */
+#define TOTP_LIMITED		2
 int	 totp_second_factor(struct req *, const char *uid,
-	    const char *totp_code, const char *recovery_code);
+	    const char *totp_code, const char *recovery_code, long *retry);
+int	 totp_failed(struct req *, const char *uid, const char *email_lc);
 int	 totp_enrol(struct req *, const char *uid, const char **secret32);
 int	 totp_confirm(struct req *, const char *uid, const char *email,
 	    const char *code, struct json_object **codes);

@@ -231,6 +231,20 @@ h_gate(struct req *r)
 		a = token_hash(r->a, cookie);
 	}
 
+	/*
+	 * The upstream gets the raw path: it must be the one decided on
+	 * here (no ..%2F, ..;, // or encoded dots), else 400 (section 7).
+	 * Checked before anything is counted or spent, after the checks
+	 * that need no database (a request without a credential is 401).
+	 */
+	if (!raw_path_agrees(req_env(r, "TOLLGATE_RAW_URI"), uri)) {
+		gate_rl(r, NULL, NULL, NULL);
+		gate_deny(r, 400, "bad_request", "The path is not in its plain "
+		    "form (an encoded slash or dot, a dot segment, a doubled "
+		    "slash or a \";\"): send it as the service should act on "
+		    "it.", NULL);
+		return;
+	}
 	for (i = 0; i < TRIES; i++)
 		if ((rc = db_select(r->a, &q_gate, &row, "ssssii", kind, a, b,
 		    meter, cost, (long long)cfg.trial_credits)) != DB_RETRY)

@@ -47,17 +47,6 @@ static struct sql q_link_history = SQL(
     "INSERT IGNORE INTO trial_history (kind, subject, user_id) "
     "SELECT 'github', ?, id FROM users WHERE id = ? AND "
     "trial_started_at IS NOT NULL");
-static struct sql q_takeover = SQL(
-    "UPDATE users SET password_hash = NULL, github_id = ?, "
-    "github_login = ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
-static struct sql q_drop_keys = SQL("DELETE FROM api_keys WHERE user_id = ?");
-static struct sql q_drop_tokens = SQL("DELETE FROM tokens WHERE user_id = ?");
-static struct sql q_drop_totp = SQL(
-    "DELETE FROM totp_secrets WHERE user_id = ?");
-static struct sql q_drop_recovery = SQL(
-    "DELETE FROM recovery_codes WHERE user_id = ?");
-static struct sql q_drop_devices = SQL(
-    "DELETE FROM device_codes WHERE user_id = ? AND status <> 'used'");
 static struct sql q_create = SQL(
     "INSERT INTO users (id, email, email_lc, name, github_id, "
     "github_login) VALUES (?, ?, ?, ?, ?, ?)");
@@ -426,13 +415,8 @@ gh_account(struct req *r, const struct ghuser *u, const char **uid,
 		 * Never verified: whoever signed up with this address did
 		 * not own it.  Everything they could hold goes first.
 		 */
-		if ((rc = db_exec(&q_drop_keys, "s", *uid)) < 0 ||
-		    (rc = db_exec(&q_drop_tokens, "s", *uid)) < 0 ||
-		    (rc = db_exec(&q_drop_recovery, "s", *uid)) < 0 ||
-		    (rc = db_exec(&q_drop_totp, "s", *uid)) < 0 ||
-		    (rc = db_exec(&q_drop_devices, "s", *uid)) < 0 ||
-		    (rc = sessions_revoke_all(*uid, NULL, "takeover")) < 0 ||
-		    (rc = db_exec(&q_takeover, "iss", u->id, u->login,
+		if ((rc = account_takeover(r, *uid, "github")) < 0 ||
+		    (rc = db_exec(&q_link, "iss", u->id, u->login,
 		    *uid)) < 0 ||
 		    (rc = db_exec(&q_balance, "s", *uid)) < 0 ||
 		    (rc = gh_verified(r, *uid, u->id)) < 0 ||

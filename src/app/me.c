@@ -28,9 +28,6 @@ static struct sql q_email_used = SQL(
 static struct sql q_set_password = SQL(
     "UPDATE users SET password_hash = ?, updated_at = UTC_TIMESTAMP(6) "
     "WHERE id = ?");
-static struct sql q_kill_resets = SQL(
-    "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) WHERE user_id = ? AND "
-    "kind = 'reset' AND used_at IS NULL");
 /* The other admins, locked, so two last admins cannot both leave. */
 static struct sql q_other_admins = SQL(
     "SELECT id FROM users WHERE role = 'admin' AND disabled_at IS NULL "
@@ -238,7 +235,9 @@ h_me_email(struct req *r)
 /*
  * The core of POST /api/v1/me/password: user uid (address email) proves
  * the current password cur and sets pw; every session but keep_session
- * (NULL: none kept) revoked, reset links spent, a notice mailed.
+ * (NULL: none kept) revoked, every open one-time link (verification,
+ * email change, reset, magic link) and a pending second-factor
+ * enrolment spent, a notice mailed.
  * Returns 0, ME_THROTTLED (*retry) or ME_WRONG for the current
  * password, or a DB_* code.
  */
@@ -252,12 +251,12 @@ me_password_core(struct req *r, const char *uid, const char *email,
 	if ((rc = me_password_check(r, uid, email, cur, retry)) != 0)
 		return rc;
 	if ((hash = password_hash(r->a, pw)) == NULL)
-		return DB_FAIL;
+		return password_busy() ? TG_BUSY : DB_FAIL;
 	if ((rc = db_begin()) < 0 ||
 	    (rc = db_exec(&q_set_password, "ss", hash, uid)) < 0 ||
 	    (rc = sessions_revoke_all(uid, keep_session,
 	    "password_change")) < 0 ||
-	    (rc = db_exec(&q_kill_resets, "s", uid)) < 0 ||
+	    (rc = account_links_spend(r, uid)) < 0 ||
 	    (rc = mail_security_notice(r, uid, email, "The "
 	    "password of your {product} account was changed, and every other "
 	    "session of it was signed out.")) < 0 ||

@@ -20,7 +20,9 @@ static struct sql q_password_of = SQL(
  * JSON API and the /login page).  Returns LOGIN_OK with the user id in
  * *uid and whether TOTP is on in *totp; LOGIN_THROTTLED with the seconds
  * to wait in *retry; LOGIN_WRONG (counted by the login throttle);
- * LOGIN_DISABLED; or a DB_* code.  It answers nothing.  The throttle's
+ * LOGIN_DISABLED; or a DB_* code (TG_BUSY when no hashing slot came
+ * free).  It answers nothing.  Right passwords count too, per account
+ * (LOGIN_OK_LIMIT in 15 minutes), since each costs an Argon2id.  The throttle's
  * failures are forgotten here only when TOTP is off; otherwise the
  * caller forgets them once the second factor is right too
  * (login_succeeded).
@@ -34,7 +36,11 @@ login_check(struct req *r, const char *email, const char *password,
 	int		 rc;
 
 	*retry = 0;
-	if ((rc = login_throttled(r, email_lc, retry)) < 0)
+	/* Good logins are throttled too: each costs an Argon2id. */
+	if ((rc = login_throttled(r, email_lc, retry)) == 0)
+		rc = account_throttled(r, "ok", email_lc, LOGIN_OK_LIMIT,
+		    retry);
+	if (rc < 0)
 		return rc;
 	if (rc == 1)
 		return LOGIN_THROTTLED;
@@ -42,7 +48,9 @@ login_check(struct req *r, const char *email, const char *password,
 		return rc;
 	if (rc == 1)
 		hash = dbv(&row, 0, 1);
-	if (!password_verify(hash, password)) {
+	if ((rc = password_check(hash, password)) < 0)
+		return rc;	/* TG_BUSY: the hashing cap stayed full */
+	if (rc == 0) {
 		if ((rc = login_failed(r, email_lc)) < 0)
 			return rc;
 		return LOGIN_WRONG;
@@ -51,6 +59,8 @@ login_check(struct req *r, const char *email, const char *password,
 		return LOGIN_DISABLED;
 	*uid = dbv(&row, 0, 0);
 	*totp = dbi(&row, 0, 3) != 0;
+	if ((rc = account_counted(r, "ok", email_lc)) < 0)
+		return rc;
 	if (password_needs_rehash(hash)) {
 		const char *nh = password_hash(r->a, password);
 
@@ -85,7 +95,9 @@ me_password_check(struct req *r, const char *uid, const char *email,
 		return ME_THROTTLED;
 	if ((rc = db_select(r->a, &q_password_of, &row, "s", uid)) < 0)
 		return rc;
-	if (password_verify(rc == 1 ? dbv(&row, 0, 0) : NULL, pw))
+	if ((rc = password_check(rc == 1 ? dbv(&row, 0, 0) : NULL, pw)) < 0)
+		return rc;	/* TG_BUSY: the hashing cap stayed full */
+	if (rc == 1)
 		return 0;
 	if ((rc = login_failed(r, email_lc)) < 0)
 		return rc;

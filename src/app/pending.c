@@ -5,7 +5,9 @@
  * the kind of sign-in and where to go next, sealed with the crypto key,
  * 10 minutes).  POST /login/totp reads it back, checks the code and only
  * then makes the session.  Each code is good once, so a copied cookie is
- * no way in.  pending_code_page is the form of that step, answered by
+ * no way in.  The cookie also carries a stamp of the password it was
+ * started under (a keyed hash of its hash), so a password change, a
+ * reset or a takeover ends every half-finished code step.  pending_code_page is the form of that step, answered by
  * every way in that starts one.
  */
 #include <stdio.h>
@@ -16,8 +18,31 @@
 
 #include "app/app.h"
 
-#define PENDING_COOKIE	"tg_2fa"
+#define PENDING_COOKIE	"__Host-tg_2fa"
 #define PENDING_TTL	600	/* seconds to enter the code */
+
+static struct sql q_password_of = SQL(
+    "SELECT password_hash FROM users WHERE id = ?");
+
+/*
+ * The stamp of uid's current password (16 hex characters, in the arena),
+ * or NULL with a DB_* code in *rc (DB_FAIL: no such user).
+ */
+static const char *
+password_stamp(struct req *r, const char *uid, int *rc)
+{
+	struct dbrows	 row;
+	const char	*h;
+
+	if ((*rc = db_select(r->a, &q_password_of, &row, "s", uid)) <= 0) {
+		if (*rc == 0)
+			*rc = DB_FAIL;
+		return NULL;
+	}
+	h = dbv(&row, 0, 0);
+	return arena_strndup(r->a, token_hash(r->a, arena_printf(r->a,
+	    "pending|%s|%s", uid, h != NULL ? h : "-")), 16);
+}
 
 /*
  * Starts a browser sign-in of uid (kind: "password", "github", ...) whose
@@ -31,15 +56,17 @@ pending_begin(struct req *r, const char *uid, const char *kind,
     const char *next)
 {
 	unsigned char	*sealed;
-	const char	*plain;
+	const char	*plain, *stamp;
 	size_t		 len;
 	long long	 now;
 	int		 rc;
 
 	if ((rc = db_unix_now(r->a, &now)) < 0)
 		return rc;
-	plain = arena_printf(r->a, "%s|%s|%lld|%s", uid, kind,
-	    now + PENDING_TTL, safe_next(next, "/profile"));
+	if ((stamp = password_stamp(r, uid, &rc)) == NULL)
+		return rc;
+	plain = arena_printf(r->a, "%s|%s|%lld|%s|%s", uid, kind,
+	    now + PENDING_TTL, stamp, safe_next(next, "/profile"));
 	sealed = seal(r->a, plain, strlen(plain), &len);
 	reply_header(r, "Set-Cookie", arena_printf(r->a, "%s=%s; "
 	    "Path=/; Max-Age=%d; HttpOnly; Secure; SameSite=Lax",
@@ -58,7 +85,8 @@ pending_read(struct req *r, struct pending *p)
 {
 	const char	*c = kv_get(&r->cookies, PENDING_COOKIE);
 	unsigned char	*raw;
-	char		*plain, *f[4], *save = NULL;
+	char		*plain, *f[5], *save = NULL;
+	const char	*stamp;
 	size_t		 rawlen = 0, n;
 	long long	 now;
 	int		 i, rc;
@@ -70,7 +98,7 @@ pending_read(struct req *r, struct pending *p)
 	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
 	    (plain = unseal(r->a, raw, rawlen, NULL)) == NULL)
 		return 0;
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 5; i++) {
 		f[i] = strtok_r(i == 0 ? plain : NULL, "|", &save);
 		if (f[i] == NULL)
 			return 0;
@@ -79,9 +107,16 @@ pending_read(struct req *r, struct pending *p)
 		return rc;
 	if (strtoll(f[2], NULL, 10) < now)
 		return 0;
+	/* Started under another password (or for a user now gone): over. */
+	if ((stamp = password_stamp(r, f[0], &rc)) == NULL)
+		return rc == DB_FAIL ? 0 : rc;
+	if (!ct_streq(stamp, f[3])) {
+		log_info("totp_pending_stale", " user=%s", f[0]);
+		return 0;
+	}
 	p->uid = f[0];
 	p->kind = f[1];
-	p->next = safe_next(f[3], "/profile");
+	p->next = safe_next(f[4], "/profile");
 	return 1;
 }
 

@@ -24,7 +24,8 @@ static struct sql q_find_refresh = SQL(
     "rt.expires_at <= UTC_TIMESTAMP(6), "
     "rt.used_at IS NOT NULL AND "
     "rt.used_at > UTC_TIMESTAMP(6) - INTERVAL 10 SECOND, "
-    "rt.successor_enc, s.revoked_at IS NOT NULL, "
+    "rt.successor_enc, s.revoked_at IS NOT NULL OR "
+    "(s.expires_at IS NOT NULL AND s.expires_at <= UTC_TIMESTAMP(6)), "
     "u.disabled_at IS NOT NULL "
     "FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id "
     "JOIN users u ON u.id = s.user_id WHERE rt.token_hash = ? FOR UPDATE");

@@ -79,7 +79,13 @@ login_failed(struct req *r, const char *email_lc)
 	return 0;
 }
 
-/* Forgets the failures of this email from this address after a login. */
+static const char *account_key(struct req *, const char *, const char *);
+
+/*
+ * Forgets the failures of this email from this address after a login,
+ * and the account's wrong second-factor codes once a right one came (an
+ * attacker who holds only the password never gets that far).
+ */
 void
 login_succeeded(struct req *r, const char *email_lc)
 {
@@ -87,6 +93,7 @@ login_succeeded(struct req *r, const char *email_lc)
 
 	throttle_keys(r, email_lc, &pair, &addr);
 	db_exec(&q_throttle_clear, "s", pair);
+	db_exec(&q_throttle_clear, "s", account_key(r, "2fa", email_lc));
 }
 
 /* Answers 429 for a throttled login. */
@@ -94,4 +101,53 @@ void
 reply_throttled(struct req *r, long retry)
 {
 	reply_rate_limited(r, cfg.login_failures, retry);
+}
+
+/*
+ * Per-account counters, over all addresses, in the same table and the
+ * same 15-minute windows: kind "2fa" counts the wrong second-factor
+ * codes of an account (id: its email, lower case; a right code forgets
+ * them), kind "ok" its successful
+ * password logins (id: its email, lower case).  Only a holder of the
+ * password reaches either, so neither lets a stranger lock anyone out.
+ */
+static const char *
+account_key(struct req *r, const char *kind, const char *id)
+{
+	return token_hash(r->a, arena_printf(r->a, "account|%s|%s", kind,
+	    id));
+}
+
+/*
+ * Returns 0 when the account's count of kind is under limit, 1 when it
+ * has reached it (the seconds until the window ends in *retry), or a
+ * DB_* code.
+ */
+int
+account_throttled(struct req *r, const char *kind, const char *id,
+    long long limit, long *retry)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_throttle_get, &row, "s",
+	    account_key(r, kind, id))) < 0)
+		return rc;
+	if (rc == 1 && dbi(&row, 0, 0) >= limit) {
+		*retry = (long)dbi(&row, 0, 1);
+		return 1;
+	}
+	return 0;
+}
+
+/* Counts one event of kind for the account.  Returns 0 or a DB_* code. */
+int
+account_counted(struct req *r, const char *kind, const char *id)
+{
+	int	 rc;
+
+	if ((rc = db_exec(&q_throttle_add, "s", account_key(r, kind,
+	    id))) < 0)
+		return rc;
+	return 0;
 }

@@ -244,28 +244,52 @@ totp_use(struct req *r, const char *uid, const char *code)
 /*
  * The second factor of a sign-in of uid, whose TOTP is on: totp_code
  * when given, else recovery_code.  While the login throttle holds for
- * the user's email from this address no code is even looked at.
- * Returns 1 when the factor is good (and now spent), 0 when it is
- * wrong, missing or throttled (the caller counts a failed login), or a
- * DB_* code.  Callers inside a transaction get the spending undone by
- * their rollback.
+ * the user's email from this address, or the account has had [limits]
+ * login_failures wrong codes in 15 minutes from any addresses, no code
+ * is even looked at.  Returns 1 when the factor is good (and now
+ * spent), 0 when it is wrong, missing or throttled here (the caller
+ * counts it with totp_failed, after any rollback), TOTP_LIMITED when the
+ * account's second-factor step is throttled (429; the seconds left in
+ * *retry), or a DB_* code.  Callers inside a transaction get the
+ * spending undone by their rollback.
  */
 int
 totp_second_factor(struct req *r, const char *uid, const char *totp_code,
-    const char *recovery_code)
+    const char *recovery_code, long *retry)
 {
 	struct dbrows	 row;
-	long		 retry = 0;
 	int		 rc;
 
+	*retry = 0;
 	if ((rc = db_select(r->a, &q_user_secrets, &row, "s", uid)) <= 0)
 		return rc;
-	if ((rc = login_throttled(r, dbv(&row, 0, 1), &retry)) != 0)
+	if ((rc = account_throttled(r, "2fa", dbv(&row, 0, 1),
+	    cfg.login_failures, retry)) != 0)
+		return rc < 0 ? rc : TOTP_LIMITED;
+	if ((rc = login_throttled(r, dbv(&row, 0, 1), retry)) != 0)
 		return rc < 0 ? rc : 0;
 	if (totp_code != NULL)
 		return totp_use(r, uid, totp_code);
 	if (recovery_code != NULL)
 		return recovery_use(r, uid, recovery_code);
+	return 0;
+}
+
+/*
+ * Counts a wrong second factor of uid (email_lc its address): toward the
+ * login throttle of this address, and toward the account's own count
+ * over all addresses.  Call it outside any transaction that may roll
+ * back.  Returns 0 or a DB_* code.
+ */
+int
+totp_failed(struct req *r, const char *uid, const char *email_lc)
+{
+	int	 rc;
+
+	if ((rc = login_failed(r, email_lc)) < 0 ||
+	    (rc = account_counted(r, "2fa", email_lc)) < 0)
+		return rc;
+	log_info("totp_refused", " user=%s", uid);
 	return 0;
 }
 
@@ -492,8 +516,13 @@ h_totp_start(struct req *r)
 {
 	struct json_object	*o;
 	const char		*secret;
+	long			 retry;
 	int			 rc;
 
+	if ((rc = reauth_check(r, in_str(r, "password"), &retry)) != 0) {
+		reply_reauth(r, rc, retry);
+		return;
+	}
 	if ((rc = totp_enrol(r, r->who.user_id, &secret)) < 0) {
 		reply_db(r, rc);
 		return;

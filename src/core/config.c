@@ -64,6 +64,7 @@ static const struct key keys[] = {
 	{ "limits", "api_per_minute", K_INT, OFF(api_per_minute), "120", 1, 1000000 },
 	{ "limits", "login_failures", K_INT, OFF(login_failures), "10", 1, 1000000 },
 	{ "limits", "mail_per_hour", K_INT, OFF(mail_per_hour), "5", 1, 1000000 },
+	{ "limits", "password_hashes", K_INT, OFF(password_hashes), "0", 0, 64 },
 	{ "github", "client_id", K_STR, OFF(github_client_id), "", 0, 0 },
 	{ "github", "client_secret", K_STR, OFF(github_client_secret), "", 0, 0 },
 	{ "github", "authorize_url", K_STR, OFF(github_authorize_url), "https://github.com/login/oauth/authorize", 0, 0 },
@@ -521,6 +522,11 @@ config_load(const char *path, struct config *out, char *err, size_t errlen)
 	if (c.workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c.workers = n > 0 ? (int)n : 2;
+	}
+	if (c.password_hashes == 0) {
+		/* Every core but one: the gate always keeps a core. */
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c.password_hashes = n > 1 ? (int)n - 1 : 1;
 	}
 	if (derive_origin(&c, err, errlen) < 0 ||
 	    parse_meter_prices(&c, err, errlen) < 0 ||

@@ -121,6 +121,7 @@ struct config {
 	int		 api_per_minute;
 	int		 login_failures;
 	int		 mail_per_hour;
+	int		 password_hashes;	/* Argon2id hashes at once, per host */
 
 	/* [github] */
 	char		*github_client_id;
@@ -217,8 +218,14 @@ int	 crypto_init(void);
 
 /* Argon2id at the configured cost; the hash is in the arena, or NULL. */
 char	*password_hash(struct arena *, const char *);
+/* After password_hash returned NULL: true when the cap was full. */
+bool	 password_busy(void);
 /* A NULL hash costs one Argon2id against a dummy and returns false. */
-bool	 password_verify(const char *hash, const char *);
+/*
+ * 1 when pw matches hash, 0 when not, TG_BUSY when the host's cap on
+ * concurrent hashes (hashcap) stayed full: answer 503 (reply_db does).
+ */
+int	 password_check(const char *hash, const char *);
 bool	 password_needs_rehash(const char *hash);
 /* Authenticated encryption under the crypto key (nonce first). */
 unsigned char *seal(struct arena *, const void *, size_t, size_t *outlen);
@@ -239,6 +246,8 @@ char	*jwt_issue(struct arena *, const char *uid, const char *sid);
 int	 jwt_check(struct arena *, const char *token, const char **uid,
 	    const char **sid);
 int	 jwt_ttl(void);
+/* Known answers of the libjwt in use, at start-up.  0, or -1 with err. */
+int	 jwt_selftest(char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* outside.c: libcurl to SMTP, GitHub and Stripe.                      */
@@ -335,6 +344,7 @@ enum counter {
 	CTR_GATE_OTHER,
 	CTR_SPEND_OK, CTR_SPEND_REFUSED,
 	CTR_DB_RECONNECT,
+	CTR_PW_HASH, CTR_PW_BUSY,
 	CTR__MAX
 };
 
@@ -369,5 +379,30 @@ char	*money_micros_text(struct arena *, long long micros,
 
 /* Seconds since the epoch as a double (CLOCK_REALTIME). */
 double	 now_seconds(void);
+
+/* ------------------------------------------------------------------ */
+/* rawpath.c: the path the upstream acts on                            */
+/* ------------------------------------------------------------------ */
+
+/* True when the raw request target decodes to exactly nginx's $uri. */
+bool	 raw_path_agrees(const char *raw, const char *uri);
+
+/* ------------------------------------------------------------------ */
+/* hashcap.c: at most [limits] password_hashes Argon2id at once        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A failure code beside the DB_* ones (db.h: -1 to -6): the host is at
+ * its cap of concurrent password hashes; answer 503 with Retry-After.
+ */
+#define TG_BUSY		-7
+/* How long a hash waits for a slot before TG_BUSY, in milliseconds. */
+#define HASHCAP_WAIT_MS	1500
+
+/* Maps the slots; call once in the master before forking.  0 or -1. */
+int	 hashcap_init(int slots);
+/* Takes a slot (waiting up to HASHCAP_WAIT_MS); false when none came. */
+bool	 hashcap_take(void);
+void	 hashcap_give(void);
 
 #endif /* TG_CORE_H */

@@ -9,6 +9,9 @@
 
 #include "core/core.h"
 
+/* Whether the last password_hash of this process found the cap full. */
+static bool	 busy;
+
 int
 crypto_init(void)
 {
@@ -106,31 +109,53 @@ ct_streq(const char *x, const char *y)
 }
 
 /*
- * Hashes a password with Argon2id at the configured cost.  Returns the
- * encoded hash in the arena, or NULL when out of memory.
+ * Hashes a password with Argon2id at the configured cost, in one of the
+ * host's hashing slots (hashcap.c).  Returns the encoded hash in the
+ * arena, or NULL when it failed or no slot came free (password_busy()
+ * then says so).
  */
 char *
 password_hash(struct arena *a, const char *pw)
 {
 	char	*out = arena_alloc(a, crypto_pwhash_STRBYTES);
+	int	 rc;
 
-	if (crypto_pwhash_str_alg(out, pw, strlen(pw), cfg.argon2_ops,
-	    cfg.argon2_memory, crypto_pwhash_ALG_ARGON2ID13) != 0)
+	busy = false;
+	if (!hashcap_take()) {
+		busy = true;
+		metrics_count(CTR_PW_BUSY, 1);
 		return NULL;
-	return out;
+	}
+	rc = crypto_pwhash_str_alg(out, pw, strlen(pw), cfg.argon2_ops,
+	    cfg.argon2_memory, crypto_pwhash_ALG_ARGON2ID13);
+	hashcap_give();
+	metrics_count(CTR_PW_HASH, 1);
+	return rc == 0 ? out : NULL;
+}
+
+bool
+password_busy(void)
+{
+	return busy;
 }
 
 /*
  * Checks pw against an encoded hash.  A NULL hash (an unknown email, or
  * an account without a password) is checked against a dummy hash made
- * once per process, so every answer costs one Argon2id.
+ * once per process, so every answer costs one Argon2id.  Returns 1 when
+ * it matches, 0 when not, or TG_BUSY when no hashing slot came free.
  */
-bool
-password_verify(const char *hash, const char *pw)
+int
+password_check(const char *hash, const char *pw)
 {
 	static char	 dummy[crypto_pwhash_STRBYTES];
 	bool		 real = hash != NULL;
+	int		 rc;
 
+	if (!hashcap_take()) {
+		metrics_count(CTR_PW_BUSY, 1);
+		return TG_BUSY;
+	}
 	if (!real) {
 		if (dummy[0] == '\0') {
 			char rnd[33];
@@ -139,12 +164,17 @@ password_verify(const char *hash, const char *pw)
 			rnd[32] = '\0';
 			if (crypto_pwhash_str_alg(dummy, rnd, 32,
 			    cfg.argon2_ops, cfg.argon2_memory,
-			    crypto_pwhash_ALG_ARGON2ID13) != 0)
-				return false;
+			    crypto_pwhash_ALG_ARGON2ID13) != 0) {
+				hashcap_give();
+				return 0;
+			}
 		}
 		hash = dummy;
 	}
-	return crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0 && real;
+	rc = crypto_pwhash_str_verify(hash, pw, strlen(pw));
+	hashcap_give();
+	metrics_count(CTR_PW_HASH, 1);
+	return rc == 0 && real ? 1 : 0;
 }
 
 /* True when a hash was made with other parameters than the configured. */

@@ -81,6 +81,12 @@ static const struct series {
 	[CTR_DB_RECONNECT] = { "tollgate_db_connects_total", "", "counter",
 	    "Connections made to MariaDB by the workers (a steady rise: the "
 	    "link keeps breaking).", NULL },
+	[CTR_PW_HASH] = { "tollgate_password_hashes_total", "", "counter",
+	    "Argon2id password hashes computed (sign-ups, logins, resets, "
+	    "password checks).", NULL },
+	[CTR_PW_BUSY] = { "tollgate_password_hashes_refused_total", "",
+	    "counter", "Password hashes refused (503) because the host's cap "
+	    "of concurrent hashes stayed full.", NULL },
 };
 
 struct shared {

@@ -88,7 +88,13 @@ smtp_send(const char *from, const char *to, const char *msg, size_t len,
 	if (cfg.smtp_user[0] != '\0') {
 		SETOPT(rc, c, CURLOPT_USERNAME, cfg.smtp_user);
 		SETOPT(rc, c, CURLOPT_PASSWORD, cfg.smtp_password);
-		SETOPT(rc, c, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+		/*
+		 * With credentials, TLS is required: an smtp:// relay must
+		 * offer STARTTLS (a stripped STARTTLS fails the send instead
+		 * of sending the password in the clear); smtps:// is TLS
+		 * from the start.
+		 */
+		SETOPT(rc, c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
 	}
 	if (rc == CURLE_OK)
 		rc = curl_easy_perform(c);

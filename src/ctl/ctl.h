@@ -18,5 +18,7 @@ int	 ctl_user_set_password(int, char *[]);
 int	 ctl_user_list(int, char *[]);
 int	 ctl_outbox_list(int, char *[]);
 int	 ctl_outbox_retry(int, char *[]);
+/* gc.c: tollgatectl gc, the purge of expired rows. */
+int	 ctl_gc(int, char *[]);
 
 #endif /* TG_CTL_H */

@@ -21,9 +21,6 @@ static struct sql q_enable = SQL(
 static struct sql q_password = SQL(
     "UPDATE users SET password_hash = ?, updated_at = UTC_TIMESTAMP(6) "
     "WHERE id = ?");
-static struct sql q_links_spent = SQL(
-    "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) WHERE user_id = ? AND "
-    "used_at IS NULL");
 static struct sql q_list = SQL(
     "SELECT u.id, u.email, u.name, u.role, tg_plan(u.id), "
     "IF(u.email_verified_at IS NULL, 'no', 'yes'), "
@@ -94,7 +91,10 @@ enable_body(void *v)
 	if ((rc = db_exec(&q_enable, "s", o->uid)) < 0)
 		return rc;
 	o->changed = rc;
-	if (rc > 0 && (rc = audit(o->r, "user.enable", o->uid, NULL)) < 0)
+	/* No token issued before the disable works again (issue 15). */
+	if (rc > 0 && ((rc = sessions_revoke_all(o->uid, NULL,
+	    "reenabled")) < 0 || (rc = audit(o->r, "user.enable", o->uid,
+	    NULL)) < 0))
 		return rc;
 	return 0;
 }
@@ -120,7 +120,7 @@ password_body(void *v)
 	int		 rc;
 
 	if ((rc = db_exec(&q_password, "ss", o->hash, o->uid)) < 0 ||
-	    (rc = db_exec(&q_links_spent, "s", o->uid)) < 0 ||
+	    (rc = account_links_spend(o->r, o->uid)) < 0 ||
 	    (rc = sessions_revoke_all(o->uid, NULL, "password_set")) < 0 ||
 	    (rc = audit(o->r, "user.password", o->uid, "set by tollgatectl")) < 0)
 		return rc;
@@ -163,7 +163,10 @@ out:
 	return status;
 }
 
-/* user enable EMAIL: lifts a disable; the account's keys work again. */
+/*
+ * user enable EMAIL: lifts a disable; the account's keys work again, its
+ * sessions from before the disable do not (the user signs in anew).
+ */
 int
 ctl_user_enable(int argc, char *argv[])
 {

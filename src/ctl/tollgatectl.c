@@ -103,6 +103,7 @@ static const struct cmd cmds[] = {
 	{ "outbox", "retry", ctl_outbox_retry,
 	    "outbox retry ID...|--all-failed" },
 	{ "rekey", NULL, ctl_rekey, "rekey [--json]" },
+	{ "gc", NULL, ctl_gc, "gc                    (purge expired rows)" },
 };
 
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))

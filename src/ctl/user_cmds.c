@@ -13,7 +13,11 @@
 #include "ctl/ctl.h"
 
 static struct sql q_find = SQL(
-    "SELECT id, role, disabled_at IS NOT NULL FROM users WHERE email_lc = ?");
+    "SELECT id, role, disabled_at IS NOT NULL, "
+    "email_verified_at IS NOT NULL FROM users WHERE email_lc = ?");
+static struct sql q_set_password = SQL(
+    "UPDATE users SET password_hash = ?, updated_at = UTC_TIMESTAMP(6) "
+    "WHERE id = ?");
 static struct sql q_insert_admin = SQL(
     "INSERT INTO users (id, email, email_lc, name, password_hash, role, "
     "email_verified_at) VALUES (?, ?, ?, ?, ?, 'admin', UTC_TIMESTAMP(6))");
@@ -69,6 +73,26 @@ promote_body(void *v)
 	return 0;
 }
 
+/*
+ * Takes the never-verified account t->uid over for the operator (contract
+ * sections 3 and 10): whatever its first holder made (password, tokens,
+ * keys, sessions, second factor, open links) goes, the operator's
+ * password is set, the address counts as verified, and then it is an
+ * admin.  Returns 0 or a DB_* code.
+ */
+static int
+claim_body(void *v)
+{
+	struct ctl_tx	*t = v;
+	int		 rc;
+
+	if ((rc = account_takeover(t->r, t->uid, "admin_create")) < 0 ||
+	    (rc = db_exec(&q_set_password, "ss", t->hash, t->uid)) < 0 ||
+	    (rc = account_verified(t->r, t->uid)) < 0)
+		return rc;
+	return promote_body(t);
+}
+
 /* Creates the admin t->uid.  Returns 0 or a DB_* code. */
 static int
 create_body(void *v)
@@ -106,6 +130,7 @@ disable_body(void *v)
 	if ((rc = db_exec(&q_disable, "s", t->uid)) < 0)
 		return rc;
 	t->changed = rc;
+
 	if (rc > 0 && (rc = audit_obj(t->r, "user.disable", t->uid,
 	    NULL)) < 0)
 		return rc;
@@ -140,7 +165,9 @@ db_fail(const char *what, int rc)
 /*
  * admin create EMAIL: makes an admin with the password from standard
  * input, or a generated one printed as the last line.  An existing
- * account is promoted instead, its password left alone.
+ * account whose email is verified is promoted instead, its password left
+ * alone; a never-verified one is taken over first (claim_body), so a
+ * squatter's password, tokens and keys never gain admin rights.
  */
 int
 ctl_admin_create(int argc, char *argv[])
@@ -167,6 +194,36 @@ ctl_admin_create(int argc, char *argv[])
 	}
 	if ((rc = db_select(a, &q_find, &row, "s", ascii_lower(a, email))) < 0) {
 		status = db_fail("looking up the email", rc);
+		goto out;
+	}
+	if (rc == 1 && !dbi(&row, 0, 3)) {
+		if ((pw = read_password(a)) == NULL) {
+			pw = new_token(a, "", 15);
+			generated = true;
+		}
+		if ((err = valid_password(pw, strlen(pw))) != NULL) {
+			fprintf(stderr, "tollgatectl: the password %s\n", err);
+			goto out;
+		}
+		if ((hash = password_hash(a, pw)) == NULL) {
+			fprintf(stderr, "tollgatectl: cannot hash the "
+			    "password\n");
+			goto out;
+		}
+		ctl_req(&r, a);
+		t.r = &r;
+		t.uid = dbv(&row, 0, 0);
+		t.hash = hash;
+		if ((rc = db_tx_run(claim_body, NULL, &t, DB_TX_TRIES)) < 0) {
+			status = db_fail("taking the account over", rc);
+			goto out;
+		}
+		printf("%s existed with an email never verified: taken over "
+		    "(its password, sessions and keys are gone), verified, "
+		    "and an admin now (id %s)\n", email, t.uid);
+		if (generated)
+			printf("password: %s\n", pw);
+		status = 0;
 		goto out;
 	}
 	if (rc == 1) {

@@ -193,7 +193,8 @@ reply_invalid1(struct req *r, const char *field, const char *what)
 void
 reply_db(struct req *r, int rc)
 {
-	if (rc == DB_DOWN || rc == DB_RETRY || rc == DB_UNKNOWN) {
+	if (rc == DB_DOWN || rc == DB_RETRY || rc == DB_UNKNOWN ||
+	    rc == TG_BUSY) {
 		reply_header(r, "Retry-After", "5");
 		reply_error(r, 503, "unavailable", "The service is briefly "
 		    "unavailable. Please try again in a few seconds.");

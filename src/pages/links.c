@@ -1,8 +1,8 @@
 /*
- * The HTML pages that mail links open: /verify-email?token= (verifies
- * at once) and /auth/magic?token=.  A magic link's GET never uses the
- * token, because mail scanners open links: it shows one button, whose
- * CSRF-protected POST signs the browser in.  Errors are pages (the
+ * The HTML pages that mail links open: /verify-email?token= and
+ * /auth/magic?token=.  Their GET never uses the token, because mail
+ * scanners open links: each shows one button, whose CSRF-protected POST
+ * verifies the address or signs the browser in.  Errors are pages (the
  * routes are ROUTE_HTML) carrying the API's messages.
  */
 #include <string.h>
@@ -10,19 +10,59 @@
 #include "pages/pages.h"
 
 /*
- * GET /verify-email?token=: 200 page, the address verified (an email
- * change takes effect); 400 page for a bad token; 409 page when the new
- * address was taken meanwhile; 503.  A HEAD (link checkers send them)
- * answers 200 and leaves the token alone.
+ * GET /verify-email?token=: 200 page with one button whose POST verifies
+ * the address (the token is looked at, never used: mail scanners open
+ * links); 400 page for a token that is unknown, used or expired; 503.
+ * A HEAD (link checkers send them) answers 200 and looks at nothing.
  */
 void
 h_page_verify_email(struct req *r)
 {
-	const char	*uid;
+	const char	*token = in_str(r, "token");
+	struct buf	 b;
 	int		 rc;
 
 	if (r->method == M_HEAD) {
 		reply_html(r, 200, "Verify your email address", "");
+		return;
+	}
+	if ((rc = email_token_usable(r, token)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	if (rc == 0) {
+		reply_token_error(r, TOKEN_INVALID);
+		return;
+	}
+	buf_init(&b, r->a);
+	buf_puts(&b, "<p>Confirm that this email address is yours: it is "
+	    "the address of a tollgate account (or the new address an "
+	    "account asked to move to). If you did not ask for this, close "
+	    "this page and nothing happens.</p>\n"
+	    "<form method=\"post\" action=\"/verify-email\">\n");
+	csrf_field(r, &b);
+	buf_puts(&b, "\n<input type=\"hidden\" name=\"token\" value=\"");
+	buf_html(&b, token);
+	buf_puts(&b, "\">\n<p><button type=\"submit\">Confirm my email "
+	    "address</button></p>\n</form>\n");
+	reply_html(r, 200, "Confirm your email address", b.p);
+}
+
+/*
+ * POST /verify-email (form: token, csrf): 200 page, the address verified
+ * (an email change takes effect); 400 page for a bad token; 403 page
+ * for a bad CSRF field; 409 page when the new address was taken
+ * meanwhile; 503.
+ */
+void
+h_page_verify_email_post(struct req *r)
+{
+	const char	*uid;
+	int		 rc;
+
+	if (!csrf_ok_signin(r)) {
+		reply_error(r, 403, "forbidden", "This form has expired. Open "
+		    "the link from your mail again.");
 		return;
 	}
 	if ((rc = email_token_apply(r, in_str(r, "token"), &uid)) !=
@@ -91,7 +131,7 @@ h_page_magic_post(struct req *r)
 	const char		*token = in_str(r, "token");
 	int			 rc;
 
-	if (!csrf_ok(r)) {
+	if (!csrf_ok_signin(r)) {
 		reply_error(r, 403, "forbidden", "This form has expired. Open "
 		    "the link from your mail again.");
 		return;

@@ -25,6 +25,8 @@ void	 pg_init(struct page *, struct req *);
 bool	 pg_login(struct req *);
 bool	 pg_admin(struct req *);
 bool	 pg_csrf(struct req *);
+bool	 pg_csrf_signin(struct req *);
+bool	 pg_reauth(struct req *, const char *action);
 /* False (the messages recorded) when the route's fields were bad. */
 bool	 pg_take(struct page *);
 void	 pg_error(struct page *, const char *field, const char *message);
@@ -64,6 +66,7 @@ handler_fn	 h_page_profile_password;
 handler_fn	 h_page_key_create;
 handler_fn	 h_page_key_regenerate;
 handler_fn	 h_page_key_delete;
+handler_fn	 h_page_keys_revoke_all;
 handler_fn	 h_page_session_delete;
 handler_fn	 h_page_usage;
 handler_fn	 h_page_billing;
@@ -79,6 +82,7 @@ handler_fn	 h_page_admin_key_delete;
 handler_fn	 h_page_admin_session_delete;
 /* links.c */
 handler_fn	 h_page_verify_email;
+handler_fn	 h_page_verify_email_post;
 handler_fn	 h_page_magic;
 handler_fn	 h_page_magic_post;
 

@@ -77,7 +77,7 @@ h_page_login_totp_post(struct req *r)
 	long		 retry = 0;
 	int		 rc;
 
-	if (!csrf_ok(r)) {
+	if (!csrf_ok_signin(r)) {
 		reply_error(r, 403, "forbidden", "This form has expired or did "
 		    "not come from this site. Go back, reload the page and try "
 		    "again.");
@@ -126,10 +126,21 @@ h_page_login_totp_post(struct req *r)
 			    "</p>\n");
 			return;
 		}
-		if ((rc = totp_second_factor(r, p.uid, code, rec)) < 0)
+		if ((rc = totp_second_factor(r, p.uid, code, rec,
+		    &retry)) < 0)
 			goto dberr;
+		if (rc == TOTP_LIMITED) {
+			char v[32];
+
+			snprintf(v, sizeof(v), "%ld", retry < 1 ? 1 : retry);
+			reply_header(r, "Retry-After", v);
+			pending_code_page(r, 429, "<p class=\"error\">Too many "
+			    "wrong codes for this account. Please wait a few "
+			    "minutes and try again.</p>\n");
+			return;
+		}
 		if (rc == 0) {
-			if ((rc = login_failed(r, email_lc)) < 0)
+			if ((rc = totp_failed(r, p.uid, email_lc)) < 0)
 				goto dberr;
 			log_info("totp_page_refused", " user=%s", p.uid);
 			pending_code_page(r, 401, "<p class=\"error\">The code is "
@@ -272,7 +283,7 @@ h_page_totp_start(struct req *r)
 	const char	*secret;
 	int		 rc;
 
-	if (!profile_form(r))
+	if (!profile_form(r) || !pg_reauth(r, "/profile/totp"))
 		return;
 	if ((rc = totp_enrol(r, r->who.user_id, &secret)) < 0) {
 		reply_db(r, rc);

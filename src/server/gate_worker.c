@@ -157,6 +157,10 @@ message(const char *code, const char *meter, const char *next)
 		return quota_message(ar, meter, next);
 	if (strcmp(code, "forbidden") == 0)
 		return "A session cookie counts only on same-origin requests.";
+	if (strcmp(code, "bad_request") == 0)
+		return "The path is not in its plain form (an encoded slash or "
+		    "dot, a dot segment, a doubled slash or a \";\"): send it "
+		    "as the service should act on it.";
 	return "The service is briefly unavailable. Please try again in a "
 	    "few seconds.";
 }
@@ -441,6 +445,16 @@ take_request(struct conn *c)
 		snprintf(c->a, sizeof(c->a), "%s", token_hash(ar, ck));
 		c->b[0] = '\0';
 		rekey_if_unknown('c', c->a, ck);
+	}
+	/*
+	 * The upstream gets the raw path: it must be the one decided on
+	 * (section 7), checked before anything is counted, after the checks
+	 * that need no state (a request without a credential is 401).
+	 */
+	if (!raw_path_agrees(header_copy(c, "X-Tollgate-Raw-Uri", v, sizeof(v))
+	    ? v : NULL, uri)) {
+		deny_now(c, 400, "bad_request");
+		return;
 	}
 	c->chk.a = c->a;
 	c->chk.b = c->b;

@@ -406,7 +406,8 @@ master(void)
 	metrics_route_labels(route_label);
 	ngates = cfg.gate_workers > ENG_MAX_GATES ? ENG_MAX_GATES :
 	    cfg.gate_workers;
-	if (metrics_init() < 0 || (fd = open_socket()) < 0 ||
+	if (metrics_init() < 0 || hashcap_init(cfg.password_hashes) < 0 ||
+	    (fd = open_socket()) < 0 ||
 	    (gate_fd = open_gate_socket()) < 0 || open_engine() < 0)
 		return 1;
 	sigemptyset(&set);
@@ -568,6 +569,11 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (config_load(path, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "tollgated: %s\n", err);
+		return 1;
+	}
+	/* Safe HS256 checking depends on the libjwt in use: check it. */
+	if (jwt_selftest(err, sizeof(err)) < 0) {
 		fprintf(stderr, "tollgated: %s\n", err);
 		return 1;
 	}

@@ -89,6 +89,11 @@ static const struct field f_token_page[] = {
 	{ "token", F_TEXT, 0, 1, 512 },
 	{ NULL, 0, 0, 0, 0 },
 };
+static const struct field f_verify_post[] = {
+	{ "token", F_TEXT, FIELD_REQUIRED, 1, 512 },
+	{ "csrf", F_TEXT, 0, 1, 128 },
+	{ NULL, 0, 0, 0, 0 },
+};
 static const struct field f_magic_post[] = {
 	{ "token", F_TEXT, FIELD_REQUIRED, 1, 512 },
 	{ "csrf", F_TEXT, 0, 1, 128 },
@@ -180,6 +185,12 @@ static const struct field f_checkout[] = {
 static const struct field f_apikey[] = {
 	{ "name", F_TEXT, FIELD_REQUIRED, 1, 128 },
 	{ "expires_in_days", F_INT, FIELD_NULLABLE, 1, 3650 },
+	{ "password", F_TEXT, 0, 1, 256 },	/* from an old session */
+	{ NULL, 0, 0, 0, 0 },
+};
+/* The current password, needed from a session that is not fresh. */
+static const struct field f_reauth[] = {
+	{ "password", F_TEXT, 0, 1, 256 },
 	{ NULL, 0, 0, 0, 0 },
 };
 static const struct field f_usage_event[] = {
@@ -337,6 +348,8 @@ const struct route routes[] = {
 	{ M_POST, "/profile/keys/{id}/regenerate", h_page_key_regenerate, PAGE,
 	    NULL },
 	{ M_POST, "/profile/keys/{id}/delete", h_page_key_delete, PAGE, NULL },
+	{ M_POST, "/profile/keys/revoke-all", h_page_keys_revoke_all, PAGE,
+	    NULL },
 	{ M_POST, "/profile/sessions/{id}/delete", h_page_session_delete, PAGE,
 	    NULL },
 	{ M_GET, "/usage", h_page_usage, PAGE, NULL },
@@ -394,12 +407,14 @@ const struct route routes[] = {
 	    f_me_password },
 	{ M_GET, "/verify-email", h_page_verify_email, ROUTE_HTML,
 	    f_token_page },
+	{ M_POST, "/verify-email", h_page_verify_email_post,
+	    ROUTE_HTML | ROUTE_FORM, f_verify_post },
 	{ M_GET, "/auth/magic", h_page_magic, ROUTE_HTML, f_token_page },
 	{ M_POST, "/auth/magic", h_page_magic_post, ROUTE_HTML | ROUTE_FORM,
 	    f_magic_post },
 
 	/* Second factor and device sign-in (issue 10). */
-	{ M_POST, "/api/v1/me/totp", h_totp_start, LOGIN, NULL },
+	{ M_POST, "/api/v1/me/totp", h_totp_start, LOGIN, f_reauth },
 	{ M_DELETE, "/api/v1/me/totp", h_totp_delete, LOGIN, f_totp_delete },
 	{ M_POST, "/api/v1/me/totp/confirm", h_totp_confirm, LOGIN,
 	    f_totp_confirm },
@@ -434,9 +449,10 @@ const struct route routes[] = {
 	    LOGIN | ROUTE_KEY, NULL },
 	/* API keys, plans, usage and the gate (sections 4, 5 and 7). */
 	{ M_GET, "/api/v1/api-keys", h_apikeys_list, LOGIN, NULL },
+	{ M_DELETE, "/api/v1/api-keys", h_apikeys_delete_all, LOGIN, NULL },
 	{ M_POST, "/api/v1/api-keys", h_apikey_create, LOGIN, f_apikey },
 	{ M_POST, "/api/v1/api-keys/{id}/regenerate", h_apikey_regenerate,
-	    LOGIN, NULL },
+	    LOGIN, f_reauth },
 	{ M_DELETE, "/api/v1/api-keys/{id}", h_apikey_delete, LOGIN, NULL },
 	{ M_GET, "/api/v1/plans", h_plans, 0, NULL },
 	{ M_GET, "/api/v1/usage", h_usage, LOGIN | ROUTE_KEY, NULL },

@@ -214,8 +214,13 @@ dispatch(struct req *r)
 	r->content_type = ct != NULL && *ct != '\0' ? media_type(r->a, ct) : NULL;
 	if (!read_body(r))
 		return;
-	if (r->method == M_GET || r->method == M_HEAD ||
-	    (r->body_len == 0 && r->json == NULL))
+	/*
+	 * Only a GET or HEAD reads its fields from the query string; any
+	 * other method takes them from its body alone (contract section 2),
+	 * so a password or token put in a URL (which proxies and CDNs log)
+	 * never counts.
+	 */
+	if (r->method == M_GET || r->method == M_HEAD)
 		r->form = r->queryv;
 	if ((bad = request_take_fields(r, r->route->fields)) != NULL) {
 		/* A form's handler shows the form again with the messages. */

@@ -112,8 +112,8 @@ sub outbox_count {
 	return $r->{n};
 }
 
-# Forgets the login failures of these addresses and email/address pairs,
-# as tollgate keys them (keyed BLAKE2b-256 of the text, hex).
+# Forgets the login failures of these addresses and email/address pairs
+# (and per-account counters: accounts => [[kind, id]]), as tollgate keys them (keyed BLAKE2b-256 of the text, hex).
 sub throttle_forget {
 	my (%o) = @_;
 	require Crypt::Mac::BLAKE2b;
@@ -121,6 +121,10 @@ sub throttle_forget {
 	my @texts = map { "login-addr|$_" } @{ $o{addrs} // [] };
 	for my $p (@{ $o{pairs} // [] }) {
 		push @texts, "login|$p->[0]|$p->[1]";
+	}
+	# Per-account counters: [kind, id], e.g. ['2fa', $email_lc].
+	for my $k (@{ $o{accounts} // [] }) {
+		push @texts, "account|$k->[0]|$k->[1]";
 	}
 	$DBH //= dbh();
 	for my $t (@texts) {

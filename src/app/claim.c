@@ -1,0 +1,206 @@
+/*
+ * Who holds an account (contract sections 3 and 10).
+ *
+ * Whoever first proves the mailbox of an account whose email was never
+ * verified (a magic link, a password reset, GitHub with that verified
+ * email, `tollgatectl admin create`) takes the account over: before it
+ * is handed over, everything made for it until then stops working, so
+ * somebody who signed up first with another person's address keeps
+ * nothing (account_takeover).
+ *
+ * A password change or reset spends every one-time link of the account
+ * that is still open and every half-finished second-factor step
+ * (account_links_spend); the pending code step of a browser sign-in is
+ * bound to the password it was started under (pending.c), so it dies
+ * with it too.
+ */
+#include <string.h>
+
+#include "app/app.h"
+
+static struct sql q_links_spend = SQL(
+    "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) "
+    "WHERE user_id = ? AND used_at IS NULL");
+static struct sql q_drop_keys = SQL("DELETE FROM api_keys WHERE user_id = ?");
+static struct sql q_drop_totp = SQL(
+    "DELETE FROM totp_secrets WHERE user_id = ?");
+static struct sql q_drop_recovery = SQL(
+    "DELETE FROM recovery_codes WHERE user_id = ?");
+static struct sql q_drop_devices = SQL(
+    "DELETE FROM device_codes WHERE user_id = ? AND status <> 'used'");
+static struct sql q_drop_password = SQL(
+    "UPDATE users SET password_hash = NULL, updated_at = UTC_TIMESTAMP(6) "
+    "WHERE id = ?");
+static struct sql q_enrolment_drop = SQL(
+    "DELETE FROM totp_secrets WHERE user_id = ? AND enabled_at IS NULL");
+static struct sql q_keys_of = SQL(
+    "SELECT name, preview, DATE_FORMAT(created_at, '%Y-%m-%d') "
+    "FROM api_keys WHERE user_id = ? ORDER BY created_at LIMIT 100");
+
+/*
+ * Hands the never-verified account uid to whoever proved its mailbox
+ * (how: "magic", "reset", "github", "admin_create", for the audit trail):
+ * its password, every session (and with them every refresh and access
+ * token), every API key, its TOTP enrolment and recovery codes, every
+ * open one-time link (a pending email change among them) and every
+ * pending device sign-in go.  Runs inside the caller's transaction, which
+ * then sets what the new holder brings (a password, a session) and
+ * counts the address as verified.  Returns 0 or a DB_* code.
+ */
+int
+account_takeover(struct req *r, const char *uid, const char *how)
+{
+	int	 rc;
+
+	if ((rc = db_exec(&q_drop_keys, "s", uid)) < 0 ||
+	    (rc = db_exec(&q_links_spend, "s", uid)) < 0 ||
+	    (rc = db_exec(&q_drop_recovery, "s", uid)) < 0 ||
+	    (rc = db_exec(&q_drop_totp, "s", uid)) < 0 ||
+	    (rc = db_exec(&q_drop_devices, "s", uid)) < 0 ||
+	    (rc = db_exec(&q_drop_password, "s", uid)) < 0 ||
+	    (rc = sessions_revoke_all(uid, NULL, "takeover")) < 0 ||
+	    (rc = audit(r, "user.takeover", uid, how)) < 0)
+		return rc;
+	log_info("account_takeover", " user=%s via=%s", uid, how);
+	return 0;
+}
+
+/*
+ * Spends every one-time link of uid that is still open (verification,
+ * email change, reset, magic link) and drops a second-factor enrolment
+ * that was started but not confirmed: a password change or reset leaves
+ * nothing half-finished that was begun under the old password.  Runs
+ * inside the caller's transaction.  Returns 0 or a DB_* code.
+ */
+int
+account_links_spend(struct req *r, const char *uid)
+{
+	int	 rc;
+
+	(void)r;
+	if ((rc = db_exec(&q_links_spend, "s", uid)) < 0 ||
+	    (rc = db_exec(&q_enrolment_drop, "s", uid)) < 0)
+		return rc;
+	return 0;
+}
+
+/*
+ * The lines of a security notice that list uid's API keys (name, public
+ * preview, creation day) and say how to revoke them all; "" when the
+ * account has none.  In the arena, or NULL with a DB_* code in *rc.
+ */
+const char *
+account_keys_text(struct req *r, const char *uid, int *rc)
+{
+	struct dbrows	 rows;
+	struct buf	 b;
+	size_t		 i;
+
+	if ((*rc = db_select(r->a, &q_keys_of, &rows, "s", uid)) < 0)
+		return NULL;
+	*rc = 0;
+	if (rows.n == 0)
+		return "";
+	buf_init(&b, r->a);
+	buf_puts(&b, "\n\nThese API keys of the account still work (a reset "
+	    "does not stop them, so that your own services keep running):\n\n");
+	for (i = 0; i < rows.n; i++)
+		buf_printf(&b, "  %s...  %s  (created %s)\n",
+		    dbv(&rows, i, 1), dbv(&rows, i, 0), dbv(&rows, i, 2));
+	buf_printf(&b, "\nIf you did not make each of them, revoke them all "
+	    "at once on your profile (\"Revoke every key\"):\n\n%s/profile\n\n"
+	    "or with DELETE %s/api/v1/api-keys while logged in.",
+	    cfg.base_url, cfg.base_url);
+	return b.p;
+}
+
+/* ------------------------------------------------------------------ */
+/* Re-authentication before enrolling a second factor or minting a key. */
+/* ------------------------------------------------------------------ */
+
+static struct sql q_session_fresh = SQL(
+    "SELECT created_at > UTC_TIMESTAMP(6) - INTERVAL ? SECOND "
+    "FROM sessions WHERE id = ?");
+static struct sql q_keys_revoke_all = SQL(
+    "DELETE FROM api_keys WHERE user_id = ?");
+
+/*
+ * Whether the caller may make a lasting credential (an API key, a second
+ * factor) now: its session signed in within REAUTH_SECONDS, or it gives
+ * its current password (password, from the request's body).  A stolen
+ * access token of an old session (refreshed for days) cannot mint a key
+ * that outlives it.  Returns 0 when it may; REAUTH_NEEDED (no password
+ * given), ME_WRONG (counted by the login throttle) or ME_THROTTLED (the
+ * seconds to wait in *retry); or a DB_* code.
+ */
+int
+reauth_check(struct req *r, const char *password, long *retry)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	*retry = 0;
+	if (r->who.session_id != NULL) {
+		if ((rc = db_select(r->a, &q_session_fresh, &row, "is",
+		    (long long)REAUTH_SECONDS, r->who.session_id)) < 0)
+			return rc;
+		if (rc == 1 && dbi(&row, 0, 0))
+			return 0;
+	}
+	if (password == NULL || *password == '\0')
+		return REAUTH_NEEDED;
+	return me_password_check(r, r->who.user_id, r->who.email, password,
+	    retry);
+}
+
+/*
+ * Answers a refused reauth_check: 422 naming password (missing or
+ * wrong), 429, or the database's failure.
+ */
+void
+reply_reauth(struct req *r, int rc, long retry)
+{
+	if (rc == REAUTH_NEEDED)
+		reply_invalid1(r, "password", "is required: this session "
+		    "signed in a while ago, so confirm your current password");
+	else if (rc == ME_WRONG)
+		reply_invalid1(r, "password", "is wrong");
+	else if (rc == ME_THROTTLED)
+		reply_throttled(r, retry);
+	else
+		reply_db(r, rc);
+}
+
+/*
+ * Revokes every API key of uid at once (after a reset notice says which
+ * keys the account has).  Returns the number revoked or a DB_* code.
+ */
+int
+apikeys_revoke_all_core(struct req *r, const char *uid)
+{
+	int	 rc, n;
+
+	if ((rc = db_begin()) < 0)
+		return rc;
+	if ((n = db_exec(&q_keys_revoke_all, "s", uid)) < 0 ||
+	    (rc = audit(r, "apikey.revoke_all", uid, NULL)) < 0 ||
+	    (rc = db_commit()) < 0) {
+		db_rollback();
+		return n < 0 ? n : rc;
+	}
+	log_info("apikeys_revoked", " user=%s count=%d", uid, n);
+	return n;
+}
+
+/* DELETE /api/v1/api-keys (a login): 204, every key of the caller revoked. */
+void
+h_apikeys_delete_all(struct req *r)
+{
+	int	 rc;
+
+	if ((rc = apikeys_revoke_all_core(r, r->who.user_id)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	reply_empty(r, 204);
+}
