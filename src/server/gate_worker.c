@@ -598,12 +598,13 @@ advance(struct conn *c)
 			if (__atomic_load_n(&eng->h.jflushed, __ATOMIC_ACQUIRE) <
 			    c->until) {
 				/*
-				 * Decided, but not committed in 10 s (the
+				 * Decided, but not committed in 3 s (the
 				 * database went away meanwhile): the client
-				 * hears 503; the record is committed when the
-				 * database is back (docs/gate.md).
+				 * hears 503 before its own timeout; the record
+				 * is committed when the database is back
+				 * (docs/gate.md).
 				 */
-				if (eng_now() - c->t0 > 10) {
+				if (eng_now() - c->t0 > 3) {
 					deny_now(c, 503, "unavailable");
 					break;
 				}
