@@ -84,6 +84,7 @@ static struct jwt_memo	 memo[JWT_MEMO];
 
 static struct conn	*parked;
 static int		 gate_route = -1;	/* its row in /metrics */
+static int		 nconns;		/* open connections */
 static int		 ep, me;
 static volatile sig_atomic_t	 stopping;
 static struct arena	*ar;
@@ -225,6 +226,9 @@ answer(struct conn *c, const struct eng_verdict *v)
 	}
 	out(c, "X-RateLimit-Limit: %lld\r\nX-RateLimit-Remaining: %lld\r\n"
 	    "X-RateLimit-Reset: %lld\r\n", v->rate, v->remaining, v->reset);
+	/* Stopping: nginx must not send this connection another check. */
+	if (stopping)
+		out(c, "Connection: close\r\n");
 	if (v->status == 204)
 		out(c, "Content-Length: 0\r\n");
 	out(c, "\r\n");
@@ -497,6 +501,7 @@ conn_close(struct conn *c)
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c);
+	nconns--;
 }
 
 /* Writes what is pending; returns false when the connection is gone. */
@@ -682,7 +687,8 @@ accept_all(int lfd)
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
 			free(c);
-		}
+		} else
+			nconns++;
 	}
 }
 
@@ -699,7 +705,7 @@ eng_gate_run(int lfd, int index)
 	uint64_t		 n;
 	int			 i, k, efd;
 	bool			 listening = true;
-	double			 stop_at = 0, next_idle = 0;
+	double			 stop_at = 0, next_idle = 0, idle_at = 0;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
@@ -725,12 +731,22 @@ eng_gate_run(int lfd, int index)
 	log_info("gate_start", " index=%d", index);
 
 	for (;;) {
+		/*
+		 * Stopping: no new connections; each answer now says
+		 * Connection: close and its connection closes, so nginx moves
+		 * to the new workers without a check cut off.  After a grace
+		 * the connections nginx left idle are closed, then we exit.
+		 */
 		if (stopping && listening) {
 			epoll_ctl(ep, EPOLL_CTL_DEL, lfd, NULL);
 			listening = false;
 			stop_at = eng_now() + 10;
+			idle_at = eng_now() + 1.5;
 		}
-		if (!listening && (parked == NULL || eng_now() > stop_at))
+		if (!listening && parked == NULL && (nconns == 0 ||
+		    eng_now() > idle_at))
+			break;
+		if (!listening && eng_now() > stop_at)
 			break;
 		k = epoll_wait(ep, evs, 256, parked != NULL ? 5 : 1000);
 		for (i = 0; i < k; i++) {

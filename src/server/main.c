@@ -348,6 +348,7 @@ reload(int fd)
 	struct config	 next;
 	char		 err[512];
 	int		 i;
+	bool		 db_changed;
 
 	if (config_load(cfg.path, &next, err, sizeof(err)) < 0) {
 		log_err("reload_failed", " msg=\"%s\"", err);
@@ -365,12 +366,20 @@ reload(int fd)
 		    "and engine_file changes need a restart\"");
 	next.gate_workers = cfg.gate_workers;
 	/*
-	 * Every child is replaced, the engine and flusher too (they read
-	 * [database]); for a moment two of each may run, which costs
-	 * nothing: a batch commits once (tg_flush), a poll is idempotent.
+	 * Every worker and gate worker is replaced; the engine and the
+	 * flusher only when [database] changed (they hold its links): for a
+	 * moment two of each may then run, which costs nothing (a batch
+	 * commits once, tg_flush; a poll is idempotent).
 	 */
+	db_changed = strcmp(next.db_host, cfg.db_host) != 0 ||
+	    next.db_port != cfg.db_port ||
+	    strcmp(next.db_socket, cfg.db_socket) != 0 ||
+	    strcmp(next.db_user, cfg.db_user) != 0 ||
+	    strcmp(next.db_password, cfg.db_password) != 0 ||
+	    strcmp(next.db_name, cfg.db_name) != 0;
 	for (i = 0; i <= LAST; i++)
-		if (slots[i].pid > 0 &&
+		if (slots[i].pid > 0 && (db_changed ||
+		    (i != ENGINE && i != FLUSHER)) &&
 		    ndraining < sizeof(draining) / sizeof(draining[0])) {
 			kill(slots[i].pid, SIGTERM);
 			draining[ndraining++] = slots[i].pid;
@@ -387,8 +396,10 @@ reload(int fd)
 		slots[i].failures = 0;
 		spawn(i, fd);
 	}
-	spawn(ENGINE, fd);
-	spawn(FLUSHER, fd);
+	if (db_changed) {
+		spawn(ENGINE, fd);
+		spawn(FLUSHER, fd);
+	}
 	log_info("reloaded", " workers=%d gate_workers=%d", nslots, ngates);
 }
 
