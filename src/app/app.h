@@ -212,6 +212,12 @@ int	 tokens_issue(struct req *, const char *uid, const char *sid,
 int	 session_revoke(const char *sid, const char *reason);
 int	 sessions_revoke_all(const char *uid, const char *keep,
 	    const char *reason);
+#define SESSION_NOT_FOUND	1
+#define SESSION_FORBIDDEN	2	/* another user's */
+int	 sessions_list_core(struct req *, const char *uid,
+	    struct json_object **out);
+int	 session_delete_core(struct req *, const char *uid, const char *sid,
+	    bool admin_ok);
 handler_fn	 h_refresh;
 handler_fn	 h_logout;
 handler_fn	 h_sessions_list;
@@ -307,6 +313,8 @@ handler_fn	 h_usage;
 handler_fn	 h_usage_event;
 #define USAGE_GONE		1	/* no such user */
 int	 usage_core(struct req *, const char *uid, struct json_object **out);
+int	 usage_daily_core(struct req *, const char *uid, const char *from,
+	    const char *to, struct json_object **out);
 
 /* ------------------------------------------------------------------ */
 /* billing.c: Checkout, the portal, payments                          */

@@ -41,9 +41,9 @@ static struct sql q_session_of_refresh = SQL(
 static struct sql q_list_sessions = SQL(
     "SELECT id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ'), "
     "DATE_FORMAT(last_used_at, '%Y-%m-%dT%H:%i:%sZ'), user_agent, "
-    "client_name FROM sessions WHERE user_id = ? AND revoked_at IS NULL "
-    "AND (expires_at IS NULL OR expires_at > UTC_TIMESTAMP(6)) "
-    "ORDER BY created_at DESC LIMIT 200");
+    "client_name, kind, address FROM sessions WHERE user_id = ? AND "
+    "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > "
+    "UTC_TIMESTAMP(6)) ORDER BY created_at DESC LIMIT 200");
 static struct sql q_session_owner = SQL(
     "SELECT user_id, revoked_at IS NOT NULL FROM sessions WHERE id = ?");
 static struct sql q_revoke_all = SQL(
@@ -254,39 +254,91 @@ dberr:
 	reply_db(r, rc);
 }
 
-/* GET /api/v1/sessions: 200 with the caller's live sessions. */
-void
-h_sessions_list(struct req *r)
+/* A string member, or null. */
+static struct json_object *
+jstr_or_null(const char *s)
+{
+	return s != NULL ? json_object_new_string(s) : NULL;
+}
+
+/*
+ * The live sessions of uid, newest first, as an array (the caller's) of
+ * {id, created_at, last_used_at, user_agent, client_name, kind, address,
+ * current}; current is the caller's own session.  Returns 0 or a DB_*
+ * code.  The API, /profile and the admin console list them from here.
+ */
+int
+sessions_list_core(struct req *r, const char *uid, struct json_object **out)
 {
 	struct dbrows		 rows;
 	struct json_object	*a, *s;
 	size_t			 i;
 	int			 rc;
 
-	if ((rc = db_select(r->a, &q_list_sessions, &rows, "s",
-	    r->who.user_id)) < 0) {
-		reply_db(r, rc);
-		return;
-	}
+	*out = NULL;
+	if ((rc = db_select(r->a, &q_list_sessions, &rows, "s", uid)) < 0)
+		return rc;
 	a = json_object_new_array();
 	for (i = 0; i < rows.n; i++) {
 		s = json_object_new_object();
-		json_object_object_add(s, "id",
-		    json_object_new_string(dbv(&rows, i, 0)));
+		json_object_object_add(s, "id", jstr_or_null(dbv(&rows, i, 0)));
 		json_object_object_add(s, "created_at",
-		    json_object_new_string(dbv(&rows, i, 1)));
+		    jstr_or_null(dbv(&rows, i, 1)));
 		json_object_object_add(s, "last_used_at",
-		    json_object_new_string(dbv(&rows, i, 2)));
-		json_object_object_add(s, "user_agent", dbv(&rows, i, 3) ?
-		    json_object_new_string(dbv(&rows, i, 3)) : NULL);
-		json_object_object_add(s, "client_name", dbv(&rows, i, 4) ?
-		    json_object_new_string(dbv(&rows, i, 4)) : NULL);
+		    jstr_or_null(dbv(&rows, i, 2)));
+		json_object_object_add(s, "user_agent",
+		    jstr_or_null(dbv(&rows, i, 3)));
+		json_object_object_add(s, "client_name",
+		    jstr_or_null(dbv(&rows, i, 4)));
+		json_object_object_add(s, "kind", jstr_or_null(dbv(&rows, i, 5)));
+		json_object_object_add(s, "address",
+		    jstr_or_null(dbv(&rows, i, 6)));
 		json_object_object_add(s, "current", json_object_new_boolean(
 		    r->who.session_id != NULL &&
 		    strcmp(r->who.session_id, dbv(&rows, i, 0)) == 0));
 		json_object_array_add(a, s);
 	}
+	*out = a;
+	return 0;
+}
+
+/* GET /api/v1/sessions: 200 with the caller's live sessions. */
+void
+h_sessions_list(struct req *r)
+{
+	struct json_object	*a;
+	int			 rc;
+
+	if ((rc = sessions_list_core(r, r->who.user_id, &a)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
 	reply_json(r, 200, a);
+}
+
+/*
+ * Revokes session sid of uid (any user's when admin_ok, with an audit
+ * row).  Returns 0, SESSION_NOT_FOUND, SESSION_FORBIDDEN (another user's),
+ * or a DB_* code.  The API and /profile revoke through it.
+ */
+int
+session_delete_core(struct req *r, const char *uid, const char *sid,
+    bool admin_ok)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_session_owner, &row, "s", sid)) < 0)
+		return rc;
+	if (rc == 0)
+		return SESSION_NOT_FOUND;
+	if (strcmp(dbv(&row, 0, 0), uid) != 0 && !admin_ok)
+		return SESSION_FORBIDDEN;
+	if ((rc = session_revoke(sid, "revoked")) < 0)
+		return rc;
+	if (strcmp(dbv(&row, 0, 0), uid) != 0)
+		audit(r, "session.revoke", dbv(&row, 0, 0), sid);
+	return 0;
 }
 
 /*
@@ -296,27 +348,16 @@ h_sessions_list(struct req *r)
 void
 h_session_delete(struct req *r)
 {
-	struct dbrows	 row;
-	const char	*sid = r->params[0];
-	int		 rc;
+	int	 rc;
 
-	if ((rc = db_select(r->a, &q_session_owner, &row, "s", sid)) < 0)
-		goto dberr;
-	if (rc == 0) {
+	rc = session_delete_core(r, r->who.user_id, r->params[0],
+	    strcmp(r->who.role, "admin") == 0);
+	if (rc == SESSION_NOT_FOUND)
 		reply_error(r, 404, "not_found", "There is no such session.");
-		return;
-	}
-	if (strcmp(dbv(&row, 0, 0), r->who.user_id) != 0 &&
-	    strcmp(r->who.role, "admin") != 0) {
+	else if (rc == SESSION_FORBIDDEN)
 		reply_error(r, 403, "forbidden", "This session is not yours.");
-		return;
-	}
-	if ((rc = session_revoke(sid, "revoked")) < 0)
-		goto dberr;
-	if (strcmp(dbv(&row, 0, 0), r->who.user_id) != 0)
-		audit(r, "session.revoke", dbv(&row, 0, 0), sid);
-	reply_empty(r, 204);
-	return;
-dberr:
-	reply_db(r, rc);
+	else if (rc < 0)
+		reply_db(r, rc);
+	else
+		reply_empty(r, 204);
 }

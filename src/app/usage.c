@@ -21,6 +21,10 @@ static struct sql q_state = SQL(
     "FROM (SELECT y.id, y.plan, tg_period_start(y.id, y.plan) ps, "
     "tg_period_end(y.id, y.plan) pe FROM (SELECT u.id, tg_plan(u.id) plan "
     "FROM users u WHERE u.id = ?) y) x");
+/* The daily counts of a user's meters between two days. */
+static struct sql q_daily = SQL(
+    "SELECT meter, DATE_FORMAT(day, '%Y-%m-%d'), used FROM usage_daily "
+    "WHERE user_id = ? AND day >= ? AND day <= ? ORDER BY meter, day");
 /* The plan's meters and every other meter used in the period. */
 static struct sql q_meters = SQL(
     "SELECT l.meter, l.period_limit, COALESCE(c.used, 0) "
@@ -238,4 +242,36 @@ fail:
 	}
 dberr:
 	reply_db(r, rc);
+}
+
+/*
+ * The daily use of uid's meters from day from to day to (YYYY-MM-DD),
+ * as an array (the caller's) of {meter, day, used}.  Returns 0 or a DB_*
+ * code.
+ */
+int
+usage_daily_core(struct req *r, const char *uid, const char *from,
+    const char *to, struct json_object **out)
+{
+	struct dbrows		 rows;
+	struct json_object	*a, *e;
+	size_t			 i;
+	int			 rc;
+
+	*out = NULL;
+	if ((rc = db_select(r->a, &q_daily, &rows, "sss", uid, from, to)) < 0)
+		return rc;
+	a = json_object_new_array();
+	for (i = 0; i < rows.n; i++) {
+		e = json_object_new_object();
+		json_object_object_add(e, "meter",
+		    json_object_new_string(dbv(&rows, i, 0)));
+		json_object_object_add(e, "day",
+		    json_object_new_string(dbv(&rows, i, 1)));
+		json_object_object_add(e, "used",
+		    json_object_new_int64(dbi(&rows, i, 2)));
+		json_object_array_add(a, e);
+	}
+	*out = a;
+	return 0;
 }

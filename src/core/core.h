@@ -226,6 +226,8 @@ int	 http_call(struct arena *, const char *method, const char *url,
 
 /* One JSON object, strictly, else NULL; the caller puts the result. */
 struct json_object *parse_json_object(const char *, size_t);
+/* Zeroes every string inside a parsed body before it is put. */
+void	 json_wipe(struct json_object *);
 
 /* Appends key=value to an urlencoded form or query, escaping both. */
 void	 form_add(struct buf *, const char *key, const char *val);

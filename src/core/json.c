@@ -4,7 +4,10 @@
  */
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "core/core.h"
 
@@ -141,4 +144,37 @@ json_parse_any(const char *s, size_t len)
 	}
 	json_tokener_free(tok);
 	return o;
+}
+
+/*
+ * Overwrites every string inside o (members and array items, at any
+ * depth) with zeros, before o is put: a JSON body may hold a password or
+ * a token, which must not stay in freed heap memory.
+ */
+void
+json_wipe(struct json_object *o)
+{
+	size_t	 i, n;
+
+	switch (json_object_get_type(o)) {
+	case json_type_string:
+		/* json-c keeps the string in the object; it is ours to clear. */
+		sodium_memzero((char *)(uintptr_t)json_object_get_string(o),
+		    (size_t)json_object_get_string_len(o));
+		break;
+	case json_type_object: {
+		json_object_object_foreach(o, k, v) {
+			(void)k;
+			json_wipe(v);
+		}
+		break;
+	}
+	case json_type_array:
+		n = json_object_array_length(o);
+		for (i = 0; i < n; i++)
+			json_wipe(json_object_array_get_idx(o, i));
+		break;
+	default:
+		break;
+	}
 }

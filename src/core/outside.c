@@ -11,6 +11,12 @@
 
 #include "core/core.h"
 
+/* Sets a libcurl option while rc is still CURLE_OK, keeping the failure. */
+#define SETOPT(rc, c, opt, val) do {					\
+	if ((rc) == CURLE_OK)						\
+		(rc) = curl_easy_setopt((c), (opt), (val));		\
+} while (0)
+
 struct upload {
 	const char	*p;
 	size_t		 left;
@@ -68,27 +74,30 @@ smtp_send(const char *from, const char *to, const char *msg, size_t len,
 	snprintf(addr, sizeof(addr), "<%s>", to);
 	rcpt = curl_slist_append(rcpt, addr);
 	snprintf(addr, sizeof(addr), "<%s>", from);
-	curl_easy_setopt(c, CURLOPT_URL, cfg.smtp_url);
-	curl_easy_setopt(c, CURLOPT_MAIL_FROM, addr);
-	curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
-	curl_easy_setopt(c, CURLOPT_READFUNCTION, read_upload);
-	curl_easy_setopt(c, CURLOPT_READDATA, &u);
-	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	/* Every option must take; any that does not fails the send. */
+	rc = CURLE_OK;
+	SETOPT(rc, c, CURLOPT_URL, cfg.smtp_url);
+	SETOPT(rc, c, CURLOPT_MAIL_FROM, addr);
+	SETOPT(rc, c, CURLOPT_MAIL_RCPT, rcpt);
+	SETOPT(rc, c, CURLOPT_READFUNCTION, read_upload);
+	SETOPT(rc, c, CURLOPT_READDATA, &u);
+	SETOPT(rc, c, CURLOPT_UPLOAD, 1L);
+	SETOPT(rc, c, CURLOPT_CONNECTTIMEOUT, 10L);
+	SETOPT(rc, c, CURLOPT_TIMEOUT, 60L);
+	SETOPT(rc, c, CURLOPT_NOSIGNAL, 1L);
 	if (cfg.smtp_user[0] != '\0') {
-		curl_easy_setopt(c, CURLOPT_USERNAME, cfg.smtp_user);
-		curl_easy_setopt(c, CURLOPT_PASSWORD, cfg.smtp_password);
+		SETOPT(rc, c, CURLOPT_USERNAME, cfg.smtp_user);
+		SETOPT(rc, c, CURLOPT_PASSWORD, cfg.smtp_password);
 		/*
 		 * With credentials, TLS is required: an smtp:// relay must
 		 * offer STARTTLS (a stripped STARTTLS fails the send instead
 		 * of sending the password in the clear); smtps:// is TLS
 		 * from the start.
 		 */
-		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+		SETOPT(rc, c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
 	}
-	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK)
+		rc = curl_easy_perform(c);
 	if (rc != CURLE_OK)
 		snprintf(err, errlen, "%s", curl_easy_strerror(rc));
 	curl_slist_free_all(rcpt);
@@ -120,20 +129,22 @@ http_call(struct arena *a, const char *method, const char *url,
 	}
 	for (i = 0; headers != NULL && headers[i] != NULL; i++)
 		hl = curl_slist_append(hl, headers[i]);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_buf);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, answer);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 15L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "tollgate/" PACKAGE_VERSION);
+	rc = CURLE_OK;
+	SETOPT(rc, c, CURLOPT_URL, url);
+	SETOPT(rc, c, CURLOPT_HTTPHEADER, hl);
+	SETOPT(rc, c, CURLOPT_WRITEFUNCTION, write_buf);
+	SETOPT(rc, c, CURLOPT_WRITEDATA, answer);
+	SETOPT(rc, c, CURLOPT_CONNECTTIMEOUT, 5L);
+	SETOPT(rc, c, CURLOPT_TIMEOUT, 15L);
+	SETOPT(rc, c, CURLOPT_NOSIGNAL, 1L);
+	SETOPT(rc, c, CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(rc, c, CURLOPT_USERAGENT, "tollgate/" PACKAGE_VERSION);
 	if (strcmp(method, "POST") == 0)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, form ? form : "");
+		SETOPT(rc, c, CURLOPT_POSTFIELDS, form ? form : "");
 	else if (strcmp(method, "GET") != 0)
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	rc = curl_easy_perform(c);
+		SETOPT(rc, c, CURLOPT_CUSTOMREQUEST, method);
+	if (rc == CURLE_OK)
+		rc = curl_easy_perform(c);
 	if (rc != CURLE_OK)
 		snprintf(err, errlen, "%s", curl_easy_strerror(rc));
 	else

@@ -179,39 +179,29 @@ out:
 }
 
 /*
- * Connects to one server: host (NULL with a socket path) and port, or
- * the unix socket.  Returns a new handle owned by the caller
- * (mysql_close), or NULL with the reason in err.
+ * Connects to one server of [database] (db_hosts).  Returns a new handle
+ * owned by the caller (mysql_close), or NULL with the reason in err.
  */
 static MYSQL *
-db_connect_one(const char *host, const char *sock, char *err, size_t errsz)
+db_connect_one(const struct db_host *h, char *err, size_t errsz)
 {
 	MYSQL		*m;
-	unsigned int	 timeout = 5, zero = 0;
 	unsigned long	 flags = CLIENT_MULTI_STATEMENTS | CLIENT_FOUND_ROWS;
 
-	if ((m = mysql_init(NULL)) == NULL) {
-		snprintf(err, errsz, "out of memory");
-		return NULL;
-	}
-	if (mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4") != 0 ||
-	    mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout) != 0 ||
-	    mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &zero) != 0) {
+	if ((m = db_new_handle(5)) == NULL) {
 		snprintf(err, errsz, "cannot set connection options");
-		mysql_close(m);
 		return NULL;
 	}
-	if (mysql_real_connect(m, host, cfg.db_user, cfg.db_password, NULL,
-	    host != NULL ? (unsigned int)cfg.db_port : 0, sock,
-	    flags) == NULL) {
-		snprintf(err, errsz, "%s: error %u: %s",
-		    host != NULL ? host : sock, mysql_errno(m), mysql_error(m));
+	if (mysql_real_connect(m, h->socket ? NULL : h->name, cfg.db_user,
+	    cfg.db_password, NULL, h->socket ? 0 : (unsigned int)h->port,
+	    h->socket ? h->name : NULL, flags) == NULL) {
+		snprintf(err, errsz, "%.255s: error %u: %.200s", h->name,
+		    mysql_errno(m), mysql_error(m));
 		mysql_close(m);
 		return NULL;
 	}
 	return m;
 }
-
 /*
  * Selects the configured database on m; when it does not exist yet,
  * creates it if create is set.  Returns 0, or -1 after printing the
@@ -274,42 +264,18 @@ db_use(MYSQL *m, bool create)
 static MYSQL *
 db_open(bool create)
 {
+	struct db_host	 hosts[16];
 	MYSQL		*m = NULL;
-	char		 err[512], host[256];
-	const char	*p, *e;
-	size_t		 len;
+	char		 err[512];
+	size_t		 n, i;
 	int		 tried = 0;
 
-	if (cfg.db_socket != NULL && cfg.db_socket[0] != '\0') {
+	n = db_hosts(hosts, sizeof(hosts) / sizeof(hosts[0]));
+	for (i = 0; m == NULL && i < n; i++) {
 		tried++;
-		m = db_connect_one(NULL, cfg.db_socket, err, sizeof(err));
-		if (m == NULL)
-			fprintf(stderr, "%s: cannot connect to %s\n",
-			    progname, err);
-	} else if (cfg.db_host != NULL) {
-		for (p = cfg.db_host; m == NULL && *p != '\0'; p = e) {
-			while (*p == ',' || isspace((unsigned char)*p))
-				p++;
-			if ((e = strchr(p, ',')) == NULL)
-				e = p + strlen(p);
-			len = (size_t)(e - p);
-			while (len > 0 && isspace((unsigned char)p[len - 1]))
-				len--;
-			if (len == 0)
-				continue;
-			if (len >= sizeof(host)) {
-				fprintf(stderr, "%s: a host name in [database] "
-				    "host is too long\n", progname);
-				continue;
-			}
-			memcpy(host, p, len);
-			host[len] = '\0';
-			tried++;
-			m = db_connect_one(host, NULL, err, sizeof(err));
-			if (m == NULL)
-				fprintf(stderr, "%s: cannot connect to %s\n",
-				    progname, err);
-		}
+		if ((m = db_connect_one(&hosts[i], err, sizeof(err))) == NULL)
+			fprintf(stderr, "%s: cannot connect to %s\n", progname,
+			    err);
 	}
 	if (m == NULL) {
 		if (tried == 0)

@@ -240,6 +240,74 @@ session_setup(MYSQL *m, bool *galera, const char **why)
 }
 
 /*
+ * The servers of [database], in order: the socket alone when one is set,
+ * else each item of the host list ("host", "host:port", "[v6]:port").
+ * Fills up to max entries and returns how many; an item that does not
+ * parse is logged and skipped.  tollgated and tollgatectl both walk it.
+ */
+size_t
+db_hosts(struct db_host *out, size_t max)
+{
+	char	*hosts, *item, *save = NULL;
+	size_t	 n = 0;
+
+	if (max == 0)
+		return 0;
+	if (cfg.db_socket != NULL && cfg.db_socket[0] != '\0') {
+		snprintf(out[0].name, sizeof(out[0].name), "%s", cfg.db_socket);
+		out[0].port = 0;
+		out[0].socket = true;
+		return 1;
+	}
+	if (cfg.db_host == NULL || (hosts = strdup(cfg.db_host)) == NULL)
+		return 0;
+	for (item = strtok_r(hosts, ",", &save); item != NULL && n < max;
+	    item = strtok_r(NULL, ",", &save)) {
+		out[n].port = cfg.db_port;
+		out[n].socket = false;
+		if (db_host_split(item, out[n].name, sizeof(out[n].name),
+		    &out[n].port) < 0) {
+			if (strspn(item, " \t") != strlen(item))
+				log_err("db_host_invalid", " host=\"%.80s\"",
+				    item);
+			continue;
+		}
+		n++;
+	}
+	free(hosts);
+	return n;
+}
+
+/*
+ * A new handle with the options every connection of tollgate takes:
+ * connect timeout (seconds), read and write timeouts of 10 s, no
+ * automatic reconnect (db.c reconnects itself), utf8mb4, and no LOAD
+ * DATA LOCAL.  Returns it (the caller's, mysql_close) or NULL when an
+ * option cannot be set.
+ */
+void *
+db_new_handle(unsigned int timeout)
+{
+	unsigned int	 timeout_rw = 10;
+	my_bool		 no = 0;
+	MYSQL		*m;
+
+	if ((m = mysql_init(NULL)) == NULL)
+		return NULL;
+	if (mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout) != 0 ||
+	    mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &timeout_rw) != 0 ||
+	    mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &timeout_rw) != 0 ||
+	    mysql_options(m, MYSQL_OPT_RECONNECT, &no) != 0 ||
+	    mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &no) != 0 ||
+	    mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4") != 0) {
+		log_err("db_options_failed", " errno=%u", mysql_errno(m));
+		mysql_close(m);
+		return NULL;
+	}
+	return m;
+}
+
+/*
  * Tries the hosts of the configuration in order, stopping before index
  * upto (all with -1), each with a connect timeout of timeout seconds.
  * Returns a connection set up for use (its host's index in *idx, whether
@@ -248,64 +316,49 @@ session_setup(MYSQL *m, bool *galera, const char **why)
 static MYSQL *
 connect_first(int upto, unsigned int timeout, int *idx, bool *galera)
 {
-	unsigned int	 timeout_rw = 10;
-	my_bool		 no = 0;
-	char		*hosts, *item, *save = NULL, init[160], host[256];
+	struct db_host	 hosts[MAX_HOSTS];
+	char		 init[160];
 	const char	*why;
 	MYSQL		*m;
-	int		 i, port;
+	size_t		 n;
+	int		 i;
 
-	if ((hosts = strdup(cfg.db_host)) == NULL)
-		return NULL;
+	n = db_hosts(hosts, MAX_HOSTS);
 	/* The fallback plan is a validated slug, safe inside quotes. */
 	snprintf(init, sizeof(init), "SET time_zone = '+00:00', "
 	    "@tg_fallback = '%s'", cfg.trial_fallback_plan);
-	for (i = 0, item = strtok_r(hosts, ",", &save);
-	    item != NULL && i < MAX_HOSTS && (upto < 0 || i < upto);
-	    i++, item = strtok_r(NULL, ",", &save)) {
-		port = cfg.db_port;
-		if (cfg.db_socket[0])
-			snprintf(host, sizeof(host), "%s", cfg.db_socket);
-		else if (db_host_split(item, host, sizeof(host), &port) < 0) {
-			log_err("db_host_invalid", " host=\"%.80s\"", item);
-			continue;
-		}
-		if ((m = mysql_init(NULL)) == NULL)
+	for (i = 0; (size_t)i < n && (upto < 0 || i < upto); i++) {
+		const struct db_host *h = &hosts[i];
+
+		if ((m = db_new_handle(timeout)) == NULL)
 			break;
-		mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
-		mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &timeout_rw);
-		mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &timeout_rw);
-		mysql_options(m, MYSQL_OPT_RECONNECT, &no);
-		mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-		mysql_options(m, MYSQL_INIT_COMMAND, init);
+		if (mysql_options(m, MYSQL_INIT_COMMAND, init) != 0) {
+			mysql_close(m);
+			break;
+		}
 		/* A failback probe (upto >= 0) fails quietly: it comes again. */
-		if (mysql_real_connect(m, cfg.db_socket[0] ? NULL : host,
+		if (mysql_real_connect(m, h->socket ? NULL : h->name,
 		    cfg.db_user, cfg.db_password, cfg.db_name,
-		    (unsigned)port, cfg.db_socket[0] ? cfg.db_socket : NULL,
-		    0) == NULL) {
+		    (unsigned)h->port, h->socket ? h->name : NULL, 0) == NULL) {
 			if (upto < 0)
 				log_warn("db_connect_failed", " host=%s port=%d "
-				    "errno=%u msg=\"%s\"", host, port,
+				    "errno=%u msg=\"%s\"", h->name, h->port,
 				    mysql_errno(m), mysql_error(m));
 		} else if (session_setup(m, galera, &why) < 0) {
 			if (upto < 0)
 				log_warn("db_host_skipped", " host=%s port=%d "
-				    "why=\"%s\" errno=%u", host, port, why,
-				    mysql_errno(m));
+				    "why=\"%s\" errno=%u", h->name, h->port,
+				    why, mysql_errno(m));
 		} else {
 			if (i > 0 || upto >= 0)
 				log_info("db_connected", " host=%s port=%d "
-				    "index=%d galera=%d", host, port, i,
+				    "index=%d galera=%d", h->name, h->port, i,
 				    *galera);
-			free(hosts);
 			*idx = i;
 			return m;
 		}
 		mysql_close(m);
-		if (cfg.db_socket[0])
-			break;
 	}
-	free(hosts);
 	return NULL;
 }
 

@@ -111,6 +111,16 @@ int	 db_tx_run(int (*fn)(void *), int (*committed)(void *), void *ctx,
  * keeps its value.  Returns 0, or -1 for an empty or malformed item.
  */
 int	 db_host_split(const char *item, char *host, size_t hostsz, int *port);
+
+/* A server of [database]: a host and port, or a unix socket's path. */
+struct db_host {
+	char	 name[256];
+	int	 port;
+	bool	 socket;
+};
+size_t	 db_hosts(struct db_host *, size_t max);
+/* A MYSQL * with tollgate's connection options, or NULL; the caller's. */
+void	*db_new_handle(unsigned int connect_timeout);
 /* API keys, plans, usage and the gate (issue 5): apikeys.c, plans.c,  */
 
 #endif /* TG_DB_H */

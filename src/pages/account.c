@@ -16,30 +16,6 @@ static struct sql q_me = SQL(
     "totp_secrets t WHERE t.user_id = u.id), "
     "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%d %H:%i UTC'), "
     "u.password_hash IS NOT NULL FROM users u WHERE u.id = ?");
-static struct sql q_sessions = SQL(
-    "SELECT id, DATE_FORMAT(created_at, '%Y-%m-%d %H:%i UTC'), "
-    "DATE_FORMAT(last_used_at, '%Y-%m-%d %H:%i UTC'), user_agent, "
-    "client_name, kind, address FROM sessions WHERE user_id = ? AND "
-    "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > "
-    "UTC_TIMESTAMP(6)) ORDER BY created_at DESC LIMIT 200");
-static struct sql q_session_owner = SQL(
-    "SELECT user_id FROM sessions WHERE id = ? AND revoked_at IS NULL");
-static struct sql q_daily = SQL(
-    "SELECT meter, DATE_FORMAT(day, '%Y-%m-%d'), used FROM usage_daily "
-    "WHERE user_id = ? AND day >= ? AND day <= ? ORDER BY meter, day");
-
-/* An RFC 3339 time as "YYYY-MM-DD HH:MM UTC", or a dash. */
-static void
-put_time(struct buf *b, const char *t)
-{
-	if (t == NULL || strlen(t) < 16) {
-		buf_puts(b, "—");
-		return;
-	}
-	buf_printf(b, "<time datetime=\"");
-	buf_html(b, t);
-	buf_printf(b, "\">%.10s %.5s UTC</time>", t, t + 11);
-}
 
 /* A count with thousands grouped: 100000 -> "100,000", in the arena. */
 static const char *
@@ -129,14 +105,14 @@ keys_section(struct page *p, struct json_object *new_key)
 			buf_puts(&p->b, "</td><td><code>");
 			buf_html(&p->b, member_str(k, "preview"));
 			buf_puts(&p->b, "…</code></td><td>");
-			put_time(&p->b, member_str(k, "created_at"));
+			pg_time(&p->b, member_str(k, "created_at"));
 			buf_puts(&p->b, "</td><td>");
-			put_time(&p->b, member_str(k, "last_used_at"));
+			pg_time(&p->b, member_str(k, "last_used_at"));
 			buf_puts(&p->b, "</td><td>");
 			if (member_str(k, "expires_at") == NULL)
 				buf_puts(&p->b, "never");
 			else
-				put_time(&p->b, member_str(k, "expires_at"));
+				pg_time(&p->b, member_str(k, "expires_at"));
 			buf_puts(&p->b, "</td><td class=\"actions\">");
 			pg_button_form(p, arena_printf(r->a, "/profile/keys/"
 			    "%s/regenerate", id), "Regenerate", "secondary");
@@ -163,48 +139,53 @@ keys_section(struct page *p, struct json_object *new_key)
 static int
 sessions_section(struct page *p)
 {
-	struct req	*r = p->r;
-	struct dbrows	 rows;
-	size_t		 i;
-	int		 rc;
+	struct req		*r = p->r;
+	struct json_object	*list, *e;
+	size_t			 i, n;
+	int			 rc;
 
-	if ((rc = db_select(r->a, &q_sessions, &rows, "s",
-	    r->who.user_id)) < 0)
+	if ((rc = sessions_list_core(r, r->who.user_id, &list)) < 0)
 		return rc;
 	buf_puts(&p->b, "<section id=\"sessions\">\n<h2>Sessions</h2>\n"
 	    "<div class=\"scroll\"><table>\n<thead><tr><th>Device</th>"
 	    "<th>Signed in</th><th>Last used</th><th><span class=\"sr\">"
 	    "Actions</span></th></tr></thead>\n<tbody>\n");
-	for (i = 0; i < rows.n; i++) {
-		const char *id = dbv(&rows, i, 0);
-		bool current = r->who.session_id != NULL &&
-		    strcmp(r->who.session_id, id) == 0;
+	n = json_object_array_length(list);
+	for (i = 0; i < n; i++) {
+		const char *id, *client, *addr;
+		bool current;
 
+		e = json_object_array_get_idx(list, i);
+		id = member_str(e, "id");
+		client = member_str(e, "client_name");
+		addr = member_str(e, "address");
+		current = member_bool(e, "current");
 		buf_puts(&p->b, "<tr><td>");
-		if (dbv(&rows, i, 4) != NULL) {
-			buf_html(&p->b, dbv(&rows, i, 4));
+		if (client != NULL) {
+			buf_html(&p->b, client);
 			buf_puts(&p->b, " (device sign-in)");
 		} else
-			buf_html(&p->b, dbv(&rows, i, 3) ? dbv(&rows, i, 3) :
-			    "Unknown client");
+			buf_html(&p->b, member_str(e, "user_agent") ?
+			    member_str(e, "user_agent") : "Unknown client");
 		if (current)
 			buf_puts(&p->b, " <strong class=\"tag\">this "
 			    "browser</strong>");
 		buf_puts(&p->b, "<br><small>");
-		buf_html(&p->b, dbv(&rows, i, 5));
-		if (dbv(&rows, i, 6) != NULL) {
+		buf_html(&p->b, member_str(e, "kind"));
+		if (addr != NULL) {
 			buf_puts(&p->b, " from ");
-			buf_html(&p->b, dbv(&rows, i, 6));
+			buf_html(&p->b, addr);
 		}
 		buf_puts(&p->b, "</small></td><td>");
-		buf_html(&p->b, dbv(&rows, i, 1));
+		pg_time(&p->b, member_str(e, "created_at"));
 		buf_puts(&p->b, "</td><td>");
-		buf_html(&p->b, dbv(&rows, i, 2));
+		pg_time(&p->b, member_str(e, "last_used_at"));
 		buf_puts(&p->b, "</td><td class=\"actions\">");
 		pg_button_form(p, arena_printf(r->a, "/profile/sessions/%s/"
 		    "delete", id), current ? "Log out" : "Revoke", "danger");
 		buf_puts(&p->b, "</td></tr>\n");
 	}
+	json_object_put(list);
 	buf_puts(&p->b, "</tbody></table></div>\n</section>\n");
 	return 0;
 }
@@ -251,7 +232,7 @@ profile_page(struct page *p, int status, struct json_object *new_key)
 	}
 	buf_puts(&p->b, " · <a href=\"/billing\">billing</a></dd>");
 	buf_puts(&p->b, "<dt>Member since</dt><dd>");
-	put_time(&p->b, dbv(&me, 0, 6));
+	pg_time(&p->b, dbv(&me, 0, 6));
 	buf_puts(&p->b, "</dd></dl>\n");
 
 	buf_puts(&p->b, "<h3>Name</h3>\n");
@@ -546,20 +527,17 @@ void
 h_page_session_delete(struct req *r)
 {
 	struct page	 p;
-	struct dbrows	 row;
 	const char	*sid = r->params[0];
 	int		 rc;
 
 	if (!profile_post(r, &p))
 		return;
-	if ((rc = db_select(r->a, &q_session_owner, &row, "s", sid)) < 0)
+	if ((rc = session_delete_core(r, r->who.user_id, sid, false)) < 0)
 		goto dberr;
-	if (rc == 0 || strcmp(dbv(&row, 0, 0), r->who.user_id) != 0) {
+	if (rc != 0) {
 		reply_error(r, 403, "forbidden", "This session is not yours.");
 		return;
 	}
-	if ((rc = session_revoke(sid, "revoked")) < 0)
-		goto dberr;
 	if (r->who.session_id != NULL && strcmp(r->who.session_id, sid) == 0) {
 		session_clear_cookie(r);
 		reply_redirect(r, 303, "/login?notice=logout");
@@ -629,7 +607,7 @@ meter_label(struct arena *a, const char *m)
  * bar titled with its date and value.
  */
 static void
-draw_chart(struct page *p, const char *meter, const struct dbrows *rows,
+draw_chart(struct page *p, const char *meter, struct json_object *rows,
     long first, long last)
 {
 	struct arena	*a = p->r->a;
@@ -644,12 +622,14 @@ draw_chart(struct page *p, const char *meter, const struct dbrows *rows,
 		ndays = 400;
 	v = arena_alloc(a, sizeof(*v) * (size_t)ndays);
 	memset(v, 0, sizeof(*v) * (size_t)ndays);
-	for (i = 0; i < rows->n; i++) {
-		if (strcmp(dbv(rows, i, 0), meter) != 0)
+	for (i = 0; i < json_object_array_length(rows); i++) {
+		struct json_object *e = json_object_array_get_idx(rows, i);
+
+		if (strcmp(member_str(e, "meter"), meter) != 0)
 			continue;
-		d = day_number(dbv(rows, i, 1)) - first;
+		d = day_number(member_str(e, "day")) - first;
 		if (d >= 0 && d < ndays)
-			v[d] += dbi(rows, i, 2);
+			v[d] += member_int(e, "used");
 	}
 	for (d = 0; d < ndays; d++) {
 		if (v[d] > max)
@@ -698,7 +678,7 @@ h_page_usage(struct req *r)
 {
 	struct page		 p;
 	struct json_object	*u = NULL, *per, *ms;
-	struct dbrows		 daily;
+	struct json_object	*daily = NULL;
 	const char		*start, *end;
 	long			 first, last, today;
 	int			 rc;
@@ -723,8 +703,8 @@ h_page_usage(struct req *r)
 		last--;
 	if (last < first)
 		last = first;
-	if ((rc = db_select(r->a, &q_daily, &daily, "sss", r->who.user_id,
-	    day_text(r->a, first), day_text(r->a, last))) < 0) {
+	if ((rc = usage_daily_core(r, r->who.user_id, day_text(r->a, first),
+	    day_text(r->a, last), &daily)) < 0) {
 		json_object_put(u);
 		reply_db(r, rc);
 		return;
@@ -779,10 +759,11 @@ h_page_usage(struct req *r)
 		buf_puts(&p.b, "<h3>");
 		buf_html(&p.b, meter_label(r->a, name2));
 		buf_puts(&p.b, "</h3>\n");
-		draw_chart(&p, name2, &daily, first, last);
+		draw_chart(&p, name2, daily, first, last);
 	}
 	buf_puts(&p.b, "</section>\n");
 	json_object_put(u);
+	json_object_put(daily);
 	pg_send(&p, 200, "Usage");
 }
 
@@ -838,7 +819,7 @@ h_page_billing(struct req *r)
 			    json_object_object_get(bill,
 			    "cancel_at_period_end")) ? ", ends " :
 			    ", renews ");
-			put_time(&p.b, member_str(bill, "current_period_end"));
+			pg_time(&p.b, member_str(bill, "current_period_end"));
 		}
 		buf_puts(&p.b, "</dd>");
 	}
@@ -916,7 +897,7 @@ h_page_billing(struct req *r)
 			const char *url = member_str(py, "invoice_url");
 
 			buf_puts(&p.b, "<tr><td>");
-			put_time(&p.b, member_str(py, "created_at"));
+			pg_time(&p.b, member_str(py, "created_at"));
 			buf_puts(&p.b, "</td><td>");
 			buf_html(&p.b, money_text(r->a, member_int(py, "amount"),
 			    member_str(py, "currency")));

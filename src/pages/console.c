@@ -9,32 +9,11 @@
 
 #include "pages/pages.h"
 
-static struct sql q_plan_names = SQL(
-    "SELECT name, display_name FROM plans ORDER BY sort_order, name");
-static struct sql q_user_sessions = SQL(
-    "SELECT id, kind, COALESCE(client_name, user_agent), address, "
-    "DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ'), "
-    "DATE_FORMAT(last_used_at, '%Y-%m-%dT%H:%i:%sZ') FROM sessions "
-    "WHERE user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR "
-    "expires_at > UTC_TIMESTAMP(6)) ORDER BY created_at DESC LIMIT 100");
 
 static void
 put_text(struct buf *b, const char *s)
 {
 	buf_html(b, s != NULL ? s : "—");
-}
-
-/* An RFC 3339 time shortened to "YYYY-MM-DD HH:MM". */
-static void
-put_time(struct buf *b, const char *t)
-{
-	if (t == NULL || strlen(t) < 16) {
-		buf_puts(b, "—");
-		return;
-	}
-	buf_puts(b, "<time datetime=\"");
-	buf_html(b, t);
-	buf_printf(b, "\">%.10s %.5s</time>", t, t + 11);
 }
 
 /* The newest payments and audit rows of everyone, for /admin. */
@@ -64,7 +43,7 @@ recent_section(struct page *p)
 	for (i = 0; i < n && i < 20; i++) {
 		e = json_object_array_get_idx(pays, i);
 		buf_puts(&p->b, "<tr><td>");
-		put_time(&p->b, member_str(e, "created_at"));
+		pg_time(&p->b, member_str(e, "created_at"));
 		buf_puts(&p->b, "</td><td>");
 		if (member_str(e, "user_id") != NULL && *member_str(e, "email") != '\0') {
 			buf_puts(&p->b, "<a href=\"/admin/users/");
@@ -95,7 +74,7 @@ recent_section(struct page *p)
 	for (i = 0; i < n; i++) {
 		e = json_object_array_get_idx(aud, i);
 		buf_puts(&p->b, "<tr><td>");
-		put_time(&p->b, member_str(e, "at"));
+		pg_time(&p->b, member_str(e, "at"));
 		buf_puts(&p->b, "</td><td>");
 		put_text(&p->b, member_str(e, "actor"));
 		buf_puts(&p->b, "</td><td>");
@@ -178,7 +157,7 @@ h_page_admin(struct req *r)
 		    "disabled</span>" : member_bool(u, "email_verified") ? "active" :
 		    "unverified");
 		buf_puts(&p.b, "</td><td>");
-		put_time(&p.b, member_str(u, "created_at"));
+		pg_time(&p.b, member_str(u, "created_at"));
 		buf_puts(&p.b, "</td></tr>\n");
 	}
 	buf_puts(&p.b, "</tbody></table></div>\n<nav class=\"pager\" "
@@ -236,14 +215,13 @@ static int
 access_section(struct page *p, const char *uid)
 {
 	struct req		*r = p->r;
-	struct json_object	*keys = NULL, *k;
-	struct dbrows		 ss;
+	struct json_object	*keys = NULL, *ss = NULL, *k;
 	size_t			 i, n;
 	int			 rc;
 
 	if ((rc = apikeys_list_core(r, uid, &keys)) < 0)
 		return rc;
-	if ((rc = db_select(r->a, &q_user_sessions, &ss, "s", uid)) < 0) {
+	if ((rc = sessions_list_core(r, uid, &ss)) < 0) {
 		json_object_put(keys);
 		return rc;
 	}
@@ -262,9 +240,9 @@ access_section(struct page *p, const char *uid)
 		buf_puts(&p->b, "</td><td><code>");
 		buf_html(&p->b, member_str(k, "preview"));
 		buf_puts(&p->b, "…</code></td><td>");
-		put_time(&p->b, member_str(k, "created_at"));
+		pg_time(&p->b, member_str(k, "created_at"));
 		buf_puts(&p->b, "</td><td>");
-		put_time(&p->b, member_str(k, "last_used_at"));
+		pg_time(&p->b, member_str(k, "last_used_at"));
 		buf_puts(&p->b, "</td><td class=\"actions\">");
 		pg_button_form(p, arena_printf(r->a, "/admin/users/%s/keys/%s/"
 		    "delete", uid, member_str(k, "id")), "Revoke", "danger");
@@ -274,30 +252,34 @@ access_section(struct page *p, const char *uid)
 		buf_puts(&p->b, "</tbody></table></div>\n");
 	json_object_put(keys);
 	buf_puts(&p->b, "<h2>Sessions</h2>\n");
-	if (ss.n == 0)
+	n = json_object_array_length(ss);
+	if (n == 0)
 		buf_puts(&p->b, "<p>None.</p>\n");
 	else
 		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
 		    "Client</th><th>Kind</th><th>From</th><th>Signed in</th>"
 		    "<th>Last used</th><th></th></tr></thead><tbody>\n");
-	for (i = 0; i < ss.n; i++) {
+	for (i = 0; i < n; i++) {
+		k = json_object_array_get_idx(ss, i);
 		buf_puts(&p->b, "<tr><td>");
-		put_text(&p->b, dbv(&ss, i, 2));
+		put_text(&p->b, member_str(k, "client_name") ?
+		    member_str(k, "client_name") : member_str(k, "user_agent"));
 		buf_puts(&p->b, "</td><td>");
-		buf_html(&p->b, dbv(&ss, i, 1));
+		buf_html(&p->b, member_str(k, "kind"));
 		buf_puts(&p->b, "</td><td>");
-		put_text(&p->b, dbv(&ss, i, 3));
+		put_text(&p->b, member_str(k, "address"));
 		buf_puts(&p->b, "</td><td>");
-		put_time(&p->b, dbv(&ss, i, 4));
+		pg_time(&p->b, member_str(k, "created_at"));
 		buf_puts(&p->b, "</td><td>");
-		put_time(&p->b, dbv(&ss, i, 5));
+		pg_time(&p->b, member_str(k, "last_used_at"));
 		buf_puts(&p->b, "</td><td class=\"actions\">");
 		pg_button_form(p, arena_printf(r->a, "/admin/users/%s/sessions/"
-		    "%s/delete", uid, dbv(&ss, i, 0)), "Revoke", "danger");
+		    "%s/delete", uid, member_str(k, "id")), "Revoke", "danger");
 		buf_puts(&p->b, "</td></tr>\n");
 	}
-	if (ss.n > 0)
+	if (n > 0)
 		buf_puts(&p->b, "</tbody></table></div>\n");
+	json_object_put(ss);
 	buf_puts(&p->b, "</section>\n");
 	return 0;
 }
@@ -308,8 +290,7 @@ admin_user_page(struct page *p, int status, const char *uid)
 {
 	struct req		*r = p->r;
 	struct json_object	*d = NULL, *u, *usage, *ms, *sub, *cr, *trial,
-				*audit = NULL, *pays = NULL, *e;
-	struct dbrows		 plans;
+				*audit = NULL, *pays = NULL, *plans = NULL, *e;
 	const char		*override, *notice;
 	size_t			 i, n;
 	int			 rc;
@@ -325,9 +306,10 @@ admin_user_page(struct page *p, int status, const char *uid)
 	}
 	if ((rc = audit_list(r, uid, 100, &audit)) < 0 ||
 	    (rc = admin_payments(r, uid, &pays)) < 0 ||
-	    (rc = db_select(r->a, &q_plan_names, &plans, "")) < 0) {
+	    (rc = plans_core(r, &plans)) < 0) {
 		json_object_put(d);
 		json_object_put(audit);
+		json_object_put(pays);
 		json_object_put(p->errs);
 		reply_db(r, rc);
 		return;
@@ -367,7 +349,7 @@ admin_user_page(struct page *p, int status, const char *uid)
 	buf_puts(&p->b, "</dd><dt>Trial</dt><dd id=\"user-trial\">");
 	if (member_str(trial, "ends_at") != NULL) {
 		buf_puts(&p->b, "ends ");
-		put_time(&p->b, member_str(trial, "ends_at"));
+		pg_time(&p->b, member_str(trial, "ends_at"));
 	} else
 		buf_puts(&p->b, "not started");
 	buf_puts(&p->b, "</dd><dt>Credits</dt><dd id=\"user-credits\">");
@@ -379,11 +361,11 @@ admin_user_page(struct page *p, int status, const char *uid)
 		buf_puts(&p->b, ", ");
 		put_text(&p->b, member_str(sub, "status"));
 		buf_puts(&p->b, ", period ends ");
-		put_time(&p->b, member_str(sub, "current_period_end"));
+		pg_time(&p->b, member_str(sub, "current_period_end"));
 	} else
 		buf_puts(&p->b, "none");
 	buf_puts(&p->b, "</dd><dt>Created</dt><dd>");
-	put_time(&p->b, member_str(u, "created_at"));
+	pg_time(&p->b, member_str(u, "created_at"));
 	buf_puts(&p->b, "</dd></dl>\n");
 	if (json_object_object_length(ms) > 0) {
 		buf_puts(&p->b, "<h3>Usage this period</h3>\n<ul>");
@@ -405,16 +387,23 @@ admin_user_page(struct page *p, int status, const char *uid)
 	buf_puts(&p->b, "<div class=\"field\"><label for=\"f-plan\">Plan"
 	    "</label><select id=\"f-plan\" name=\"plan\"><option value=\"\">"
 	    "automatic (subscription, trial or fallback)</option>");
-	for (i = 0; i < plans.n; i++) {
+	n = json_object_array_length(plans);
+	for (i = 0; i < n; i++) {
+		const char *name;
+
+		e = json_object_array_get_idx(plans, i);
+		name = member_str(e, "name");
 		buf_puts(&p->b, "<option value=\"");
-		buf_html(&p->b, dbv(&plans, i, 0));
+		buf_html(&p->b, name);
 		buf_puts(&p->b, "\"");
-		if (override != NULL && strcmp(override, dbv(&plans, i, 0)) == 0)
+		if (override != NULL && strcmp(override, name) == 0)
 			buf_puts(&p->b, " selected");
 		buf_puts(&p->b, ">");
-		buf_html(&p->b, dbv(&plans, i, 1));
+		buf_html(&p->b, member_str(e, "display_name") ?
+		    member_str(e, "display_name") : name);
 		buf_puts(&p->b, "</option>");
 	}
+	json_object_put(plans);
 	buf_puts(&p->b, "</select></div>\n<div class=\"field\"><label "
 	    "for=\"f-role\">Role</label><select id=\"f-role\" name=\"role\">");
 	buf_printf(&p->b, "<option value=\"user\"%s>user</option><option "
@@ -473,7 +462,7 @@ admin_user_page(struct page *p, int status, const char *uid)
 		for (i = 0; i < n; i++) {
 			e = json_object_array_get_idx(pays, i);
 			buf_puts(&p->b, "<tr><td>");
-			put_time(&p->b, member_str(e, "created_at"));
+			pg_time(&p->b, member_str(e, "created_at"));
 			buf_puts(&p->b, "</td><td>");
 			buf_html(&p->b, money_text(p->r->a,
 			    member_int(e, "amount"), member_str(e, "currency")));
@@ -499,7 +488,7 @@ admin_user_page(struct page *p, int status, const char *uid)
 
 			e = json_object_array_get_idx(audit, i);
 			buf_puts(&p->b, "<tr><td>");
-			put_time(&p->b, member_str(e, "at"));
+			pg_time(&p->b, member_str(e, "at"));
 			buf_puts(&p->b, "</td><td>");
 			put_text(&p->b, member_str(e, "actor"));
 			buf_puts(&p->b, "</td><td>");

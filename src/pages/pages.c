@@ -725,3 +725,19 @@ member_bool(struct json_object *o, const char *k)
 	return o != NULL && json_object_object_get_ex(o, k, &v) && v != NULL &&
 	    json_object_get_boolean(v);
 }
+
+/*
+ * An RFC 3339 time as "YYYY-MM-DD HH:MM UTC" inside a <time> element, or
+ * a dash: the one way the pages show a time.
+ */
+void
+pg_time(struct buf *b, const char *t)
+{
+	if (t == NULL || strlen(t) < 16) {
+		buf_puts(b, "—");
+		return;
+	}
+	buf_puts(b, "<time datetime=\"");
+	buf_html(b, t);
+	buf_printf(b, "\">%.10s %.5s UTC</time>", t, t + 11);
+}

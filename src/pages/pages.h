@@ -39,6 +39,7 @@ void	 pg_button_form(struct page *, const char *action,
 	    const char *label, const char *cls);
 void	 pg_nav(struct page *, const char *current);
 void	 pg_send(struct page *, int status, const char *title);
+void	 pg_time(struct buf *, const char *rfc3339);
 const char *pg_arg(struct req *, const char *name);
 
 /* Handlers of issue 7. */

@@ -270,8 +270,10 @@ handle(FCGX_Request *fx, struct arena *a)
 	    route_label(r.route_index), r.status, dur * 1000,
 	    r.remote_addr ? r.remote_addr : "-",
 	    r.who.user_id ? r.who.user_id : "-");
-	if (r.json != NULL)
+	if (r.json != NULL) {
+		json_wipe(r.json);	/* passwords, tokens: not left in the heap */
 		json_object_put(r.json);
+	}
 }
 
 void
