@@ -65,6 +65,9 @@ void	 tg_log(enum loglevel, const char *event, const char *fmt, ...)
 /* config.c: tollgate.conf and TOLLGATE_<SECTION>_<KEY> overrides.     */
 /* ------------------------------------------------------------------ */
 
+#define CONFIG_MAX_OIDC		8
+#define CONFIG_MAX_TRUST	8
+
 struct config {
 	char		*path;
 
@@ -124,6 +127,31 @@ struct config {
 	char		*smtp_user;
 	char		*smtp_password;
 	char		*smtp_from;
+
+	/* [guest] */
+	int		 guest_days;	/* unclaimed guests deleted after */
+	int		 guest_per_hour; /* guests made per client address */
+
+	/* [accounts] */
+	int		 magic_link_signup;	/* 1: a magic link also signs up */
+
+	/* [oidc NAME]: OpenID Connect providers, in file order. */
+	struct config_oidc {
+		char	*name;
+		char	*issuer;
+		char	*client_id;
+		char	*client_secret;
+	}		 oidc[CONFIG_MAX_OIDC];
+	size_t		 n_oidc;
+
+	/* [trust NAME]: issuers whose tokens are trusted. */
+	struct config_trust {
+		char	*name;
+		char	*issuer;
+		char	*audience;
+		char	*jwks_url;
+	}		 trust[CONFIG_MAX_TRUST];
+	size_t		 n_trust;
 };
 
 /* The configuration in force in this process. */

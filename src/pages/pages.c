@@ -616,7 +616,8 @@ h_page_forgot_post(struct req *r)
 		forgot_page(r, &p, 422);
 		return;
 	}
-	if ((rc = mail_link_core(r, in_str(r, "email"), "reset", 60)) < 0) {
+	if ((rc = mail_link_core(r, in_str(r, "email"), "reset", 60,
+	    NULL)) < 0) {
 		reply_db(r, rc);
 		return;
 	}

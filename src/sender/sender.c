@@ -257,6 +257,8 @@ sender_run(void)
 
 		if (now_seconds() - last_trial >= TRIAL_EVERY) {
 			trial_pass(a);
+			arena_reset(a);
+			guest_gc(a);	/* guests never claimed */
 			last_trial = now_seconds();
 			arena_reset(a);
 		}

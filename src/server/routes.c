@@ -282,6 +282,7 @@ const struct route routes[] = {
 	{ M_POST, "/api/v1/auth/password/reset", h_password_reset, JSON,
 	    f_reset },
 	{ M_POST, "/api/v1/auth/magic-link", h_magic_link, JSON, f_email },
+	{ M_POST, "/api/v1/auth/guest", h_guest, JSON, NULL },
 	{ M_POST, "/api/v1/auth/magic-link/verify", h_magic_verify, JSON,
 	    f_magic_verify },
 	{ M_GET, "/api/v1/me", h_me_get, LOGIN | ROUTE_KEY, NULL },
