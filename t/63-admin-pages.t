@@ -100,6 +100,10 @@ is($res->code, 303, 'disable: 303');
 is(bget($user, '/profile')->code, 403, 'the disabled user is refused at once');
 like(bget($ua, "/admin/users/$uid")->body, qr{id="user-state">disabled}, 'disable: shown');
 bpost($ua, "/admin/users/$uid", { disabled => 'false' });
+# Issue 15: a session from before the disable stays dead once the account
+# is enabled again; the user signs in anew.
+is(bget($user, '/profile')->code, 303, 'enabled again: the old session is over');
+is(page_login($user, $email, $pw)->code, 303, 'enabled again: a new login');
 is(bget($user, '/profile')->code, 200, 'enabled again');
 
 # Credits and trial.

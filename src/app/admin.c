@@ -347,13 +347,14 @@ update_tx(struct req *r, const char *uid, const struct admin_change *c)
 	}
 	if (c->disabled >= 0 && (c->disabled == 1) != disabled) {
 		/*
-		 * A disable ends every session at once, so no token issued
-		 * before it works again when the account is enabled.
+		 * While disabled every credential answers 403; an enable
+		 * ends every session from before, so no token issued before
+		 * the disable works again (the user signs in anew).
 		 */
 		if ((rc = db_exec(&q_set_disabled, "is",
 		    (long long)c->disabled, uid)) < 0 ||
-		    (c->disabled == 1 && (rc = sessions_revoke_all(uid, NULL,
-		    "disabled")) < 0) ||
+		    (c->disabled == 0 && (rc = sessions_revoke_all(uid, NULL,
+		    "reenabled")) < 0) ||
 		    (rc = audit_obj(r, c->disabled ? "user.disable" :
 		    "user.enable", uid, NULL)) < 0)
 			return rc;

@@ -14,7 +14,6 @@
 /* auth.c: who is asking                                              */
 /* ------------------------------------------------------------------ */
 
-#define SESSION_COOKIE	"tg_session"
 #define AUTH_OK		0
 #define AUTH_NONE	1	/* no credential at all */
 #define AUTH_ANSWERED	2	/* answered: 401, 403 or 503 */
@@ -143,6 +142,11 @@ int	 reauth_check(struct req *, const char *password, long *retry);
 void	 reply_reauth(struct req *, int rc, long retry);
 int	 apikeys_revoke_all_core(struct req *, const char *uid);
 handler_fn	 h_apikeys_delete_all;
+
+/* gc.c: purging expired rows (tollgatectl gc). */
+#define GC_KINDS	6
+extern const char *const gc_names[GC_KINDS];
+int	 gc_core(long long counts[GC_KINDS]);
 
 /* ------------------------------------------------------------------ */
 /* pending.c: a sign-in waiting for its second factor                 */

@@ -11,4 +11,7 @@ int	 ctl_admin_create(int, char *[]);
 int	 ctl_user_show(int, char *[]);
 int	 ctl_user_disable(int, char *[]);
 
+/* gc.c: tollgatectl gc, the purge of expired rows. */
+int	 ctl_gc(int, char *[]);
+
 #endif /* TG_CTL_H */

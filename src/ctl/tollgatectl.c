@@ -89,6 +89,7 @@ static const struct cmd cmds[] = {
 	    "admin create EMAIL    (password on stdin, or generated)" },
 	{ "user", "show", ctl_user_show, "user show EMAIL" },
 	{ "user", "disable", ctl_user_disable, "user disable EMAIL" },
+	{ "gc", NULL, ctl_gc, "gc                    (purge expired rows)" },
 };
 
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))

@@ -130,9 +130,7 @@ disable_body(void *v)
 	if ((rc = db_exec(&q_disable, "s", t->uid)) < 0)
 		return rc;
 	t->changed = rc;
-	/* No token issued before the disable works after an enable. */
-	if ((rc = sessions_revoke_all(t->uid, NULL, "disabled")) < 0)
-		return rc;
+
 	if (rc > 0 && (rc = audit_obj(t->r, "user.disable", t->uid,
 	    NULL)) < 0)
 		return rc;

@@ -1,8 +1,9 @@
 /*
  * CSRF protection for HTML forms: a random cookie (tg_csrf, HttpOnly,
  * SameSite=Lax) and, in every form, a hidden field holding the keyed
- * hash of that cookie.  Another site can make a browser send the cookie
- * but cannot read it, so it cannot make the field.
+ * hash of that cookie and of the browser's session cookie.  Another site
+ * can make a browser send the cookies but cannot read them, so it cannot
+ * make the field; and a field made in one session passes in no other.
  */
 #include <string.h>
 
@@ -10,11 +11,20 @@
 
 #define CSRF_COOKIE	"tg_csrf"
 
-/* The expected field value for a cookie value, in the arena. */
+/*
+ * The expected field value for a cookie value, in the arena.  It is
+ * bound to the browser's session cookie too ("-" before a login), so a CSRF
+ * cookie and field planted from elsewhere (a sibling subdomain setting
+ * cookies, a field copied from another session) pass in no other
+ * session than the one they were made in.
+ */
 static const char *
 csrf_for(struct req *r, const char *cookie)
 {
-	return token_hash(r->a, arena_printf(r->a, "csrf|%s", cookie));
+	const char	*sess = kv_get(&r->cookies, SESSION_COOKIE);
+
+	return token_hash(r->a, arena_printf(r->a, "csrf|%s|%s", cookie,
+	    sess != NULL ? sess : "-"));
 }
 
 /*
@@ -42,7 +52,11 @@ csrf_token(struct req *r)
 	return csrf_for(r, c);
 }
 
-/* True when the posted form's "csrf" field matches the cookie. */
+/*
+ * True when the posted form's "csrf" field matches the cookie and the
+ * browser's session (the forms of a signed-in person: profile, keys,
+ * admin, device approval).
+ */
 bool
 csrf_ok(struct req *r)
 {
@@ -52,6 +66,26 @@ csrf_ok(struct req *r)
 	if (c == NULL || f == NULL || valid_token(c, strlen(c)) != NULL)
 		return false;
 	return ct_streq(f, csrf_for(r, c));
+}
+
+/*
+ * The same for the sign-in forms (log in, sign up, a mailed link's
+ * button, the code step, reset, log out), which may have been drawn
+ * before the browser's session changed: a field made without a session
+ * passes too.  Such forms change nothing a stranger could use.
+ */
+bool
+csrf_ok_signin(struct req *r)
+{
+	const char	*c = kv_get(&r->cookies, CSRF_COOKIE);
+	const char	*f = kv_get(&r->form, "csrf");
+
+	if (csrf_ok(r))
+		return true;
+	if (c == NULL || f == NULL || valid_token(c, strlen(c)) != NULL)
+		return false;
+	return ct_streq(f, token_hash(r->a, arena_printf(r->a, "csrf|%s|-",
+	    c)));
 }
 
 /* Appends the hidden csrf input to a form being built. */

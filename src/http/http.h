@@ -89,6 +89,9 @@ struct input {
 struct route;
 
 /* Who is asking; filled in by auth.c. */
+/* The browser's session cookie (auth.c reads it, csrf.c binds to it). */
+#define SESSION_COOKIE	"tg_session"
+
 enum who_kind { WHO_NONE, WHO_JWT, WHO_APIKEY, WHO_COOKIE, WHO_SERVICE };
 
 struct principal {
@@ -215,6 +218,7 @@ const char *status_text(int);
 /* csrf.c: the hidden "csrf" form field and its cookie. */
 const char *csrf_token(struct req *);
 bool	 csrf_ok(struct req *);
+bool	 csrf_ok_signin(struct req *);
 void	 csrf_field(struct req *, struct buf *);
 
 

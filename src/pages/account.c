@@ -121,6 +121,8 @@ keys_section(struct page *p, struct json_object *new_key)
 			buf_puts(&p->b, "</td></tr>\n");
 		}
 		buf_puts(&p->b, "</tbody></table></div>\n");
+		pg_button_form(p, "/profile/keys/revoke-all", "Revoke every key",
+		    "danger");
 	}
 	json_object_put(keys);
 	buf_puts(&p->b, "<h3>New key</h3>\n");
@@ -449,7 +451,7 @@ h_page_key_create(struct req *r)
 	const char		*refusal = NULL;
 	int			 rc;
 
-	if (!profile_post(r, &p))
+	if (!profile_post(r, &p) || !pg_reauth(r, "/profile/keys"))
 		return;
 	drop_empty(r, "expires_in_days");
 	if (!pg_take(&p, f_key)) {
@@ -484,7 +486,8 @@ h_page_key_regenerate(struct req *r)
 	struct json_object	*key = NULL;
 	int			 rc;
 
-	if (!profile_post(r, &p))
+	if (!profile_post(r, &p) || !pg_reauth(r, arena_printf(r->a,
+	    "/profile/keys/%s/regenerate", r->params[0])))
 		return;
 	rc = apikey_regenerate_core(r, r->who.user_id, r->params[0], &key);
 	if (rc < 0) {
@@ -496,6 +499,22 @@ h_page_key_regenerate(struct req *r)
 		return;
 	}
 	profile_page(&p, 200, key);
+}
+
+/* POST /profile/keys/revoke-all: 303 to /profile, every key revoked. */
+void
+h_page_keys_revoke_all(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!profile_post(r, &p))
+		return;
+	if ((rc = apikeys_revoke_all_core(r, r->who.user_id)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	reply_redirect(r, 303, "/profile?notice=key_deleted#keys");
 }
 
 /* POST /profile/keys/{id}/delete: 303 to /profile; 403 not yours. */

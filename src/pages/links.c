@@ -60,7 +60,7 @@ h_page_verify_email_post(struct req *r)
 	const char	*uid;
 	int		 rc;
 
-	if (!csrf_ok(r)) {
+	if (!csrf_ok_signin(r)) {
 		reply_error(r, 403, "forbidden", "This form has expired. Open "
 		    "the link from your mail again.");
 		return;
@@ -130,7 +130,7 @@ h_page_magic_post(struct req *r)
 	const char		*token = in_str(r, "token");
 	int			 rc;
 
-	if (!csrf_ok(r)) {
+	if (!csrf_ok_signin(r)) {
 		reply_error(r, 403, "forbidden", "This form has expired. Open "
 		    "the link from your mail again.");
 		return;

@@ -69,6 +69,17 @@ pg_csrf(struct req *r)
 	return false;
 }
 
+/* pg_csrf for the sign-in forms (csrf_ok_signin). */
+bool
+pg_csrf_signin(struct req *r)
+{
+	if (csrf_ok_signin(r))
+		return true;
+	reply_error(r, 403, "forbidden", "This form has expired or did not "
+	    "come from this site. Go back, reload the page and try again.");
+	return false;
+}
+
 /*
  * Validates the posted fields against a table (as the dispatcher does
  * for the JSON API) and fills r->in for in_str and friends.  Returns
@@ -313,7 +324,7 @@ h_page_signup_post(struct req *r)
 	struct signup	 s;
 	int		 rc;
 
-	if (!pg_csrf(r))
+	if (!pg_csrf_signin(r))
 		return;
 	pg_init(&p, r);
 	if (!pg_take(&p, f_signup)) {
@@ -471,7 +482,7 @@ h_page_login_post(struct req *r)
 	long		 retry = 0;
 	int		 rc, status = 0;
 
-	if (!pg_csrf(r))
+	if (!pg_csrf_signin(r))
 		return;
 	pg_init(&p, r);
 	if (!pg_take(&p, f_login)) {
@@ -551,7 +562,7 @@ h_page_logout(struct req *r)
 {
 	int	 rc;
 
-	if (!pg_csrf(r))
+	if (!pg_csrf_signin(r))
 		return;
 	if (r->who.session_id != NULL &&
 	    (rc = session_revoke(r->who.session_id, "logout")) < 0) {
@@ -609,7 +620,7 @@ h_page_forgot_post(struct req *r)
 	struct page	 p;
 	int		 rc;
 
-	if (!pg_csrf(r))
+	if (!pg_csrf_signin(r))
 		return;
 	pg_init(&p, r);
 	if (!pg_take(&p, f_forgot)) {
@@ -668,7 +679,7 @@ h_page_reset_post(struct req *r)
 	const char	*t;
 	int		 rc;
 
-	if (!pg_csrf(r))
+	if (!pg_csrf_signin(r))
 		return;
 	pg_init(&p, r);
 	t = pg_arg(r, "token");
@@ -741,4 +752,54 @@ pg_time(struct buf *b, const char *t)
 	buf_puts(b, "<time datetime=\"");
 	buf_html(b, t);
 	buf_printf(b, "\">%.10s %.5s UTC</time>", t, t + 11);
+}
+
+/*
+ * Before a lasting credential is made from a browser (an API key, a
+ * second factor): true when the session signed in within the last
+ * REAUTH_SECONDS or the form carries the right current password;
+ * otherwise answers a page asking for the password, whose form posts the
+ * same fields again to action (422; 429 while throttled; 503), and
+ * returns false.
+ */
+bool
+pg_reauth(struct req *r, const char *action)
+{
+	struct page	 p;
+	long		 retry = 0;
+	size_t		 i;
+	int		 rc, status = 422;
+
+	if ((rc = reauth_check(r, pg_arg(r, "password"), &retry)) == 0)
+		return true;
+	if (rc < 0) {
+		reply_db(r, rc);
+		return false;
+	}
+	pg_init(&p, r);
+	if (rc == ME_THROTTLED) {
+		char v[32];
+
+		snprintf(v, sizeof(v), "%ld", retry < 1 ? 1 : retry);
+		reply_header(r, "Retry-After", v);
+		status = 429;
+		pg_error(&p, "password", "Too many wrong passwords. Please "
+		    "wait a few minutes and try again.");
+	} else
+		pg_error(&p, "password", rc == ME_WRONG ? "The password is "
+		    "wrong." : "This session signed in a while ago: confirm "
+		    "your current password to go on.");
+	pg_form(&p, action, NULL);
+	for (i = 0; i < r->form.n; i++)
+		if (strcmp(r->form.v[i].key, "csrf") != 0 &&
+		    strcmp(r->form.v[i].key, "password") != 0 &&
+		    pg_arg(r, r->form.v[i].key) != NULL)
+			pg_hidden(&p, r->form.v[i].key, pg_arg(r,
+			    r->form.v[i].key));
+	pg_input(&p, "Current password", "password", "password", NULL,
+	    "current-password", true);
+	pg_submit(&p, "Confirm", NULL);
+	buf_puts(&p.b, "<p><a href=\"/profile\">Cancel</a></p>\n");
+	pg_send(&p, status, "Confirm your password");
+	return false;
 }

@@ -77,7 +77,7 @@ h_page_login_totp_post(struct req *r)
 	long		 retry = 0;
 	int		 rc;
 
-	if (!csrf_ok(r)) {
+	if (!csrf_ok_signin(r)) {
 		reply_error(r, 403, "forbidden", "This form has expired or did "
 		    "not come from this site. Go back, reload the page and try "
 		    "again.");
@@ -283,7 +283,7 @@ h_page_totp_start(struct req *r)
 	const char	*secret;
 	int		 rc;
 
-	if (!profile_form(r))
+	if (!profile_form(r) || !pg_reauth(r, "/profile/totp"))
 		return;
 	if ((rc = totp_enrol(r, r->who.user_id, &secret)) < 0) {
 		reply_db(r, rc);

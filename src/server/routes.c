@@ -237,6 +237,8 @@ const struct route routes[] = {
 	{ M_POST, "/profile/keys/{id}/regenerate", h_page_key_regenerate, PAGE,
 	    NULL },
 	{ M_POST, "/profile/keys/{id}/delete", h_page_key_delete, PAGE, NULL },
+	{ M_POST, "/profile/keys/revoke-all", h_page_keys_revoke_all, PAGE,
+	    NULL },
 	{ M_POST, "/profile/sessions/{id}/delete", h_page_session_delete, PAGE,
 	    NULL },
 	{ M_GET, "/usage", h_page_usage, PAGE, NULL },

@@ -1,0 +1,33 @@
+/*
+ * tollgatectl gc: purges expired rows (gc_core in src/app/gc.c) and says
+ * how many of each kind went.  Run it from a timer (the Debian package's
+ * tollgate-gc.timer, or cron), daily or more often.
+ */
+#include <stdio.h>
+
+#include "ctl/ctl.h"
+
+/* gc: exit 0 when the purge ran, 1 when the database failed, 2 on usage. */
+int
+ctl_gc(int argc, char *argv[])
+{
+	long long	 counts[GC_KINDS];
+	int		 rc, k;
+
+	(void)argv;
+	if (argc != 0) {
+		fprintf(stderr, "usage: tollgatectl gc\n");
+		return 2;
+	}
+	rc = gc_core(counts);
+	for (k = 0; k < GC_KINDS; k++)
+		printf("%s: %lld purged\n", gc_names[k], counts[k]);
+	db_close();
+	if (rc < 0) {
+		fprintf(stderr, "tollgatectl: gc: %s\n", rc == DB_DOWN ?
+		    "the database is unreachable" : "database error (see "
+		    "above)");
+		return 1;
+	}
+	return 0;
+}
