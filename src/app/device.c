@@ -23,7 +23,6 @@
 #define DEVICE_INTERVAL	5	/* seconds between polls, at first */
 #define DEVICE_SLOWER	5	/* seconds added by each slow_down */
 #define USER_CODE_LEN	8
-#define TX_TRIES	3
 
 /* RFC 8628 section 6.1: no vowels, nothing that reads as a digit. */
 static const char user_alphabet[] = "BCDFGHJKLMNPQRSTVWXZ";
@@ -51,6 +50,8 @@ static struct sql q_device_spend = SQL(
     "UPDATE device_codes SET status = 'used', session_id = ?, "
     "last_poll_at = UTC_TIMESTAMP(6) WHERE device_code_hash = ? AND "
     "status = 'approved'");
+static struct sql q_device_session = SQL(
+    "SELECT session_id, status FROM device_codes WHERE device_code_hash = ?");
 static struct sql q_device_by_user_code = SQL(
     "SELECT client_name, status = 'pending' AND "
     "expires_at > UTC_TIMESTAMP(6), address, "
@@ -180,72 +181,139 @@ device_error(struct req *r, const char *code)
  * access_denied, expired_token (also unknown or used); 403
  * account_disabled; 503.
  */
+/* What a poll of the token endpoint came to. */
+enum poll_outcome {
+	POLL_TOKENS,		/* approved: a session and its tokens */
+	POLL_EXPIRED,		/* unknown, used or expired */
+	POLL_DENIED,
+	POLL_PENDING,
+	POLL_SLOW_DOWN,
+	POLL_DISABLED
+};
+
+/* A poll, run by db_tx_run (maybe more than once). */
+struct poll_tx {
+	struct req		*r;
+	const char		*hash;		/* of the device code */
+	enum poll_outcome	 outcome;
+	const char		*uid, *sid;
+	struct json_object	*tokens, *user;
+};
+
+static int
+poll_body(void *v)
+{
+	struct poll_tx	*t = v;
+	struct req	*r = t->r;
+	struct dbrows	 row;
+	const char	*status;
+	bool		 fast;
+	int		 rc;
+
+	json_object_put(t->tokens);
+	json_object_put(t->user);
+	t->tokens = t->user = NULL;
+	t->sid = NULL;
+	if ((rc = db_select(r->a, &q_device_poll, &row, "s", t->hash)) < 0)
+		return rc;
+	status = rc == 1 ? dbv(&row, 0, 0) : "used";
+	if (strcmp(status, "used") == 0 || dbi(&row, 0, 3)) {
+		t->outcome = POLL_EXPIRED;
+		return DB_ABORT;
+	}
+	if (strcmp(status, "denied") == 0) {
+		t->outcome = POLL_DENIED;
+		return DB_ABORT;
+	}
+	if (strcmp(status, "pending") == 0) {
+		fast = dbi(&row, 0, 4) != 0;
+		t->outcome = fast ? POLL_SLOW_DOWN : POLL_PENDING;
+		return db_exec(&q_device_polled, "is", fast ?
+		    (long long)DEVICE_SLOWER : 0LL, t->hash);
+	}
+	t->uid = dbv(&row, 0, 1);
+	if (dbi(&row, 0, 5)) {
+		t->outcome = POLL_DISABLED;
+		return DB_ABORT;
+	}
+	t->outcome = POLL_TOKENS;
+	if ((rc = session_create(r, t->uid, "device", dbv(&row, 0, 2),
+	    false, &t->sid)) < 0 ||
+	    (rc = db_exec(&q_device_spend, "ss", t->sid, t->hash)) < 0 ||
+	    (rc = tokens_issue(r, t->uid, t->sid, &t->tokens, NULL)) < 0 ||
+	    (rc = user_json(r, t->uid, &t->user)) < 0)
+		return rc;
+	return 0;
+}
+
+/*
+ * After a lost COMMIT answer: the code was spent by this try when it
+ * names this try's session (1); when it is still approved, it was not
+ * (0).  A pending poll's answer is not worth a look (-1: 503).
+ */
+static int
+poll_committed(void *v)
+{
+	struct poll_tx	*t = v;
+	struct dbrows	 row;
+	int		 rc;
+
+	if (t->outcome != POLL_TOKENS)
+		return -1;
+	if ((rc = db_select(t->r->a, &q_device_session, &row, "s",
+	    t->hash)) < 0)
+		return rc;
+	if (rc == 0)
+		return -1;
+	if (dbv(&row, 0, 0) == NULL)
+		return strcmp(dbv(&row, 0, 1), "approved") == 0 ? 0 : -1;
+	return strcmp(dbv(&row, 0, 0), t->sid) == 0 ? 1 : -1;
+}
+
 void
 h_device_token(struct req *r)
 {
-	struct dbrows		 row;
-	struct json_object	*o, *tokens = NULL, *user = NULL;
-	const char		*hash, *status, *uid, *sid;
-	int			 rc = DB_FAIL, attempt;
+	struct poll_tx		 t;
+	struct json_object	*o;
+	int			 rc;
 
-	hash = token_hash(r->a, in_str(r, "device_code"));
-	for (attempt = 0; attempt < TX_TRIES; attempt++) {
-		tokens = user = NULL;
-		if ((rc = db_begin()) < 0)
-			break;
-		if ((rc = db_select(r->a, &q_device_poll, &row, "s",
-		    hash)) < 0)
-			goto retry;
-		status = rc == 1 ? dbv(&row, 0, 0) : "used";
-		if (strcmp(status, "used") == 0 || dbi(&row, 0, 3)) {
-			db_rollback();
-			device_error(r, "expired_token");
-			return;
-		}
-		if (strcmp(status, "denied") == 0) {
-			db_rollback();
-			device_error(r, "access_denied");
-			return;
-		}
-		if (strcmp(status, "pending") == 0) {
-			bool fast = dbi(&row, 0, 4) != 0;
-
-			if ((rc = db_exec(&q_device_polled, "is", fast ?
-			    (long long)DEVICE_SLOWER : 0LL, hash)) < 0 ||
-			    (rc = db_commit()) < 0)
-				goto retry;
-			device_error(r, fast ? "slow_down" :
-			    "authorization_pending");
-			return;
-		}
-		uid = dbv(&row, 0, 1);
-		if (dbi(&row, 0, 5)) {
-			db_rollback();
-			reply_error(r, 403, "account_disabled", "This account "
-			    "has been disabled.");
-			return;
-		}
-		if ((rc = session_create(r, uid, "device", dbv(&row, 0, 2),
-		    false, &sid)) < 0 ||
-		    (rc = db_exec(&q_device_spend, "ss", sid, hash)) < 0 ||
-		    (rc = tokens_issue(r, uid, sid, &tokens, NULL)) < 0 ||
-		    (rc = user_json(r, uid, &user)) < 0 ||
-		    (rc = db_commit()) < 0)
-			goto retry;
-		log_info("device_login", " user=%s session=%s", uid, sid);
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.hash = token_hash(r->a, in_str(r, "device_code"));
+	rc = db_tx_run(poll_body, poll_committed, &t, DB_TX_TRIES);
+	if (rc < 0 && rc != DB_ABORT) {
+		json_object_put(t.tokens);
+		json_object_put(t.user);
+		reply_db(r, rc);
+		return;
+	}
+	switch (t.outcome) {
+	case POLL_TOKENS:
+		log_info("device_login", " user=%s session=%s", t.uid, t.sid);
 		o = json_object_new_object();
-		json_object_object_add(o, "tokens", tokens);
-		json_object_object_add(o, "user", user);
+		json_object_object_add(o, "tokens", t.tokens);
+		json_object_object_add(o, "user", t.user);
 		reply_json(r, 200, o);
 		return;
-retry:
-		db_rollback();
-		json_object_put(tokens);
-		json_object_put(user);
-		if (rc != DB_RETRY)
-			break;
+	case POLL_EXPIRED:
+		device_error(r, "expired_token");
+		break;
+	case POLL_DENIED:
+		device_error(r, "access_denied");
+		break;
+	case POLL_PENDING:
+		device_error(r, "authorization_pending");
+		break;
+	case POLL_SLOW_DOWN:
+		device_error(r, "slow_down");
+		break;
+	case POLL_DISABLED:
+		reply_error(r, 403, "account_disabled", "This account has "
+		    "been disabled.");
+		break;
 	}
-	reply_db(r, rc);
+	json_object_put(t.tokens);
+	json_object_put(t.user);
 }
 
 /* ------------------------------------------------------------------ */
@@ -369,14 +437,44 @@ h_page_device(struct req *r)
  * unknown, used or expired code; 422 page for another action; 303 to
  * /login when nobody is signed in; 503.
  */
+/* A decision on a device code, run by db_tx_run (maybe more than once). */
+struct decide_tx {
+	struct req	*r;
+	const char	*code;		/* the user code, normalised */
+	bool		 approve;
+	const char	*client;	/* the device's name; NULL: no such code */
+};
+
+static int
+decide_body(void *v)
+{
+	struct decide_tx	*t = v;
+	struct req		*r = t->r;
+	struct dbrows		 row;
+	int			 rc;
+
+	t->client = NULL;
+	if ((rc = db_select(r->a, &q_device_by_user_code, &row, "s",
+	    t->code)) < 0)
+		return rc;
+	if (rc == 0 || !dbi(&row, 0, 1))
+		return DB_ABORT;
+	if ((rc = db_exec(&q_device_decide, "sss", t->approve ? "approved" :
+	    "denied", r->who.user_id, t->code)) < 0 ||
+	    (rc = audit(r, t->approve ? "device.approve" : "device.deny",
+	    r->who.user_id, dbv(&row, 0, 0))) < 0)
+		return rc;
+	t->client = dbv(&row, 0, 0);
+	return 0;
+}
+
 void
 h_page_device_post(struct req *r)
 {
-	struct dbrows	 row;
-	struct buf	 b;
-	const char	*action = in_str(r, "action"), *code;
-	bool		 approve;
-	int		 rc = DB_FAIL, attempt;
+	struct decide_tx	 t;
+	struct buf		 b;
+	const char		*action = in_str(r, "action");
+	int			 rc;
 
 	if (!device_signed_in(r)) {
 		device_to_login(r, in_str(r, "user_code"));
@@ -393,45 +491,31 @@ h_page_device_post(struct req *r)
 		reply_invalid1(r, "action", "must be approve or deny");
 		return;
 	}
-	approve = strcmp(action, "approve") == 0;
-	if ((code = user_code_norm(r->a, in_str(r, "user_code"))) == NULL) {
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.approve = strcmp(action, "approve") == 0;
+	if ((t.code = user_code_norm(r->a, in_str(r, "user_code"))) == NULL) {
 		bad_code_page(r);
 		return;
 	}
-	for (attempt = 0; attempt < TX_TRIES; attempt++) {
-		if ((rc = db_begin()) < 0)
-			break;
-		if ((rc = db_select(r->a, &q_device_by_user_code, &row, "s",
-		    code)) < 0)
-			goto retry;
-		if (rc == 0 || !dbi(&row, 0, 1)) {
-			db_rollback();
-			bad_code_page(r);
-			return;
-		}
-		if ((rc = db_exec(&q_device_decide, "sss", approve ?
-		    "approved" : "denied", r->who.user_id, code)) < 0 ||
-		    (rc = audit(r, approve ? "device.approve" : "device.deny",
-		    r->who.user_id, dbv(&row, 0, 0))) < 0 ||
-		    (rc = db_commit()) < 0)
-			goto retry;
-		log_info("device_decided", " user=%s action=%s", r->who.user_id,
-		    action);
-		buf_init(&b, r->a);
-		buf_puts(&b, "<p><strong>");
-		buf_html(&b, dbv(&row, 0, 0));
-		buf_puts(&b, approve ? "</strong> is signed in to your "
-		    "account. You can close this window and go back to it."
-		    "</p>\n<p>Its session is listed on <a href=\"/profile\">your "
-		    "profile</a>, where you can revoke it.</p>\n" :
-		    "</strong> was denied: it is not signed in.</p>\n");
-		reply_html(r, 200, approve ? "Device approved" :
-		    "Device denied", b.p);
+	if ((rc = db_tx_run(decide_body, NULL, &t, DB_TX_TRIES)) == DB_ABORT) {
+		bad_code_page(r);
 		return;
-retry:
-		db_rollback();
-		if (rc != DB_RETRY)
-			break;
 	}
-	reply_db(r, rc);
+	if (rc < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	log_info("device_decided", " user=%s action=%s", r->who.user_id,
+	    action);
+	buf_init(&b, r->a);
+	buf_puts(&b, "<p><strong>");
+	buf_html(&b, t.client);
+	buf_puts(&b, t.approve ? "</strong> is signed in to your account. You "
+	    "can close this window and go back to it.</p>\n<p>Its session "
+	    "is listed on <a href=\"/profile\">your profile</a>, where you "
+	    "can revoke it.</p>\n" :
+	    "</strong> was denied: it is not signed in.</p>\n");
+	reply_html(r, 200, t.approve ? "Device approved" : "Device denied",
+	    b.p);
 }

@@ -36,6 +36,8 @@ static struct sql q_use_refresh = SQL(
 static struct sql q_revoke_session = SQL(
     "UPDATE sessions SET revoked_at = UTC_TIMESTAMP(6), revoked_reason = ? "
     "WHERE id = ? AND revoked_at IS NULL");
+static struct sql q_refresh_successor = SQL(
+    "SELECT replaced_by_hash FROM refresh_tokens WHERE token_hash = ?");
 static struct sql q_session_of_refresh = SQL(
     "SELECT session_id FROM refresh_tokens WHERE token_hash = ?");
 static struct sql q_list_sessions = SQL(
@@ -142,6 +144,94 @@ sessions_revoke_all(const char *uid, const char *keep, const char *reason)
 	return db_exec(&q_revoke_all, "sss", reason, uid, keep ? keep : "");
 }
 
+/* What a refresh came to. */
+enum refresh_outcome {
+	REFRESH_OK,		/* a new pair */
+	REFRESH_GRACE,		/* used a moment ago: the same new pair again */
+	REFRESH_INVALID,	/* unknown, revoked, or the account disabled */
+	REFRESH_EXPIRED,
+	REFRESH_REUSED		/* used before the grace window: revoked */
+};
+
+/* A refresh, run by db_tx_run (maybe more than once). */
+struct refresh_tx {
+	struct req		*r;
+	const char		*hash;		/* of the token presented */
+	enum refresh_outcome	 outcome;
+	const char		*session;
+	const char		*refresh;	/* the new refresh token */
+	struct json_object	*tokens;	/* the answer's pair */
+};
+
+static int
+refresh_body(void *v)
+{
+	struct refresh_tx	*t = v;
+	struct req		*r = t->r;
+	struct dbrows		 row;
+	unsigned char		*sealed;
+	size_t			 sealed_len;
+	char			*plain;
+	int			 rc;
+
+	json_object_put(t->tokens);
+	t->tokens = NULL;
+	if ((rc = db_select(r->a, &q_find_refresh, &row, "s", t->hash)) < 0)
+		return rc;
+	if (rc == 0 || dbi(&row, 0, 6) || dbi(&row, 0, 7)) {
+		t->outcome = REFRESH_INVALID;
+		return DB_ABORT;
+	}
+	if (dbi(&row, 0, 3)) {
+		t->outcome = REFRESH_EXPIRED;
+		return DB_ABORT;
+	}
+	t->session = dbv(&row, 0, 0);
+	if (dbi(&row, 0, 2)) {
+		/* Used before: within the grace window, the same pair. */
+		if (dbi(&row, 0, 4) && dbv(&row, 0, 5) != NULL &&
+		    (plain = unseal(r->a, dbv(&row, 0, 5), row.len[5],
+		    NULL)) != NULL && (t->tokens = parse_json_object(plain,
+		    strlen(plain))) != NULL) {
+			t->outcome = REFRESH_GRACE;
+			return DB_ABORT;
+		}
+		t->outcome = REFRESH_REUSED;
+		return session_revoke(t->session, "reuse");
+	}
+	if ((rc = tokens_issue(r, dbv(&row, 0, 1), t->session, &t->tokens,
+	    &t->refresh)) < 0)
+		return rc;
+	plain = arena_strdup(r->a, json_object_to_json_string(t->tokens));
+	sealed = seal(r->a, plain, strlen(plain), &sealed_len);
+	t->outcome = REFRESH_OK;
+	return db_exec(&q_use_refresh, "sbs", token_hash(r->a, t->refresh),
+	    sealed, sealed_len, t->hash);
+}
+
+/*
+ * After a lost COMMIT answer: did the refresh happen?  It did when the
+ * token presented now points at the new one this try made (1); when it
+ * is still unused, it did not (0).
+ */
+static int
+refresh_committed(void *v)
+{
+	struct refresh_tx	*t = v;
+	struct dbrows		 row;
+	int			 rc;
+
+	if (t->outcome != REFRESH_OK)
+		return -1;
+	if ((rc = db_select(t->r->a, &q_refresh_successor, &row, "s",
+	    t->hash)) < 0)
+		return rc;
+	if (rc == 0 || dbv(&row, 0, 0) == NULL)
+		return 0;
+	return strcmp(dbv(&row, 0, 0), token_hash(t->r->a, t->refresh)) == 0 ?
+	    1 : -1;
+}
+
 /*
  * POST /api/v1/auth/refresh: 200 with a new pair; 401 unauthenticated
  * (unknown, revoked), token_expired, or token_reused (after the grace
@@ -150,73 +240,41 @@ sessions_revoke_all(const char *uid, const char *keep, const char *reason)
 void
 h_refresh(struct req *r)
 {
-	struct dbrows		 row;
-	struct json_object	*o, *tokens;
-	const char		*hash, *refresh;
-	char			*plain;
-	size_t			 sealed_len;
-	unsigned char		*sealed;
+	struct refresh_tx	 t;
+	struct json_object	*o;
 	int			 rc;
 
-	hash = token_hash(r->a, in_str(r, "refresh_token"));
-	if ((rc = db_begin()) < 0)
-		goto dberr;
-	if ((rc = db_select(r->a, &q_find_refresh, &row, "s", hash)) < 0)
-		goto dberr_tx;
-	if (rc == 0 || dbi(&row, 0, 6) || dbi(&row, 0, 7)) {
-		db_rollback();
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.hash = token_hash(r->a, in_str(r, "refresh_token"));
+	rc = db_tx_run(refresh_body, refresh_committed, &t, DB_TX_TRIES);
+	if (rc < 0 && rc != DB_ABORT) {
+		json_object_put(t.tokens);
+		reply_db(r, rc);
+		return;
+	}
+	switch (t.outcome) {
+	case REFRESH_OK:
+	case REFRESH_GRACE:
+		o = json_object_new_object();
+		json_object_object_add(o, "tokens", t.tokens);
+		reply_json(r, 200, o);
+		return;
+	case REFRESH_INVALID:
 		reply_unauth(r, "unauthenticated", "The refresh token is not "
 		    "valid.");
-		return;
-	}
-	if (dbi(&row, 0, 3)) {
-		db_rollback();
+		break;
+	case REFRESH_EXPIRED:
 		reply_unauth(r, "token_expired", "The refresh token has "
 		    "expired; log in again.");
-		return;
-	}
-	if (dbi(&row, 0, 2)) {
-		/* Used before: within the grace window, the same pair. */
-		if (dbi(&row, 0, 4) && dbv(&row, 0, 5) != NULL &&
-		    (plain = unseal(r->a, dbv(&row, 0, 5), row.len[5],
-		    NULL)) != NULL && (tokens = parse_json_object(plain,
-		    strlen(plain))) != NULL) {
-			db_rollback();
-			o = json_object_new_object();
-			json_object_object_add(o, "tokens", tokens);
-			reply_json(r, 200, o);
-			return;
-		}
-		if ((rc = session_revoke(dbv(&row, 0, 0), "reuse")) < 0 ||
-		    (rc = db_commit()) < 0)
-			goto dberr_tx;
-		log_warn("refresh_reuse", " session=%s", dbv(&row, 0, 0));
+		break;
+	case REFRESH_REUSED:
+		log_warn("refresh_reuse", " session=%s", t.session);
 		reply_unauth(r, "token_reused", "This refresh token was used "
 		    "already; the session has been revoked.");
-		return;
+		break;
 	}
-	if ((rc = tokens_issue(r, dbv(&row, 0, 1), dbv(&row, 0, 0), &tokens,
-	    &refresh)) < 0)
-		goto dberr_tx;
-	plain = arena_strdup(r->a, json_object_to_json_string(tokens));
-	sealed = seal(r->a, plain, strlen(plain), &sealed_len);
-	if ((rc = db_exec(&q_use_refresh, "sbs", token_hash(r->a, refresh),
-	    sealed, sealed_len, hash)) < 0) {
-		json_object_put(tokens);
-		goto dberr_tx;
-	}
-	if ((rc = db_commit()) < 0) {
-		json_object_put(tokens);
-		goto dberr;
-	}
-	o = json_object_new_object();
-	json_object_object_add(o, "tokens", tokens);
-	reply_json(r, 200, o);
-	return;
-dberr_tx:
-	db_rollback();
-dberr:
-	reply_db(r, rc);
+	json_object_put(t.tokens);
 }
 
 /*

@@ -129,6 +129,7 @@ struct req {
 	const char	*params[4];	/* {id} segments of the path */
 	int		 nparams;
 	struct input	*in;		/* one per declared field */
+	struct json_object *bad;	/* ROUTE_FORM_ERRORS: the bad fields */
 	size_t		 nin;
 
 	struct principal who;
@@ -175,6 +176,7 @@ typedef void	 handler_fn(struct req *);
 #define ROUTE_ADMIN	0x0100	/* with ROUTE_AUTH: the admin role */
 #define ROUTE_SERVICE	0x0200	/* needs a service key (tgs_) */
 #define ROUTE_OPTAUTH	0x0400	/* a credential is read when present */
+#define ROUTE_FORM_ERRORS 0x0800	/* bad fields go to the handler (pg_take) */
 
 struct route {
 	unsigned	 methods;	/* enum method bits */

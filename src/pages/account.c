@@ -285,26 +285,6 @@ h_page_profile(struct req *r)
 	profile_page(&p, 200, NULL);
 }
 
-static const struct field f_name[] = {
-	{ "name", F_NAME, FIELD_REQUIRED, 0, 0 },
-	{ NULL, 0, 0, 0, 0 },
-};
-static const struct field f_email[] = {
-	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
-	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
-	{ NULL, 0, 0, 0, 0 },
-};
-static const struct field f_password[] = {
-	{ "current_password", F_TEXT, FIELD_REQUIRED, 1, 256 },
-	{ "new_password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
-	{ NULL, 0, 0, 0, 0 },
-};
-static const struct field f_key[] = {
-	{ "key_name", F_TEXT, FIELD_REQUIRED, 1, 128 },
-	{ "expires_in_days", F_INT, 0, 1, 3650 },
-	{ NULL, 0, 0, 0, 0 },
-};
-
 /* The common start of the profile's POST handlers. */
 static bool
 profile_post(struct req *r, struct page *p)
@@ -324,7 +304,7 @@ h_page_profile_name(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if (!pg_take(&p, f_name)) {
+	if (!pg_take(&p)) {
 		profile_page(&p, 422, NULL);
 		return;
 	}
@@ -364,7 +344,7 @@ h_page_profile_email(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if (!pg_take(&p, f_email)) {
+	if (!pg_take(&p)) {
 		profile_page(&p, 422, NULL);
 		return;
 	}
@@ -406,7 +386,7 @@ h_page_profile_password(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if (!pg_take(&p, f_password)) {
+	if (!pg_take(&p)) {
 		profile_page(&p, 422, NULL);
 		return;
 	}
@@ -425,20 +405,6 @@ h_page_profile_password(struct req *r)
 	reply_redirect(r, 303, "/profile?notice=password");
 }
 
-/* Drops an empty field from the posted form (an empty number box). */
-static void
-drop_empty(struct req *r, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < r->form.n; i++)
-		if (strcmp(r->form.v[i].key, name) == 0 &&
-		    r->form.v[i].vlen == 0) {
-			r->form.v[i] = r->form.v[--r->form.n];
-			i--;
-		}
-}
-
 /*
  * POST /profile/keys {key_name, expires_in_days?}: 201 the profile with
  * the new key shown once; 422 bad fields; 403 past the plan's key limit.
@@ -453,8 +419,7 @@ h_page_key_create(struct req *r)
 
 	if (!profile_post(r, &p) || !pg_reauth(r, "/profile/keys"))
 		return;
-	drop_empty(r, "expires_in_days");
-	if (!pg_take(&p, f_key)) {
+	if (!pg_take(&p)) {
 		profile_page(&p, 422, NULL);
 		return;
 	}
@@ -962,11 +927,6 @@ continue_page(struct page *p, const char *url, const char *title,
 	pg_send(p, 200, title);
 }
 
-static const struct field f_checkout[] = {
-	{ "plan", F_SLUG, FIELD_REQUIRED, 0, 0 },
-	{ NULL, 0, 0, 0, 0 },
-};
-
 /* Answers a Stripe outage (INTERIM_STRIPE_DOWN) or a DB_* code. */
 static void
 reply_stripe(struct req *r, int rc)
@@ -994,7 +954,7 @@ h_page_checkout(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if (!pg_take(&p, f_checkout)) {
+	if (!pg_take(&p)) {
 		json_object_put(p.errs);
 		reply_error(r, 422, "validation_failed", "Choose a plan.");
 		return;

@@ -97,11 +97,6 @@ recent_section(struct page *p)
 void
 h_page_admin(struct req *r)
 {
-	static const struct field f[] = {
-		{ "q", F_TEXT, 0, 0, 254 },
-		{ "page", F_INT, 0, 1, 1000000 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page		 p;
 	struct json_object	*o = NULL, *users, *u;
 	const char		*q;
@@ -112,7 +107,7 @@ h_page_admin(struct req *r)
 	if (!pg_admin(r))
 		return;
 	pg_init(&p, r);
-	if (!pg_take(&p, f)) {
+	if (!pg_take(&p)) {
 		json_object_put(p.errs);
 		p.errs = NULL;
 		r->nin = 0;	/* a bad page number: the first page */
@@ -288,36 +283,13 @@ access_section(struct page *p, const char *uid)
 	return 0;
 }
 
-/* Renders a user's admin page; answers the request. */
+/* The account at a glance: who, plan, state, trial, credits, usage. */
 static void
-admin_user_page(struct page *p, int status, const char *uid)
+user_summary(struct page *p, const char *uid, struct json_object *d)
 {
-	struct req		*r = p->r;
-	struct json_object	*d = NULL, *u, *usage, *ms, *sub, *cr, *trial,
-				*audit = NULL, *pays = NULL, *plans = NULL, *e;
-	const char		*override, *notice;
-	size_t			 i, n;
-	int			 rc;
+	struct json_object	*u, *usage, *ms, *sub, *cr, *trial;
+	const char		*override;
 
-	if ((rc = admin_user_detail(r, uid, &d)) <= 0) {
-		json_object_put(p->errs);
-		if (rc == 0)
-			reply_error(r, 404, "not_found", "There is no such "
-			    "user.");
-		else
-			reply_db(r, rc);
-		return;
-	}
-	if ((rc = audit_list(r, uid, 100, &audit)) < 0 ||
-	    (rc = admin_payments(r, uid, &pays)) < 0 ||
-	    (rc = plans_core(r, &plans)) < 0) {
-		json_object_put(d);
-		json_object_put(audit);
-		json_object_put(pays);
-		json_object_put(p->errs);
-		reply_db(r, rc);
-		return;
-	}
 	json_object_object_get_ex(d, "user", &u);
 	json_object_object_get_ex(d, "usage", &usage);
 	json_object_object_get_ex(d, "subscription", &sub);
@@ -325,14 +297,6 @@ admin_user_page(struct page *p, int status, const char *uid)
 	json_object_object_get_ex(u, "trial", &trial);
 	json_object_object_get_ex(usage, "meters", &ms);
 	override = member_str(u, "plan_override");
-
-	pg_nav(p, "/admin");
-	buf_puts(&p->b, "<p><a href=\"/admin\">← All users</a></p>\n");
-	if ((notice = admin_notice(pg_arg(r, "notice"))) != NULL)
-		pg_notice(p, "notice", notice);
-	if (pg_err_text(p, "_form") != NULL)
-		pg_notice(p, "error", pg_err_text(p, "_form"));
-
 	buf_puts(&p->b, "<section>\n<h2>");
 	if (member_bool(u, "guest"))
 		buf_puts(&p->b, "Guest (no email yet)");
@@ -388,8 +352,18 @@ admin_user_page(struct page *p, int status, const char *uid)
 		buf_puts(&p->b, "</ul>\n");
 	}
 	buf_puts(&p->b, "</section>\n");
+}
 
-	/* Plan and role. */
+/* The plan, role, disable and second-factor forms. */
+static void
+user_plan_role(struct page *p, const char *uid, struct json_object *u,
+    struct json_object *plans)
+{
+	struct req		*r = p->r;
+	struct json_object	*e;
+	const char		*override = member_str(u, "plan_override");
+	size_t			 i, n;
+
 	buf_puts(&p->b, "<section>\n<h2>Plan and role</h2>\n");
 	pg_form(p, arena_printf(r->a, "/admin/users/%s", uid), "row");
 	buf_puts(&p->b, "<div class=\"field\"><label for=\"f-plan\">Plan"
@@ -411,7 +385,6 @@ admin_user_page(struct page *p, int status, const char *uid)
 		    member_str(e, "display_name") : name);
 		buf_puts(&p->b, "</option>");
 	}
-	json_object_put(plans);
 	buf_puts(&p->b, "</select></div>\n<div class=\"field\"><label "
 	    "for=\"f-role\">Role</label><select id=\"f-role\" name=\"role\">");
 	buf_printf(&p->b, "<option value=\"user\"%s>user</option><option "
@@ -431,8 +404,14 @@ admin_user_page(struct page *p, int status, const char *uid)
 		pg_submit(p, "Turn the second factor off", "danger");
 	}
 	buf_puts(&p->b, "</p>\n</section>\n");
+}
 
-	/* Credits and trial. */
+/* The credits and trial forms. */
+static void
+user_credits_trial(struct page *p, const char *uid)
+{
+	struct req	*r = p->r;
+
 	buf_puts(&p->b, "<section>\n<h2>Credits</h2>\n");
 	pg_form(p, arena_printf(r->a, "/admin/users/%s/credits", uid), "row");
 	pg_input(p, "Credits to grant (negative to take back)", "delta",
@@ -447,18 +426,15 @@ admin_user_page(struct page *p, int status, const char *uid)
 	    p->errs ? pg_arg(r, "days") : NULL, "off", true);
 	pg_submit(p, "Move the trial's end", NULL);
 	buf_puts(&p->b, "</section>\n");
+}
 
-	/* Keys and sessions, each revocable. */
-	if (access_section(p, uid) < 0) {
-		json_object_put(d);
-		json_object_put(audit);
-		json_object_put(pays);
-		json_object_put(p->errs);
-		reply_db(r, DB_FAIL);
-		return;
-	}
+/* The user's payments. */
+static void
+user_payments(struct page *p, struct json_object *pays)
+{
+	struct json_object	*e;
+	size_t			 i, n;
 
-	/* Payments. */
 	n = json_object_array_length(pays);
 	buf_puts(&p->b, "<section>\n<h2>Payments</h2>\n");
 	if (n == 0)
@@ -481,8 +457,15 @@ admin_user_page(struct page *p, int status, const char *uid)
 		buf_puts(&p->b, "</tbody></table></div>\n");
 	}
 	buf_puts(&p->b, "</section>\n");
+}
 
-	/* The audit trail. */
+/* The user's audit trail. */
+static void
+user_audit(struct page *p, struct json_object *audit)
+{
+	struct json_object	*e;
+	size_t			 i, n;
+
 	n = json_object_array_length(audit);
 	buf_puts(&p->b, "<section id=\"audit\">\n<h2>Audit trail</h2>\n");
 	if (n == 0)
@@ -516,8 +499,14 @@ admin_user_page(struct page *p, int status, const char *uid)
 		buf_puts(&p->b, "</tbody></table></div>\n");
 	}
 	buf_puts(&p->b, "</section>\n");
+}
 
-	/* Deletion. */
+/* The deletion form. */
+static void
+user_delete_form(struct page *p, const char *uid)
+{
+	struct req	*r = p->r;
+
 	buf_puts(&p->b, "<section class=\"danger-zone\">\n<h2>Delete the "
 	    "account</h2>\n<p>The account, its keys and sessions are gone "
 	    "for good; the audit trail and payments stay.</p>\n");
@@ -526,11 +515,59 @@ admin_user_page(struct page *p, int status, const char *uid)
 	    "off", true);
 	pg_submit(p, "Delete the account", "danger");
 	buf_puts(&p->b, "</section>\n");
+}
 
+/* Renders a user's admin page; answers the request. */
+static void
+admin_user_page(struct page *p, int status, const char *uid)
+{
+	struct req		*r = p->r;
+	struct json_object	*d = NULL, *u, *audit = NULL, *pays = NULL,
+				*plans = NULL;
+	const char		*notice;
+	int			 rc;
+
+	if ((rc = admin_user_detail(r, uid, &d)) <= 0) {
+		if (rc == 0) {
+			json_object_put(p->errs);
+			reply_error(r, 404, "not_found", "There is no such "
+			    "user.");
+			return;
+		}
+		goto fail;
+	}
+	if ((rc = audit_list(r, uid, 100, &audit)) < 0 ||
+	    (rc = admin_payments(r, uid, &pays)) < 0 ||
+	    (rc = plans_core(r, &plans)) < 0)
+		goto fail;
+	json_object_object_get_ex(d, "user", &u);
+
+	pg_nav(p, "/admin");
+	buf_puts(&p->b, "<p><a href=\"/admin\">← All users</a></p>\n");
+	if ((notice = admin_notice(pg_arg(r, "notice"))) != NULL)
+		pg_notice(p, "notice", notice);
+	if (pg_err_text(p, "_form") != NULL)
+		pg_notice(p, "error", pg_err_text(p, "_form"));
+	user_summary(p, uid, d);
+	user_plan_role(p, uid, u, plans);
+	user_credits_trial(p, uid);
+	/* Keys and sessions, each revocable. */
+	if ((rc = access_section(p, uid)) < 0)
+		goto fail;
+	user_payments(p, pays);
+	user_audit(p, audit);
+	user_delete_form(p, uid);
+	pg_send(p, status, "Admin: user");
+	rc = 0;
+fail:
+	if (rc < 0) {
+		json_object_put(p->errs);
+		reply_db(r, rc);
+	}
 	json_object_put(d);
 	json_object_put(audit);
 	json_object_put(pays);
-	pg_send(p, status, "Admin: user");
+	json_object_put(plans);
 }
 
 /* GET /admin/users/{id}: 200; 404; 303 to /login; 403 non-admins. */
@@ -591,13 +628,6 @@ admin_post(struct req *r, struct page *p)
 void
 h_page_admin_update(struct req *r)
 {
-	static const struct field f[] = {
-		{ "plan", F_TEXT, 0, 0, 64 },
-		{ "role", F_TEXT, 0, 0, 16 },
-		{ "disabled", F_BOOL, 0, 0, 0 },
-		{ "totp", F_BOOL, 0, 0, 0 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page		 p;
 	struct admin_change	 c;
 	const char		*role, *plan;
@@ -607,7 +637,7 @@ h_page_admin_update(struct req *r)
 		return;
 	memset(&c, 0, sizeof(c));
 	c.disabled = -1;
-	if (!pg_take(&p, f)) {
+	if (!pg_take(&p)) {
 		json_object_put(p.errs);
 		p.errs = NULL;
 		pg_error(&p, "_form", "The form was not valid.");
@@ -648,18 +678,13 @@ h_page_admin_update(struct req *r)
 void
 h_page_admin_credits(struct req *r)
 {
-	static const struct field f[] = {
-		{ "delta", F_INT, FIELD_REQUIRED, -1000000000, 1000000000 },
-		{ "reason", F_TEXT, FIELD_REQUIRED, 1, 255 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page	 p;
 	long long	 applied, remaining;
 	int		 rc;
 
 	if (!admin_post(r, &p))
 		return;
-	if (!pg_take(&p, f) || in_int(r, "delta", 0) == 0) {
+	if (!pg_take(&p) || in_int(r, "delta", 0) == 0) {
 		if (p.errs == NULL)
 			pg_error(&p, "delta", "must not be zero");
 		admin_user_page(&p, 422, r->params[0]);
@@ -678,17 +703,13 @@ h_page_admin_credits(struct req *r)
 void
 h_page_admin_trial(struct req *r)
 {
-	static const struct field f[] = {
-		{ "days", F_INT, FIELD_REQUIRED, -3650, 3650 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page	 p;
 	const char	*ends;
 	int		 rc;
 
 	if (!admin_post(r, &p))
 		return;
-	if (!pg_take(&p, f)) {
+	if (!pg_take(&p)) {
 		admin_user_page(&p, 422, r->params[0]);
 		return;
 	}
@@ -708,10 +729,6 @@ h_page_admin_trial(struct req *r)
 void
 h_page_admin_delete(struct req *r)
 {
-	static const struct field f[] = {
-		{ "confirm", F_TEXT, FIELD_REQUIRED, 1, 254 },
-		{ NULL, 0, 0, 0, 0 },
-	};
 	struct page		 p;
 	struct json_object	*d = NULL, *u;
 	bool			 same;
@@ -719,7 +736,7 @@ h_page_admin_delete(struct req *r)
 
 	if (!admin_post(r, &p))
 		return;
-	if (!pg_take(&p, f)) {
+	if (!pg_take(&p)) {
 		admin_user_page(&p, 422, r->params[0]);
 		return;
 	}

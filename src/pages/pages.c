@@ -81,20 +81,20 @@ pg_csrf_signin(struct req *r)
 }
 
 /*
- * Validates the posted fields against a table (as the dispatcher does
- * for the JSON API) and fills r->in for in_str and friends.  Returns
- * true when all are good, else false with each message in p->errs.
+ * The fields of a page's form are declared in the route table and taken
+ * by the dispatcher like a JSON route's (ROUTE_FORM_ERRORS: the bad ones
+ * come here instead of a 422).  Returns true when all are good, else
+ * false with each message in p->errs, for the form shown again.
  */
 bool
-pg_take(struct page *p, const struct field *fields)
+pg_take(struct page *p)
 {
-	struct json_object	*bad;
+	struct json_object	*bad = p->r->bad;
 
-	if ((bad = request_take_fields(p->r, fields)) == NULL)
+	if (bad == NULL)
 		return true;
 	json_object_object_foreach(bad, k, v)
 		pg_error(p, k, json_object_get_string(v));
-	json_object_put(bad);
 	return false;
 }
 
@@ -276,13 +276,6 @@ pg_arg(struct req *r, const char *name)
 /* Signing up.                                                         */
 /* ------------------------------------------------------------------ */
 
-static const struct field f_signup[] = {
-	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
-	{ "name", F_NAME, FIELD_BLANK_ABSENT, 0, 0 },
-	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
-	{ NULL, 0, 0, 0, 0 },
-};
-
 /* The sign-up form, with the values sent and their messages. */
 static void
 signup_page(struct req *r, struct page *p, int status)
@@ -327,7 +320,7 @@ h_page_signup_post(struct req *r)
 	if (!pg_csrf_signin(r))
 		return;
 	pg_init(&p, r);
-	if (!pg_take(&p, f_signup)) {
+	if (!pg_take(&p)) {
 		signup_page(r, &p, 422);
 		return;
 	}
@@ -352,15 +345,6 @@ h_page_signup_post(struct req *r)
 /* ------------------------------------------------------------------ */
 /* Logging in and out.                                                 */
 /* ------------------------------------------------------------------ */
-
-static const struct field f_login[] = {
-	{ "username", F_TEXT, FIELD_REQUIRED, 1, 254 },
-	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
-	{ "totp_code", F_TEXT, 0, 0, 16 },
-	{ "recovery_code", F_TEXT, 0, 0, 64 },
-	{ "next", F_TEXT, 0, 0, 512 },
-	{ NULL, 0, 0, 0, 0 },
-};
 
 /* The login form; totp asks for the second factor's code too. */
 static void
@@ -485,7 +469,7 @@ h_page_login_post(struct req *r)
 	if (!pg_csrf_signin(r))
 		return;
 	pg_init(&p, r);
-	if (!pg_take(&p, f_login)) {
+	if (!pg_take(&p)) {
 		login_page(r, &p, 422, false);
 		return;
 	}
@@ -577,16 +561,6 @@ h_page_logout(struct req *r)
 /* A forgotten password.                                               */
 /* ------------------------------------------------------------------ */
 
-static const struct field f_forgot[] = {
-	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
-	{ NULL, 0, 0, 0, 0 },
-};
-static const struct field f_reset[] = {
-	{ "token", F_TOKEN, FIELD_REQUIRED, 0, 0 },
-	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
-	{ NULL, 0, 0, 0, 0 },
-};
-
 static void
 forgot_page(struct req *r, struct page *p, int status)
 {
@@ -623,7 +597,7 @@ h_page_forgot_post(struct req *r)
 	if (!pg_csrf_signin(r))
 		return;
 	pg_init(&p, r);
-	if (!pg_take(&p, f_forgot)) {
+	if (!pg_take(&p)) {
 		forgot_page(r, &p, 422);
 		return;
 	}
@@ -683,7 +657,7 @@ h_page_reset_post(struct req *r)
 		return;
 	pg_init(&p, r);
 	t = pg_arg(r, "token");
-	if (!pg_take(&p, f_reset)) {
+	if (!pg_take(&p)) {
 		if (t == NULL || valid_token(t, strlen(t)) != NULL) {
 			reply_error(r, 400, "invalid_token", "This link is "
 			    "not valid. Ask for a new one.");

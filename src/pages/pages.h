@@ -27,7 +27,8 @@ bool	 pg_admin(struct req *);
 bool	 pg_csrf(struct req *);
 bool	 pg_csrf_signin(struct req *);
 bool	 pg_reauth(struct req *, const char *action);
-bool	 pg_take(struct page *, const struct field *);
+/* False (the messages recorded) when the route's fields were bad. */
+bool	 pg_take(struct page *);
 void	 pg_error(struct page *, const char *field, const char *message);
 const char *pg_err_text(struct page *, const char *field);
 void	 pg_notice(struct page *, const char *cls, const char *text);

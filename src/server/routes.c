@@ -202,6 +202,81 @@ static const struct field f_usage_event[] = {
 #define LOGIN		(ROUTE_JSON | ROUTE_API | ROUTE_AUTH)
 #define ADMIN		(LOGIN | ROUTE_ADMIN)
 #define PAGE		(ROUTE_HTML | ROUTE_FORM | ROUTE_OPTAUTH)
+/* A page whose handler shows its form again with the bad fields. */
+#define PAGE_FORM	(PAGE | ROUTE_FORM_ERRORS)
+
+/* The fields of the HTML forms: a bad one shows the form again. */
+static const struct field f_page_signup[] = {
+	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
+	{ "name", F_NAME, FIELD_BLANK_ABSENT, 0, 0 },
+	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_login[] = {
+	{ "username", F_TEXT, FIELD_REQUIRED, 1, 254 },
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ "totp_code", F_TEXT, 0, 0, 16 },
+	{ "recovery_code", F_TEXT, 0, 0, 64 },
+	{ "next", F_TEXT, 0, 0, 512 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_forgot[] = {
+	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_reset[] = {
+	{ "token", F_TOKEN, FIELD_REQUIRED, 0, 0 },
+	{ "password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_name[] = {
+	{ "name", F_NAME, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_email[] = {
+	{ "email", F_EMAIL, FIELD_REQUIRED, 0, 0 },
+	{ "password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_password[] = {
+	{ "current_password", F_TEXT, FIELD_REQUIRED, 1, 256 },
+	{ "new_password", F_PASSWORD, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_key[] = {
+	{ "key_name", F_TEXT, FIELD_REQUIRED, 1, 128 },
+	{ "expires_in_days", F_INT, FIELD_BLANK_ABSENT, 1, 3650 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_checkout[] = {
+	{ "plan", F_SLUG, FIELD_REQUIRED, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_admin_search[] = {
+	{ "q", F_TEXT, 0, 0, 254 },
+	{ "page", F_INT, 0, 1, 1000000 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_admin_update[] = {
+	{ "plan", F_TEXT, 0, 0, 64 },
+	{ "role", F_TEXT, 0, 0, 16 },
+	{ "disabled", F_BOOL, 0, 0, 0 },
+	{ "totp", F_BOOL, 0, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_admin_credits[] = {
+	{ "delta", F_INT, FIELD_REQUIRED, -1000000000, 1000000000 },
+	{ "reason", F_TEXT, FIELD_REQUIRED, 1, 255 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_admin_trial[] = {
+	{ "days", F_INT, FIELD_REQUIRED, -3650, 3650 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_page_admin_delete[] = {
+	{ "confirm", F_TEXT, FIELD_REQUIRED, 1, 254 },
+	{ NULL, 0, 0, 0, 0 },
+};
 
 const struct route routes[] = {
 	{ M_GET, "/", h_root, 0, NULL },
@@ -220,20 +295,26 @@ const struct route routes[] = {
 	/* Issue 7: the HTML pages (section 11) and their stylesheet. */
 	{ M_GET, "/static/tollgate.css", h_static_css, 0, NULL },
 	{ M_GET, "/signup", h_page_signup, PAGE, NULL },
-	{ M_POST, "/signup", h_page_signup_post, PAGE, NULL },
+	{ M_POST, "/signup", h_page_signup_post, PAGE_FORM,
+	    f_page_signup },
 	{ M_GET, "/login", h_page_login, PAGE, NULL },
-	{ M_POST, "/login", h_page_login_post, PAGE, NULL },
+	{ M_POST, "/login", h_page_login_post, PAGE_FORM, f_page_login },
 	{ M_POST, "/logout", h_page_logout, PAGE, NULL },
 	{ M_GET, "/forgot-password", h_page_forgot, PAGE, NULL },
-	{ M_POST, "/forgot-password", h_page_forgot_post, PAGE, NULL },
+	{ M_POST, "/forgot-password", h_page_forgot_post, PAGE_FORM,
+	    f_page_forgot },
 	{ M_GET, "/reset-password", h_page_reset, PAGE, NULL },
-	{ M_POST, "/reset-password", h_page_reset_post, PAGE, NULL },
+	{ M_POST, "/reset-password", h_page_reset_post, PAGE_FORM,
+	    f_page_reset },
 	{ M_GET, "/profile", h_page_profile, PAGE, NULL },
-	{ M_POST, "/profile/name", h_page_profile_name, PAGE, NULL },
+	{ M_POST, "/profile/name", h_page_profile_name, PAGE_FORM,
+	    f_page_name },
 	{ M_POST, "/profile/resend", h_page_profile_resend, PAGE, NULL },
-	{ M_POST, "/profile/email", h_page_profile_email, PAGE, NULL },
-	{ M_POST, "/profile/password", h_page_profile_password, PAGE, NULL },
-	{ M_POST, "/profile/keys", h_page_key_create, PAGE, NULL },
+	{ M_POST, "/profile/email", h_page_profile_email, PAGE_FORM,
+	    f_page_email },
+	{ M_POST, "/profile/password", h_page_profile_password, PAGE_FORM,
+	    f_page_password },
+	{ M_POST, "/profile/keys", h_page_key_create, PAGE_FORM, f_page_key },
 	{ M_POST, "/profile/keys/{id}/regenerate", h_page_key_regenerate, PAGE,
 	    NULL },
 	{ M_POST, "/profile/keys/{id}/delete", h_page_key_delete, PAGE, NULL },
@@ -243,17 +324,19 @@ const struct route routes[] = {
 	    NULL },
 	{ M_GET, "/usage", h_page_usage, PAGE, NULL },
 	{ M_GET, "/billing", h_page_billing, PAGE, NULL },
-	{ M_POST, "/billing/checkout", h_page_checkout, PAGE, NULL },
+	{ M_POST, "/billing/checkout", h_page_checkout, PAGE_FORM,
+	    f_page_checkout },
 	{ M_POST, "/billing/portal", h_page_portal, PAGE, NULL },
-	{ M_GET, "/admin", h_page_admin, PAGE, NULL },
+	{ M_GET, "/admin", h_page_admin, PAGE_FORM, f_page_admin_search },
 	{ M_GET, "/admin/users/{id}", h_page_admin_user, PAGE, NULL },
-	{ M_POST, "/admin/users/{id}", h_page_admin_update, PAGE, NULL },
-	{ M_POST, "/admin/users/{id}/credits", h_page_admin_credits, PAGE,
-	    NULL },
-	{ M_POST, "/admin/users/{id}/extend-trial", h_page_admin_trial, PAGE,
-	    NULL },
-	{ M_POST, "/admin/users/{id}/delete", h_page_admin_delete, PAGE,
-	    NULL },
+	{ M_POST, "/admin/users/{id}", h_page_admin_update, PAGE_FORM,
+	    f_page_admin_update },
+	{ M_POST, "/admin/users/{id}/credits", h_page_admin_credits,
+	    PAGE_FORM, f_page_admin_credits },
+	{ M_POST, "/admin/users/{id}/extend-trial", h_page_admin_trial,
+	    PAGE_FORM, f_page_admin_trial },
+	{ M_POST, "/admin/users/{id}/delete", h_page_admin_delete,
+	    PAGE_FORM, f_page_admin_delete },
 	{ M_POST, "/admin/users/{id}/keys/{kid}/delete",
 	    h_page_admin_key_delete, PAGE, NULL },
 	{ M_POST, "/admin/users/{id}/sessions/{sid}/delete",

@@ -223,8 +223,13 @@ dispatch(struct req *r)
 	if (r->method == M_GET || r->method == M_HEAD)
 		r->form = r->queryv;
 	if ((bad = request_take_fields(r, r->route->fields)) != NULL) {
-		reply_invalid(r, bad);
-		return;
+		/* A form's handler shows the form again with the messages. */
+		if (r->route->flags & ROUTE_FORM_ERRORS)
+			r->bad = bad;
+		else {
+			reply_invalid(r, bad);
+			return;
+		}
 	}
 	r->route->fn(r);
 	if (!r->replied) {
@@ -270,6 +275,8 @@ handle(FCGX_Request *fx, struct arena *a)
 	    route_label(r.route_index), r.status, dur * 1000,
 	    r.remote_addr ? r.remote_addr : "-",
 	    r.who.user_id ? r.who.user_id : "-");
+	if (r.bad != NULL)
+		json_object_put(r.bad);
 	if (r.json != NULL) {
 		json_wipe(r.json);	/* passwords, tokens: not left in the heap */
 		json_object_put(r.json);
