@@ -131,6 +131,33 @@ int	 password_reset_core(struct req *, const char *token,
 
 int	 account_takeover(struct req *, const char *uid, const char *how);
 int	 account_links_spend(struct req *, const char *uid);
+
+/* extid.c: accounts of another identity service's subjects. */
+struct ext_identity {
+	const char	*provider;	/* "oidc:NAME" or "trust:NAME" */
+	const char	*subject;	/* its "sub" */
+	const char	*email;		/* a verified address, or NULL */
+	const char	*name;		/* or NULL */
+	const char	*guest;		/* a guest to claim, or NULL */
+};
+#define EXT_SESSION	0
+#define EXT_TOTP	1
+#define EXT_DISABLED	2
+#define EXT_OTHER	3
+int	 ext_account(struct req *, const struct ext_identity *,
+	    const char **uid, int *what);
+const char *ext_verified_email(struct req *, struct json_object *claims);
+const char *ext_subject(struct req *, struct json_object *claims);
+const char *ext_name(struct req *, struct json_object *claims);
+
+/* trust.c: tokens of a [trust NAME] issuer -> a tollgate user. */
+#define TRUST_NONE	0
+#define TRUST_USER	1
+#define TRUST_BAD	2
+#define TRUST_EXPIRED	3
+#define TRUST_DISABLED	4
+#define TRUST_DOWN	5
+int	 trust_user(struct req *, const char *token, const char **uid);
 int	 guest_of_request(struct req *, const char **uid);
 int	 guest_claim(struct req *, const char *uid, const char *email,
 	    const char *how);

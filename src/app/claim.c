@@ -15,6 +15,7 @@
  * with it too.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "app/app.h"
 
@@ -242,13 +243,17 @@ int
 guest_of_request(struct req *r, const char **uid)
 {
 	struct dbrows	 row;
-	const char	*cred, *tuid, *sid;
-	bool		 present;
+	const char	*cred = req_env(r, "HTTP_AUTHORIZATION");
+	const char	*tuid, *sid;
 	int		 rc;
 
 	*uid = NULL;
-	if ((cred = bearer_of(r, &present)) == NULL ||
-	    strncmp(cred, "tg", 2) == 0 ||
+	if (cred == NULL || strncasecmp(cred, "Bearer ", 7) != 0)
+		return 0;
+	cred += 7;
+	while (*cred == ' ')
+		cred++;
+	if (strncmp(cred, "tg", 2) == 0 ||
 	    jwt_check(r->a, cred, &tuid, &sid) != JWT_OK)
 		return 0;
 	if ((rc = db_select(r->a, &q_guest_session, &row, "ss", sid,
@@ -259,7 +264,8 @@ guest_of_request(struct req *r, const char **uid)
 }
 
 /*
- * Makes guest uid a full account with the address email, keeping its
+ * Makes guest uid a full account with the address email (NULL: an
+ * account of another identity service that gave none), keeping its
  * id, usage, keys and sessions.  Its credits are kept too: whatever it
  * could still spend becomes granted credits (which never lapse), so the
  * trial that the claim starts (account_verified, called by the caller
@@ -281,8 +287,8 @@ guest_claim(struct req *r, const char *uid, const char *email, const char *how)
 		return rc;
 	total = dbi(&row, 0, 0);
 	granted = dbi(&row, 0, 1);
-	if ((rc = db_exec(&q_guest_claim, "sss", email,
-	    ascii_lower(r->a, email), uid)) <= 0)
+	if ((rc = db_exec(&q_guest_claim, "sss", email, email != NULL ?
+	    ascii_lower(r->a, email) : NULL, uid)) <= 0)
 		return rc;
 	if ((rc = db_exec(&q_guest_keep_credits, "is", total, uid)) < 0)
 		return rc;

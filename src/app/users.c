@@ -2,6 +2,8 @@
  * The user object of the contract (section 3), read from the users row
  * with the effective plan.
  */
+#include <string.h>
+
 #include "app/app.h"
 
 static struct sql q_user = SQL(
@@ -33,7 +35,7 @@ user_json_row(const struct dbrows *row, size_t i, size_t c)
 	json_object_object_add(u, "created_at",
 	    json_object_new_string(dbv(row, i, c + 6)));
 	json_object_object_add(u, "guest", json_object_new_boolean(email ==
-	    NULL));
+	    NULL && plan != NULL && strcmp(plan, "guest") == 0));
 	return u;
 }
 

@@ -230,6 +230,17 @@ int	 jwt_check(struct arena *, const char *token, const char **uid,
 	    const char **sid);
 int	 jwt_ttl(void);
 
+/* jwks.c: tokens signed by another issuer, checked against its JWKS. */
+#define JWKS_OK		0
+#define JWKS_BAD	1	/* form, alg, kid, signature, iss or aud */
+#define JWKS_EXPIRED	2
+#define JWKS_DOWN	3	/* the JWKS could not be fetched */
+int	 jwks_verify(struct arena *, const char *jwks_url, const char *token,
+	    const char *issuer, const char *audience,
+	    struct json_object **claims);
+/* Header (0) or payload (1) of a JWT, unchecked; the caller puts it. */
+struct json_object *jwt_part_unverified(const char *token, int part);
+
 /* ------------------------------------------------------------------ */
 /* outside.c: libcurl to SMTP, GitHub and Stripe.                      */
 /* ------------------------------------------------------------------ */
