@@ -129,13 +129,13 @@ $res = $ua->post("$base/auth/magic" => H(%ft) =>
     form([token => $btok], [csrf => $csrf]))->result;
 is($res->code, 303, 'POST /auth/magic: 303');
 is($res->headers->location, "$base/profile", 'to <base_url>/profile');
-my ($cookie) = grep { /^tg_session=/ } @{ $res->headers->every_header('Set-Cookie') };
+my ($cookie) = grep { /^__Host-tg_session=/ } @{ $res->headers->every_header('Set-Cookie') };
 ok($cookie, 'a session cookie');
 like($cookie // '', qr/;\s*HttpOnly/i, 'HttpOnly');
 like($cookie // '', qr/;\s*Secure/i, 'Secure');
 like($cookie // '', qr/;\s*SameSite=Lax/i, 'SameSite=Lax');
-my ($cv) = ($cookie // '') =~ /^tg_session=([^;]+)/;
-my %ck = (Cookie => "tg_session=$cv");
+my ($cv) = ($cookie // '') =~ /^__Host-tg_session=([^;]+)/;
+my %ck = (Cookie => "__Host-tg_session=$cv");
 $res = req(GET => '/api/v1/me', H(%ck));
 is($res->code, 200, 'the cookie signs the browser in');
 is(eval { $res->json->{user}{id} }, $b->{id}, 'as the user');
@@ -179,7 +179,7 @@ $res = $tua->post("$base/auth/magic" => H(%ft) =>
 is($res->code, 401, 'the page: 401');
 like($res->body, qr/name="totp_code"/, 'a form asks for the code');
 like($res->body, qr/name="token" value="\Q$ttok\E"/, 'carrying the token');
-ok(!grep({ /^tg_session=/ } @{ $res->headers->every_header('Set-Cookie') }),
+ok(!grep({ /^__Host-tg_session=/ } @{ $res->headers->every_header('Set-Cookie') }),
     'and no session cookie');
 throttle_forget(addrs => [addr()], pairs => [[$t->{email}, addr()]]);
 

@@ -270,19 +270,19 @@ chomp $chash;
 $db->do(q{INSERT INTO sessions (id, user_id, kind, cookie_hash, expires_at)
     VALUES (?, ?, 'password', ?, UTC_TIMESTAMP(6) + INTERVAL 1 DAY)}, undef,
     substr("ck$$" . ('x' x 22), 0, 22), $ck->{id}, $chash);
-$res = req(GET => '/demo/echo', { Cookie => "tg_session=$cookie" });
+$res = req(GET => '/demo/echo', { Cookie => "__Host-tg_session=$cookie" });
 denied_ok($res, 403, 'forbidden', 'cookie without Origin');
-$res = req(GET => '/demo/echo', { Cookie => "tg_session=$cookie",
+$res = req(GET => '/demo/echo', { Cookie => "__Host-tg_session=$cookie",
     Origin => 'https://evil.example' });
 denied_ok($res, 403, 'forbidden', 'cookie from another origin');
-$res = req(GET => '/demo/echo', { Cookie => "tg_session=$cookie",
+$res = req(GET => '/demo/echo', { Cookie => "__Host-tg_session=$cookie",
     Origin => base() });
 is($res->code, 200, 'cookie with our Origin passes');
 is(($res->json // {})->{user_id}, $ck->{id}, 'cookie: the session\'s user');
-$res = req(GET => '/demo/echo', { Cookie => "tg_session=$cookie",
+$res = req(GET => '/demo/echo', { Cookie => "__Host-tg_session=$cookie",
     'Sec-Fetch-Site' => 'same-origin' });
 is($res->code, 200, 'cookie with Sec-Fetch-Site: same-origin passes');
-denied_ok(req(GET => '/demo/echo', { Cookie => "tg_session=nope$cookie",
+denied_ok(req(GET => '/demo/echo', { Cookie => "__Host-tg_session=nope$cookie",
     Origin => base() }), 401, 'unauthenticated', 'unknown cookie');
 
 # --- The internal location --------------------------------------------

@@ -64,7 +64,7 @@ sub dance {
 
 sub session_cookie {
 	my ($ua) = @_;
-	my ($c) = grep { $_->name eq 'tg_session' }
+	my ($c) = grep { $_->name eq '__Host-tg_session' }
 	    @{ $ua->cookie_jar->all };
 	return $c;
 }
@@ -77,7 +77,7 @@ sub page_ok {
 	like($res->headers->content_type // '', qr{^text/html},
 	    "$name: an HTML page");
 	like($res->body // '', $re, "$name: the page says what happened");
-	ok(!grep({ /^tg_session=[^;]/ } @{ $res->headers->every_header(
+	ok(!grep({ /^__Host-tg_session=[^;]/ } @{ $res->headers->every_header(
 	    'Set-Cookie') }), "$name: no session cookie");
 }
 
@@ -120,7 +120,7 @@ is($res->code, 302, 'callback: 302');
 is($res->headers->location, base() . '/profile', 'callback: to /profile');
 my $sc = session_cookie($ua);
 ok($sc, 'callback: a session cookie');
-my ($setc) = grep { /^tg_session=/ }
+my ($setc) = grep { /^__Host-tg_session=/ }
     @{ $res->headers->every_header('Set-Cookie') };
 like($setc // '', qr/HttpOnly/i, 'session cookie: HttpOnly');
 like($setc // '', qr/Secure/i, 'session cookie: Secure');

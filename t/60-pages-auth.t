@@ -24,7 +24,7 @@ for my $path (qw(/signup /login /forgot-password)) {
 	is($r->code, 200, "GET $path: 200");
 	html_headers_ok($r, "GET $path");
 	ok(csrf_of($r->body), "GET $path: the form has a CSRF field");
-	my ($c) = grep { $_->name eq 'tg_csrf' } @{ $r->cookies };
+	my ($c) = grep { $_->name eq '__Host-tg_csrf' } @{ $r->cookies };
 	ok($c && $c->httponly && $c->secure && lc($c->samesite // '') eq 'lax',
 	    "GET $path: the CSRF cookie is HttpOnly, Secure, SameSite=Lax");
 }
@@ -75,7 +75,7 @@ $res = bpost($ua, '/signup', { email => $email, name => 'Page Person',
     password => 'long enough pw' });
 is($res->code, 303, 'signup: 303');
 like(location($res), qr{^/profile}, 'signup: to /profile');
-my ($sc) = grep { $_->name eq 'tg_session' } @{ $res->cookies };
+my ($sc) = grep { $_->name eq '__Host-tg_session' } @{ $res->cookies };
 ok($sc, 'signup: a tg_session cookie');
 ok($sc && $sc->httponly && $sc->secure && lc($sc->samesite // '') eq 'lax',
     'signup: the session cookie is HttpOnly, Secure, SameSite=Lax');
@@ -127,12 +127,12 @@ $res = bpost($ua, '/login', { csrf => undef, username => $email, password => 'lo
 is($res->code, 403, 'login without CSRF: 403');
 
 # Session fixation: a cookie planted before login is not the one after.
-$ua->cookie_jar->add(Mojo::Cookie::Response->new(name => 'tg_session',
+$ua->cookie_jar->add(Mojo::Cookie::Response->new(name => '__Host-tg_session',
     value => 'planted-session-value-0123456789abcdef', domain => '127.0.0.1', path => '/'));
 $res = page_login($ua, $email, 'long enough pw', '/usage');
 is($res->code, 303, 'login: 303');
 is(location($res), '/usage', 'login: to the relative next');
-($sc) = grep { $_->name eq 'tg_session' } @{ $res->cookies };
+($sc) = grep { $_->name eq '__Host-tg_session' } @{ $res->cookies };
 ok($sc && $sc->value ne 'planted-session-value-0123456789abcdef' && length($sc->value) >= 40,
     'login: a fresh session id in the cookie');
 ok($sc && $sc->httponly && $sc->secure && lc($sc->samesite // '') eq 'lax',
@@ -144,7 +144,7 @@ is(location($res), '/billing', 'GET /login when logged in: on to next');
 my $first = $sc->value;
 $res = page_login($ua, $email, 'long enough pw');
 is(location($res), '/profile', 'login without next: to /profile');
-($sc) = grep { $_->name eq 'tg_session' } @{ $res->cookies };
+($sc) = grep { $_->name eq '__Host-tg_session' } @{ $res->cookies };
 isnt($sc->value, $first, 'a second login: another session id');
 my ($old) = $dbh->selectrow_array('SELECT revoked_at IS NOT NULL FROM sessions WHERE cookie_hash IS NOT NULL '
     . 'AND user_id = (SELECT id FROM users WHERE email_lc = ?) ORDER BY created_at ASC LIMIT 1 OFFSET 1',

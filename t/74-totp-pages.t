@@ -130,8 +130,8 @@ is(dance($b1, $gh)->code, 302, 'a first GitHub sign-in: 302');
 my $gid = db_row('SELECT id FROM users WHERE github_id = ?', $gh->{id})->{id};
 push @pairs, [$gh->{email}, addr()];
 # TOTP on, through the API with the browser's cookie.
-my $cookie = cookie_of($b1, 'tg_session');
-my %ck = (Cookie => 'tg_session=' . $cookie->value, Origin => $base);
+my $cookie = cookie_of($b1, '__Host-tg_session');
+my %ck = (Cookie => '__Host-tg_session=' . $cookie->value, Origin => $base);
 $res = jpost('/api/v1/me/totp', undef, %ck);
 is($res->code, 200, 'enrol with the session cookie');
 my $gsecret = eval { $res->json->{secret} } // '';
@@ -150,9 +150,9 @@ is($res->code, 200, 'GitHub sign-in with TOTP on: the code page');
 like($res->body, qr{<form method="post" action="/login/totp">}, 'a form');
 like($res->body, qr{name="totp_code"}, 'for the code');
 like($res->body, qr{name="recovery_code"}, 'or a recovery code');
-ok(!cookie_of($b2, 'tg_session'), 'no session cookie yet');
+ok(!cookie_of($b2, '__Host-tg_session'), 'no session cookie yet');
 is($sessions->(), $before, 'no session made yet');
-my $pend = cookie_of($b2, 'tg_2fa');
+my $pend = cookie_of($b2, '__Host-tg_2fa');
 ok($pend, 'a pending sign-in cookie');
 ok($pend && $pend->httponly && $pend->secure, 'HttpOnly, Secure');
 ok($pend && index($pend->value, $gid) < 0, 'sealed: it does not show the user');
@@ -178,7 +178,7 @@ $res = $b2->post("$base/login/totp" => form_headers() =>
     ->result;
 is($res->code, 303, 'the right code: 303');
 is($res->headers->location, "$base/profile", 'to /profile');
-ok(cookie_of($b2, 'tg_session'), 'a session cookie');
+ok(cookie_of($b2, '__Host-tg_session'), 'a session cookie');
 is($sessions->(), $before + 1, 'one session made');
 is(db_row('SELECT kind FROM sessions WHERE user_id = ? ORDER BY created_at '
     . 'DESC LIMIT 1', $gid)->{kind}, 'github', 'of kind github');
@@ -190,7 +190,7 @@ is($res->code, 400, 'the step is finished: its cookie is gone (400)');
 # A recovery code works there too; a copied pending cookie needs a new code.
 my $b3 = ua();
 dance($b3, $gh);
-my $copy = cookie_of($b3, 'tg_2fa')->value;
+my $copy = cookie_of($b3, '__Host-tg_2fa')->value;
 $res = $b3->post("$base/login/totp" => form_headers() => form_body(
     [csrf => csrf_of($b3->get("$base/login/totp" => H())->result->body)],
     [recovery_code => $grec->[0]]))->result;
@@ -198,16 +198,16 @@ is($res->code, 303, 'a recovery code: 303');
 my $b4 = ua();
 my $c4 = csrf($b4);
 $res = $b4->post("$base/login/totp" => form_headers(Cookie =>
-    "tg_2fa=$copy") => form_body([csrf => $c4],
+    "__Host-tg_2fa=$copy") => form_body([csrf => $c4],
     [recovery_code => $grec->[0]]))->result;
 is($res->code, 401, 'the same cookie elsewhere with the used code: 401');
 
 # A forged or expired pending cookie.
 $res = $b4->post("$base/login/totp" => form_headers(Cookie =>
-    'tg_2fa=' . ('A' x 120)) => form_body([csrf => $c4],
+    '__Host-tg_2fa=' . ('A' x 120)) => form_body([csrf => $c4],
     [totp_code => '123456']))->result;
 is($res->code, 400, 'a forged pending cookie: 400');
-is($b4->get("$base/login/totp" => H(Cookie => 'tg_2fa=xyz'))->result->code,
+is($b4->get("$base/login/totp" => H(Cookie => '__Host-tg_2fa=xyz'))->result->code,
     303, 'GET /login/totp without a pending sign-in: 303 to /login');
 
 # Wrong codes count toward the login throttle.
@@ -241,7 +241,7 @@ SKIP: {
 	    [next => '/device']))->result;
 	is($res->code, 200, '/login with TOTP on: the code step');
 	like($res->body, qr{action="/login/totp"}, 'its form');
-	ok(!cookie_of($b, 'tg_session'), 'no session yet');
+	ok(!cookie_of($b, '__Host-tg_session'), 'no session yet');
 	totp_forget_step($w);
 	$s = fresh_step(4);
 	$res = $b->post("$base/login/totp" => form_headers() => form_body(
@@ -249,7 +249,7 @@ SKIP: {
 	    $s)]))->result;
 	is($res->code, 303, 'the code: 303');
 	is($res->headers->location, "$base/device", 'to next');
-	ok(cookie_of($b, 'tg_session'), 'signed in');
+	ok(cookie_of($b, '__Host-tg_session'), 'signed in');
 	is(db_row('SELECT kind FROM sessions WHERE user_id = ? ORDER BY '
 	    . 'created_at DESC LIMIT 1', $w->{id})->{kind}, 'password',
 	    'a password session');
@@ -263,11 +263,11 @@ SKIP: {
 	    [totp_code => totp_at_step($wsecret, $s)]))->result;
 	is($res->code, 401, 'a used code in the login form: 401');
 	like($res->body, qr{name="totp_code"}, 'the form asks for it');
-	ok(!cookie_of($b2, 'tg_session'), 'no session');
+	ok(!cookie_of($b2, '__Host-tg_session'), 'no session');
 	$res = $b2->post("$base/login" => form_headers() => form_body(@cred,
 	    [totp_code => totp_at_step($wsecret, $s + 1)]))->result;
 	is($res->code, 303, 'the next code in the login form: 303');
-	ok(cookie_of($b2, 'tg_session'), 'signed in');
+	ok(cookie_of($b2, '__Host-tg_session'), 'signed in');
 	my $b3 = ua();
 	$lcsrf = csrf_of($b3->get("$base/login" => H())->result->body);
 	$res = $b3->post("$base/login" => form_headers() => form_body(

@@ -55,10 +55,6 @@ static struct sql q_set_role = SQL(
 static struct sql q_set_disabled = SQL(
     "UPDATE users SET disabled_at = IF(?, COALESCE(disabled_at, "
     "UTC_TIMESTAMP(6)), NULL), updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
-static struct sql q_totp_off = SQL(
-    "DELETE FROM totp_secrets WHERE user_id = ?");
-static struct sql q_recovery_off = SQL(
-    "DELETE FROM recovery_codes WHERE user_id = ?");
 static struct sql q_delete_user = SQL(
     "DELETE FROM users WHERE id = ?");
 /* A trial not started yet starts now, for the configured length. */
@@ -360,8 +356,7 @@ update_tx(struct req *r, const char *uid, const struct admin_change *c)
 			return rc;
 	}
 	if (c->totp_off && dbi(&row, 0, 3) > 0) {
-		if ((rc = db_exec(&q_totp_off, "s", uid)) < 0 ||
-		    (rc = db_exec(&q_recovery_off, "s", uid)) < 0 ||
+		if ((rc = totp_remove(r, uid, NULL, false)) < 0 ||
 		    (rc = audit_obj(r, "user.totp_off", uid, NULL)) < 0 ||
 		    (rc = mail_queue(r, uid, "totp_off", dbv(&row, 0, 4),
 		    "Your second factor was turned off", "Hello,\n\nAn "

@@ -30,7 +30,6 @@
 #define GH_SCOPE	"read:user user:email"
 #define TX_TRIES	3
 
-static struct sql q_now = SQL("SELECT UNIX_TIMESTAMP()");
 static struct sql q_by_github = SQL(
     "SELECT id, disabled_at IS NOT NULL, (SELECT enabled_at IS NOT NULL "
     "FROM totp_secrets t WHERE t.user_id = users.id) FROM users "
@@ -107,21 +106,6 @@ gh_clear_cookie(struct req *r)
 	    "; Max-Age=0; HttpOnly; Secure; SameSite=Lax");
 }
 
-/* The database's clock in unix seconds.  Returns 0 or a DB_* code. */
-static int
-db_unix_now(struct req *r, long long *now)
-{
-	struct dbrows	 row;
-	int		 rc;
-
-	if ((rc = db_select(r->a, &q_now, &row, "")) < 0)
-		return rc;
-	if (rc != 1)
-		return DB_FAIL;
-	*now = dbi(&row, 0, 0);
-	return 0;
-}
-
 /* The PKCE challenge of a verifier: base64url(SHA-256), in the arena. */
 static const char *
 pkce_challenge(struct arena *a, const char *verifier)
@@ -154,7 +138,7 @@ h_github_start(struct req *r)
 		    "not set up on this site.");
 		return;
 	}
-	if ((rc = db_unix_now(r, &now)) < 0) {
+	if ((rc = db_unix_now(r->a, &now)) < 0) {
 		reply_db(r, rc);
 		return;
 	}
@@ -507,7 +491,7 @@ h_github_callback(struct req *r)
 		    "wrong). Please start again.");
 		return;
 	}
-	if ((rc = db_unix_now(r, &now)) < 0) {
+	if ((rc = db_unix_now(r->a, &now)) < 0) {
 		reply_db(r, rc);
 		return;
 	}

@@ -18,10 +18,9 @@
 
 #include "app/app.h"
 
-#define PENDING_COOKIE	"tg_2fa"
+#define PENDING_COOKIE	"__Host-tg_2fa"
 #define PENDING_TTL	600	/* seconds to enter the code */
 
-static struct sql q_db_now = SQL("SELECT UNIX_TIMESTAMP()");
 static struct sql q_password_of = SQL(
     "SELECT password_hash FROM users WHERE id = ?");
 
@@ -45,18 +44,6 @@ password_stamp(struct req *r, const char *uid, int *rc)
 	    "pending|%s|%s", uid, h != NULL ? h : "-")), 16);
 }
 
-/* The database's clock in unix seconds, or a DB_* code. */
-static long long
-db_now(struct req *r)
-{
-	struct dbrows	 row;
-	int		 rc;
-
-	if ((rc = db_select(r->a, &q_db_now, &row, "")) <= 0)
-		return rc < 0 ? rc : DB_FAIL;
-	return dbi(&row, 0, 0);
-}
-
 /*
  * Starts a browser sign-in of uid (kind: "password", "github", ...) whose
  * first factor is good and whose TOTP is on: sets the cookie that lets
@@ -74,8 +61,8 @@ pending_begin(struct req *r, const char *uid, const char *kind,
 	long long	 now;
 	int		 rc;
 
-	if ((now = db_now(r)) < 0)
-		return (int)now;
+	if ((rc = db_unix_now(r->a, &now)) < 0)
+		return rc;
 	if ((stamp = password_stamp(r, uid, &rc)) == NULL)
 		return rc;
 	plain = arena_printf(r->a, "%s|%s|%lld|%s|%s", uid, kind,
@@ -116,8 +103,8 @@ pending_read(struct req *r, struct pending *p)
 		if (f[i] == NULL)
 			return 0;
 	}
-	if ((now = db_now(r)) < 0)
-		return (int)now;
+	if ((rc = db_unix_now(r->a, &now)) < 0)
+		return rc;
 	if (strtoll(f[2], NULL, 10) < now)
 		return 0;
 	/* Started under another password (or for a user now gone): over. */

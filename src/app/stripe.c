@@ -23,7 +23,6 @@
 #define TOLERANCE	300	/* seconds between t and now, either way */
 #define TX_TRIES	3
 
-static struct sql q_now = SQL("SELECT UNIX_TIMESTAMP()");
 static struct sql q_event = SQL(
     "INSERT INTO stripe_events (id, type, created) VALUES (?, ?, ?)");
 static struct sql q_user_exists = SQL(
@@ -432,7 +431,6 @@ void
 h_billing_webhook(struct req *r)
 {
 	struct json_object	*ev, *o, *res;
-	struct dbrows		 row;
 	const char		*id, *type;
 	long long		 now, created;
 	int			 rc, attempt;
@@ -444,11 +442,10 @@ h_billing_webhook(struct req *r)
 		reply_webhook_bad(r, "Webhooks are not configured.");
 		return;
 	}
-	if ((rc = db_select(r->a, &q_now, &row, "")) < 0) {
+	if ((rc = db_unix_now(r->a, &now)) < 0) {
 		reply_db(r, rc);
 		return;
 	}
-	now = dbi(&row, 0, 0);
 	switch (stripe_signature_check(req_env(r, "HTTP_STRIPE_SIGNATURE"),
 	    r->body, r->body_len, cfg.stripe_webhook_secret, now, TOLERANCE)) {
 	case 0:

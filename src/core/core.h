@@ -229,6 +229,8 @@ char	*jwt_issue(struct arena *, const char *uid, const char *sid);
 int	 jwt_check(struct arena *, const char *token, const char **uid,
 	    const char **sid);
 int	 jwt_ttl(void);
+/* Known answers of the libjwt in use, at start-up.  0, or -1 with err. */
+int	 jwt_selftest(char *err, size_t errlen);
 
 /* jwks.c: tokens signed by another issuer, checked against its JWKS. */
 #define JWKS_OK		0

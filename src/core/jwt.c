@@ -5,6 +5,7 @@
  * rotation.  Only HS256 is accepted; "none" and every other algorithm
  * are refused before libjwt sees the token.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +14,10 @@
 #include <sodium.h>
 
 #include "core/core.h"
+
+#ifndef TG_LIBJWT_VERSION
+#define TG_LIBJWT_VERSION	"unknown"
+#endif
 
 #define ACCESS_TTL	900	/* 15 minutes */
 
@@ -150,4 +155,95 @@ jwt_check(struct arena *a, const char *token, const char **uid,
 out:
 	jwt_free(jwt);
 	return rc;
+}
+
+/*
+ * Whether token decodes under key with libjwt (and as HS256).
+ */
+static bool
+decodes(const char *token, const char *key)
+{
+	jwt_t	*jwt = NULL;
+	bool	 ok;
+
+	ok = jwt_decode(&jwt, token, (const unsigned char *)key,
+	    (int)strlen(key)) == 0 && jwt != NULL &&
+	    jwt_get_alg(jwt) == JWT_ALG_HS256;
+	jwt_free(jwt);
+	return ok;
+}
+
+/*
+ * The start-up check of the libjwt in use (tollgate was built against
+ * TG_LIBJWT_VERSION): safe HS256 checking depends on it (the distribution
+ * patches older releases), so before serving, known answers are checked
+ * with a throwaway key: a token it made verifies, and one with a changed,
+ * cut or missing signature, one under another key, and one claiming
+ * "alg": "none" are all refused.  Returns 0, or -1 with a sentence for
+ * the operator in err.
+ */
+int
+jwt_selftest(char *err, size_t errlen)
+{
+	static const char key[] = "tollgate-selftest-key-0123456789abcdef";
+	static const char other[] = "tollgate-selftest-key-fedcba9876543210";
+	jwt_t		*jwt = NULL;
+	char		*tok = NULL, *bad = NULL, *none = NULL, *dot;
+	size_t		 n;
+	const char	*why = NULL;
+
+	if (jwt_new(&jwt) != 0 || jwt_add_grant(jwt, "sub", "selftest") != 0 ||
+	    jwt_add_grant_int(jwt, "exp", (long)time(NULL) + 60) != 0 ||
+	    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)key,
+	    (int)strlen(key)) != 0 || (tok = jwt_encode_str(jwt)) == NULL) {
+		why = "cannot make an HS256 token";
+		goto out;
+	}
+	n = strlen(tok);
+	if ((bad = malloc(n + 16)) == NULL || (none = malloc(n + 64)) ==
+	    NULL || (dot = strrchr(tok, '.')) == NULL) {
+		why = "out of memory";
+		goto out;
+	}
+	if (!decodes(tok, key))
+		why = "refuses a good HS256 token";
+	else if (decodes(tok, other))
+		why = "accepts a token signed with another key";
+	if (why == NULL) {
+		memcpy(bad, tok, n + 1);
+		bad[n - 1] = bad[n - 1] == 'A' ? 'B' : 'A';
+		if (decodes(bad, key))
+			why = "accepts a changed signature";
+	}
+	if (why == NULL) {
+		memcpy(bad, tok, (size_t)(dot - tok) + 1);
+		bad[dot - tok + 1] = '\0';
+		if (decodes(bad, key))
+			why = "accepts a token without its signature";
+	}
+	if (why == NULL) {
+		memcpy(bad, tok, (size_t)(dot - tok) + 11);
+		bad[dot - tok + 11] = '\0';
+		if (decodes(bad, key))
+			why = "accepts a cut signature";
+	}
+	if (why == NULL) {
+		/* {"alg":"none","typ":"JWT"} and the same claims, unsigned. */
+		snprintf(none, n + 64, "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.%.*s.",
+		    (int)(dot - strchr(tok, '.') - 1), strchr(tok, '.') + 1);
+		if (decodes(none, key))
+			why = "accepts \"alg\": \"none\"";
+	}
+out:
+	if (why != NULL)
+		snprintf(err, errlen, "libjwt (built against %s) %s: install "
+		    "a libjwt with the security fixes", TG_LIBJWT_VERSION, why);
+	else
+		log_info("jwt_selftest", " libjwt=%s result=ok",
+		    TG_LIBJWT_VERSION);
+	free(none);
+	free(bad);
+	free(tok);
+	jwt_free(jwt);
+	return why != NULL ? -1 : 0;
 }

@@ -890,3 +890,23 @@ db_tx_run(int (*fn)(void *), int (*committed)(void *), void *ctx,
 	log_warn("db_tx_gave_up", " tries=%d rc=%d", tries, rc);
 	return rc;
 }
+
+static struct sql q_unix_now = SQL("SELECT UNIX_TIMESTAMP()");
+
+/*
+ * The database's clock in unix seconds (every host shares it, unlike
+ * their own clocks).  Returns 0 with *now, or a DB_* code.
+ */
+int
+db_unix_now(struct arena *a, long long *now)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(a, &q_unix_now, &row, "")) < 0)
+		return rc;
+	if (rc != 1)
+		return DB_FAIL;
+	*now = dbi(&row, 0, 0);
+	return 0;
+}

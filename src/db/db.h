@@ -58,6 +58,8 @@ int		 db_ping(void);
 void		 db_close(void);
 /* The raw handle for tollgatectl migrate; NULL when down. */
 void		*db_handle(void);
+/* The database's clock in unix seconds: 0 with *now, or a DB_* code. */
+int		 db_unix_now(struct arena *, long long *now);
 
 /* db.c, scale-out (issue 9): host lists, Galera, transaction retries.  */
 /* ------------------------------------------------------------------ */

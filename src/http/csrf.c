@@ -9,7 +9,7 @@
 
 #include "http/http.h"
 
-#define CSRF_COOKIE	"tg_csrf"
+#define CSRF_COOKIE	"__Host-tg_csrf"
 
 /*
  * The expected field value for a cookie value, in the arena.  It is

@@ -90,7 +90,7 @@ struct route;
 
 /* Who is asking; filled in by auth.c. */
 /* The browser's session cookie (auth.c reads it, csrf.c binds to it). */
-#define SESSION_COOKIE	"tg_session"
+#define SESSION_COOKIE	"__Host-tg_session"
 
 enum who_kind { WHO_NONE, WHO_JWT, WHO_APIKEY, WHO_COOKIE, WHO_SERVICE };
 

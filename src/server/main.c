@@ -322,6 +322,11 @@ main(int argc, char *argv[])
 		fprintf(stderr, "tollgated: %s\n", err);
 		return 1;
 	}
+	/* Safe HS256 checking depends on the libjwt in use: check it. */
+	if (jwt_selftest(err, sizeof(err)) < 0) {
+		fprintf(stderr, "tollgated: %s\n", err);
+		return 1;
+	}
 	if (sender)
 		return sender_run();
 	return master();

@@ -175,14 +175,20 @@ main(void)
 	/* Passwords at the configured cost. */
 	p = password_hash(a, "correct horse battery");
 	ok(p != NULL && strncmp(p, "$argon2id$", 10) == 0, "Argon2id hash");
-	ok(password_verify(p, "correct horse battery"), "the password verifies");
-	ok(!password_verify(p, "correct horse batterx"), "another does not");
-	ok(!password_verify(NULL, "correct horse battery"),
+	ok(password_check(p, "correct horse battery") == 1, "the password verifies");
+	ok(password_check(p, "correct horse batterx") == 0, "another does not");
+	ok(password_check(NULL, "correct horse battery") == 0,
 	    "no hash (unknown email): false");
 	ok(!password_needs_rehash(p), "no rehash at the same cost");
 	cfg.argon2_ops = 2;
 	ok(password_needs_rehash(p), "a rehash when the cost changes");
 
 	arena_free(a);
+	{
+		char	 jerr[256];
+
+		ok(jwt_selftest(jerr, sizeof(jerr)) == 0,
+		    "the libjwt in use passes the start-up known answers");
+	}
 	return done_testing();
 }
