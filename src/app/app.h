@@ -158,6 +158,10 @@ const char *ext_name(struct req *, struct json_object *claims);
 #define TRUST_DISABLED	4
 #define TRUST_DOWN	5
 int	 trust_user(struct req *, const char *token, const char **uid);
+
+/* oidc.c: OpenID Connect sign-in, [oidc NAME]. */
+handler_fn	 h_oidc_start;
+handler_fn	 h_oidc_callback;
 int	 guest_of_request(struct req *, const char **uid);
 int	 guest_claim(struct req *, const char *uid, const char *email,
 	    const char *how);
