@@ -280,5 +280,8 @@ ok(db_row('SELECT 1 AS x FROM users WHERE id = ?', $g1->{id}),
     'a claimed guest is never collected');
 error_ok(req(GET => '/api/v1/me', { bearer($old->{access}) }), 401,
     'unauthenticated', 'the deleted guest\'s token');
+my $gc = `"$ENV{TG_ROOT}/contrib/devstack" ctl gc 2>&1`;
+is($?, 0, 'tollgatectl gc: exit 0');
+like($gc, qr/^idle guests: \d+ deleted$/m, 'tollgatectl gc collects guests too');
 
 done_testing();
