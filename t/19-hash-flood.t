@@ -69,6 +69,31 @@ sub hashes {
 	    'but only after many successful ones');
 }
 
+# --- the shipped nginx: the posts that hash pass a POST-only zone -------
+# (the dev stack's nginx runs its zones in dry-run mode, so this reads the
+# shipped files; t/05-nginx-shipped.t checks that nginx accepts them.)
+{
+	my $read = sub { local $/; open my $fh, '<', "$ENV{TG_ROOT}/nginx/$_[0]"
+	    or die "$_[0]: $!"; <$fh> };
+	my $http = $read->('tollgate-http.conf');
+	my $app = $read->('tollgate-app.conf');
+	like($http, qr/map \$request_method \$tollgate_hash_key \{\s*POST\s+\$binary_remote_addr;\s*default\s+"";/,
+	    'the hashing zone counts POSTs only');
+	like($http, qr/limit_req_zone \$tollgate_hash_key zone=tollgate_hash:\S+ rate=\d+r\/s;/,
+	    'the hashing zone is defined');
+	for my $loc ('location = /api/v1/auth/signup', 'location = /api/v1/auth/login',
+	    'location = /api/v1/auth/password/reset') {
+		like($app, qr/\Q$loc\E \{[^}]*limit_req zone=tollgate_hash /,
+		    "$loc: in the hashing zone");
+	}
+	my ($pages) = $app =~ m!location ~ \^/\(\?:([^)]*)\)\$ \{[^}]*zone=tollgate_hash !s;
+	for my $p (qw(signup login forgot-password reset-password auth/magic
+	    verify-email)) {
+		like($pages // '', qr/(?:^|\|)\Q$p\E(?:\||$)/,
+		    "the HTML page /$p: in the hashing zone");
+	}
+}
+
 # --- the flood ----------------------------------------------------------
 my $plan = TGGate::test_plan(rate => 1000000, credits => 1000000);
 my $g = TGGate::new_user();
