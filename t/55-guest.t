@@ -186,6 +186,9 @@ is(me($j->{tokens}{access_token})->{trial}{credits_remaining}, 12,
 $res = jpost('/api/v1/auth/magic-link/verify',
     { token => mail_token($m, '/auth/magic') });
 error_ok($res, 400, 'invalid_token', 'the link works once');
+error_ok(req(GET => '/api/v1/me', { bearer($g2->{access}) }), 401,
+    'unauthenticated', 'the guest\'s old token stops working: the link\'s '
+    . 'follower holds the account');
 # A guest asking for a link to an address with an account is not merged.
 my $g3 = guest();
 my $owner = signup(tag => 'owned');

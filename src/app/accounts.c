@@ -610,8 +610,18 @@ signup_link_use(struct req *r, const char *tok, struct onetime *o)
 	if ((rc = email_taken(r, email)) != 0)
 		return rc < 0 ? rc : 0;
 	if (guest != NULL) {
+		/*
+		 * Whoever follows the link proves the mailbox, not that they
+		 * are the guest that asked for it: as in a takeover, the
+		 * guest's sessions and keys stop working (its id, usage and
+		 * credits stay), and the follower gets the session.
+		 */
 		o->user_id = guest;
-		return guest_claim(r, guest, email, "magic");
+		if ((rc = guest_claim(r, guest, email, "magic")) <= 0)
+			return rc;
+		if ((rc = account_takeover(r, guest, "guest_magic")) < 0)
+			return rc;
+		return 1;
 	}
 	o->user_id = new_id(r->a);
 	if ((rc = db_exec(&q_insert_user, "sssss", o->user_id, email,
