@@ -107,6 +107,19 @@ is($res->headers->header('X-RateLimit-Limit'), 7,
     'the operator changed the guest plan\'s rate');
 $dbh->do("UPDATE plans SET rate_per_minute = 5 WHERE name = 'guest'");
 
+# --- what asks for a password: a guest has none (422, never a crash) ----
+for my $c ([POST => '/api/v1/me/email', { email => unique_email('ge'),
+    password => 'x' x 12 }, 'password'],
+    [POST => '/api/v1/me/password', { current_password => 'x' x 12,
+    new_password => 'y' x 12 }, 'current_password'],
+    [DELETE => '/api/v1/me', { password => 'x' x 12 }, 'password']) {
+	my $r = jreq($c->[0], $c->[1], $c->[2], bearer($g->{access}));
+	is($r->code, 422, "$c->[0] $c->[1] of a guest: 422");
+	ok(exists((eval { $r->json->{error}{fields} } // {})->{$c->[3]}),
+	    "$c->[0] $c->[1]: names $c->[3]");
+}
+is(me($g->{access})->{user}{id}, $g->{id}, 'the guest is still there');
+
 # --- the throttle per address --------------------------------------------
 my $per_hour = 20;
 my $a = new_addr();

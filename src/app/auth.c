@@ -78,7 +78,8 @@ take_user(struct req *r, const struct dbrows *row)
 {
 	r->who.user_id = dbv(row, 0, 0);
 	r->who.role = dbv(row, 0, 1);
-	r->who.email = dbv(row, 0, 2);
+	/* A guest (or a trusted subject without one) has no address. */
+	r->who.email = dbv(row, 0, 2) != NULL ? dbv(row, 0, 2) : "";
 	r->who.name = dbv(row, 0, 3);
 }
 

@@ -132,6 +132,8 @@ notice_once(struct req *r, const char *uid, const char *meter,
 		return rc;
 	if ((rc = db_select(r->a, &q_email, &row, "s", uid)) <= 0)
 		return rc;
+	if (dbv(&row, 0, 0) == NULL)
+		return 0;	/* a guest: no address to tell */
 	link = arena_printf(r->a, "%s/usage", cfg.base_url);
 	subject = arena_printf(r->a, "You have used %d %% of your %s",
 	    threshold, meter);
