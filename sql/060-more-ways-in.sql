@@ -1,4 +1,4 @@
--- 050-more-ways-in.sql: guest accounts, magic-link sign-up, OpenID
+-- 060-more-ways-in.sql: guest accounts, magic-link sign-up, OpenID
 -- Connect sign-in and trusted tokens (contract section 3, "More ways in").
 --
 -- A guest is a users row with no email yet (email and email_lc NULL; a
