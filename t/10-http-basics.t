@@ -82,7 +82,7 @@ like($text, qr/^tollgate_queue_depth\{queue="mail",state="pending"\} \d+$/m,
     'metrics: the mail queue depth');
 like($text, qr/^tollgate_queue_depth\{queue="meter_events",state="pending"\} \d+$/m,
     'metrics: the meter-event queue depth');
-like($text, qr/^tollgate_gate_decisions_total\{decision="allow"\} \d+$/m,
+like($text, qr/^tollgate_gate_decisions_total\{decision="allow",code="ok"\} \d+$/m,
     'metrics: gate decisions');
 like($text, qr/^tollgate_credit_spends_total\{result="ok"\} \d+$/m,
     'metrics: credit spends');

@@ -217,7 +217,7 @@ sub ctl {
 	seek $fh, $size, 0;
 	my @lines = grep { /$mark/ } <$fh>;
 	ok(@lines, 'the request was logged');
-	ok(!grep({ !/^ts=\d{4}-\d\d-\d\dT[\d:.]+Z level=\w+ pid=\d+ event=request /
+	ok(!grep({ !/^(?:<\d>)?ts=\d{4}-\d\d-\d\dT[\d:.]+Z level=\w+ pid=\d+ event=request /
 	    } @lines), 'every line with the marker is the real request line')
 	    or diag(join '', @lines);
 	ok(!grep({ /\r/ } @lines), 'no raw carriage return in the log');

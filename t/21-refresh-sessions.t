@@ -86,7 +86,12 @@ is(db_row('SELECT revoked_reason FROM sessions WHERE user_id = ? AND '
 # Unknown, malformed and expired refresh tokens.
 error_ok(refresh('tgr_' . ('A' x 43)), 401, 'unauthenticated',
     'unknown refresh token');
-error_ok(refresh('x'), 422, 'validation_failed', 'malformed refresh token');
+# Contract section 3 (amended): anything but a live refresh token, even a
+# malformed one or an access token, is 401 unauthenticated.
+error_ok(refresh('x'), 401, 'unauthenticated', 'malformed refresh token');
+error_ok(refresh($u->{access}), 401, 'unauthenticated',
+    'an access token as the refresh token');
+error_ok(refresh(''), 401, 'unauthenticated', 'an empty refresh token');
 error_ok(jpost('/api/v1/auth/refresh', {}), 422, 'validation_failed',
     'no refresh token');
 my $l = login($u->{email}, $u->{password});

@@ -8,7 +8,7 @@
 # the queued cancellations of deleted accounts' subscriptions.
 #
 # An interval is made to end now by moving the row's times back, rather
-# than waiting for [stripe] report_interval (at least 60 s) to pass.
+# than waiting for [stripe] report_interval (an hour on the dev stack) to pass.
 
 use strict;
 use warnings;

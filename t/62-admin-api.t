@@ -210,10 +210,14 @@ for my $a (qw(user.plan user.disable user.enable user.totp_off user.extend_trial
 	ok($actions{$a}, "audit: $a recorded");
 }
 my ($row) = grep { $_->{action} eq 'user.plan' } @rows;
-is_deeply([sort keys %$row], [sort qw(at actor actor_id action target target_id detail address)],
+# Contract section 10 (amended): actor and target are user ids; the
+# emails of the time stand beside them.
+is_deeply([sort keys %$row], [sort qw(at actor actor_email action target target_email detail address)],
     'audit row: its fields');
-is($row->{actor}, $admin_email, 'audit row: the actor');
-is($row->{target}, $email, 'audit row: the target');
+is($row->{actor}, $admin_id, 'audit row: the actor is the admin\'s user id');
+is($row->{target}, $uid, 'audit row: the target is the user\'s id');
+is($row->{actor_email}, $admin_email, 'audit row: the actor\'s email beside it');
+is($row->{target_email}, $email, 'audit row: the target\'s email beside it');
 is($row->{address}, '127.0.0.1', 'audit row: the address');
 like($row->{at}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'audit row: at in RFC 3339');
 is(ref $row->{detail}, 'HASH', 'audit row: detail is an object');
@@ -228,7 +232,8 @@ $res = api(GET => "/api/v1/admin/audit?user_id=$uid", $admin);
 my @after = @{ $res->json };
 ok(@after >= @rows + 1, 'audit rows outlive the user');
 my ($del) = grep { $_->{action} eq 'user.delete' } @after;
-is($del->{target}, $email, 'the delete row still names the email') if $del;
+is($del->{target}, $uid, 'the delete row still names the user id') if $del;
+is($del->{target_email}, $email, 'and the email') if $del;
 ok($del, 'the deletion is audited');
 api(DELETE => "/api/v1/admin/users/$_", $admin) for @made;
 

@@ -379,6 +379,7 @@ onetime_find(struct req *r, const char *tok, const char *kinds,
 	memset(o, 0, sizeof(*o));
 	if (tok == NULL || valid_token(tok, strlen(tok)) != NULL)
 		return 0;
+	hash_rekey(r, HASHED_TOKEN, tok);
 	o->hash = token_hash(r->a, tok);
 	if ((rc = db_select(r->a, &q_token_find, &row, "ss", o->hash,
 	    kinds)) <= 0)
@@ -958,7 +959,7 @@ password_reset_core(struct req *r, const char *tok, const char *pw)
 		    o.user_id)) < 0 ||
 		    (rc = account_verified(r, o.user_id)) < 0 ||
 		    (rc = mail_security_notice(r, o.user_id, o.email,
-		    arena_printf(r->a, "The password of your tollgate account "
+		    arena_printf(r->a, "The password of your {product} account "
 		    "was reset, and every session of it was signed out.%s",
 		    keys))) < 0 ||
 		    (rc = db_commit()) < 0)

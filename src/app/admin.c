@@ -72,14 +72,15 @@ static struct sql q_move_allowance = SQL(
     "allowance_plan = 'trial'");
 static struct sql q_clear_notices = SQL(
     "DELETE FROM trial_notices WHERE user_id = ?");
+/* The allowance brought up to date (sql/045), then the balance, locked. */
+static struct sql q_refresh_balance = SQL(
+    "CALL tg_credit_refresh(?, ?)");
 static struct sql q_lock_balance = SQL(
-    "SELECT granted, IF(allowance_period_end > UTC_TIMESTAMP(6), "
-    "allowance, 0) FROM credit_balances WHERE user_id = ? FOR UPDATE");
-static struct sql q_insert_balance = SQL(
-    "INSERT IGNORE INTO credit_balances (user_id) VALUES (?)");
-static struct sql q_set_granted = SQL(
-    "UPDATE credit_balances SET granted = ?, updated_at = UTC_TIMESTAMP(6) "
-    "WHERE user_id = ?");
+    "SELECT granted, allowance FROM credit_balances WHERE user_id = ? "
+    "FOR UPDATE");
+static struct sql q_set_balance = SQL(
+    "UPDATE credit_balances SET granted = ?, allowance = ?, "
+    "updated_at = UTC_TIMESTAMP(6) WHERE user_id = ?");
 static struct sql q_ledger = SQL(
     "INSERT INTO credit_ledger (id, user_id, kind, delta, balance_after, "
     "reason, actor_id, request_key) VALUES (?, ?, 'grant', ?, ?, ?, ?, ?)");
@@ -358,12 +359,8 @@ update_tx(struct req *r, const char *uid, const struct admin_change *c)
 	if (c->totp_off && dbi(&row, 0, 3) > 0) {
 		if ((rc = totp_remove(r, uid, NULL, false)) < 0 ||
 		    (rc = audit_obj(r, "user.totp_off", uid, NULL)) < 0 ||
-		    (rc = mail_queue(r, uid, "totp_off", dbv(&row, 0, 4),
-		    "Your second factor was turned off", "Hello,\n\nAn "
-		    "administrator turned off the second factor (TOTP) of your "
-		    "account. You can sign in with your password alone now, "
-		    "and turn it on again on your profile page.\n\nIf you did "
-		    "not ask for this, reply to this message.\n", NULL)) < 0)
+		    (rc = mail_text(r, uid, "totp_off", "totp_off",
+		    dbv(&row, 0, 4), NULL, NULL)) < 0)
 			return rc;
 	}
 	return ADM_OK;
@@ -540,40 +537,61 @@ credits_tx(struct req *r, const char *uid, long long delta,
 {
 	struct dbrows		 row;
 	struct json_object	*d;
-	long long		 granted, allowance, next;
+	long long		 granted, allowance, take, from_allowance,
+				 from_granted;
 	int			 rc;
 
 	if ((rc = db_select(r->a, &q_lock_user, &row, "s", uid)) < 0)
 		return rc;
 	if (rc == 0)
 		return ADM_NOT_FOUND;
-	if ((rc = db_exec(&q_insert_balance, "s", uid)) < 0 ||
+	if ((rc = db_exec(&q_refresh_balance, "si", uid,
+	    (long long)cfg.trial_credits)) < 0 ||
 	    (rc = db_select(r->a, &q_lock_balance, &row, "s", uid)) < 0)
 		return rc;
+	if (rc == 0)
+		return ADM_NOT_FOUND;
 	granted = dbi(&row, 0, 0);
 	allowance = dbi(&row, 0, 1);
-	next = granted + delta;
-	if (next < 0)
-		next = 0;	/* a negative grant floors at zero */
-	*applied = next - granted;
-	*remaining = allowance + next;
+	if (delta >= 0) {
+		granted += delta;
+		*applied = delta;
+	} else {
+		/* The allowance first, then granted credits; never below 0. */
+		take = -delta;
+		from_allowance = take < allowance ? take : allowance;
+		take -= from_allowance;
+		from_granted = take < granted ? take : granted;
+		allowance -= from_allowance;
+		granted -= from_granted;
+		*applied = -(from_allowance + from_granted);
+	}
+	*remaining = allowance + granted;	/* the ledger's balance */
 	d = json_object_new_object();
 	json_object_object_add(d, "delta", json_object_new_int64(delta));
 	json_object_object_add(d, "applied", json_object_new_int64(*applied));
 	json_object_object_add(d, "reason", json_object_new_string(reason));
 	json_object_object_add(d, "balance_after",
 	    json_object_new_int64(*remaining));
-	if ((rc = db_exec(&q_set_granted, "is", next, uid)) < 0 ||
+	if ((rc = db_exec(&q_set_balance, "iis", granted, allowance, uid)) < 0 ||
 	    (rc = db_exec(&q_ledger, "ssiisss", new_id(r->a), uid, *applied,
 	    *remaining, reason, r->who.user_id, request_key)) < 0 ||
 	    (rc = audit_obj(r, "user.credits", uid, d)) < 0)
+		return rc;
+	/*
+	 * The answer's figure is the one /api/v1/usage shows (it counts a
+	 * trial's credits before verification grants them).
+	 */
+	if ((rc = credits_now(r, uid, remaining)) < 0)
 		return rc;
 	return ADM_OK;
 }
 
 /*
- * Grants delta credits (negative: takes them back, flooring the granted
- * credits at zero) to user uid through the credit ledger.  Returns
+ * Grants delta credits to user uid through the credit ledger; a
+ * negative delta takes credits away, from the period's allowance first
+ * (brought up to date first, as the gate would), then from granted
+ * credits, never below zero (contract section 10).  Returns
  * ADM_OK with the change made in *applied and the balance after it in
  * *remaining, ADM_NOT_FOUND, or a DB_* code.
  */
@@ -597,6 +615,9 @@ credits_committed(void *v)
 		return rc;
 	t->applied = dbi(&row, 0, 0);
 	t->remaining = dbi(&row, 0, 1);
+	/* The answer's figure, as credits_tx gives it. */
+	if ((rc = credits_now(t->r, t->uid, &t->remaining)) < 0)
+		return rc;
 	return 1;
 }
 

@@ -153,12 +153,9 @@ apikey_create_core(struct req *r, const char *uid, const char *name,
 			return APIKEY_QUOTA;
 		}
 		if ((rc = apikey_create(r, uid, name, days, &key)) < 0 ||
-		    (rc = mail_queue(r, uid, "api_key_created", dbv(&u, 0, 0),
-		    "A new API key was created", arena_printf(r->a, "Hello,\n\n"
-		    "An API key named \"%s\" was just created for your "
-		    "account. If this was not you, delete it and change "
-		    "your password:\n%s/profile\n\n-- tollgate\n", name,
-		    cfg.base_url), NULL)) < 0 ||
+		    (rc = mail_text(r, uid, "api_key_created",
+		    "api_key_created", dbv(&u, 0, 0), NULL, (const char *[]){
+		    "name", name, NULL })) < 0 ||
 		    (rc = audit(r, "api_key.create", uid, name)) < 0)
 			goto fail;
 		if ((rc = db_commit()) < 0)
@@ -363,8 +360,8 @@ static struct sql q_sk_insert = SQL(
     "VALUES (?, ?, ?, ?)");
 static struct sql q_sk_list = SQL(
     "SELECT id, name, preview, DATE_FORMAT(created_at, "
-    "'%Y-%m-%dT%H:%i:%sZ'), COALESCE(DATE_FORMAT(revoked_at, "
-    "'%Y-%m-%dT%H:%i:%sZ'), '-') FROM service_keys ORDER BY created_at");
+    "'%Y-%m-%dT%H:%i:%sZ'), DATE_FORMAT(revoked_at, "
+    "'%Y-%m-%dT%H:%i:%sZ') FROM service_keys ORDER BY created_at");
 static struct sql q_sk_revoke = SQL(
     "UPDATE service_keys SET revoked_at = UTC_TIMESTAMP(6) "
     "WHERE (live_name = ? OR id = ?) AND revoked_at IS NULL");
@@ -377,19 +374,26 @@ int
 ctl_service_key_create(int argc, char *argv[])
 {
 	struct arena	*a;
-	const char	*key;
+	struct req	 r;
+	const char	*key, *id;
 	int		 rc;
 
-	if (argc != 1 || valid_slug(argv[0], strlen(argv[0])) != NULL) {
+	if (argc != 1 || valid_key_name(argv[0], strlen(argv[0])) != NULL) {
 		fprintf(stderr, "usage: tollgatectl service-key create NAME "
-		    "(NAME: a-z, 0-9 and _)\n");
+		    "(NAME: 1 to 64 of letters, digits, - and _)\n");
 		return 2;
 	}
 	a = arena_new();
 	key = new_token(a, "tgs_", 32);
-	rc = db_exec(&q_sk_insert, "ssss", new_id(a), argv[0],
-	    arena_strndup(a, key, 12), token_hash(a, key));
+	id = new_id(a);
+	ctl_local_req(&r, a);
+	if ((rc = db_begin()) == 0 &&
+	    (rc = db_exec(&q_sk_insert, "ssss", id, argv[0],
+	    arena_strndup(a, key, 12), token_hash(a, key))) >= 0 &&
+	    (rc = audit(&r, "service_key.create", id, argv[0])) >= 0)
+		rc = db_commit();
 	if (rc < 0) {
+		db_rollback();
 		fprintf(stderr, "tollgatectl: service-key create: %s\n",
 		    rc == DB_DUP ? "a live key has that name (revoke it "
 		    "first)" : "database error");
@@ -402,18 +406,22 @@ ctl_service_key_create(int argc, char *argv[])
 	return 0;
 }
 
-/* tollgatectl service-key list: id, name, preview, created, revoked. */
+/*
+ * tollgatectl service-key list [--json]: id, name, preview, created,
+ * revoked.
+ */
 int
 ctl_service_key_list(int argc, char *argv[])
 {
+	static const char *const cols[] = { "id", "name", "preview",
+	    "created_at", "revoked_at" };
 	struct arena	*a;
 	struct dbrows	 rows;
-	size_t		 i;
+	bool		 json = ctl_take_json(&argc, argv);
 	int		 rc;
 
-	(void)argv;
 	if (argc != 0) {
-		fprintf(stderr, "usage: tollgatectl service-key list\n");
+		fprintf(stderr, "usage: tollgatectl service-key list [--json]\n");
 		return 2;
 	}
 	a = arena_new();
@@ -423,12 +431,7 @@ ctl_service_key_list(int argc, char *argv[])
 		arena_free(a);
 		return 1;
 	}
-	printf("%-22s %-20s %-12s %-20s %s\n", "ID", "NAME", "PREVIEW",
-	    "CREATED", "REVOKED");
-	for (i = 0; i < rows.n; i++)
-		printf("%-22s %-20s %-12s %-20s %s\n", dbv(&rows, i, 0),
-		    dbv(&rows, i, 1), dbv(&rows, i, 2), dbv(&rows, i, 3),
-		    dbv(&rows, i, 4));
+	ctl_print_rows(&rows, cols, sizeof(cols) / sizeof(cols[0]), NULL, json);
 	arena_free(a);
 	return 0;
 }
@@ -437,21 +440,36 @@ ctl_service_key_list(int argc, char *argv[])
 int
 ctl_service_key_revoke(int argc, char *argv[])
 {
-	int	 rc;
+	struct arena	*a;
+	struct req	 r;
+	int		 rc;
 
 	if (argc != 1) {
 		fprintf(stderr, "usage: tollgatectl service-key revoke "
 		    "NAME|ID\n");
 		return 2;
 	}
-	if ((rc = db_exec(&q_sk_revoke, "ss", argv[0], argv[0])) < 0) {
+	if ((rc = db_begin()) < 0 ||
+	    (rc = db_exec(&q_sk_revoke, "ss", argv[0], argv[0])) < 0) {
+		db_rollback();
 		fprintf(stderr, "tollgatectl: service-key revoke: database "
 		    "error\n");
 		return 1;
 	}
 	if (rc == 0) {
+		db_rollback();
 		fprintf(stderr, "tollgatectl: no live service key %s\n",
 		    argv[0]);
+		return 1;
+	}
+	a = arena_new();
+	ctl_local_req(&r, a);
+	rc = audit(&r, "service_key.revoke", NULL, argv[0]);
+	arena_free(a);
+	if (rc < 0 || (rc = db_commit()) < 0) {
+		db_rollback();
+		fprintf(stderr, "tollgatectl: service-key revoke: database "
+		    "error\n");
 		return 1;
 	}
 	printf("service key %s revoked\n", argv[0]);

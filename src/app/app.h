@@ -353,8 +353,29 @@ void	 usage_notice(struct req *, const char *uid, const char *meter,
 	    long long limit);
 handler_fn	 h_usage;
 handler_fn	 h_usage_event;
+handler_fn	 h_usage_events;
+handler_fn	 h_admin_usage_export;
 #define USAGE_GONE		1	/* no such user */
 int	 usage_core(struct req *, const char *uid, struct json_object **out);
+int	 credits_now(struct req *, const char *uid, long long *remaining);
+int	 usage_events_core(struct req *, const char *uid, const char *from,
+	    const char *to, const char *meter, long long page,
+	    struct json_object **out);
+
+/* ------------------------------------------------------------------ */
+/* levels.c: meter kinds, levels, plans' rate buckets                 */
+/* ------------------------------------------------------------------ */
+
+handler_fn	 h_usage_level_put;
+/* tollgatectl meters list | set NAME kind=sum|level (exit statuses). */
+int	 ctl_meters_list(int, char *[]);
+int	 ctl_meters_set(int, char *[]);
+
+/* ------------------------------------------------------------------ */
+/* client.c: GET /api/v1/client-config                                */
+/* ------------------------------------------------------------------ */
+
+handler_fn	 h_client_config;
 int	 usage_daily_core(struct req *, const char *uid, const char *from,
 	    const char *to, struct json_object **out);
 
@@ -371,7 +392,8 @@ const char *plan_for_price(struct arena *, const char *price, int *rc);
 /*
  * Adds qty of meter to the Stripe meter-report queue of uid, in the
  * current [stripe] report_interval; does nothing unless uid has a live
- * subscription.  Call it in the transaction that counts the usage.
+ * subscription, nor for a meter that [stripe] meter_prices (when set)
+ * does not name.  Call it in the transaction that counts the usage.
  * Returns 0 or a DB_* code.
  */
 int	 meter_report_add(struct req *, const char *uid, const char *meter,
@@ -448,9 +470,62 @@ int	 mail_trial_ending(struct req *, const char *uid, const char *to,
 int	 mail_trial_ended(struct req *, const char *uid, const char *to);
 int	 mail_account_deleted(struct req *, const char *uid, const char *to);
 /* The RFC 5322 text of an outbox row, CRLF throughout, in the arena. */
+/*
+ * mailtexts.c: the mail texts (share/mail-texts.txt and [server]
+ * mail_texts).  mail_message is the text of message name (its subject
+ * in *subject), mail_part a part's text, their {placeholders} filled
+ * from vars (name, value, ..., NULL), in the arena; NULL (or "" for a
+ * part) when there is no such text.  mail_texts_check reads a texts
+ * file: the number of entries, or -1 with why in err.
+ */
+const char *mail_message(struct arena *, const char *name,
+	    const char *const *vars, const char **subject);
+const char *mail_part(struct arena *, const char *name,
+	    const char *const *vars);
+/*
+ * mail.c: queues message name of the texts as kind, its placeholders
+ * filled from vars.  Returns 0 or a DB_* code.
+ */
+int	 mail_text(struct req *, const char *uid, const char *name,
+	    const char *kind, const char *to, const char *link,
+	    const char *const *vars);
+int	 mail_texts_check(const char *path, char *err, size_t errlen);
+/* s with {product} replaced by [server] name, in the arena. */
+char	*mail_brand(struct arena *, const char *s);
+/* The From: header: [smtp] from_name <[smtp] from>, in the arena. */
+const char *mail_from_header(struct arena *);
 char	*mail_compose(struct arena *, const char *id, const char *from,
 	    const char *to, const char *subject, const char *text,
 	    const char *html, const char *date, size_t *len);
+
+/* ------------------------------------------------------------------ */
+/* rekey.c: rotating [crypto] key                                     */
+/* ------------------------------------------------------------------ */
+
+/* The tables whose rows are found by a keyed hash of a secret. */
+enum hashed {
+	HASHED_API_KEY, HASHED_SERVICE_KEY, HASHED_COOKIE, HASHED_REFRESH,
+	HASHED_TOKEN, HASHED_RECOVERY, HASHED__MAX
+};
+/*
+ * Before a lookup by token_hash(input): while [crypto] previous_key is
+ * set, moves a row holding input's old hash to the new one.
+ */
+void	 hash_rekey(struct req *, enum hashed, const char *input);
+/* tollgatectl rekey [--json] (an exit status). */
+int	 ctl_rekey(int, char *[]);
+
+/* ------------------------------------------------------------------ */
+/* ctlout.c: tollgatectl's one output style                           */
+/* ------------------------------------------------------------------ */
+
+/* A table (or with json a JSON array) of rows; numeric: 'n' per column. */
+void	 ctl_print_rows(const struct dbrows *, const char *const *cols,
+	    size_t ncols, const char *numeric, bool json);
+/* The request audit() takes for tollgatectl's own changes. */
+void	 ctl_local_req(struct req *, struct arena *);
+/* Takes --json out of argv; true when it was there. */
+bool	 ctl_take_json(int *argc, char *argv[]);
 
 /* ------------------------------------------------------------------ */
 /* audit.c: the audit trail                                           */
@@ -512,6 +587,11 @@ handler_fn	 h_admin_audit;
 
 handler_fn	 h_healthz;
 handler_fn	 h_metrics;
+/*
+ * The database's schema version against this build's (tg_schema_version).
+ * Returns 0 when equal, 1 when not (msg says what to do), DB_DOWN.
+ */
+int	 schema_check(char *msg, size_t len);
 handler_fn	 h_root;
 
 #endif /* TG_APP_H */

@@ -54,21 +54,21 @@ audit(struct req *r, const char *action, const char *target_id,
 	return audit_obj(r, action, target_id, d);
 }
 
-/* A string or null, naming a user by email, else by id. */
+/* A string or null. */
 static struct json_object *
-who_json(const char *email, const char *id)
+str_or_null(const char *v)
 {
-	if (email != NULL)
-		return json_object_new_string(email);
-	return id != NULL ? json_object_new_string(id) : NULL;
+	return v != NULL ? json_object_new_string(v) : NULL;
 }
 
 /*
  * Lists the newest limit audit rows, of everything or of those whose
  * actor or target is user_id, as [{at, actor, action, target, detail,
- * address}] (actor and target are emails, with their ids beside them in
- * actor_id and target_id).  Returns 0 with the array in *out (owned by
- * the caller), or a DB_* code.
+ * address}]: actor and target are user ids (contract section 10), with
+ * the emails they had at the time beside them in actor_email and
+ * target_email (tollgatectl's actor has no id: actor null, actor_email
+ * "tollgatectl").  Returns 0 with the array in *out (owned by the
+ * caller), or a DB_* code.
  */
 int
 audit_list(struct req *r, const char *user_id, long long limit,
@@ -88,16 +88,14 @@ audit_list(struct req *r, const char *user_id, long long limit,
 		e = json_object_new_object();
 		json_object_object_add(e, "at",
 		    json_object_new_string(dbv(&rows, i, 0)));
-		json_object_object_add(e, "actor",
-		    who_json(dbv(&rows, i, 2), dbv(&rows, i, 1)));
-		json_object_object_add(e, "actor_id", dbv(&rows, i, 1) ?
-		    json_object_new_string(dbv(&rows, i, 1)) : NULL);
+		json_object_object_add(e, "actor", str_or_null(dbv(&rows, i, 1)));
+		json_object_object_add(e, "actor_email",
+		    str_or_null(dbv(&rows, i, 2)));
 		json_object_object_add(e, "action",
 		    json_object_new_string(dbv(&rows, i, 3)));
-		json_object_object_add(e, "target",
-		    who_json(dbv(&rows, i, 5), dbv(&rows, i, 4)));
-		json_object_object_add(e, "target_id", dbv(&rows, i, 4) ?
-		    json_object_new_string(dbv(&rows, i, 4)) : NULL);
+		json_object_object_add(e, "target", str_or_null(dbv(&rows, i, 4)));
+		json_object_object_add(e, "target_email",
+		    str_or_null(dbv(&rows, i, 5)));
 		dj = dbv(&rows, i, 6);
 		d = dj != NULL ? parse_json_object(dj, rows.len[i * rows.ncol
 		    + 6]) : NULL;

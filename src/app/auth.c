@@ -159,6 +159,7 @@ auth_resolve(struct req *r)
 		return AUTH_ANSWERED;
 	}
 	if (cred != NULL && strncmp(cred, "tgs_", 4) == 0) {
+		hash_rekey(r, HASHED_SERVICE_KEY, cred);
 		rc = db_select(r->a, &q_by_service_key, &row, "s",
 		    token_hash(r->a, cred));
 		if (rc < 0)
@@ -171,6 +172,7 @@ auth_resolve(struct req *r)
 		return AUTH_OK;
 	}
 	if (cred != NULL && strncmp(cred, "tgk_", 4) == 0) {
+		hash_rekey(r, HASHED_API_KEY, cred);
 		rc = db_select(r->a, &q_by_key, &row, "s",
 		    token_hash(r->a, cred));
 		if (rc < 0)
@@ -216,6 +218,7 @@ auth_resolve(struct req *r)
 		cookie = kv_get(&r->cookies, SESSION_COOKIE);
 		if (cookie == NULL || valid_token(cookie, strlen(cookie)))
 			return AUTH_NONE;
+		hash_rekey(r, HASHED_COOKIE, cookie);
 		if ((rc = db_select(r->a, &q_by_cookie, &row, "s",
 		    token_hash(r->a, cookie))) < 0)
 			goto dberr;

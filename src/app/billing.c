@@ -100,6 +100,14 @@ price_for_plan(struct req *r, const char *plan, int *rc)
 	return dbv(&row, 0, 0);
 }
 
+/* Answers 404 not_found: billing is not set up on this site. */
+static void
+reply_billing_off(struct req *r)
+{
+	reply_error(r, 404, "not_found", "Billing is not set up on this "
+	    "site.");
+}
+
 /* Answers a failed Stripe call (STRIPE_DOWN) or a DB_* code. */
 static void
 reply_billing_failed(struct req *r, int rc)
@@ -278,6 +286,7 @@ billing_checkout_core(struct req *r, const char *uid, const char *plan,
 	struct dbrows		 row;
 	struct buf		 form;
 	const char		*price, *cus;
+	size_t			 i;
 	int			 rc;
 
 	*url = NULL;
@@ -295,6 +304,10 @@ billing_checkout_core(struct req *r, const char *uid, const char *plan,
 	form_add(&form, "client_reference_id", uid);
 	form_add(&form, "line_items[0][price]", price);
 	form_add(&form, "line_items[0][quantity]", "1");
+	/* The metered prices ([stripe] meter_prices): no quantity. */
+	for (i = 0; i < cfg.nmeter_prices; i++)
+		form_add(&form, arena_printf(r->a, "line_items[%zu][price]",
+		    i + 1), cfg.meter_prices[i].price);
 	form_add(&form, "success_url", arena_printf(r->a,
 	    "%s/billing?checkout=success", cfg.base_url));
 	form_add(&form, "cancel_url", arena_printf(r->a,
@@ -309,8 +322,8 @@ billing_checkout_core(struct req *r, const char *uid, const char *plan,
 /*
  * POST /api/v1/billing/checkout {plan}: 200 {url} of a new Checkout
  * Session; 422 for a plan that cannot be bought; 409 when a subscription
- * is already live (the portal changes it); 503 when Stripe or the
- * database cannot be reached.
+ * is already live (the portal changes it); 404 when billing is not set
+ * up; 503 when Stripe or the database cannot be reached.
  */
 void
 h_billing_checkout(struct req *r)
@@ -318,6 +331,10 @@ h_billing_checkout(struct req *r)
 	const char	*url;
 	int		 rc;
 
+	if (!stripe_configured()) {
+		reply_billing_off(r);
+		return;
+	}
 	rc = billing_checkout_core(r, r->who.user_id, in_str(r, "plan"), "",
 	    &url);
 	if (rc == BILLING_NOT_BUYABLE) {
@@ -362,7 +379,8 @@ billing_portal_core(struct req *r, const char *uid, const char *via,
 
 /*
  * POST /api/v1/billing/portal: 200 {url} of a Customer Portal session;
- * 503 when Stripe or the database cannot be reached.
+ * 404 when billing is not set up; 503 when Stripe or the database cannot
+ * be reached.
  */
 void
 h_billing_portal(struct req *r)
@@ -370,6 +388,10 @@ h_billing_portal(struct req *r)
 	const char	*url;
 	int		 rc;
 
+	if (!stripe_configured()) {
+		reply_billing_off(r);
+		return;
+	}
 	if ((rc = billing_portal_core(r, r->who.user_id, "", &url)) < 0) {
 		reply_billing_failed(r, rc);
 		return;
@@ -438,7 +460,8 @@ meter_report_add(struct req *r, const char *uid, const char *meter,
 {
 	int	 rc;
 
-	if (qty <= 0)
+	/* With [stripe] meter_prices, only the meters it bills. */
+	if (qty <= 0 || !meter_billed(meter))
 		return 0;
 	rc = db_exec(&q_meter_add, "ssii", uid, meter, qty,
 	    (long long)cfg.stripe_report_interval);
@@ -468,6 +491,10 @@ static struct sql q_mr_claim = SQL(
     "UTC_TIMESTAMP(6) + INTERVAL " LEASE_SECONDS " SECOND, "
     "attempts = attempts + 1 WHERE id = ? AND status = 'pending' AND "
     "locked_by IS NULL AND next_attempt_at <= UTC_TIMESTAMP(6)");
+static struct sql q_mr_skip = SQL(
+    "UPDATE meter_reports SET status = 'skipped', locked_by = NULL, "
+    "locked_until = NULL, last_error = 'not in [stripe] meter_prices' "
+    "WHERE id = ? AND locked_by = ?");
 static struct sql q_mr_load = SQL(
     "SELECT meter, quantity, stripe_customer_id, "
     "TIMESTAMPDIFF(SECOND, TIMESTAMP('1970-01-01'), interval_start), "
@@ -613,6 +640,13 @@ meter_send(struct arena *a, const char *id, const char *me)
 
 	if (db_select(a, &q_mr_load, &row, "s", id) != 1)
 		return 0;
+	if (!meter_billed(dbv(&row, 0, 0))) {
+		/* Queued elsewhere (SQL) for a meter no price bills. */
+		db_exec(&q_mr_skip, "ss", id, me);
+		log_info("meter_skipped", " id=%s meter=%s", id,
+		    dbv(&row, 0, 0));
+		return 200;
+	}
 	if (dbi(&row, 0, 1) <= 0) {
 		db_exec(&q_mr_sent, "ss", id, me);	/* nothing to report */
 		return 200;

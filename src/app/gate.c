@@ -84,7 +84,6 @@ gate_deny(struct req *r, int status, const char *code, const char *message,
 	struct json_object	*o = json_object_new_object(),
 				*e = json_object_new_object();
 	char			 st[8];
-	enum counter		 c;
 
 	json_object_object_add(e, "code", json_object_new_string(code));
 	json_object_object_add(e, "message", json_object_new_string(message));
@@ -99,14 +98,7 @@ gate_deny(struct req *r, int status, const char *code, const char *message,
 	json_object_put(o);
 	if (status == 401)
 		reply_header(r, "WWW-Authenticate", "Bearer");
-	switch (status) {
-	case 401: c = CTR_GATE_401; break;
-	case 402: c = CTR_GATE_402; break;
-	case 429: c = CTR_GATE_429; break;
-	case 503: c = CTR_GATE_503; break;
-	default: c = CTR_GATE_403; break;
-	}
-	metrics_count(c, 1);
+	metrics_gate(code);
 	reply_empty(r, status == 401 ? 401 : 403);
 }
 
@@ -209,6 +201,7 @@ h_gate(struct req *r)
 	}
 	if (cred != NULL && strncmp(cred, "tgk_", 4) == 0) {
 		kind = "k";
+		hash_rekey(r, HASHED_API_KEY, cred);
 		a = token_hash(r->a, cred);
 	} else if (cred != NULL && strncmp(cred, "tgs_", 4) == 0) {
 		gate_deny_early(r, 401, "unauthenticated");
@@ -234,6 +227,7 @@ h_gate(struct req *r)
 			return;
 		}
 		kind = "c";
+		hash_rekey(r, HASHED_COOKIE, cookie);
 		a = token_hash(r->a, cookie);
 	}
 
@@ -296,7 +290,7 @@ h_gate(struct req *r)
 	if (cost > 0 && strcmp(dbv(&row, 0, G_PLAN), "trial") != 0 &&
 	    (rc = meter_report_add(r, uid, meter, cost)) < 0)
 		log_warn("meter_report_add", " user=%s rc=%d", uid, rc);
-	metrics_count(CTR_GATE_ALLOW, 1);
+	metrics_gate(NULL);
 	if (strcmp(meter, "credits") == 0 && cost > 0)
 		metrics_count(CTR_SPEND_OK, 1);
 	reply_empty(r, 204);

@@ -119,8 +119,8 @@ pkce_challenge(struct arena *a, const char *verifier)
 
 /*
  * GET /api/v1/auth/github: 302 to GitHub's authorize URL, with the state
- * cookie; a 503 page when GitHub sign-in is not configured or the
- * database is down.
+ * cookie; a 404 page when GitHub sign-in is not set up; a 503 page when
+ * the database is down.
  */
 void
 h_github_start(struct req *r)
@@ -132,9 +132,8 @@ h_github_start(struct req *r)
 	long long	 now;
 	int		 rc;
 
-	if (cfg.github_client_id[0] == '\0' ||
-	    cfg.github_client_secret[0] == '\0') {
-		gh_page(r, 503, "GitHub sign-in", "Signing in with GitHub is "
+	if (!github_configured()) {
+		gh_page(r, 404, "GitHub sign-in", "Signing in with GitHub is "
 		    "not set up on this site.");
 		return;
 	}

@@ -44,9 +44,61 @@ mail_allowed(struct req *r, const char *email_lc)
 }
 
 /*
+ * Branding: s with every "{product}" replaced by [server] name, in the
+ * arena.  Every mail text says {product} where it names the service.
+ */
+char *
+mail_brand(struct arena *a, const char *s)
+{
+	static const char	 tag[] = "{product}";
+	struct buf		 b;
+	const char		*p;
+
+	buf_init(&b, a);
+	while ((p = strstr(s, tag)) != NULL) {
+		buf_add(&b, s, (size_t)(p - s));
+		buf_puts(&b, cfg.product_name);
+		s = p + sizeof(tag) - 1;
+	}
+	buf_puts(&b, s);
+	return b.p;
+}
+
+/*
+ * The From: header of every mail: [smtp] from, with [smtp] from_name as
+ * its display name when set (RFC 2047-encoded when not ASCII).
+ */
+const char *
+mail_from_header(struct arena *a)
+{
+	const char	*n = cfg.smtp_from_name, *s;
+	bool		 ascii = true;
+
+	if (n == NULL || *n == '\0')
+		return cfg.smtp_from;
+	for (s = n; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			ascii = false;
+	if (ascii)
+		return arena_printf(a, "\"%s\" <%s>", n, cfg.smtp_from);
+	{
+		size_t	 len = strlen(n), elen = sodium_base64_ENCODED_LEN(len,
+			    sodium_base64_VARIANT_ORIGINAL);
+		char	*enc = arena_alloc(a, elen);
+
+		sodium_bin2base64(enc, elen, (const unsigned char *)n, len,
+		    sodium_base64_VARIANT_ORIGINAL);
+		return arena_printf(a, "=?UTF-8?B?%s?= <%s>", enc,
+		    cfg.smtp_from);
+	}
+}
+
+/*
  * Queues a message.  text is the plain-text body; the HTML part is the
- * same text, escaped, with the link (when given) as an anchor.  Returns
- * 0 or a DB_* code.
+ * same text, escaped, with the link (when given) as an anchor.  {product}
+ * in the subject and the text becomes [server] name, and with [server]
+ * support_url set every mail ends with a line naming it.  Returns 0 or a
+ * DB_* code.
  */
 int
 mail_queue(struct req *r, const char *user_id, const char *kind,
@@ -56,6 +108,11 @@ mail_queue(struct req *r, const char *user_id, const char *kind,
 	const char	*p, *line;
 	int		 rc;
 
+	subject = mail_brand(r->a, subject);
+	text = mail_brand(r->a, text);
+	if (cfg.support_url[0] != '\0')
+		text = arena_printf(r->a, "%s\nHelp and support: %s\n", text,
+		    cfg.support_url);
 	buf_init(&html, r->a);
 	buf_puts(&html, "<!doctype html><html><body style=\"font-family:"
 	    "sans-serif\">");
@@ -84,25 +141,37 @@ mail_queue(struct req *r, const char *user_id, const char *kind,
 	return rc < 0 ? rc : 0;
 }
 
-/* The verification mail with its link.  Returns 0 or a DB_* code. */
+/*
+ * The messages of contract section 9.  Their texts are in
+ * share/mail-texts.txt (or the operator's copy, [server] mail_texts);
+ * each function here fills in its placeholders and queues it with
+ * mail_queue in the caller's transaction; every link is built on
+ * [server] base_url.  Each returns 0 or a DB_* code.
+ */
+
+int
+mail_text(struct req *r, const char *uid, const char *name,
+    const char *kind, const char *to, const char *link,
+    const char *const *vars)
+{
+	const char	*subject, *text;
+
+	if ((text = mail_message(r->a, name, vars, &subject)) == NULL)
+		return DB_FAIL;
+	return mail_queue(r, uid, kind, to, subject, text, link);
+}
+
+/* The verification mail with its link. */
 int
 mail_verify(struct req *r, const char *uid, const char *to, const char *token)
 {
 	const char	*link = arena_printf(r->a, "%s/verify-email?token=%s",
 			    cfg.base_url, token);
+	const char	*vars[] = { "link", link, NULL };
 
-	return mail_queue(r, uid, "verification", to, "Verify your email "
-	    "address", arena_printf(r->a, "Hello,\n\nPlease confirm your "
-	    "email address by opening this link:\n\n%s\n\nThe link works "
-	    "once and expires in 48 hours. If you did not sign up, ignore "
-	    "this message.\n", link), link);
+	return mail_text(r, uid, "verification", "verification", to, link,
+	    vars);
 }
-
-/*
- * The messages of contract section 9.  Each builds its text here and
- * queues it with mail_queue in the caller's transaction; every link is
- * built on [server] base_url.  Each returns 0 or a DB_* code.
- */
 
 /*
  * The welcome mail, sent once when an address is first verified: with
@@ -113,26 +182,19 @@ int
 mail_welcome(struct req *r, const char *uid, const char *to,
     enum welcome kind, const char *ends, long long credits)
 {
-	const char	*trial;
+	const char	*pv[] = { "ends", ends, "credits",
+			    arena_printf(r->a, "%lld", credits), NULL };
+	const char	*trial = "";
+	const char	*vars[] = { "trial", NULL, NULL };
 
-	switch (kind) {
-	case WELCOME_TRIAL:
-		trial = arena_printf(r->a, "Your free trial has started: it "
-		    "runs until %s and comes with %lld credits.\n\n", ends,
-		    credits);
-		break;
-	case WELCOME_HAD_TRIAL:
-		trial = "This email address had a free trial before, so this "
-		    "account starts without one: choose a plan to go on.\n\n";
-		break;
-	default:
-		trial = "";
-		break;
-	}
-	return mail_queue(r, uid, "welcome", to, "Welcome to tollgate",
-	    arena_printf(r->a, "Hello,\n\nyour email address is verified. "
-	    "Welcome!\n\n%sYour account: %s/profile\n", trial,
-	    cfg.base_url), NULL);
+	if (kind == WELCOME_TRIAL)
+		trial = arena_printf(r->a, "%s\n\n", mail_part(r->a,
+		    "welcome.trial", pv));
+	else if (kind == WELCOME_HAD_TRIAL)
+		trial = arena_printf(r->a, "%s\n\n", mail_part(r->a,
+		    "welcome.had_trial", pv));
+	vars[1] = trial;
+	return mail_text(r, uid, "welcome", "welcome", to, NULL, vars);
 }
 
 /* The password reset mail with its link (valid for an hour). */
@@ -141,13 +203,10 @@ mail_reset(struct req *r, const char *uid, const char *to, const char *token)
 {
 	const char	*link = arena_printf(r->a, "%s/reset-password?token=%s",
 			    cfg.base_url, token);
+	const char	*vars[] = { "link", link, NULL };
 
-	return mail_queue(r, uid, "password_reset", to, "Reset your password",
-	    arena_printf(r->a, "Hello,\n\nsomeone (hopefully you) asked to "
-	    "reset the password of your account. Choose a new one here:\n\n"
-	    "%s\n\nThe link works once and expires in one hour. If you did "
-	    "not ask for this, ignore this message: your password stays as "
-	    "it is.\n", link), link);
+	return mail_text(r, uid, "password_reset", "password_reset", to, link,
+	    vars);
 }
 
 /* The one-time login link (valid for 15 minutes). */
@@ -156,11 +215,9 @@ mail_magic(struct req *r, const char *uid, const char *to, const char *token)
 {
 	const char	*link = arena_printf(r->a, "%s/auth/magic?token=%s",
 			    cfg.base_url, token);
+	const char	*vars[] = { "link", link, NULL };
 
-	return mail_queue(r, uid, "magic_link", to, "Your sign-in link",
-	    arena_printf(r->a, "Hello,\n\nopen this link to sign in:\n\n%s\n\n"
-	    "The link works once and expires in 15 minutes. If you did not "
-	    "ask for it, ignore this message.\n", link), link);
+	return mail_text(r, uid, "magic_link", "magic_link", to, link, vars);
 }
 
 /* The verification link of an email change, to the new address. */
@@ -170,13 +227,10 @@ mail_email_change(struct req *r, const char *uid, const char *to,
 {
 	const char	*link = arena_printf(r->a, "%s/verify-email?token=%s",
 			    cfg.base_url, token);
+	const char	*vars[] = { "link", link, NULL };
 
-	return mail_queue(r, uid, "email_change", to, "Confirm your new email "
-	    "address", arena_printf(r->a, "Hello,\n\nplease confirm that "
-	    "this is the new email address of your tollgate account by "
-	    "opening this link:\n\n%s\n\nThe change takes effect when you "
-	    "open it. The link works once and expires in 24 hours. If you "
-	    "did not ask for this, ignore this message.\n", link), link);
+	return mail_text(r, uid, "email_change", "email_change", to, link,
+	    vars);
 }
 
 /* The notice to the old address that a change to new_email was asked. */
@@ -184,13 +238,10 @@ int
 mail_email_change_notice(struct req *r, const char *uid, const char *to,
     const char *new_email)
 {
-	return mail_queue(r, uid, "email_change_notice", to, "Your email "
-	    "address is being changed", arena_printf(r->a, "Hello,\n\n"
-	    "someone signed in to your tollgate account asked to change its "
-	    "email address to %s. The change takes effect when the link "
-	    "sent to that address is opened.\n\nIf this was not you, change "
-	    "your password now: %s/forgot-password\n", new_email,
-	    cfg.base_url), NULL);
+	const char	*vars[] = { "new_email", new_email, NULL };
+
+	return mail_text(r, uid, "email_change_notice", "email_change_notice",
+	    to, NULL, vars);
 }
 
 /*
@@ -202,12 +253,12 @@ int
 mail_security_notice(struct req *r, const char *uid, const char *to,
     const char *what)
 {
-	return mail_queue(r, uid, "security_notice", to, "Security notice for "
-	    "your tollgate account", arena_printf(r->a, "Hello,\n\n%s\n\n"
-	    "From address: %s\n\nIf this was you, there is nothing to do. "
-	    "If it was not, reset your password at once: "
-	    "%s/forgot-password\n", what, r->remote_addr != NULL ?
-	    r->remote_addr : "(none)", cfg.base_url), NULL);
+	const char	*vars[] = { "what", what, "address",
+			    r->remote_addr != NULL ? r->remote_addr : "(none)",
+			    NULL };
+
+	return mail_text(r, uid, "security_notice", "security_notice", to,
+	    NULL, vars);
 }
 
 /* The trial is ending: days left (1 or more), ends at the given time. */
@@ -215,35 +266,32 @@ int
 mail_trial_ending(struct req *r, const char *uid, const char *to, int days,
     const char *ends)
 {
-	return mail_queue(r, uid, "trial_ending", to, days == 1 ?
-	    "Your trial ends tomorrow" : arena_printf(r->a, "Your trial ends "
-	    "in %d days", days), arena_printf(r->a, "Hello,\n\nyour tollgate "
-	    "trial ends on %s. To keep going without interruption, choose a "
-	    "plan:\n\n%s/billing\n", ends, cfg.base_url), NULL);
+	const char	*vars[] = { "days", arena_printf(r->a, "%d", days),
+			    "ends", ends, NULL };
+
+	return mail_text(r, uid, days == 1 ? "trial_ending.tomorrow" :
+	    "trial_ending", "trial_ending", to, NULL, vars);
 }
 
 /* The trial has ended. */
 int
 mail_trial_ended(struct req *r, const char *uid, const char *to)
 {
-	const char	*next = cfg.trial_fallback_plan[0] != '\0' ?
-			    arena_printf(r->a, "Your account is now on the %s "
-			    "plan.", cfg.trial_fallback_plan) :
-			    "Metered actions now need a plan.";
+	const char	*pv[] = { "plan", cfg.trial_fallback_plan, NULL };
+	const char	*vars[] = { "next", mail_part(r->a,
+			    cfg.trial_fallback_plan[0] != '\0' ?
+			    "trial_ended.fallback" : "trial_ended.no_plan", pv),
+			    NULL };
 
-	return mail_queue(r, uid, "trial_ended", to, "Your trial has ended",
-	    arena_printf(r->a, "Hello,\n\nyour tollgate trial has ended. %s "
-	    "Choose a plan here:\n\n%s/billing\n", next, cfg.base_url), NULL);
+	return mail_text(r, uid, "trial_ended", "trial_ended", to, NULL, vars);
 }
 
 /* The account was deleted (sent after the fact to its last address). */
 int
 mail_account_deleted(struct req *r, const char *uid, const char *to)
 {
-	return mail_queue(r, uid, "account_deleted", to, "Your tollgate "
-	    "account was deleted", "Hello,\n\nyour tollgate account, its API "
-	    "keys and its sessions have been deleted, as asked. Thank you "
-	    "for trying tollgate.\n", NULL);
+	return mail_text(r, uid, "account_deleted", "account_deleted", to,
+	    NULL, NULL);
 }
 
 /* Appends text with every line ending made CRLF (bare LF or CR too). */

@@ -258,7 +258,7 @@ me_password_core(struct req *r, const char *uid, const char *email,
 	    "password_change")) < 0 ||
 	    (rc = account_links_spend(r, uid)) < 0 ||
 	    (rc = mail_security_notice(r, uid, email, "The "
-	    "password of your tollgate account was changed, and every other "
+	    "password of your {product} account was changed, and every other "
 	    "session of it was signed out.")) < 0 ||
 	    (rc = db_commit()) < 0) {
 		db_rollback();

@@ -1,6 +1,7 @@
 /*
  * Operations: the health check and the Prometheus metrics.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "app/app.h"
@@ -58,4 +59,54 @@ void
 h_root(struct req *r)
 {
 	reply_redirect(r, 302, "/profile");
+}
+
+static struct sql q_schema = SQL(
+    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+
+/*
+ * Compares the database's schema version (its highest applied
+ * migration) with the one this build expects.  Returns 0 when they are
+ * equal, DB_DOWN when the database cannot be asked, and 1 when they
+ * differ, with a sentence for the operator in msg.
+ */
+int
+schema_check(char *msg, size_t len)
+{
+	struct arena	*a;
+	struct dbrows	 q;
+	long long	 have;
+	int		 rc, want = tg_schema_version();
+
+	if ((a = arena_new()) == NULL) {
+		snprintf(msg, len, "out of memory");
+		return DB_DOWN;
+	}
+	if (db_ensure() < 0) {
+		arena_free(a);
+		snprintf(msg, len, "the database cannot be reached");
+		return DB_DOWN;
+	}
+	rc = db_select(a, &q_schema, &q, "");
+	have = rc == 1 ? dbi(&q, 0, 0) : 0;
+	arena_free(a);
+	if (rc == DB_DOWN) {
+		snprintf(msg, len, "the database cannot be reached");
+		return DB_DOWN;
+	}
+	/* No schema_migrations table (DB_FAIL): nothing was ever applied. */
+	if (have == want) {
+		snprintf(msg, len, "schema version %lld", have);
+		return 0;
+	}
+	if (have < want)
+		snprintf(msg, len, "the database's schema is at version %lld, "
+		    "older than this tollgate %s expects (%d): run "
+		    "'tollgatectl migrate'", have, tg_version(), want);
+	else
+		snprintf(msg, len, "the database's schema is at version %lld, "
+		    "newer than this tollgate %s knows (%d): a newer tollgate "
+		    "migrated it; run that version (or restore a backup made "
+		    "before its upgrade)", have, tg_version(), want);
+	return 1;
 }

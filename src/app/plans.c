@@ -17,6 +17,8 @@ static struct sql q_plans = SQL(
     "p.sort_order, p.is_trial FROM plans p ORDER BY p.sort_order, p.name");
 static struct sql q_limits = SQL(
     "SELECT plan, meter, period_limit FROM plan_limits ORDER BY plan, meter");
+static struct sql q_rates = SQL(
+    "SELECT plan, bucket, per_minute FROM plan_rates ORDER BY plan, bucket");
 
 /*
  * The words for a meter in a message: "Compute" for compute_minutes,
@@ -69,12 +71,13 @@ quota_message(struct arena *a, const char *meter, const char *next)
 static struct json_object *
 plans_json(struct arena *a, int *rc)
 {
-	struct json_object	*arr, *o, *lim;
-	struct dbrows		 p, l;
+	struct json_object	*arr, *o, *lim, *rates;
+	struct dbrows		 p, l, rt;
 	size_t			 i, j;
 
 	if ((*rc = db_select(a, &q_plans, &p, "")) < 0 ||
-	    (*rc = db_select(a, &q_limits, &l, "")) < 0)
+	    (*rc = db_select(a, &q_limits, &l, "")) < 0 ||
+	    (*rc = db_select(a, &q_rates, &rt, "")) < 0)
 		return NULL;
 	arr = json_object_new_array();
 	for (i = 0; i < p.n; i++) {
@@ -97,6 +100,13 @@ plans_json(struct arena *a, int *rc)
 				json_object_object_add(lim, dbv(&l, j, 1),
 				    json_object_new_int64(dbi(&l, j, 2)));
 		json_object_object_add(o, "limits", lim);
+		/* Rate buckets of their own ($tollgate_bucket). */
+		rates = json_object_new_object();
+		for (j = 0; j < rt.n; j++)
+			if (strcmp(dbv(&rt, j, 0), dbv(&p, i, 0)) == 0)
+				json_object_object_add(rates, dbv(&rt, j, 1),
+				    json_object_new_int64(dbi(&rt, j, 2)));
+		json_object_object_add(o, "rates", rates);
 		json_object_object_add(o, "api_keys",
 		    json_object_new_int64(dbi(&p, i, 5)));
 		json_object_object_add(o, "trial",
@@ -148,25 +158,70 @@ ctl_dberr(const char *what, int rc)
 	return 1;
 }
 
-/* tollgatectl plans list: one line per plan with its meters' limits. */
+/*
+ * tollgatectl plans list [--json]: one line per plan with its meters'
+ * limits; with --json an array of {name, display_name, price, currency,
+ * rate_per_minute, credits, api_keys, sort_order, stripe_price_id, trial,
+ * limits: {meter: n}}.
+ */
 int
 ctl_plans_list(int argc, char *argv[])
 {
 	struct arena	*a = arena_new();
-	struct dbrows	 p, l;
+	struct dbrows	 p, l, rt;
 	size_t		 i, j;
+	bool		 json = ctl_take_json(&argc, argv);
 	int		 rc;
 
-	(void)argv;
 	if (argc != 0) {
-		fprintf(stderr, "usage: tollgatectl plans list\n");
+		fprintf(stderr, "usage: tollgatectl plans list [--json]\n");
 		arena_free(a);
 		return 2;
 	}
 	if ((rc = db_select(a, &q_plans, &p, "")) < 0 ||
-	    (rc = db_select(a, &q_limits, &l, "")) < 0) {
+	    (rc = db_select(a, &q_limits, &l, "")) < 0 ||
+	    (rc = db_select(a, &q_rates, &rt, "")) < 0) {
 		arena_free(a);
 		return ctl_dberr("plans list", rc);
+	}
+	if (json) {
+		struct json_object *arr = json_object_new_array(), *o, *lim;
+		static const int num[] = { 1, 3, 4, 5, 8 };
+		static const char *const names[] = { "price",
+		    "rate_per_minute", "credits", "api_keys", "sort_order" };
+
+		for (i = 0; i < p.n; i++) {
+			o = json_object_new_object();
+			json_object_object_add(o, "name",
+			    json_object_new_string(dbv(&p, i, 0)));
+			json_object_object_add(o, "display_name",
+			    json_object_new_string(dbv(&p, i, 6)));
+			json_object_object_add(o, "currency",
+			    json_object_new_string(dbv(&p, i, 2)));
+			for (j = 0; j < sizeof(num) / sizeof(num[0]); j++)
+				json_object_object_add(o, names[j],
+				    dbv(&p, i, (size_t)num[j]) == NULL ? NULL :
+				    json_object_new_int64(dbi(&p, i,
+				    (size_t)num[j])));
+			json_object_object_add(o, "stripe_price_id",
+			    dbv(&p, i, 7) == NULL ? NULL :
+			    json_object_new_string(dbv(&p, i, 7)));
+			json_object_object_add(o, "trial",
+			    json_object_new_boolean(dbi(&p, i, 9) != 0));
+			lim = json_object_new_object();
+			for (j = 0; j < l.n; j++)
+				if (strcmp(dbv(&l, j, 0), dbv(&p, i, 0)) == 0)
+					json_object_object_add(lim, dbv(&l, j,
+					    1), dbv(&l, j, 2) == NULL ? NULL :
+					    json_object_new_int64(dbi(&l, j, 2)));
+			json_object_object_add(o, "limits", lim);
+			json_object_array_add(arr, o);
+		}
+		printf("%s\n", json_object_to_json_string_ext(arr,
+		    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(arr);
+		arena_free(a);
+		return 0;
 	}
 	printf("%-12s %-12s %8s %-4s %6s %8s %5s %5s  %s\n", "NAME", "DISPLAY",
 	    "PRICE", "CUR", "RATE", "CREDITS", "KEYS", "ORDER", "LIMITS");
@@ -177,6 +232,10 @@ ctl_plans_list(int argc, char *argv[])
 		for (j = 0; j < l.n; j++)
 			if (strcmp(dbv(&l, j, 0), dbv(&p, i, 0)) == 0)
 				printf(" %s=%s", dbv(&l, j, 1), dbv(&l, j, 2));
+		for (j = 0; j < rt.n; j++)
+			if (strcmp(dbv(&rt, j, 0), dbv(&p, i, 0)) == 0)
+				printf(" rate.%s=%s", dbv(&rt, j, 1),
+				    dbv(&rt, j, 2));
 		if (dbv(&p, i, 7) != NULL)
 			printf(" stripe_price_id=%s", dbv(&p, i, 7));
 		printf("%s\n", dbi(&p, i, 9) ? " (trial)" : "");
@@ -218,6 +277,11 @@ static struct sql q_limit_set = SQL(
     "ON DUPLICATE KEY UPDATE period_limit = VALUES(period_limit)");
 static struct sql q_limit_del = SQL(
     "DELETE FROM plan_limits WHERE plan = ? AND meter = ?");
+static struct sql q_rate_set = SQL(
+    "INSERT INTO plan_rates (plan, bucket, per_minute) VALUES (?, ?, ?) "
+    "ON DUPLICATE KEY UPDATE per_minute = VALUES(per_minute)");
+static struct sql q_rate_del = SQL(
+    "DELETE FROM plan_rates WHERE plan = ? AND bucket = ?");
 static struct sql q_plan_exists = SQL(
     "SELECT 1 FROM plans WHERE name = ?");
 static struct sql q_plan_delete = SQL(
@@ -261,6 +325,16 @@ ctl_plan_field(const char *plan, const char *kv)
 		if (!ctl_number(v, &n))
 			return 2;
 		return db_exec(&q_limit_set, "ssi", plan, key + 6, n);
+	}
+	if (strncmp(key, "rate.", 5) == 0) {
+		/* A rate bucket of its own ($tollgate_bucket NAME). */
+		if (valid_slug(key + 5, strlen(key + 5)) != NULL)
+			return 2;
+		if (strcmp(v, "-") == 0)
+			return db_exec(&q_rate_del, "ss", plan, key + 5);
+		if (!ctl_number(v, &n) || n > 2147483647LL)
+			return 2;
+		return db_exec(&q_rate_set, "ssi", plan, key + 5, n);
 	}
 	if (strcmp(key, "display_name") == 0) {
 		q = &q_plan_display;
@@ -311,23 +385,34 @@ ctl_plan_field(const char *plan, const char *kv)
  * not exist and sets each value, all in one transaction.  Keys:
  * display_name, price (smallest currency unit), currency,
  * rate_per_minute, credits, api_keys, sort_order, stripe_price_id ("-"
- * for none), limit.METER (a number, or "-" for no limit).
+ * for none), limit.METER (a number, or "-" for no limit; for a level
+ * meter, the most in use at a time), rate.BUCKET (checks per minute in
+ * that rate bucket, or "-" for the plan's rate_per_minute).
  */
 int
 ctl_plans_set(int argc, char *argv[])
 {
-	int	 i, rc;
+	struct arena	*a;
+	struct req	 r;
+	const char	*what;
+	int		 i, rc;
 
 	if (argc < 1 || valid_slug(argv[0], strlen(argv[0])) != NULL) {
 		fprintf(stderr, "usage: tollgatectl plans set NAME "
 		    "[display_name=S] [price=N] [currency=usd] "
 		    "[rate_per_minute=N] [credits=N] [api_keys=N] "
 		    "[sort_order=N] [stripe_price_id=S|-] "
-		    "[limit.METER=N|-]...\n");
+		    "[limit.METER=N|-]... [rate.BUCKET=N|-]...\n");
 		return 2;
 	}
 	if ((rc = db_begin()) < 0)
 		return ctl_dberr("plans set", rc);
+	a = arena_new();
+	ctl_local_req(&r, a);
+	what = "";
+	for (i = 1; i < argc; i++)
+		what = arena_printf(a, "%s%s%s", what, i > 1 ? " " : "",
+		    argv[i]);
 	if ((rc = db_exec(&q_plan_make, "ss", argv[0], argv[0])) < 0)
 		goto fail;
 	if (rc == 1)
@@ -335,6 +420,7 @@ ctl_plans_set(int argc, char *argv[])
 	for (i = 1; i < argc; i++) {
 		if ((rc = ctl_plan_field(argv[0], argv[i])) == 2) {
 			db_rollback();
+			arena_free(a);
 			fprintf(stderr, "tollgatectl: plans set: bad value "
 			    "%s\n", argv[i]);
 			return 2;
@@ -342,12 +428,16 @@ ctl_plans_set(int argc, char *argv[])
 		if (rc < 0)
 			goto fail;
 	}
-	if ((rc = db_commit()) < 0)
+	/* The audit trail names the plan and what was set. */
+	if ((rc = audit(&r, "plan.set", NULL, arena_printf(a, "%s %s",
+	    argv[0], what))) < 0 || (rc = db_commit()) < 0)
 		goto fail;
+	arena_free(a);
 	printf("plan %s saved\n", argv[0]);
 	return 0;
 fail:
 	db_rollback();
+	arena_free(a);
 	return ctl_dberr("plans set", rc);
 }
 
@@ -359,6 +449,7 @@ int
 ctl_plans_delete(int argc, char *argv[])
 {
 	struct arena	*a;
+	struct req	 r;
 	struct dbrows	 row;
 	int		 rc;
 
@@ -375,12 +466,23 @@ ctl_plans_delete(int argc, char *argv[])
 		fprintf(stderr, "tollgatectl: no plan %s\n", argv[0]);
 		return 1;
 	}
-	if ((rc = db_exec(&q_plan_delete, "s", argv[0])) < 0)
+	if ((rc = db_begin()) < 0)
 		return ctl_dberr("plans delete", rc);
-	if (rc == 0) {
+	if ((rc = db_exec(&q_plan_delete, "s", argv[0])) <= 0) {
+		db_rollback();
+		if (rc < 0)
+			return ctl_dberr("plans delete", rc);
 		fprintf(stderr, "tollgatectl: the trial plan cannot be "
 		    "deleted\n");
 		return 1;
+	}
+	a = arena_new();
+	ctl_local_req(&r, a);
+	rc = audit(&r, "plan.delete", NULL, argv[0]);
+	arena_free(a);
+	if (rc < 0 || (rc = db_commit()) < 0) {
+		db_rollback();
+		return ctl_dberr("plans delete", rc);
 	}
 	printf("plan %s deleted\n", argv[0]);
 	return 0;

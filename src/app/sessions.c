@@ -246,6 +246,7 @@ h_refresh(struct req *r)
 
 	memset(&t, 0, sizeof(t));
 	t.r = r;
+	hash_rekey(r, HASHED_REFRESH, in_str(r, "refresh_token"));
 	t.hash = token_hash(r->a, in_str(r, "refresh_token"));
 	rc = db_tx_run(refresh_body, refresh_committed, &t, DB_TX_TRIES);
 	if (rc < 0 && rc != DB_ABORT) {

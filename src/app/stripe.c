@@ -153,28 +153,22 @@ mail_payment(struct req *r, const char *uid, bool paid, long long amount,
 {
 	struct dbrows	 row;
 	const char	*link = arena_printf(r->a, "%s/billing", cfg.base_url);
-	const char	*what = money_text(r->a, amount, currency), *text;
+	const char	*what = money_text(r->a, amount, currency);
+	const char	*invoice = "";
 	int		 rc;
 
 	if ((rc = db_select(r->a, &q_user_mail, &row, "s", uid)) <= 0)
 		return rc;
 	if (plan_name == NULL)
 		plan_name = "your";
-	if (paid)
-		text = arena_printf(r->a, "Hello,\n\nWe received your payment "
-		    "of %s for the %s plan. Thank you!\n\n%s%s%sYour billing "
-		    "page, with all your payments:\n\n%s\n", what, plan_name,
-		    url ? "Your invoice:\n\n" : "", url ? url : "",
-		    url ? "\n\n" : "", link);
-	else
-		text = arena_printf(r->a, "Hello,\n\nWe could not collect your "
-		    "payment of %s for the %s plan. Please update your "
-		    "payment method from your billing page:\n\n%s\n\nYour "
-		    "plan stays active while the payment is retried.\n", what,
-		    plan_name, link);
-	return mail_queue(r, uid, paid ? "payment_received" :
-	    "payment_failed", dbv(&row, 0, 0), paid ? "Payment received" :
-	    "Payment failed", text, link);
+	if (paid && url != NULL)
+		invoice = arena_printf(r->a, "%s\n\n", mail_part(r->a,
+		    "payment_received.invoice", (const char *[]){
+		    "invoice_url", url, NULL }));
+	return mail_text(r, uid, paid ? "payment_received" : "payment_failed",
+	    paid ? "payment_received" : "payment_failed", dbv(&row, 0, 0),
+	    link, (const char *[]){ "amount", what, "plan", plan_name,
+	    "invoice", invoice, "link", link, NULL });
 }
 
 /*
@@ -265,6 +259,36 @@ ev_checkout(struct req *r, struct json_object *o)
 	return 0;
 }
 
+/*
+ * The price that names the plan among the items (or invoice lines) at
+ * list ("items.data" or "lines.data"; each item's price at field): the
+ * first one, passing over the metered prices of [stripe] meter_prices,
+ * which a Checkout adds after the plan's price and which name no plan.
+ * NULL when there is none.
+ */
+static const char *
+plan_price_of(struct req *r, struct json_object *o, const char *list,
+    const char *field)
+{
+	const char	*price, *first = NULL;
+	size_t		 i, j;
+	bool		 metered;
+
+	for (i = 0; i < 20; i++) {
+		if ((price = id_at(o, arena_printf(r->a, "%s.%zu.%s", list, i,
+		    field))) == NULL)
+			break;
+		if (first == NULL)
+			first = price;
+		for (metered = false, j = 0; j < cfg.nmeter_prices; j++)
+			if (strcmp(cfg.meter_prices[j].price, price) == 0)
+				metered = true;
+		if (!metered)
+			return price;
+	}
+	return first;
+}
+
 /* customer.subscription.created, .updated and .deleted. */
 static int
 ev_subscription(struct req *r, struct json_object *o, long long t,
@@ -272,7 +296,7 @@ ev_subscription(struct req *r, struct json_object *o, long long t,
 {
 	const char	*id = json_str_at(o, "id"), *cus = id_at(o, "customer");
 	const char	*status = json_str_at(o, "status");
-	const char	*price = id_at(o, "items.data.0.price");
+	const char	*price = plan_price_of(r, o, "items.data", "price");
 	const char	*start = time_at(r->a, o, "current_period_start");
 	const char	*end = time_at(r->a, o, "current_period_end");
 	const char	*plan, *uid;
@@ -324,7 +348,7 @@ ev_invoice(struct req *r, struct json_object *o, long long t, bool paid,
 	const char	*sub = id_at(o, "subscription");
 	const char	*cur = json_str_at(o, "currency");
 	const char	*url = json_str_at(o, "hosted_invoice_url");
-	const char	*price = id_at(o, "lines.data.0.price");
+	const char	*price = plan_price_of(r, o, "lines.data", "price");
 	const char	*uid = NULL, *plan = NULL, *plan_name = NULL;
 	long long	 amount;
 	bool		 changed;
@@ -335,7 +359,8 @@ ev_invoice(struct req *r, struct json_object *o, long long t, bool paid,
 	if (sub == NULL)	/* newer API versions */
 		sub = id_at(o, "parent.subscription_details.subscription");
 	if (price == NULL)
-		price = id_at(o, "lines.data.0.pricing.price_details.price");
+		price = plan_price_of(r, o, "lines.data",
+		    "pricing.price_details.price");
 	if (cur == NULL || strlen(cur) != 3)
 		cur = "usd";
 	cur = ascii_lower(r->a, cur);

@@ -207,6 +207,8 @@ recovery_use(struct req *r, const char *uid, const char *code)
 
 	if (norm == NULL)
 		return 0;
+	hash_rekey(r, HASHED_RECOVERY, arena_printf(r->a, "recovery|%s|%s",
+	    uid, norm));
 	if ((rc = db_exec(&q_recovery_use, "ss", uid,
 	    recovery_hash(r->a, uid, norm))) < 0)
 		return rc;
@@ -295,13 +297,19 @@ totp_failed(struct req *r, const char *uid, const char *email_lc)
 /* Enrolment, confirmation and removal (contract section 3).           */
 /* ------------------------------------------------------------------ */
 
-/* The otpauth:// URI of secret (base32) for an account's email. */
+/*
+ * The otpauth:// URI of secret (base32) for an account's email; the
+ * issuer, which authenticator apps show, is [server] name.
+ */
 char *
 totp_uri(struct arena *a, const char *email, const char *secret32)
 {
-	return arena_printf(a, "otpauth://totp/tollgate:%s?secret=%s"
-	    "&issuer=tollgate&algorithm=SHA1&digits=%d&period=%d",
-	    uri_escape(a, email, "@"), secret32, TOTP_DIGITS, TOTP_STEP);
+	const char	*issuer = uri_escape(a, cfg.product_name, "");
+
+	return arena_printf(a, "otpauth://totp/%s:%s?secret=%s"
+	    "&issuer=%s&algorithm=SHA1&digits=%d&period=%d", issuer,
+	    uri_escape(a, email, "@"), secret32, issuer, TOTP_DIGITS,
+	    TOTP_STEP);
 }
 
 /* base32 (RFC 4648, no padding) of n bytes, in the arena; NULL on error. */
@@ -417,7 +425,7 @@ totp_confirm(struct req *r, const char *uid, const char *email,
 		}
 		if ((rc = audit(r, "totp.enable", uid, NULL)) < 0 ||
 		    (rc = mail_security_notice(r, uid, email, "Two-factor "
-		    "authentication (TOTP) was turned on for your tollgate "
+		    "authentication (TOTP) was turned on for your {product} "
 		    "account: logging in now also asks for a code from your "
 		    "authenticator app.")) < 0 ||
 		    (rc = db_commit()) < 0)
@@ -451,7 +459,7 @@ totp_remove(struct req *r, const char *uid, const char *email, bool notify)
 		return rc;
 	if (removed > 0 && notify && (rc = mail_security_notice(r, uid, email,
 	    "Two-factor "
-	    "authentication (TOTP) was turned off for your tollgate account: "
+	    "authentication (TOTP) was turned off for your {product} account: "
 	    "logging in no longer asks for a code.")) < 0)
 		return rc;
 	return 0;

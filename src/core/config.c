@@ -41,6 +41,9 @@ static const struct key keys[] = {
 	{ "server", "cors_origins", K_STR, OFF(cors_origins), "", 0, 0 },
 	{ "server", "socket", K_STR, OFF(socket), "/run/tollgate/tollgate.sock", 0, 0 },
 	{ "server", "socket_group", K_STR, OFF(socket_group), "", 0, 0 },
+	{ "server", "name", K_STR, OFF(product_name), "tollgate", 0, 0 },
+	{ "server", "support_url", K_STR, OFF(support_url), "", 0, 0 },
+	{ "server", "mail_texts", K_STR, OFF(mail_texts), "", 0, 0 },
 	{ "database", "host", K_STR, OFF(db_host), "localhost", 0, 0 },
 	{ "database", "port", K_INT, OFF(db_port), "3306", 1, 65535 },
 	{ "database", "socket", K_STR, OFF(db_socket), "", 0, 0 },
@@ -50,6 +53,7 @@ static const struct key keys[] = {
 	{ "jwt", "secret", K_STR, OFF(jwt_secret), NULL, 0, 0 },
 	{ "jwt", "previous_secret", K_STR, OFF(jwt_previous_secret), "", 0, 0 },
 	{ "crypto", "key", K_HEX32, OFF(crypto_key), NULL, 0, 0 },
+	{ "crypto", "previous_key", K_HEX32, OFF(crypto_previous_key), "", 0, 0 },
 	{ "crypto", "argon2_memory", K_KIB, OFF(argon2_memory), "19456", 8, 4194304 },
 	{ "crypto", "argon2_iterations", K_INT, OFF(argon2_ops), "2", 1, 64 },
 	{ "trial", "days", K_INT, OFF(trial_days), "30", 0, 3650 },
@@ -69,7 +73,9 @@ static const struct key keys[] = {
 	{ "stripe", "webhook_secret", K_STR, OFF(stripe_webhook_secret), "", 0, 0 },
 	{ "stripe", "price_pro", K_STR, OFF(stripe_price_pro), "", 0, 0 },
 	{ "stripe", "price_team", K_STR, OFF(stripe_price_team), "", 0, 0 },
-	{ "stripe", "report_interval", K_INT, OFF(stripe_report_interval), "3600", 60, 86400 },
+	{ "stripe", "report_interval", K_INT, OFF(stripe_report_interval), "3600", 1, INT_MAX },
+	{ "stripe", "meter_prices", K_STR, OFF(stripe_meter_prices), "", 0, 0 },
+	{ "client", "config_file", K_STR, OFF(client_config_file), "", 0, 0 },
 	{ "smtp", "url", K_STR, OFF(smtp_url), "smtp://127.0.0.1:25", 0, 0 },
 	{ "smtp", "user", K_STR, OFF(smtp_user), "", 0, 0 },
 	{ "smtp", "password", K_STR, OFF(smtp_password), "", 0, 0 },
@@ -77,6 +83,7 @@ static const struct key keys[] = {
 	{ "guest", "days", K_INT, OFF(guest_days), "30", 1, 3650 },
 	{ "guest", "per_hour", K_INT, OFF(guest_per_hour), "20", 1, 100000 },
 	{ "accounts", "magic_link_signup", K_BOOL, OFF(magic_link_signup), "no", 0, 0 },
+	{ "smtp", "from_name", K_STR, OFF(smtp_from_name), "", 0, 0 },
 };
 
 /*
@@ -99,6 +106,28 @@ struct loading {
 	size_t		 errlen;
 	int		 failed;
 };
+
+/*
+ * Whether GitHub sign-in is set up ([github] client_id and
+ * client_secret): the pages offer it only then.
+ */
+bool
+github_configured(void)
+{
+	return cfg.github_client_id != NULL && cfg.github_client_id[0] != '\0' &&
+	    cfg.github_client_secret != NULL &&
+	    cfg.github_client_secret[0] != '\0';
+}
+
+/*
+ * Whether Stripe billing is set up ([stripe] secret_key): the pages
+ * offer upgrades and the portal only then.
+ */
+bool
+stripe_configured(void)
+{
+	return cfg.stripe_secret_key != NULL && cfg.stripe_secret_key[0] != '\0';
+}
 
 const char *
 config_default_path(void)
@@ -343,6 +372,14 @@ set_value(struct config *c, const struct key *k, const char *v,
 			goto bad;
 		return 0;
 	case K_HEX32:
+		/* An optional key left empty: absent (previous_key). */
+		if (*v == '\0' && k->dflt != NULL && *k->dflt == '\0') {
+			if (k->offset == OFF(crypto_previous_key))
+				c->has_previous_key = false;
+			return 0;
+		}
+		if (k->offset == OFF(crypto_previous_key))
+			c->has_previous_key = true;
 		if (strlen(v) != 64 || sodium_hex2bin((unsigned char *)field,
 		    32, v, 64, NULL, &binlen, NULL) != 0 || binlen != 32)
 			goto bad;
@@ -378,6 +415,165 @@ derive_origin(struct config *c, char *err, size_t errlen)
 	if ((c->origin = strndup(c->base_url, (size_t)(p - c->base_url))) == NULL)
 		return -1;
 	return 0;
+}
+
+/* True when s is a plausible Stripe id: [A-Za-z0-9_], 1 to 255. */
+static bool
+stripe_id_text(const char *s, size_t len)
+{
+	size_t	 i;
+
+	if (len == 0 || len > 255)
+		return false;
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return false;
+	return true;
+}
+
+/*
+ * Parses [stripe] meter_prices, "meter:price_id, meter:price_id...", into
+ * c->meter_prices.  Each meter at most once.  Returns 0, or -1 with err.
+ */
+static int
+parse_meter_prices(struct config *c, char *err, size_t errlen)
+{
+	char		*copy, *rest, *item, *colon, *end;
+	size_t		 n = 1, i;
+	int		 rc = -1;
+
+	if (*c->stripe_meter_prices == '\0')
+		return 0;
+	for (item = c->stripe_meter_prices; *item != '\0'; item++)
+		if (*item == ',')
+			n++;
+	if ((c->meter_prices = calloc(n, sizeof(*c->meter_prices))) == NULL ||
+	    (copy = strdup(c->stripe_meter_prices)) == NULL)
+		return -1;
+	rest = copy;
+	while ((item = strsep(&rest, ",")) != NULL) {
+		while (*item == ' ' || *item == '\t')
+			item++;
+		end = item + strlen(item);
+		while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		colon = strchr(item, ':');
+		if (colon == NULL || valid_slug(item, (size_t)(colon - item)) !=
+		    NULL || !stripe_id_text(colon + 1, strlen(colon + 1))) {
+			snprintf(err, errlen, "[stripe] meter_prices must be "
+			    "METER:PRICE_ID pairs separated by commas (e.g. "
+			    "compute_minutes:price_123,tokens:price_456)");
+			goto out;
+		}
+		*colon = '\0';
+		for (i = 0; i < c->nmeter_prices; i++)
+			if (strcmp(c->meter_prices[i].meter, item) == 0) {
+				snprintf(err, errlen, "[stripe] meter_prices "
+				    "names the meter %s twice", item);
+				goto out;
+			}
+		if ((c->meter_prices[c->nmeter_prices].meter = strdup(item)) ==
+		    NULL)
+			goto out;
+		if ((c->meter_prices[c->nmeter_prices].price =
+		    strdup(colon + 1)) == NULL) {
+			free(c->meter_prices[c->nmeter_prices].meter);
+			c->meter_prices[c->nmeter_prices].meter = NULL;
+			goto out;
+		}
+		c->nmeter_prices++;
+	}
+	rc = 0;
+out:
+	free(copy);
+	return rc;
+}
+
+/*
+ * Reads the JSON object of [client] config_file (a relative path is taken
+ * from the configuration file's directory) into c->client_config, as
+ * compact JSON text; "{}" when no file is named.  Returns 0, or -1 with
+ * err when the file cannot be read or is not one JSON object.
+ */
+static int
+load_client_config(struct config *c, const char *conf_path, char *err,
+    size_t errlen)
+{
+	struct json_object	*o;
+	struct stat		 st;
+	const char		*file = c->client_config_file, *slash;
+	char			*path, *text;
+	FILE			*f;
+	size_t			 len = 0, got;
+	int			 rc = -1;
+
+	if (*file == '\0')
+		return (c->client_config = strdup("{}")) != NULL ? 0 : -1;
+	slash = strrchr(conf_path, '/');
+	if (file[0] == '/' || slash == NULL)
+		path = strdup(file);
+	else if (asprintf(&path, "%.*s/%s", (int)(slash - conf_path),
+	    conf_path, file) < 0)
+		path = NULL;
+	if (path == NULL)
+		return -1;
+	if ((text = malloc(MAX_RAW_BODY + 1)) == NULL) {
+		free(path);
+		return -1;
+	}
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "[client] config_file %s cannot be "
+		    "read: %s", path, strerror(errno));
+		goto out;
+	}
+	/* A regular file: never a device or a FIFO that could block. */
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "[client] config_file %s cannot be "
+		    "read: not a regular file", path);
+		fclose(f);
+		goto out;
+	}
+	while (len <= MAX_RAW_BODY && (got = fread(text + len, 1,
+	    MAX_RAW_BODY + 1 - len, f)) > 0)
+		len += got;
+	if (ferror(f)) {
+		snprintf(err, errlen, "[client] config_file %s cannot be "
+		    "read: %s", path, strerror(errno));
+		fclose(f);
+		goto out;
+	}
+	fclose(f);
+	if (len > MAX_RAW_BODY || (o = parse_json_object(text, len)) ==
+	    NULL) {
+		snprintf(err, errlen, "[client] config_file %s must hold one "
+		    "JSON object (at most %d bytes)", path, MAX_RAW_BODY);
+		goto out;
+	}
+	c->client_config = strdup(json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	rc = c->client_config != NULL ? 0 : -1;
+out:
+	free(text);
+	free(path);
+	return rc;
+}
+
+const char *
+meter_price(const char *meter)
+{
+	size_t	 i;
+
+	for (i = 0; i < cfg.nmeter_prices; i++)
+		if (strcmp(cfg.meter_prices[i].meter, meter) == 0)
+			return cfg.meter_prices[i].price;
+	return NULL;
+}
+
+bool
+meter_billed(const char *meter)
+{
+	return cfg.nmeter_prices == 0 || meter_price(meter) != NULL;
 }
 
 int
@@ -446,6 +642,32 @@ config_load(const char *path, struct config *out, char *err, size_t errlen)
 		    "32 bytes");
 		goto out;
 	}
+	if (c.has_previous_key && sodium_memcmp(c.crypto_previous_key,
+	    c.crypto_key, sizeof(c.crypto_key)) == 0) {
+		snprintf(err, errlen, "[crypto] previous_key equals key: put "
+		    "the new key in key and the old one in previous_key");
+		goto out;
+	}
+	if (c.product_name[0] == '\0' || strlen(c.product_name) > 64 ||
+	    strpbrk(c.product_name, "<>&\"\r\n") != NULL) {
+		snprintf(err, errlen, "[server] name must be 1 to 64 "
+		    "characters, without < > & \" or line breaks");
+		goto out;
+	}
+	if (c.support_url[0] != '\0' && strncmp(c.support_url, "https://",
+	    8) != 0 && strncmp(c.support_url, "http://", 7) != 0 &&
+	    strncmp(c.support_url, "mailto:", 7) != 0) {
+		snprintf(err, errlen, "[server] support_url must start with "
+		    "https://, http:// or mailto:");
+		goto out;
+	}
+	if (strpbrk(c.support_url, "<>\"' \r\n") != NULL ||
+	    strpbrk(c.smtp_from_name, "\r\n\"\\") != NULL) {
+		snprintf(err, errlen, "[server] support_url or [smtp] "
+		    "from_name holds a character it may not (a quote, a line "
+		    "break)");
+		goto out;
+	}
 	if (c.trial_fallback_plan[0] != '\0' && valid_slug(
 	    c.trial_fallback_plan, strlen(c.trial_fallback_plan)) != NULL) {
 		snprintf(err, errlen, "[trial] fallback_plan must be a plan "
@@ -461,7 +683,9 @@ config_load(const char *path, struct config *out, char *err, size_t errlen)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c.password_hashes = n > 1 ? (int)n - 1 : 1;
 	}
-	if (derive_origin(&c, err, errlen) < 0)
+	if (derive_origin(&c, err, errlen) < 0 ||
+	    parse_meter_prices(&c, err, errlen) < 0 ||
+	    load_client_config(&c, path, err, errlen) < 0)
 		goto out;
 	*out = c;
 	memset(&c, 0, sizeof(c));
@@ -510,6 +734,12 @@ config_free(struct config *c)
 		free(c->trust[i].audience);
 		free(c->trust[i].jwks_url);
 	}
+	for (i = 0; i < c->nmeter_prices; i++) {
+		free(c->meter_prices[i].meter);
+		free(c->meter_prices[i].price);
+	}
+	free(c->meter_prices);
+	free(c->client_config);
 	free(c->path);
 	free(c->origin);
 	sodium_memzero(c, sizeof(*c));

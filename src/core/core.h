@@ -54,9 +54,20 @@ void	 buf_html(struct buf *, const char *);
 /* ------------------------------------------------------------------ */
 
 enum loglevel { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
-/* The format yields " key=value" pairs; the time, level and pid lead. */
+/*
+ * The format yields " key=value" pairs (key=%s or key="%s"); every %s is
+ * escaped as it is written, so no value can break the line or forge a
+ * key.  The priority prefix (<N>), time, level and pid lead.
+ */
 void	 tg_log(enum loglevel, const char *event, const char *fmt, ...)
 	    TG_PRINTF(3, 4);
+/*
+ * The request id every line carries (request_id=) until cleared with
+ * NULL: nginx's $request_id; anything but 1 to 64 of [0-9A-Za-z_-] is
+ * dropped.  log_request_id() is "" outside a request.
+ */
+void	 log_set_request_id(const char *);
+const char *log_request_id(void);
 #define log_info(ev, ...)	tg_log(LOG_LVL_INFO, (ev), __VA_ARGS__)
 #define log_warn(ev, ...)	tg_log(LOG_LVL_WARN, (ev), __VA_ARGS__)
 #define log_err(ev, ...)	tg_log(LOG_LVL_ERROR, (ev), __VA_ARGS__)
@@ -78,6 +89,9 @@ struct config {
 	char		*cors_origins;	/* space or comma separated, or "" */
 	char		*socket;	/* FastCGI unix socket path */
 	char		*socket_group;	/* group that may connect, or "" */
+	char		*product_name;	/* [server] name: what users see */
+	char		*support_url;	/* "" when none */
+	char		*mail_texts;	/* the operator's mail texts, or "" */
 
 	/* [database] */
 	char		*db_host;	/* comma-separated list, tried in order */
@@ -93,6 +107,8 @@ struct config {
 
 	/* [crypto] */
 	unsigned char	 crypto_key[32];
+	unsigned char	 crypto_previous_key[32];	/* when has_previous_key */
+	bool		 has_previous_key;
 	unsigned long long argon2_ops;		/* crypto_pwhash opslimit */
 	size_t		 argon2_memory;		/* bytes (key is in KiB) */
 
@@ -121,12 +137,23 @@ struct config {
 	char		*stripe_price_pro;
 	char		*stripe_price_team;
 	int		 stripe_report_interval;
+	char		*stripe_meter_prices;	/* "meter:price,..." or "" */
+	/* meter_prices parsed: the meters billed through metered prices. */
+	struct meter_price {
+		char	*meter;
+		char	*price;
+	}		*meter_prices;
+	size_t		 nmeter_prices;
 
-	/* [smtp] */
+	/* [client] */
+	char		*client_config_file;	/* "" when none */
+	char		*client_config;	/* the file's JSON object, or "{}" */
+
 	char		*smtp_url;
 	char		*smtp_user;
 	char		*smtp_password;
 	char		*smtp_from;
+	char		*smtp_from_name;	/* display name of From:, or "" */
 
 	/* [guest] */
 	int		 guest_days;	/* unclaimed guests deleted after */
@@ -166,6 +193,15 @@ int	 config_load(const char *path, struct config *out, char *err, size_t);
 void	 config_free(struct config *);
 /* The default configuration path: $TOLLGATE_CONF or SYSCONFDIR's. */
 const char *config_default_path(void);
+/*
+ * The metered price of meter in [stripe] meter_prices, or NULL.
+ * meter_billed says whether usage of meter goes to Stripe: every meter
+ * when meter_prices is empty, else only the meters it names.
+ */
+const char *meter_price(const char *meter);
+bool	 meter_billed(const char *meter);
+bool	 github_configured(void);
+bool	 stripe_configured(void);
 
 /* ------------------------------------------------------------------ */
 /* validate.c: small pure validators.                                  */
@@ -179,6 +215,7 @@ const char	*valid_name(const char *, size_t);
 const char	*valid_token(const char *, size_t);
 const char	*valid_id(const char *, size_t);
 const char	*valid_slug(const char *, size_t);
+const char	*valid_key_name(const char *, size_t);
 /* Lower-cases ASCII letters only (emails compare ignoring ASCII case). */
 char		*ascii_lower(struct arena *, const char *);
 
@@ -192,6 +229,8 @@ char	*new_id(struct arena *);
 char	*new_token(struct arena *, const char *prefix, size_t nbytes);
 /* Keyed BLAKE2b of s with crypto key, as 64 hex characters, in the arena. */
 char	*token_hash(struct arena *, const char *s);
+/* The same under [crypto] previous_key; NULL when none is set. */
+char	*token_hash_previous(struct arena *, const char *s);
 /* Constant-time equality of two strings of any length. */
 bool	 ct_streq(const char *, const char *);
 /* base64url without padding of n bytes, in the arena. */
@@ -217,6 +256,9 @@ bool	 password_needs_rehash(const char *hash);
 unsigned char *seal(struct arena *, const void *, size_t, size_t *outlen);
 /* NULL when tampered with; the plain text is NUL-terminated. */
 char	*unseal(struct arena *, const void *, size_t, size_t *outlen);
+/* unseal, also under [crypto] previous_key; *old says it was needed. */
+char	*unseal_ex(struct arena *, const void *, size_t, size_t *outlen,
+	    bool *old);
 char	*hex(struct arena *, const void *, size_t);
 
 #define JWT_OK		0
@@ -312,19 +354,45 @@ int	 stripe_signature_check(const char *header, const char *body,
 	    size_t len, const char *secret, long long now, long tolerance);
 
 /* ------------------------------------------------------------------ */
+/* version.c: what this build is.                                      */
+/* ------------------------------------------------------------------ */
+
+/* The package version ("0.2.0"). */
+const char *tg_version(void);
+/* The schema version this build expects: its highest sql/NNN-*.sql. */
+int	 tg_schema_version(void);
+
+/* ------------------------------------------------------------------ */
 /* metrics.c: counters shared by all workers (may be lost).            */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The series of metrics.c's table (one line each there, with its labels
+ * and help): counters, or gauges set with metrics_set.
+ */
 enum counter {
-	CTR_GATE_ALLOW, CTR_GATE_401, CTR_GATE_402, CTR_GATE_403,
-	CTR_GATE_429, CTR_GATE_503, CTR_SPEND_OK, CTR_SPEND_REFUSED,
-	CTR_DB_RECONNECT, CTR_PW_HASH, CTR_PW_BUSY, CTR__MAX
+	CTR_GATE_ALLOW,
+	CTR_GATE_UNAUTHENTICATED, CTR_GATE_TOKEN_EXPIRED,
+	CTR_GATE_ACCOUNT_DISABLED, CTR_GATE_FORBIDDEN,
+	CTR_GATE_EMAIL_NOT_VERIFIED, CTR_GATE_SUBSCRIPTION_REQUIRED,
+	CTR_GATE_TRIAL_CREDITS_EXHAUSTED, CTR_GATE_QUOTA_EXCEEDED,
+	CTR_GATE_RATE_LIMITED, CTR_GATE_UNAVAILABLE, CTR_GATE_BAD_REQUEST,
+	CTR_GATE_OTHER,
+	CTR_SPEND_OK, CTR_SPEND_REFUSED,
+	CTR_DB_RECONNECT,
+	CTR_PW_HASH, CTR_PW_BUSY,
+	CTR__MAX
 };
 
 /* Maps the shared counters; call once in the master before forking. */
 int	 metrics_init(void);
-void	 metrics_request(int route_index, int status, double seconds);
+/* One request answered: its route index, method (as sent), status, time. */
+void	 metrics_request(int route_index, const char *method, int status,
+	    double seconds);
 void	 metrics_count(enum counter, unsigned long long);
+void	 metrics_set(enum counter, unsigned long long);
+/* One gate decision: NULL when allowed, else the denial's error code. */
+void	 metrics_gate(const char *code);
 /* How metrics_render names a route index (the server's route table). */
 void	 metrics_route_labels(const char *(*)(int));
 /* Appends the Prometheus text of every counter to b. */
@@ -337,6 +405,9 @@ void	 metrics_render(struct buf *);
 
 /* "29.00 USD", "1000 JPY": an amount in the smallest unit, in the arena. */
 char	*money_text(struct arena *, long long amount, const char *currency);
+/* "0.0042 USD": millionths of the currency (usage events' cost_micros). */
+char	*money_micros_text(struct arena *, long long micros,
+	    const char *currency);
 
 /* ------------------------------------------------------------------ */
 /* clock.c                                                             */

@@ -64,16 +64,33 @@ new_token(struct arena *a, const char *prefix, size_t nbytes)
  * characters in the arena.  Tokens and keys are high-entropy secrets, so
  * a fast keyed hash is enough and keeps lookups cheap.
  */
-char *
-token_hash(struct arena *a, const char *s)
+static char *
+keyed_hash(struct arena *a, const char *s, const unsigned char key[32])
 {
 	unsigned char	 h[32];
 	char		*hex = arena_alloc(a, 65);
 
 	crypto_generichash(h, sizeof(h), (const unsigned char *)s, strlen(s),
-	    cfg.crypto_key, sizeof(cfg.crypto_key));
+	    key, 32);
 	sodium_bin2hex(hex, 65, h, sizeof(h));
 	return hex;
+}
+
+char *
+token_hash(struct arena *a, const char *s)
+{
+	return keyed_hash(a, s, cfg.crypto_key);
+}
+
+/*
+ * The same hash under [crypto] previous_key, or NULL when there is none:
+ * what a row written before the key's rotation holds.
+ */
+char *
+token_hash_previous(struct arena *a, const char *s)
+{
+	return cfg.has_previous_key ?
+	    keyed_hash(a, s, cfg.crypto_previous_key) : NULL;
 }
 
 /* Compares two strings in time that depends only on their lengths. */
@@ -168,12 +185,19 @@ password_needs_rehash(const char *hash)
 	    cfg.argon2_memory) != 0;
 }
 
-/* The subkey that seals stored secrets, derived from the crypto key. */
+/* The subkey that seals stored secrets, derived from a crypto key. */
+static void
+seal_key_of(unsigned char key[crypto_secretbox_KEYBYTES],
+    const unsigned char master[32])
+{
+	crypto_kdf_derive_from_key(key, crypto_secretbox_KEYBYTES, 1,
+	    "tg-seal_", master);
+}
+
 static void
 seal_key(unsigned char key[crypto_secretbox_KEYBYTES])
 {
-	crypto_kdf_derive_from_key(key, crypto_secretbox_KEYBYTES, 1,
-	    "tg-seal_", cfg.crypto_key);
+	seal_key_of(key, cfg.crypto_key);
 }
 
 /*
@@ -196,34 +220,57 @@ seal(struct arena *a, const void *plain, size_t n, size_t *outlen)
 	return out;
 }
 
-/*
- * Opens what seal made.  Returns the plain text (NUL-terminated, in the
- * arena), or NULL when it was tampered with.
- */
-char *
-unseal(struct arena *a, const void *sealed, size_t n, size_t *outlen)
+/* Opens sealed under master into out (plain bytes).  Returns 0 or -1. */
+static int
+open_with(unsigned char *out, const unsigned char *s, size_t n,
+    const unsigned char master[32])
 {
 	unsigned char	 key[crypto_secretbox_KEYBYTES];
+	int		 rc;
+
+	seal_key_of(key, master);
+	rc = crypto_secretbox_open_easy(out, s + crypto_secretbox_NONCEBYTES,
+	    n - crypto_secretbox_NONCEBYTES, s, key);
+	sodium_memzero(key, sizeof(key));
+	return rc;
+}
+
+/*
+ * Opens what seal made, under the crypto key or else [crypto]
+ * previous_key (*old, when not NULL, says which).  Returns the plain
+ * text (NUL-terminated, in the arena), or NULL when it was tampered with.
+ */
+char *
+unseal_ex(struct arena *a, const void *sealed, size_t n, size_t *outlen,
+    bool *old)
+{
 	const unsigned char *s = sealed;
 	char		*out;
 	size_t		 plain;
-	int		 rc;
 
+	if (old != NULL)
+		*old = false;
 	if (n < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
 		return NULL;
 	plain = n - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
 	out = arena_alloc(a, plain + 1);
-	seal_key(key);
-	rc = crypto_secretbox_open_easy((unsigned char *)out,
-	    s + crypto_secretbox_NONCEBYTES, n - crypto_secretbox_NONCEBYTES,
-	    s, key);
-	sodium_memzero(key, sizeof(key));
-	if (rc != 0)
-		return NULL;
+	if (open_with((unsigned char *)out, s, n, cfg.crypto_key) != 0) {
+		if (!cfg.has_previous_key || open_with((unsigned char *)out, s,
+		    n, cfg.crypto_previous_key) != 0)
+			return NULL;
+		if (old != NULL)
+			*old = true;
+	}
 	out[plain] = '\0';
 	if (outlen != NULL)
 		*outlen = plain;
 	return out;
+}
+
+char *
+unseal(struct arena *a, const void *sealed, size_t n, size_t *outlen)
+{
+	return unseal_ex(a, sealed, n, outlen, NULL);
 }
 
 /* Lower-case hex of n bytes, in the arena. */

@@ -72,7 +72,11 @@ try_once(pid_t me)
 			held = i;
 			return true;
 		}
-		if (cur != 0 && cur != me && gone(cur) &&
+		/*
+		 * A dead holder's slot, or one left by an earlier process
+		 * that had this very pid (this one holds none: held < 0).
+		 */
+		if (cur != 0 && (cur == me || gone(cur)) &&
 		    __sync_bool_compare_and_swap(&cap->slot[i], cur, me)) {
 			log_warn("hashcap_reclaim", " pid=%d", (int)cur);
 			held = i;

@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -39,4 +40,34 @@ money_text(struct arena *a, long long amount, const char *currency)
 			    cur);
 	return arena_printf(a, "%s%llu.%02llu%s%s", sign, abs_amount / 100,
 	    abs_amount % 100, cur[0] != '\0' ? " " : "", cur);
+}
+
+/*
+ * "0.42 USD", "0.0042 USD", "3 JPY": micros in millionths of currency's
+ * major unit (of its whole unit for zero-decimal currencies), with the
+ * currency's usual decimals and more, up to six, when the amount has
+ * them.  The result is in the arena.
+ */
+char *
+money_micros_text(struct arena *a, long long micros, const char *currency)
+{
+	char		 cur[4], frac[8];
+	size_t		 i, keep = 2;
+	unsigned long long abs_amount;
+	const char	*sign = micros < 0 ? "-" : "";
+
+	for (i = 0; currency != NULL && i < 3 && currency[i] != '\0'; i++)
+		cur[i] = (char)toupper((unsigned char)currency[i]);
+	cur[i] = '\0';
+	abs_amount = micros < 0 ? 0ULL - (unsigned long long)micros :
+	    (unsigned long long)micros;
+	for (i = 0; i < sizeof(zero_decimal) / sizeof(zero_decimal[0]); i++)
+		if (strcmp(cur, zero_decimal[i]) == 0)
+			keep = 0;
+	snprintf(frac, sizeof(frac), "%06llu", abs_amount % 1000000);
+	for (i = 6; i > keep && frac[i - 1] == '0'; i--)
+		continue;
+	frac[i] = '\0';
+	return arena_printf(a, "%s%llu%s%s%s%s", sign, abs_amount / 1000000,
+	    i > 0 ? "." : "", frac, cur[0] != '\0' ? " " : "", cur);
 }

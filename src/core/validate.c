@@ -185,6 +185,26 @@ valid_slug(const char *s, size_t len)
 	return NULL;
 }
 
+/*
+ * A service key's name (contract section 10): 1 to 64 of letters,
+ * digits, - and _.  Returns NULL when good, else what is wrong.
+ */
+const char *
+valid_key_name(const char *s, size_t len)
+{
+	size_t	 i;
+
+	if (len == 0 || len > 64)
+		return "must be 1 to 64 of letters, digits, - and _";
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		    s[i] == '-'))
+			return "must be 1 to 64 of letters, digits, - and _";
+	return NULL;
+}
+
 /* Returns a copy of s with A-Z lowered and nothing else changed. */
 char *
 ascii_lower(struct arena *a, const char *s)

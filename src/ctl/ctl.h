@@ -11,6 +11,13 @@ int	 ctl_admin_create(int, char *[]);
 int	 ctl_user_show(int, char *[]);
 int	 ctl_user_disable(int, char *[]);
 
+/* ops_cmds.c: accounts and the outbox, for the operator (exit statuses). */
+int	 ctl_user_enable(int, char *[]);
+int	 ctl_user_verify(int, char *[]);
+int	 ctl_user_set_password(int, char *[]);
+int	 ctl_user_list(int, char *[]);
+int	 ctl_outbox_list(int, char *[]);
+int	 ctl_outbox_retry(int, char *[]);
 /* gc.c: tollgatectl gc, the purge of expired rows. */
 int	 ctl_gc(int, char *[]);
 

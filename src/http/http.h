@@ -56,7 +56,8 @@ enum ftype {
 	F_ID,		/* an object id */
 	F_SLUG,		/* [a-z0-9_]{1,64}: plan and meter names */
 	F_INT,		/* integer in [min, max] */
-	F_BOOL
+	F_BOOL,
+	F_OBJECT	/* a JSON object, max bytes as compact text (0: 1024) */
 };
 
 #define FIELD_REQUIRED	0x01
@@ -76,7 +77,8 @@ struct input {
 	const struct field *f;
 	bool		 present;
 	bool		 is_null;
-	const char	*s;	/* text fields; NUL-terminated in the arena */
+	const char	*s;	/* text fields (F_OBJECT: its compact JSON);
+				   NUL-terminated in the arena */
 	size_t		 len;
 	long long	 i;	/* F_INT */
 	bool		 b;	/* F_BOOL */

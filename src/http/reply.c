@@ -237,14 +237,24 @@ reply_html(struct req *r, int status, const char *title, const char *body_html)
 	    "<meta charset=\"utf-8\">\n<meta name=\"viewport\" "
 	    "content=\"width=device-width, initial-scale=1\">\n<title>");
 	buf_html(&b, title);
-	buf_puts(&b, " · tollgate</title>\n<link rel=\"stylesheet\" "
+	/* The product's name ([server] name) brands every page. */
+	buf_puts(&b, " · ");
+	buf_html(&b, cfg.product_name);
+	buf_puts(&b, "</title>\n<link rel=\"stylesheet\" "
 	    "href=\"/static/tollgate.css\">\n</head>\n<body>\n<header><a "
-	    "class=\"brand\" href=\"/profile\">tollgate</a></header>\n"
-	    "<main>\n<h1>");
+	    "class=\"brand\" href=\"/profile\">");
+	buf_html(&b, cfg.product_name);
+	buf_puts(&b, "</a></header>\n<main>\n<h1>");
 	buf_html(&b, title);
 	buf_puts(&b, "</h1>\n");
 	buf_puts(&b, body_html);
-	buf_puts(&b, "</main>\n</body>\n</html>\n");
+	buf_puts(&b, "</main>\n");
+	if (cfg.support_url[0] != '\0') {
+		buf_puts(&b, "<footer><a class=\"support\" href=\"");
+		buf_html(&b, cfg.support_url);
+		buf_puts(&b, "\">Help and support</a></footer>\n");
+	}
+	buf_puts(&b, "</body>\n</html>\n");
 	send_response(r, status, "text/html; charset=utf-8", b.p, b.len);
 }
 

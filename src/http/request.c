@@ -246,6 +246,19 @@ take_json(struct arena *a, const struct field *f, struct json_object *v,
 			return "must be true or false";
 		in->b = json_object_get_boolean(v);
 		return NULL;
+	case F_OBJECT: {
+		const char	*text;
+
+		if (!json_object_is_type(v, json_type_object))
+			return "must be a JSON object";
+		text = json_object_to_json_string_ext(v,
+		    JSON_C_TO_STRING_PLAIN);
+		in->len = strlen(text);
+		if (in->len > (f->max > 0 ? (size_t)f->max : 1024))
+			return "is too large";
+		in->s = arena_strndup(a, text, in->len);
+		return NULL;
+	}
 	default:
 		if (!json_object_is_type(v, json_type_string))
 			return "must be a string";
@@ -285,6 +298,8 @@ take_form(const struct field *f, const struct kv *kv,
 		else
 			return "must be true or false";
 		return NULL;
+	case F_OBJECT:
+		return "must be a JSON object (send JSON)";
 	default:
 		if ((err = check_text(f, kv->val, kv->vlen)) != NULL)
 			return err;

@@ -656,6 +656,41 @@ draw_chart(struct page *p, const char *meter, struct json_object *rows,
 	buf_puts(&p->b, "</figure>\n");
 }
 
+/*
+ * The money of the period's usage events (cost_micros), per meter and in
+ * all, when there is some; nothing otherwise.
+ */
+static void
+usage_money(struct page *p, struct json_object *u)
+{
+	struct json_object	*money, *mm;
+	const char		*cur;
+
+	if (!json_object_object_get_ex(u, "money", &money) ||
+	    !json_object_object_get_ex(money, "meters", &mm) ||
+	    json_object_object_length(mm) == 0)
+		return;
+	cur = member_str(money, "currency");
+	buf_puts(&p->b, "<section>\n<h2>Cost</h2>\n<div class=\"scroll\">"
+	    "<table class=\"money\">\n<thead><tr><th>Meter</th><th>Cost this "
+	    "period</th></tr></thead>\n<tbody>\n");
+	json_object_object_foreach(mm, name, v) {
+		buf_puts(&p->b, "<tr id=\"cost-");
+		buf_html(&p->b, name);
+		buf_puts(&p->b, "\"><th scope=\"row\">");
+		buf_html(&p->b, meter_label(p->r->a, name));
+		buf_puts(&p->b, "</th><td>");
+		buf_html(&p->b, money_micros_text(p->r->a,
+		    json_object_get_int64(v), cur));
+		buf_puts(&p->b, "</td></tr>\n");
+	}
+	buf_puts(&p->b, "</tbody>\n<tfoot><tr><th scope=\"row\">In all</th>"
+	    "<td id=\"cost-total\">");
+	buf_html(&p->b, money_micros_text(p->r->a, member_int(money,
+	    "total_micros"), cur));
+	buf_puts(&p->b, "</td></tr></tfoot></table></div>\n</section>\n");
+}
+
 /* GET /usage: 200 with the meters of the period and the daily charts. */
 void
 h_page_usage(struct req *r)
@@ -722,11 +757,15 @@ h_page_usage(struct req *r)
 		long long used = member_int(m, "used"), lim = member_int(m, "limit");
 		bool has_lim = member_str(m, "limit") != NULL;
 
+		bool level = member_str(m, "kind") != NULL &&
+		    strcmp(member_str(m, "kind"), "level") == 0;
+
 		buf_puts(&p.b, "<tr id=\"meter-");
 		buf_html(&p.b, name);
 		buf_puts(&p.b, "\"><th scope=\"row\">");
 		buf_html(&p.b, meter_label(r->a, name));
-		buf_printf(&p.b, "</th><td>%s</td><td>", num(r->a, used));
+		buf_printf(&p.b, "</th><td>%s%s</td><td>", num(r->a, used),
+		    level ? " in use now" : "");
 		if (has_lim)
 			buf_printf(&p.b, "%s</td><td><meter min=\"0\" "
 			    "max=\"%lld\" low=\"%lld\" high=\"%lld\" "
@@ -736,10 +775,13 @@ h_page_usage(struct req *r)
 		else
 			buf_puts(&p.b, "no limit</td><td></td></tr>\n");
 	}
-	buf_puts(&p.b, "</tbody></table></div>\n</section>\n<section>\n"
-	    "<h2>Daily use</h2>\n");
+	buf_puts(&p.b, "</tbody></table></div>\n</section>\n");
+	usage_money(&p, u);
+	buf_puts(&p.b, "<section>\n<h2>Daily use</h2>\n");
 	json_object_object_foreach(ms, name2, m2) {
-		(void)m2;
+		if (member_str(m2, "kind") != NULL &&
+		    strcmp(member_str(m2, "kind"), "level") == 0)
+			continue;	/* a level has no daily sum */
 		buf_puts(&p.b, "<h3>");
 		buf_html(&p.b, meter_label(r->a, name2));
 		buf_puts(&p.b, "</h3>\n");
@@ -808,7 +850,11 @@ h_page_billing(struct req *r)
 		buf_puts(&p.b, "</dd>");
 	}
 	buf_puts(&p.b, "</dl>\n");
-	if (member_str(bill, "status") != NULL) {
+	/* Without Stripe set up, no button that would fail. */
+	if (!stripe_configured())
+		buf_puts(&p.b, "<p id=\"billing-off\">Paid plans cannot be "
+		    "bought on this site yet.</p>\n");
+	else if (member_str(bill, "status") != NULL) {
 		pg_form(&p, "/billing/portal", "inline");
 		pg_submit(&p, "Manage billing", "secondary");
 	}
@@ -853,6 +899,8 @@ h_page_billing(struct req *r)
 		    num(r->a, member_int(pl, "api_keys")));
 		if (cur != NULL && strcmp(cur, name) == 0)
 			buf_puts(&p.b, "<p class=\"tag ok\">Your plan</p>\n");
+		else if (!stripe_configured())
+			;	/* nothing to buy it with */
 		else if (price > 0 && live) {
 			pg_form(&p, "/billing/portal", "inline");
 			pg_submit(&p, arena_printf(r->a, "Switch to %s in the "
@@ -943,7 +991,8 @@ reply_stripe(struct req *r, int rc)
 /*
  * POST /billing/checkout {plan}: 200 with the link to Stripe Checkout;
  * 422 for a plan that cannot be bought; 409 when a subscription is live
- * (the portal changes it); 503 when Stripe cannot be reached.
+ * (the portal changes it); 404 when billing is not set up; 503 when
+ * Stripe cannot be reached.
  */
 void
 h_page_checkout(struct req *r)
@@ -954,6 +1003,11 @@ h_page_checkout(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
+	if (!stripe_configured()) {
+		reply_error(r, 404, "not_found", "Billing is not set up on "
+		    "this site.");
+		return;
+	}
 	if (!pg_take(&p)) {
 		json_object_put(p.errs);
 		reply_error(r, 422, "validation_failed", "Choose a plan.");
@@ -980,7 +1034,10 @@ h_page_checkout(struct req *r)
 	    "Continue to Stripe Checkout");
 }
 
-/* POST /billing/portal: 200 with the link to Stripe's portal; 503. */
+/*
+ * POST /billing/portal: 200 with the link to Stripe's portal; 404 when
+ * billing is not set up; 503.
+ */
 void
 h_page_portal(struct req *r)
 {
@@ -990,6 +1047,11 @@ h_page_portal(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
+	if (!stripe_configured()) {
+		reply_error(r, 404, "not_found", "Billing is not set up on "
+		    "this site.");
+		return;
+	}
 	if ((rc = billing_portal_core(r, r->who.user_id, " via=page", &url)) < 0) {
 		reply_stripe(r, rc);
 		return;

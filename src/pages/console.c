@@ -5,6 +5,7 @@
  * goes through the same functions as the admin API (admin.c), so it is
  * audited the same way.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "pages/pages.h"
@@ -14,6 +15,22 @@ static void
 put_text(struct buf *b, const char *s)
 {
 	buf_html(b, s != NULL ? s : "—");
+}
+
+/*
+ * Who an audit row names as its actor or target (what: "actor" or
+ * "target"): the email it had at the time, else its user id.  The
+ * string belongs to the row.
+ */
+static const char *
+who_of(struct json_object *e, const char *what)
+{
+	char		 k[32];
+	const char	*email;
+
+	snprintf(k, sizeof(k), "%s_email", what);
+	email = member_str(e, k);
+	return email != NULL ? email : member_str(e, what);
 }
 
 /* The newest payments and audit rows of everyone, for /admin. */
@@ -76,11 +93,11 @@ recent_section(struct page *p)
 		buf_puts(&p->b, "<tr><td>");
 		pg_time(&p->b, member_str(e, "at"));
 		buf_puts(&p->b, "</td><td>");
-		put_text(&p->b, member_str(e, "actor"));
+		put_text(&p->b, who_of(e, "actor"));
 		buf_puts(&p->b, "</td><td>");
 		buf_html(&p->b, member_str(e, "action"));
 		buf_puts(&p->b, "</td><td>");
-		put_text(&p->b, member_str(e, "target"));
+		put_text(&p->b, who_of(e, "target"));
 		buf_puts(&p->b, "</td><td>");
 		put_text(&p->b, member_str(e, "address"));
 		buf_puts(&p->b, "</td></tr>\n");
@@ -182,6 +199,17 @@ h_page_admin(struct req *r)
 		buf_puts(&p.b, "\">Next</a>");
 	}
 	buf_puts(&p.b, "</nav>\n</section>\n");
+	/* Every user's usage events in a period, as CSV (a plain GET). */
+	buf_puts(&p.b, "<section>\n<h2>Usage export</h2>\n<form method=\"get\" "
+	    "action=\"/api/v1/admin/usage/export\" class=\"inline\">"
+	    "<div><label for=\"exp-from\">From</label><input id=\"exp-from\" "
+	    "name=\"from\" type=\"date\"></div><div><label for=\"exp-to\">"
+	    "To (not included)</label><input id=\"exp-to\" name=\"to\" "
+	    "type=\"date\"></div><div><label for=\"exp-meter\">Meter</label>"
+	    "<input id=\"exp-meter\" name=\"meter\" maxlength=\"64\"></div>"
+	    "<button type=\"submit\">Download CSV</button></form>\n<p>Left "
+	    "empty: this calendar month so far (UTC), every meter.</p>\n"
+	    "</section>\n");
 	json_object_put(o);
 	if ((rc = recent_section(&p)) < 0) {
 		json_object_put(p.errs);
@@ -481,11 +509,11 @@ user_audit(struct page *p, struct json_object *audit)
 			buf_puts(&p->b, "<tr><td>");
 			pg_time(&p->b, member_str(e, "at"));
 			buf_puts(&p->b, "</td><td>");
-			put_text(&p->b, member_str(e, "actor"));
+			put_text(&p->b, who_of(e, "actor"));
 			buf_puts(&p->b, "</td><td>");
 			buf_html(&p->b, member_str(e, "action"));
 			buf_puts(&p->b, "</td><td>");
-			put_text(&p->b, member_str(e, "target"));
+			put_text(&p->b, who_of(e, "target"));
 			buf_puts(&p->b, "</td><td><code>");
 			json_object_object_get_ex(e, "detail", &dt);
 			if (dt != NULL)

@@ -110,8 +110,9 @@ h_page_magic(struct req *r)
 		return;
 	}
 	buf_init(&b, r->a);
-	buf_puts(&b, "<p>Sign in to your tollgate account with this "
-	    "link?</p>\n");
+	buf_puts(&b, "<p>Sign in to your ");
+	buf_html(&b, cfg.product_name);
+	buf_puts(&b, " account with this link?</p>\n");
 	magic_form(r, &b, token, false);
 	reply_html(r, 200, "Sign in", b.p);
 }

@@ -397,9 +397,13 @@ login_page(struct req *r, struct page *p, int status, bool totp)
 		    "text", NULL, "one-time-code", true);
 	pg_submit(p, "Log in", NULL);
 	buf_puts(&p->b, "<p><a href=\"/forgot-password\">Forgot your "
-	    "password?</a> · <a href=\"/auth/magic\">Email me a login "
-	    "link</a> · <a href=\"/api/v1/auth/github\">Log in with "
-	    "GitHub</a></p>\n");
+	    "password?</a> · <a href=\"/login/magic\">Email me a login "
+	    "link</a>");
+	/* GitHub only where it is set up: no button that fails. */
+	if (github_configured())
+		buf_puts(&p->b, " · <a href=\"/api/v1/auth/github\">Log in "
+		    "with GitHub</a>");
+	buf_puts(&p->b, "</p>\n");
 	oidc_buttons(p, "Log in");
 	buf_puts(&p->b, "<p>New here? <a href=\"/signup\">Create an "
 	    "account</a>.</p>\n");
@@ -638,6 +642,62 @@ h_page_forgot_post(struct req *r)
 	pg_notice(&p, "notice", "If an account has this email, a link to "
 	    "choose a new password is on its way. It works once, for an "
 	    "hour.");
+	buf_puts(&p.b, "<p><a href=\"/login\">Back to log in</a></p>\n");
+	pg_send(&p, 202, "Check your email");
+}
+
+/* ------------------------------------------------------------------ */
+/* A login link by mail (the /login page's "Email me a login link").   */
+/* ------------------------------------------------------------------ */
+
+static void
+magic_request_page(struct req *r, struct page *p, int status)
+{
+	buf_puts(&p->b, "<p>Enter the email of your account, and we will "
+	    "send you a link that logs you in without a password.</p>\n");
+	pg_form(p, "/login/magic", NULL);
+	pg_input(p, "Email", "email", "email", pg_arg(r, "email"), "email",
+	    true);
+	pg_submit(p, "Email me a login link", NULL);
+	buf_puts(&p->b, "<p><a href=\"/login\">Back to log in</a></p>\n");
+	pg_send(p, status, "Log in by email");
+}
+
+/* GET /login/magic: 200 with the form. */
+void
+h_page_magic_request(struct req *r)
+{
+	struct page	 p;
+
+	pg_init(&p, r);
+	magic_request_page(r, &p, 200);
+}
+
+/*
+ * POST /login/magic {email}: 202 with the same page whether or not the
+ * account exists (mail only to an existing one, within the mail
+ * throttle, as POST /api/v1/auth/magic-link); 422 the form with its
+ * message; 403 without CSRF; 503.
+ */
+void
+h_page_magic_request_post(struct req *r)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!pg_csrf(r))
+		return;
+	pg_init(&p, r);
+	if (!pg_take(&p)) {
+		magic_request_page(r, &p, 422);
+		return;
+	}
+	if ((rc = mail_link_core(r, in_str(r, "email"), "magic", 15)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	pg_notice(&p, "notice", "If an account has this email, a login link "
+	    "is on its way. It works once, for 15 minutes.");
 	buf_puts(&p.b, "<p><a href=\"/login\">Back to log in</a></p>\n");
 	pg_send(&p, 202, "Check your email");
 }

@@ -54,6 +54,8 @@ handler_fn	 h_page_login_post;
 handler_fn	 h_page_logout;
 handler_fn	 h_page_forgot;
 handler_fn	 h_page_forgot_post;
+handler_fn	 h_page_magic_request;
+handler_fn	 h_page_magic_request_post;
 handler_fn	 h_page_reset;
 handler_fn	 h_page_reset_post;
 handler_fn	 h_page_profile;

@@ -93,7 +93,7 @@ deliver(struct arena *a, const char *id, const char *me)
 
 	if (db_select(a, &q_load, &row, "s", id) != 1)
 		return;		/* the lease runs out; it comes back */
-	msg = mail_compose(a, id, cfg.smtp_from, dbv(&row, 0, 0),
+	msg = mail_compose(a, id, mail_from_header(a), dbv(&row, 0, 0),
 	    dbv(&row, 0, 1), dbv(&row, 0, 2), dbv(&row, 0, 3), dbv(&row, 0, 5),
 	    &len);
 	if (smtp_send(cfg.smtp_from, dbv(&row, 0, 0), msg, len, err,

@@ -4,7 +4,10 @@
  * dies is replaced (with backoff when they die young), SIGHUP reloads
  * the configuration by replacing every worker, SIGTERM stops them
  * gracefully (each finishes its request).  With --sender it runs the
- * background sender instead (mail and Stripe meter events).
+ * background sender instead (mail and Stripe meter events).  Both refuse
+ * to start against a schema other than the one this build expects; -t
+ * checks the configuration and the schema and exits.  Under systemd the
+ * socket comes from tollgated.socket (LISTEN_FDS) and outlives us.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -40,14 +43,52 @@ static int		 nslots;
 static pid_t		 draining[4 * MAX_WORKERS];	/* old workers */
 static size_t		 ndraining;
 
+/* True when systemd handed us the socket (tollgated.socket). */
+static bool		 socket_inherited;
+
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: tollgated [-c file] [--sender]\n");
+	fprintf(stderr, "usage: tollgated [-c file] [--sender]\n"
+	    "       tollgated -t [-q] [-c file]\n"
+	    "       tollgated --version\n");
 	exit(2);
 }
 
-/* Opens the FastCGI socket with the configured group and mode 0660. */
+/*
+ * The socket systemd passed (socket activation: LISTEN_PID is us and
+ * LISTEN_FDS is 1, the socket is fd 3), made blocking (a previous
+ * tollgated may have left it non-blocking), or -1 when none was passed.
+ */
+static int
+inherited_socket(void)
+{
+	const char	*pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	int		 fl;
+
+	if (pid == NULL || fds == NULL || atol(pid) != (long)getpid())
+		return -1;
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (atoi(fds) != 1) {
+		log_err("socket", " msg=\"expected one socket from systemd, "
+		    "got %s\"", fds);
+		return -1;
+	}
+	if ((fl = fcntl(3, F_GETFL)) < 0 ||
+	    fcntl(3, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		log_err("socket", " msg=\"the socket from systemd is not "
+		    "usable\" errno=%d", errno);
+		return -1;
+	}
+	return 3;
+}
+
+/*
+ * The FastCGI socket: the one systemd passed, else a new one at
+ * [server] socket with the configured group and mode 0660.
+ */
 static int
 open_socket(void)
 {
@@ -56,6 +97,14 @@ open_socket(void)
 	mode_t		 old;
 	int		 fd;
 
+	if (getenv("LISTEN_FDS") != NULL) {
+		if ((fd = inherited_socket()) < 0)
+			return -1;
+		socket_inherited = true;
+		log_info("socket", " from=systemd msg=\"[server] socket and "
+		    "socket_group are the socket unit's business\"");
+		return fd;
+	}
 	if (lstat(cfg.socket, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(cfg.socket);
 	old = umask(0117);
@@ -259,8 +308,14 @@ master(void)
 				 * the queued ones are drained by the workers:
 				 * a non-blocking socket tells them to.
 				 */
-				unlink(cfg.socket);
-				drain_socket(fd);
+				if (!socket_inherited) {
+					unlink(cfg.socket);
+					drain_socket(fd);
+				}
+				/*
+				 * systemd's socket stays open: what is queued
+				 * waits there for the next tollgated.
+				 */
 				signal_all(SIGTERM);
 			}
 		} else if (sig == SIGHUP && !stopping)
@@ -282,9 +337,44 @@ master(void)
 				spawn(i, fd);
 	}
 	close(fd);
-	unlink(cfg.socket);
+	if (!socket_inherited)
+		unlink(cfg.socket);
 	log_info("stopped", "%s", "");
 	return 0;
+}
+
+/*
+ * Checks the database's schema against this build.  Returns 0 to go on
+ * (equal, or the database cannot be asked now: then a warning), 1 when
+ * it differs (the reason is logged, or printed when print is set).
+ */
+static int
+check_schema(bool print, bool quiet)
+{
+	char	 msg[512];
+	int	 rc;
+
+	rc = schema_check(msg, sizeof(msg));
+	db_close();	/* The workers make their own connections. */
+	if (rc == 0) {
+		if (print && !quiet)
+			printf("tollgated: %s, as this build expects\n", msg);
+		return 0;
+	}
+	if (rc == DB_DOWN) {
+		if (print)
+			fprintf(stderr, "tollgated: warning: the schema was not "
+			    "checked: %s\n", msg);
+		else
+			log_warn("schema_unchecked", " msg=\"%s; it is checked "
+			    "at the next start\"", msg);
+		return 0;
+	}
+	if (print)
+		fprintf(stderr, "tollgated: %s\n", msg);
+	else
+		log_err("schema_mismatch", " msg=\"%s\"", msg);
+	return 1;
 }
 
 int
@@ -293,14 +383,17 @@ main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "sender", no_argument, NULL, 's' },
+		{ "test", no_argument, NULL, 't' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char	*path = config_default_path();
 	char		 err[512];
-	bool		 sender = false;
+	bool		 sender = false, test = false, quiet = false;
 	int		 ch;
 
-	while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:tq", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -308,11 +401,21 @@ main(int argc, char *argv[])
 		case 's':
 			sender = true;
 			break;
+		case 't':
+			test = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'V':
+			printf("tollgated %s (schema version %d)\n",
+			    tg_version(), tg_schema_version());
+			return 0;
 		default:
 			usage();
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (quiet && !test))
 		usage();
 	if (crypto_init() < 0) {
 		fprintf(stderr, "tollgated: libsodium failed to initialise\n");
@@ -327,6 +430,26 @@ main(int argc, char *argv[])
 		fprintf(stderr, "tollgated: %s\n", err);
 		return 1;
 	}
+	if (test) {
+		if (cfg.mail_texts[0] != '\0') {
+			int n = mail_texts_check(cfg.mail_texts, err,
+			    sizeof(err));
+
+			if (n < 0) {
+				fprintf(stderr, "tollgated: [server] "
+				    "mail_texts: %s\n", err);
+				return 1;
+			}
+			if (!quiet)
+				printf("tollgated: %d mail texts in %s\n", n,
+				    cfg.mail_texts);
+		}
+		if (!quiet)
+			printf("tollgated: the configuration %s is ok\n", path);
+		return check_schema(true, quiet);
+	}
+	if (check_schema(false, false) != 0)
+		return 1;
 	if (sender)
 		return sender_run();
 	return master();

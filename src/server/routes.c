@@ -23,8 +23,12 @@ static const struct field f_login[] = {
 	{ "recovery_code", F_TEXT, 0, 1, 64 },
 	{ NULL, 0, 0, 0, 0 },
 };
+/*
+ * Any text: a value that is no live refresh token (malformed, an access
+ * token) answers 401 like an unknown one (contract section 3).
+ */
 static const struct field f_refresh[] = {
-	{ "refresh_token", F_TOKEN, FIELD_REQUIRED, 0, 0 },
+	{ "refresh_token", F_TEXT, FIELD_REQUIRED, 0, 4096 },
 	{ NULL, 0, 0, 0, 0 },
 };
 static const struct field f_logout[] = {
@@ -194,6 +198,29 @@ static const struct field f_usage_event[] = {
 	{ "meter", F_SLUG, FIELD_REQUIRED, 0, 0 },
 	{ "quantity", F_INT, FIELD_REQUIRED, 1, 1000000000000LL },
 	{ "idempotency_key", F_TEXT, FIELD_REQUIRED, 1, 128 },
+	{ "metadata", F_OBJECT, FIELD_NULLABLE, 0, 1024 },
+	{ "cost_micros", F_INT, FIELD_NULLABLE, 0, 1000000000000000000LL },
+	{ NULL, 0, 0, 0, 0 },
+};
+/* Services and their users (contract section 7a, issue 18). */
+static const struct field f_usage_events[] = {
+	{ "from", F_TEXT, 0, 1, 40 },
+	{ "to", F_TEXT, 0, 1, 40 },
+	{ "meter", F_SLUG, 0, 0, 0 },
+	{ "page", F_INT, 0, 1, 1000000 },
+	{ NULL, 0, 0, 0, 0 },
+};
+/* The admin page's export form sends its empty boxes: left out. */
+static const struct field f_usage_export[] = {
+	{ "from", F_TEXT, FIELD_BLANK_ABSENT, 1, 40 },
+	{ "to", F_TEXT, FIELD_BLANK_ABSENT, 1, 40 },
+	{ "meter", F_SLUG, FIELD_BLANK_ABSENT, 0, 0 },
+	{ "user_id", F_ID, FIELD_BLANK_ABSENT, 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+static const struct field f_usage_level[] = {
+	{ "user_id", F_ID, FIELD_REQUIRED, 0, 0 },
+	{ "level", F_INT, FIELD_REQUIRED, 0, 1000000000000000LL },
 	{ NULL, 0, 0, 0, 0 },
 };
 
@@ -302,6 +329,9 @@ const struct route routes[] = {
 	{ M_POST, "/logout", h_page_logout, PAGE, NULL },
 	{ M_GET, "/forgot-password", h_page_forgot, PAGE, NULL },
 	{ M_POST, "/forgot-password", h_page_forgot_post, PAGE_FORM,
+	    f_page_forgot },
+	{ M_GET, "/login/magic", h_page_magic_request, PAGE, NULL },
+	{ M_POST, "/login/magic", h_page_magic_request_post, PAGE_FORM,
 	    f_page_forgot },
 	{ M_GET, "/reset-password", h_page_reset, PAGE, NULL },
 	{ M_POST, "/reset-password", h_page_reset_post, PAGE_FORM,
@@ -433,6 +463,14 @@ const struct route routes[] = {
 	{ M_GET, "/api/v1/usage", h_usage, LOGIN | ROUTE_KEY, NULL },
 	{ M_POST, "/api/v1/usage/events", h_usage_event,
 	    ROUTE_JSON | ROUTE_SERVICE, f_usage_event },
+	{ M_GET, "/api/v1/usage/events", h_usage_events, LOGIN,
+	    f_usage_events },
+	{ M_PUT, "/api/v1/usage/levels/{meter}", h_usage_level_put,
+	    ROUTE_JSON | ROUTE_SERVICE, f_usage_level },
+	{ M_GET, "/api/v1/client-config", h_client_config, LOGIN | ROUTE_KEY,
+	    NULL },
+	{ M_GET, "/api/v1/admin/usage/export", h_admin_usage_export, ADMIN,
+	    f_usage_export },
 	{ M_GET | M_HEAD | M_POST | M_PUT | M_PATCH | M_DELETE | M_OPTIONS |
 	    M_OTHER, "/_tollgate/check", h_gate, 0, NULL },
 };

@@ -263,18 +263,22 @@ handle(FCGX_Request *fx, struct arena *a)
 	if (r.query == NULL)
 		r.query = "";
 	r.remote_addr = FCGX_GetParam("REMOTE_ADDR", fx->envp);
+	/* nginx's $request_id (the shipped snippets pass it): every log
+	 * line of this request carries it. */
+	log_set_request_id(FCGX_GetParam("REQUEST_ID", fx->envp));
 	r.user_agent = FCGX_GetParam("HTTP_USER_AGENT", fx->envp);
 
 	dispatch(&r);
 
 	dur = now_seconds() - r.t0;
-	metrics_request(r.route_index, r.status, dur);
+	metrics_request(r.route_index, r.method_str, r.status, dur);
 	tg_log(r.status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO, "request",
 	    " method=%s path=%s route=%s status=%d ms=%.2f addr=%s user=%s",
 	    r.method_str ? r.method_str : "-", r.path,
 	    route_label(r.route_index), r.status, dur * 1000,
 	    r.remote_addr ? r.remote_addr : "-",
 	    r.who.user_id ? r.who.user_id : "-");
+	log_set_request_id(NULL);
 	if (r.bad != NULL)
 		json_object_put(r.bad);
 	if (r.json != NULL) {

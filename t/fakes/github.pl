@@ -18,6 +18,11 @@
 # name, emails: [{email, primary, verified}]}}, POST /_fake/mode {down:
 # 0|1} (token endpoint and API answer 503), GET /_fake/state (the token
 # requests as received, codes, tokens).
+#
+# With FAKE_GITHUB_INTERACTIVE=1 (contrib/devstack up runs it so), an
+# authorize request without fake_user shows a page that asks who signs
+# in (a login and an email, taken as verified and primary), so a person
+# can try GitHub sign-in on a laptop.
 
 use strict;
 use warnings;
@@ -35,6 +40,7 @@ my %tokens;		# token => user key
 my @token_requests;
 my @authorize_requests;
 my %mode = (down => 0);
+my $INTERACTIVE = $ENV{FAKE_GITHUB_INTERACTIVE};
 
 sub rid { my @c = ('a' .. 'z', '0' .. '9'); join '', map { $c[rand @c] } 1 .. 20 }
 
@@ -58,6 +64,34 @@ get '/login/oauth/authorize' => sub ($c) {
 	my %q = map { $_ => $c->param($_) } qw(client_id redirect_uri state
 	    scope code_challenge code_challenge_method fake_user fake_deny);
 	push @authorize_requests, \%q;
+	if ($INTERACTIVE && !defined $q{fake_user} && !$q{fake_deny}) {
+		my $email = $c->param('fake_email') // '';
+		unless ($email =~ /^[^\s@]+@[^\s@]+\z/) {
+			my $hidden = join '', map {
+			    sprintf '<input type=hidden name="%s" value="%s">', $_,
+			    Mojo::Util::xml_escape($q{$_} // '') } qw(client_id
+			    redirect_uri state scope code_challenge
+			    code_challenge_method);
+			return $c->render(format => 'html', text =>
+			    '<!doctype html><title>Fake GitHub</title>'
+			    . '<h1>Fake GitHub (dev stack)</h1>'
+			    . '<p>Sign in as anyone: nothing is checked.</p>'
+			    . '<form method=get action="/login/oauth/authorize">'
+			    . $hidden . '<p><label>GitHub login <input name='
+			    . 'fake_login value="octocat"></label></p><p><label>'
+			    . 'Verified email <input name=fake_email type=email '
+			    . 'required></label></p><button>Authorize</button> '
+			    . '<button name=fake_deny value=1>Cancel</button>'
+			    . '</form>');
+		}
+		my $login = $c->param('fake_login') || (split /@/, $email)[0];
+		my $key = 'dev:' . lc $email;
+		$users{$key} //= { id => hex(substr(Digest::SHA::sha256_hex(lc $email),
+		    0, 7)), login => $login, name => $login,
+		    emails => [{ email => $email, primary => \1,
+		    verified => \1 }] };
+		$q{fake_user} = $key;
+	}
 	return $c->render(status => 400, text => 'unknown client_id')
 	    unless ($q{client_id} // '') eq $CLIENT_ID;
 	return $c->render(status => 400, text => 'PKCE S256 required')

@@ -21,7 +21,24 @@
 # customer.subscription.created, checkout.session.completed, in that
 # order, signed with $FAKE_WEBHOOK_SECRET, to $FAKE_WEBHOOK_URL), then
 # sends the browser to the session's success_url.  Cancelling a known
-# subscription (DELETE) sends customer.subscription.deleted.
+# subscription (DELETE) sends customer.subscription.deleted.  With
+# FAKE_STRIPE_LOCAL_PORTAL=1 (contrib/devstack up sets it) a Customer
+# Portal session's url is this fake's page too: GET /portal/:id lists the
+# customer's live subscriptions, each with a "Cancel" button (POST
+# /portal/:id/cancel/:sub sends customer.subscription.deleted, then the
+# browser goes to the session's return_url), and a link back.
+#
+# Prices: price_pro_devstack and price_team_devstack (and any price not
+# known here) are licensed prices, which a Checkout line item must give
+# a quantity; the metered prices ($FAKE_METERED_PRICES, "price:meter,...";
+# by default price_compute_devstack for the meter compute_minutes and
+# price_tokens_devstack for tokens) must come without one, as Stripe
+# refuses a quantity for a metered price.  Every line item becomes a
+# subscription item (si_...) when the Checkout is paid, and a meter event
+# is added to the usage of the item, on the customer's live
+# subscriptions, whose price bills that meter (state: item_usage
+# {si_: total}); an event no item bills goes to unbilled {event_name:
+# total}, as Stripe would keep it without invoicing it.
 #
 # For the tests: GET /_fake/ping, GET /_fake/state (requests in order,
 # customers, accepted meter events, cancelled subscriptions), POST
@@ -45,11 +62,15 @@ my $FILE = $ENV{FAKE_STATE_FILE};
 my $HOOK = $ENV{FAKE_WEBHOOK_URL};
 my $HOOK_SECRET = $ENV{FAKE_WEBHOOK_SECRET} // 'whsec_devstack';
 my %AMOUNT = (price_pro_devstack => 2900, price_team_devstack => 9900);
+my %METERED = map { split /:/, $_, 2 } grep { /:/ } split /,/,
+    $ENV{FAKE_METERED_PRICES} //
+    'price_compute_devstack:compute_minutes,price_tokens_devstack:tokens';
 
 sub fresh {
 	return { requests => [], idem => {}, customers => {},
 	    meter_events => {}, cancelled => [], sessions => {},
-	    subscriptions => {}, webhooks => [],
+	    subscriptions => {}, webhooks => [], item_usage => {},
+	    unbilled => {},
 	    mode => { fail_all => 0, fail_next => 0, delay => 0 }, seq => 0 };
 }
 
@@ -115,11 +136,16 @@ post '/checkout/:id/pay' => sub ($c) {
 	my $inv = rid('in_');
 	my ($start, $end) = ($now, $now + 30 * 86400);
 	my $amount = $AMOUNT{ $cs->{price} } // 1000;
+	my @items = map { { id => rid('si_'), object => 'subscription_item',
+	    price => { id => $_, recurring => { usage_type =>
+	    $METERED{$_} ? 'metered' : 'licensed', ($METERED{$_} ?
+	    (meter => "mtr_$METERED{$_}") : ()) } },
+	    ($METERED{$_} ? () : (quantity => 1)) } }
+	    @{ $cs->{prices} // [ $cs->{price} ] };
 	my $object = { id => $sub, object => 'subscription',
 	    customer => $cs->{customer}, status => 'active',
 	    cancel_at_period_end => \0, current_period_start => $start,
-	    current_period_end => $end,
-	    items => { data => [{ price => { id => $cs->{price} } }] } };
+	    current_period_end => $end, items => { data => \@items } };
 	$S->{subscriptions}{$sub} = $object;
 	$cs->{subscription} = $sub;
 	save();
@@ -140,6 +166,39 @@ post '/checkout/:id/pay' => sub ($c) {
 };
 
 # Every /v1 call: authenticate, record, then fail, replay or handle.
+get '/portal/:id' => sub ($c) {
+	my $ps = ($S->{portals} // {})->{ $c->param('id') }
+	    or return $c->render(status => 404, text => 'no such session');
+	my $html = '<!doctype html><title>Fake Customer Portal</title>'
+	    . '<h1>Fake Stripe Customer Portal</h1>';
+	for my $sub (sort { $a->{id} cmp $b->{id} } values %{ $S->{subscriptions} }) {
+		next unless $sub->{customer} eq $ps->{customer}
+		    && $sub->{status} ne 'canceled';
+		my $price = $sub->{items}{data}[0]{price}{id} // '';
+		$html .= "<p>Subscription $sub->{id} ($price, $sub->{status})</p>"
+		    . "<form method=post action=\"/portal/$ps->{id}/cancel/"
+		    . "$sub->{id}\"><button>Cancel subscription</button></form>";
+	}
+	$html .= '<p><a href="' . Mojo::Util::xml_escape($ps->{return_url} // '/')
+	    . '">Return</a></p>';
+	$c->render(text => $html, format => 'html');
+};
+
+post '/portal/:id/cancel/:sub' => sub ($c) {
+	my $ps = ($S->{portals} // {})->{ $c->param('id') }
+	    or return $c->render(status => 404, text => 'no such session');
+	my $sub = $S->{subscriptions}{ $c->param('sub') };
+	return $c->render(status => 404, text => 'no such subscription')
+	    unless $sub && $sub->{customer} eq $ps->{customer};
+	if ($sub->{status} ne 'canceled') {
+		$sub->{status} = 'canceled';
+		push @{ $S->{cancelled} }, $sub->{id};
+		save();
+		send_webhook('customer.subscription.deleted', $sub);
+	}
+	$c->redirect_to($ps->{return_url} // '/');
+};
+
 under '/v1' => sub ($c) {
 	my $params = $c->req->body_params->to_hash;
 	my $idem = $c->req->headers->header('Idempotency-Key');
@@ -222,17 +281,48 @@ post '/customers' => sub ($c) {
 	answer($c, 200, { object => 'customer', %{ $S->{customers}{$id} } });
 };
 
+# The line items of a Checkout, checked as Stripe checks them: a price
+# each, in order from 0; a quantity for a licensed price, none for a
+# metered one; no price twice.  Returns (prices) or (undef, message,
+# param).
+sub line_items ($p) {
+	my @prices;
+	for (my $i = 0; defined $p->{"line_items[$i][price]"}; $i++) {
+		my $price = $p->{"line_items[$i][price]"};
+		my $q = $p->{"line_items[$i][quantity]"};
+		return (undef, "A price may appear once (line_items[$i]).",
+		    "line_items[$i][price]") if grep { $_ eq $price } @prices;
+		if ($METERED{$price}) {
+			return (undef, 'Quantity should not be specified where '
+			    . 'usage_type is `metered`. Remove quantity from '
+			    . "`line_items[$i]`.", "line_items[$i][quantity]")
+			    if defined $q;
+		} elsif (!defined $q || $q !~ /^[1-9]\d*$/) {
+			return (undef, "Missing required param: line_items[$i]"
+			    . '[quantity].', "line_items[$i][quantity]");
+		}
+		push @prices, $price;
+	}
+	my @extra = grep { /^line_items\[(\d+)\]/ && $1 >= @prices } keys %$p;
+	return (undef, "Received unknown line item parameter: $extra[0].",
+	    $extra[0]) if @extra;
+	return (\@prices);
+}
+
 post '/checkout/sessions' => sub ($c) {
 	return unless required($c, qw(mode customer line_items[0][price]
-	    line_items[0][quantity] success_url cancel_url));
+	    success_url cancel_url));
 	my $p = $c->stash('params');
 	return answer($c, 400, { error => { type => 'invalid_request_error',
 	    message => 'No such customer.', param => 'customer' } })
 	    unless $S->{customers}{ $p->{customer} };
+	my ($prices, $msg, $param) = line_items($p);
+	return answer($c, 400, { error => { type => 'invalid_request_error',
+	    message => $msg, param => $param } }) unless $prices;
 	my $id = rid('cs_test_');
 	$S->{sessions}{$id} = { id => $id, customer => $p->{customer},
 	    client_reference_id => $p->{client_reference_id},
-	    price => $p->{'line_items[0][price]'},
+	    price => $p->{'line_items[0][price]'}, prices => $prices,
 	    success_url => $p->{success_url}, cancel_url => $p->{cancel_url} };
 	answer($c, 200, { id => $id, object => 'checkout.session',
 	    mode => $p->{mode}, customer => $p->{customer},
@@ -243,10 +333,16 @@ post '/checkout/sessions' => sub ($c) {
 post '/billing_portal/sessions' => sub ($c) {
 	return unless required($c, qw(customer));
 	my $id = rid('bps_');
+	$S->{portals}{$id} = { id => $id,
+	    customer => $c->stash('params')->{customer},
+	    return_url => $c->stash('params')->{return_url} };
+	save();
 	answer($c, 200, { id => $id, object => 'billing_portal.session',
 	    customer => $c->stash('params')->{customer},
 	    return_url => $c->stash('params')->{return_url},
-	    url => "https://billing.stripe.test/p/session/$id" });
+	    url => $ENV{FAKE_STRIPE_LOCAL_PORTAL}
+	    ? 'http://127.0.0.1:' . $c->tx->local_port . "/portal/$id"
+	    : "https://billing.stripe.test/p/session/$id" });
 };
 
 post '/billing/meter_events' => sub ($c) {
@@ -266,6 +362,18 @@ post '/billing/meter_events' => sub ($c) {
 	    $p->{'payload[stripe_customer_id]'},
 	    value => $p->{'payload[value]'} }, created => time };
 	$S->{meter_events}{$ident} = $ev;
+	# Where Stripe bills it: the item of the customer's live subscription
+	# whose price's meter has this event name.
+	my ($item) = grep { ($METERED{ $_->{price}{id} } // '') eq
+	    $p->{event_name} } map { @{ $_->{items}{data} // [] } }
+	    grep { $_->{customer} eq $p->{'payload[stripe_customer_id]'} &&
+	    $_->{status} ne 'canceled' } values %{ $S->{subscriptions} };
+	if ($item) {
+		$S->{item_usage}{ $item->{id} } += $p->{'payload[value]'};
+		$ev->{subscription_item} = $item->{id};
+	} else {
+		$S->{unbilled}{ $p->{event_name} } += $p->{'payload[value]'};
+	}
 	# A slow answer, so a test can stop the sender while it waits.
 	my $delay = $S->{mode}{delay} // 0;
 	if ($delay > 0) {

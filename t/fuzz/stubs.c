@@ -1,7 +1,8 @@
 /*
  * t/fuzz/stubs.c: link stubs for the one harness (fuzz_bearer) whose
  * real objects reach into FastCGI.  src/app/auth.c calls the reply
- * functions (src/http/reply.c, FastCGI); src/db/db.c counts reconnects in
+ * functions (src/http/reply.c, FastCGI) and hash_rekey (src/app/rekey.c,
+ * which reaches into tollgatectl's output); src/db/db.c counts reconnects in
  * src/core/metrics.c.  The harness never calls auth_resolve, so the reply and
  * metrics stubs are never reached: they abort to prove it.
  */
@@ -41,4 +42,11 @@ void
 metrics_count(enum counter c, unsigned long long n)
 {
 	unreached("metrics_count");
+}
+
+/* src/app/rekey.c (the crypto key rotation), reached only by lookups. */
+void
+hash_rekey(struct req *r, enum hashed h, const char *input)
+{
+	unreached("hash_rekey");
 }

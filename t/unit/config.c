@@ -85,6 +85,25 @@ main(void)
 	unsetenv("TOLLGATE_TRIAL_DAYS");
 	unsetenv("TOLLGATE_STRIPE_API_BASE");
 
+	/* Contract section 12: report_interval is any value from 1 up. */
+	setenv("TOLLGATE_STRIPE_REPORT_INTERVAL", "1", 1);
+	rc = load(good, 0600, &c, err, sizeof(err));
+	ok(rc == 0 && c.stripe_report_interval == 1,
+	    "report_interval 1 (seconds, for tests) accepted");
+	if (rc == 0)
+		config_free(&c);
+	setenv("TOLLGATE_STRIPE_REPORT_INTERVAL", "604800", 1);
+	rc = load(good, 0600, &c, err, sizeof(err));
+	ok(rc == 0 && c.stripe_report_interval == 604800,
+	    "report_interval of a week accepted");
+	if (rc == 0)
+		config_free(&c);
+	setenv("TOLLGATE_STRIPE_REPORT_INTERVAL", "0", 1);
+	ok(load(good, 0600, &c, err, sizeof(err)) < 0 &&
+	    strstr(err, "[stripe] report_interval") != NULL,
+	    "report_interval 0 refused by name");
+	unsetenv("TOLLGATE_STRIPE_REPORT_INTERVAL");
+
 	ok(load(good, 0644, &c, err, sizeof(err)) < 0 &&
 	    strstr(err, "readable") != NULL, "world-readable file refused");
 	ok(load("[crypto]\nkey = 00\n", 0600, &c, err, sizeof(err)) < 0,
@@ -106,5 +125,91 @@ main(void)
 	    strstr(err, "line 1") != NULL, "syntax error gives its line");
 	ok(config_load("/nonexistent/tollgate.conf", &c, err, sizeof(err)) < 0,
 	    "missing file refused");
+
+	/* [stripe] meter_prices and [client] config_file (issue 18). */
+	{
+		static const char *const bad[] = { "compute_minutes",
+		    "compute_minutes:", ":price_1", "Compute:price_1",
+		    "a:price_1,", "a:price 1", "a:price_1,,b:price_2",
+		    "a:p1,a:p2", "a:price-1" };
+		char	 base[512], text[1024], json[64];
+		size_t	 i;
+
+		snprintf(base, sizeof(base), "[jwt]\nsecret = "
+		    "0123456789abcdef0123456789abcdef\n[crypto]\nkey = %s\n",
+		    key64);
+		rc = load(base, 0600, &c, err, sizeof(err));
+		ok(rc == 0 && c.nmeter_prices == 0 &&
+		    strcmp(c.client_config, "{}") == 0,
+		    "no meter_prices, no config_file: none and {}");
+		if (rc == 0)
+			config_free(&c);
+		snprintf(text, sizeof(text), "%s[stripe]\nmeter_prices = "
+		    " compute_minutes:price_1Ab , tokens:price_2\n", base);
+		rc = load(text, 0600, &c, err, sizeof(err));
+		ok(rc == 0 && c.nmeter_prices == 2, "two meter prices");
+		if (rc == 0) {
+			is_str(c.meter_prices[0].meter, "compute_minutes",
+			    "first meter, blanks trimmed");
+			is_str(c.meter_prices[0].price, "price_1Ab",
+			    "first price");
+			is_str(c.meter_prices[1].meter, "tokens", "second meter");
+			cfg = c;
+			is_str(meter_price("tokens"), "price_2", "meter_price");
+			ok(meter_billed("compute_minutes") &&
+			    !meter_billed("api_calls"),
+			    "meter_billed: only the named meters");
+			memset(&cfg, 0, sizeof(cfg));
+			ok(meter_billed("api_calls"),
+			    "meter_billed: every meter without meter_prices");
+			config_free(&c);
+		}
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(text, sizeof(text), "%s[stripe]\n"
+			    "meter_prices = %s\n", base, bad[i]);
+			ok(load(text, 0600, &c, err, sizeof(err)) < 0 &&
+			    strstr(err, "meter_prices") != NULL,
+			    "a malformed meter_prices is refused");
+		}
+		snprintf(json, sizeof(json), "%s", "/tmp/tgclient-XXXXXX");
+		{
+			int fd = mkstemp(json);
+			FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+			if (f == NULL)
+				abort();
+			fputs("{ \"api\": \"https://x\", \"n\": [1, 2] }\n", f);
+			fclose(f);
+		}
+		snprintf(text, sizeof(text), "%s[client]\nconfig_file = %s\n",
+		    base, json);
+		rc = load(text, 0600, &c, err, sizeof(err));
+		ok(rc == 0, "a config_file loads");
+		if (rc == 0) {
+			is_str(c.client_config, "{\"api\":\"https:\\/\\/x\","
+			    "\"n\":[1,2]}", "kept as compact JSON");
+			config_free(&c);
+		}
+		{
+			FILE *f = fopen(json, "w");
+
+			if (f == NULL)
+				abort();
+			fputs("[1, 2]", f);
+			fclose(f);
+		}
+		ok(load(text, 0600, &c, err, sizeof(err)) < 0 &&
+		    strstr(err, "one JSON object") != NULL,
+		    "a config_file that is no object is refused");
+		unlink(json);
+		ok(load(text, 0600, &c, err, sizeof(err)) < 0 &&
+		    strstr(err, "cannot be read") != NULL,
+		    "a config_file that cannot be read is refused");
+		snprintf(text, sizeof(text), "%s[client]\nconfig_file = "
+		    "/dev/null\n", base);
+		ok(load(text, 0600, &c, err, sizeof(err)) < 0 &&
+		    strstr(err, "not a regular file") != NULL,
+		    "a config_file that is a device is refused");
+	}
 	return done_testing();
 }

@@ -1,6 +1,12 @@
-/* Unit tests of mail_compose (src/app/mail.c): the RFC 5322 text of a mail. */
+/*
+ * Unit tests of mail_compose (src/app/mail.c): the RFC 5322 text of a
+ * mail; and of the mail texts (src/app/mailtexts.c): the built-in
+ * messages with their placeholders filled, and a texts file checked.
+ */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server/server.h"
 #include "tap.h"
@@ -94,6 +100,67 @@ main(void)
 	m = mail_compose(a, "ID5", "f@example.com", "t@example.com", "E", "",
 	    NULL, date, &len);
 	ok(crlf_only(m, len) && len > 0, "an empty text still makes a message");
+
+	/* The built-in texts (share/mail-texts.txt), filled in. */
+	{
+		const char	*subject = NULL, *t, *vars[] = { "link", link,
+				    NULL };
+		char		 path[] = "/tmp/tgtexts-XXXXXX", err[256];
+		FILE		*f;
+		int		 fd;
+
+		cfg.product_name = "Acme";
+		cfg.base_url = "https://t.example";
+		cfg.support_url = "";
+		cfg.mail_texts = "";
+		t = mail_message(a, "verification", vars, &subject);
+		is_str(subject, "Verify your email address",
+		    "texts: the verification subject");
+		is_str(t, "Hello,\n\nPlease confirm your email address by "
+		    "opening this link:\n\nhttps://t.example/verify-email?"
+		    "token=abc_DEF-123\n\nThe link works once and expires in "
+		    "48 hours. If you did not sign up, ignore this message.\n",
+		    "texts: the verification text, its link on a line");
+		t = mail_message(a, "account_deleted", NULL, &subject);
+		is_str(subject, "Your Acme account was deleted",
+		    "texts: {product} in a subject");
+		ok(t != NULL && strstr(t, "Thank you for trying Acme.\n") != NULL,
+		    "texts: {product} in a text");
+		is_str(mail_part(a, "trial_ended.fallback", (const char *[]){
+		    "plan", "free", NULL }), "Your account is now on the free "
+		    "plan.", "texts: a part, filled");
+		ok(mail_message(a, "no_such_mail", NULL, &subject) == NULL,
+		    "texts: an unknown message is NULL");
+		is_str(mail_part(a, "welcome.trial", NULL),
+		    "Your free trial has started: it runs until {ends} and "
+		    "comes with {credits} credits.", "texts: an unknown "
+		    "placeholder stays as it is");
+
+		if ((fd = mkstemp(path)) < 0 || (f = fdopen(fd, "w")) == NULL)
+			return 1;
+		fputs("# mine\n== welcome\nSubject: Hi\n\nYo {product}\n\n\n"
+		    "== welcome.trial\nTrial!\n", f);
+		fclose(f);
+		is_int(mail_texts_check(path, err, sizeof(err)), 2,
+		    "a texts file: two entries read");
+		t = mail_message(a, "welcome", NULL, &subject);
+		is_str(t, "Yo Acme\n", "its message replaces the built-in one, "
+		    "trailing empty lines dropped");
+		f = fopen(path, "w");
+		fputs("stray text\n== x\n", f);
+		fclose(f);
+		is_int(mail_texts_check(path, err, sizeof(err)), -1,
+		    "text before the first entry: refused");
+		ok(strstr(err, "line 1") != NULL, "and the line is named");
+		f = fopen(path, "w");
+		fputs("== Bad Name\n", f);
+		fclose(f);
+		is_int(mail_texts_check(path, err, sizeof(err)), -1,
+		    "a bad name: refused");
+		unlink(path);
+		cfg.product_name = cfg.base_url = cfg.support_url = NULL;
+		cfg.mail_texts = NULL;
+	}
 
 	arena_free(a);
 	return done_testing();

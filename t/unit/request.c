@@ -10,6 +10,7 @@ static const struct field fields[] = {
 	{ "days", F_INT, 0, -3650, 3650 },
 	{ "disabled", F_BOOL, 0, 0, 0 },
 	{ "note", F_TEXT, FIELD_NULLABLE, 0, 10 },
+	{ "meta", F_OBJECT, FIELD_NULLABLE, 0, 20 },
 	{ NULL, 0, 0, 0, 0 },
 };
 
@@ -134,6 +135,33 @@ main(void)
 	parse_urlencoded(a, "email=x%40y.org&days=3x", 23, &r.form);
 	bad = request_take_fields(&r, fields);
 	ok(bad_has(bad, "days"), "form int with junk refused");
+	json_object_put(bad);
+
+	/* F_OBJECT: a JSON object, bounded as compact text. */
+	bad = take_json(a, &r, "{\"email\":\"x@y.org\",\"meta\":{ \"m\" : [1, true] }}");
+	ok(bad == NULL, "an object is taken");
+	is_str(in_str(&r, "meta"), "{\"m\":[1,true]}", "as compact JSON");
+	json_object_put(r.json);
+	bad = take_json(a, &r, "{\"email\":\"x@y.org\",\"meta\":{\"m\":\"0123456789ab\"}}");
+	ok(bad == NULL, "an object of exactly its bound (20 bytes) is taken");
+	json_object_put(r.json);
+	bad = take_json(a, &r, "{\"email\":\"x@y.org\",\"meta\":{\"m\":\"0123456789abc\"}}");
+	ok(bad_has(bad, "meta"), "an object over its bound refused");
+	json_object_put(bad);
+	json_object_put(r.json);
+	bad = take_json(a, &r, "{\"email\":\"x@y.org\",\"meta\":[1]}");
+	ok(bad_has(bad, "meta"), "an array for an object refused");
+	json_object_put(bad);
+	json_object_put(r.json);
+	bad = take_json(a, &r, "{\"email\":\"x@y.org\",\"meta\":null}");
+	ok(bad == NULL && in_present(&r, "meta") && in_str(&r, "meta") == NULL,
+	    "a nullable object may be null");
+	json_object_put(r.json);
+	memset(&r, 0, sizeof(r));
+	r.a = a;
+	parse_urlencoded(a, "email=x%40y.org&meta=x", 22, &r.form);
+	bad = request_take_fields(&r, fields);
+	ok(bad_has(bad, "meta"), "a form cannot carry an object");
 	json_object_put(bad);
 
 	is_int(method_parse("PATCH"), M_PATCH, "PATCH parsed");

@@ -56,10 +56,17 @@ main(void)
 	    "uri_escape keeping /");
 	is_str(uri_escape(a, "Jos\xc3\xa9", NULL), "Jos%C3%A9",
 	    "uri_escape of UTF-8");
+	cfg.product_name = "tollgate";	/* [server] name's default */
 	is_str(totp_uri(a, "j+x@example.com", "JBSWY3DPEHPK3PXP"),
 	    "otpauth://totp/tollgate:j%2Bx@example.com?secret=JBSWY3DPEHPK3PXP"
 	    "&issuer=tollgate&algorithm=SHA1&digits=6&period=30",
 	    "the otpauth URI");
+	cfg.product_name = "Acme Cloud: Ops";
+	is_str(totp_uri(a, "j@example.com", "JBSWY3DPEHPK3PXP"),
+	    "otpauth://totp/Acme%20Cloud%3A%20Ops:j@example.com?secret="
+	    "JBSWY3DPEHPK3PXP&issuer=Acme%20Cloud%3A%20Ops&algorithm=SHA1"
+	    "&digits=6&period=30", "the issuer is [server] name, escaped");
+	cfg.product_name = NULL;
 
 	svg = qr_svg(a, "otpauth://totp/tollgate:a@b?secret=JBSWY3DPEHPK3PXP");
 	ok(svg != NULL, "a QR code");

@@ -103,6 +103,18 @@ static const struct vcase slugs[] = {
 	{ "a-b", 0, 0 },
 };
 
+static const struct vcase key_names[] = {
+	{ "video-export", 0, 1 },
+	{ "Video_Export-2", 0, 1 },
+	{ "a", 0, 1 },
+	{ "0123456789012345678901234567890123456789012345678901234567890123", 0, 1 },
+	{ "01234567890123456789012345678901234567890123456789012345678901234", 0, 0 },
+	{ "", 0, 0 },
+	{ "video export", 0, 0 },
+	{ "video.export", 0, 0 },
+	{ "vid\xc3\xa9o", 0, 0 },
+};
+
 static const char *
 text100(const char *s, size_t len)
 {
@@ -130,6 +142,7 @@ main(void)
 	RUN("token", valid_token, tokens);
 	RUN("id", valid_id, ids);
 	RUN("slug", valid_slug, slugs);
+	RUN("key name", valid_key_name, key_names);
 	RUN("text", text100, texts);
 	is_str(ascii_lower(a, "JoSÉ@Example.COM"), "josÉ@example.com",
 	    "ascii_lower lowers A-Z only");

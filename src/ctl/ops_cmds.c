@@ -1,0 +1,401 @@
+/*
+ * tollgatectl's day-to-day commands for an operator: accounts (user
+ * enable, verify, set-password, list) and the mail outbox (outbox list,
+ * retry).  Changes are audited with the operator as the actor; lists
+ * print in the one output style of app/ctlout.c (--json for scripts).
+ * Each returns the exit status: 0 done, 1 failed or nothing matched, 2
+ * bad usage.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl/ctl.h"
+
+static struct sql q_find = SQL(
+    "SELECT id, email_verified_at IS NOT NULL FROM users WHERE email_lc = ?");
+static struct sql q_enable = SQL(
+    "UPDATE users SET disabled_at = NULL, updated_at = UTC_TIMESTAMP(6) "
+    "WHERE id = ? AND disabled_at IS NOT NULL");
+static struct sql q_password = SQL(
+    "UPDATE users SET password_hash = ?, updated_at = UTC_TIMESTAMP(6) "
+    "WHERE id = ?");
+static struct sql q_list = SQL(
+    "SELECT u.id, u.email, u.name, u.role, tg_plan(u.id), "
+    "IF(u.email_verified_at IS NULL, 'no', 'yes'), "
+    "IF(u.disabled_at IS NULL, 'no', 'yes'), "
+    "DATE_FORMAT(u.created_at, '%Y-%m-%dT%H:%i:%sZ') FROM users u "
+    "WHERE (? = '' OR u.email_lc LIKE ? OR u.name LIKE ?) "
+    "AND (? = 0 OR u.disabled_at IS NOT NULL) "
+    "ORDER BY u.created_at, u.id LIMIT ?");
+static struct sql q_outbox = SQL(
+    "SELECT id, kind, to_addr, status, attempts, "
+    "DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ'), "
+    "DATE_FORMAT(next_attempt_at, '%Y-%m-%dT%H:%i:%sZ'), last_error "
+    "FROM outbox WHERE (? = '' AND status <> 'sent' OR status = ?) "
+    "ORDER BY created_at, id LIMIT ?");
+static struct sql q_retry_one = SQL(
+    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = "
+    "UTC_TIMESTAMP(6), last_error = NULL WHERE id = ? AND status = 'failed'");
+static struct sql q_retry_all = SQL(
+    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = "
+    "UTC_TIMESTAMP(6), last_error = NULL WHERE status = 'failed'");
+
+/* Prints a database failure and returns the exit status 1. */
+static int
+dbfail(const char *what, int rc)
+{
+	fprintf(stderr, "tollgatectl: %s: %s\n", what, rc == DB_DOWN ?
+	    "the database is unreachable" : "database error (see above)");
+	return 1;
+}
+
+/* A transaction of these commands, run by db_tx_run. */
+struct op {
+	struct req	*r;
+	const char	*uid, *hash, *what;
+	int		 changed;
+};
+
+/*
+ * Looks up the account of email into *uid (and *verified).  Returns 0,
+ * or the exit status after printing why not.
+ */
+static int
+find_user(struct arena *a, const char *email, const char **uid,
+    bool *verified)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(a, &q_find, &row, "s", ascii_lower(a, email))) < 0)
+		return dbfail("looking up the user", rc);
+	if (rc == 0) {
+		fprintf(stderr, "tollgatectl: no account has the email %s\n",
+		    email);
+		return 1;
+	}
+	*uid = dbv(&row, 0, 0);
+	if (verified != NULL)
+		*verified = dbi(&row, 0, 1) != 0;
+	return 0;
+}
+
+static int
+enable_body(void *v)
+{
+	struct op	*o = v;
+	int		 rc;
+
+	if ((rc = db_exec(&q_enable, "s", o->uid)) < 0)
+		return rc;
+	o->changed = rc;
+	/* No token issued before the disable works again (issue 15). */
+	if (rc > 0 && ((rc = sessions_revoke_all(o->uid, NULL,
+	    "reenabled")) < 0 || (rc = audit(o->r, "user.enable", o->uid,
+	    NULL)) < 0))
+		return rc;
+	return 0;
+}
+
+static int
+verify_body(void *v)
+{
+	struct op	*o = v;
+	int		 rc;
+
+	/* As verify-email does: the trial starts, the welcome mail goes. */
+	if ((rc = account_verified(o->r, o->uid)) < 0 ||
+	    (rc = audit(o->r, "user.verify", o->uid, NULL)) < 0)
+		return rc;
+	o->changed = 1;
+	return 0;
+}
+
+static int
+password_body(void *v)
+{
+	struct op	*o = v;
+	int		 rc;
+
+	if ((rc = db_exec(&q_password, "ss", o->hash, o->uid)) < 0 ||
+	    (rc = account_links_spend(o->r, o->uid)) < 0 ||
+	    (rc = sessions_revoke_all(o->uid, NULL, "password_set")) < 0 ||
+	    (rc = audit(o->r, "user.password", o->uid, "set by tollgatectl")) < 0)
+		return rc;
+	return 0;
+}
+
+/*
+ * Runs body on the account of email in one transaction.  Returns the
+ * exit status; *changed says whether anything changed.
+ */
+static int
+on_user(const char *email, int (*body)(void *), const char *hash,
+    const char *what, int *changed)
+{
+	struct arena	*a = arena_new();
+	struct req	 r;
+	struct op	 o;
+	bool		 verified;
+	int		 rc, status;
+
+	memset(&o, 0, sizeof(o));
+	if ((status = find_user(a, email, &o.uid, &verified)) != 0)
+		goto out;
+	if (body == verify_body && verified) {
+		*changed = 0;	/* Nothing to do, nothing to audit. */
+		goto out;
+	}
+	ctl_local_req(&r, a);
+	o.r = &r;
+	o.hash = hash;
+	if ((rc = db_tx_run(body, NULL, &o, DB_TX_TRIES)) < 0) {
+		status = dbfail(what, rc);
+		goto out;
+	}
+	*changed = o.changed;
+	status = 0;
+out:
+	db_close();
+	arena_free(a);
+	return status;
+}
+
+/*
+ * user enable EMAIL: lifts a disable; the account's keys work again, its
+ * sessions from before the disable do not (the user signs in anew).
+ */
+int
+ctl_user_enable(int argc, char *argv[])
+{
+	int	 changed = 0, status;
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: tollgatectl user enable EMAIL\n");
+		return 2;
+	}
+	if ((status = on_user(argv[0], enable_body, NULL, "enabling the user",
+	    &changed)) == 0)
+		printf("%s %s\n", argv[0], changed ? "is enabled" :
+		    "was not disabled");
+	return status;
+}
+
+/*
+ * user verify EMAIL: marks the address verified as its link would (the
+ * trial starts, the welcome mail is queued).  Only for an address you
+ * know belongs to the person holding the account.
+ */
+int
+ctl_user_verify(int argc, char *argv[])
+{
+	int	 changed = 0, status;
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: tollgatectl user verify EMAIL\n");
+		return 2;
+	}
+	if ((status = on_user(argv[0], verify_body, NULL, "verifying the "
+	    "email", &changed)) == 0)
+		printf("%s %s\n", argv[0], changed ? "is verified" :
+		    "was verified already");
+	return status;
+}
+
+/* Reads one line from standard input (no echo is needed: not a tty). */
+static char *
+read_line(struct arena *a)
+{
+	char	 line[512];
+	size_t	 n;
+
+	if (isatty(STDIN_FILENO) || fgets(line, sizeof(line), stdin) == NULL)
+		return NULL;
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	return n == 0 ? NULL : arena_strdup(a, line);
+}
+
+/*
+ * user set-password EMAIL: sets the password read from standard input;
+ * every session of the account is signed out and every open one-time
+ * link spent, as a reset does.
+ */
+int
+ctl_user_set_password(int argc, char *argv[])
+{
+	struct arena	*a;
+	const char	*pw, *err, *hash;
+	int		 changed = 0, status;
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: tollgatectl user set-password EMAIL "
+		    "(the password on standard input)\n");
+		return 2;
+	}
+	a = arena_new();
+	if ((pw = read_line(a)) == NULL) {
+		fprintf(stderr, "tollgatectl: give the password on standard "
+		    "input, e.g. printf '%%s\\n' \"$pw\" | tollgatectl user "
+		    "set-password EMAIL\n");
+		arena_free(a);
+		return 2;
+	}
+	if ((err = valid_password(pw, strlen(pw))) != NULL) {
+		fprintf(stderr, "tollgatectl: the password %s\n", err);
+		arena_free(a);
+		return 1;
+	}
+	if ((hash = password_hash(a, pw)) == NULL) {
+		fprintf(stderr, "tollgatectl: cannot hash the password\n");
+		arena_free(a);
+		return 1;
+	}
+	status = on_user(argv[0], password_body, hash, "setting the password",
+	    &changed);
+	if (status == 0)
+		printf("%s has a new password; its sessions are signed out\n",
+		    argv[0]);
+	arena_free(a);
+	return status;
+}
+
+/*
+ * user list [--json] [--disabled] [--limit N] [QUERY]: accounts, oldest
+ * first; QUERY matches the email or the name (SQL LIKE, % added).
+ */
+int
+ctl_user_list(int argc, char *argv[])
+{
+	static const char *const cols[] = { "id", "email", "name", "role",
+	    "plan", "verified", "disabled", "created_at" };
+	struct arena	*a;
+	struct dbrows	 rows;
+	const char	*q = "", *like;
+	long long	 limit = 1000;
+	bool		 json = ctl_take_json(&argc, argv), disabled = false;
+	int		 i, rc;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--disabled") == 0)
+			disabled = true;
+		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc &&
+		    (limit = atoll(argv[i + 1])) > 0)
+			i++;
+		else if (argv[i][0] != '-' && *q == '\0')
+			q = argv[i];
+		else {
+			fprintf(stderr, "usage: tollgatectl user list [--json] "
+			    "[--disabled] [--limit N] [QUERY]\n");
+			return 2;
+		}
+	}
+	a = arena_new();
+	like = arena_printf(a, "%%%s%%", q);
+	rc = db_select(a, &q_list, &rows, "sssii", q, ascii_lower(a, like),
+	    like, (long long)disabled, limit);
+	if (rc < 0) {
+		arena_free(a);
+		return dbfail("user list", rc);
+	}
+	ctl_print_rows(&rows, cols, sizeof(cols) / sizeof(cols[0]), NULL, json);
+	db_close();
+	arena_free(a);
+	return 0;
+}
+
+/*
+ * outbox list [--json] [--failed|--pending|--sent] [--limit N]: the
+ * mail not yet sent (or of the state named), oldest first.
+ */
+int
+ctl_outbox_list(int argc, char *argv[])
+{
+	static const char *const cols[] = { "id", "kind", "to", "status",
+	    "attempts", "created_at", "next_attempt_at", "last_error" };
+	struct arena	*a;
+	struct dbrows	 rows;
+	const char	*state = "";
+	long long	 limit = 1000;
+	bool		 json = ctl_take_json(&argc, argv);
+	int		 i, rc;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--failed") == 0)
+			state = "failed";
+		else if (strcmp(argv[i], "--pending") == 0)
+			state = "pending";
+		else if (strcmp(argv[i], "--sent") == 0)
+			state = "sent";
+		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc &&
+		    (limit = atoll(argv[i + 1])) > 0)
+			i++;
+		else {
+			fprintf(stderr, "usage: tollgatectl outbox list "
+			    "[--json] [--failed|--pending|--sent] "
+			    "[--limit N]\n");
+			return 2;
+		}
+	}
+	a = arena_new();
+	if ((rc = db_select(a, &q_outbox, &rows, "ssi", state, state,
+	    limit)) < 0) {
+		arena_free(a);
+		return dbfail("outbox list", rc);
+	}
+	ctl_print_rows(&rows, cols, sizeof(cols) / sizeof(cols[0]),
+	    "----n---", json);
+	db_close();
+	arena_free(a);
+	return 0;
+}
+
+/*
+ * outbox retry ID...|--all-failed: sends failed mail again (attempts
+ * start over at once).  Exits 1 when an ID named is not a failed mail.
+ */
+int
+ctl_outbox_retry(int argc, char *argv[])
+{
+	struct arena	*a;
+	struct req	 r;
+	int		 i, rc, n = 0, status = 0;
+
+	if (argc < 1 || (strcmp(argv[0], "--all-failed") == 0 && argc != 1)) {
+		fprintf(stderr, "usage: tollgatectl outbox retry "
+		    "ID...|--all-failed\n");
+		return 2;
+	}
+	a = arena_new();
+	ctl_local_req(&r, a);
+	if (strcmp(argv[0], "--all-failed") == 0) {
+		if ((rc = db_exec(&q_retry_all, "")) < 0) {
+			arena_free(a);
+			return dbfail("outbox retry", rc);
+		}
+		n = rc;
+		if (n > 0)
+			audit(&r, "outbox.retry", NULL, arena_printf(a,
+			    "%d failed mails", n));
+	} else
+		for (i = 0; i < argc; i++) {
+			if ((rc = db_exec(&q_retry_one, "s", argv[i])) < 0) {
+				arena_free(a);
+				return dbfail("outbox retry", rc);
+			}
+			if (rc == 0) {
+				fprintf(stderr, "tollgatectl: %s is not a "
+				    "failed mail\n", argv[i]);
+				status = 1;
+				continue;
+			}
+			n++;
+			audit(&r, "outbox.retry", NULL, argv[i]);
+		}
+	printf("%d mail%s queued again\n", n, n == 1 ? "" : "s");
+	db_close();
+	arena_free(a);
+	return status;
+}
