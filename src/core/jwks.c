@@ -368,8 +368,15 @@ jwks_verify(struct arena *a, const char *jwks_url, const char *token,
 		goto out;
 	if ((s = set_of(jwks_url)) == NULL)
 		goto out;
-	if (s->fetched == 0 || now - s->fetched > JWKS_TTL ||
-	    (set_find(s, kid) == NULL && now - s->tried >= JWKS_RETRY))
+	/*
+	 * Fetched when never held, when older than JWKS_TTL, or for a kid
+	 * not seen; never more than once per JWKS_RETRY, so neither a
+	 * stream of made-up kids nor an issuer that is down costs a fetch
+	 * per request.
+	 */
+	if ((s->fetched == 0 || now - s->fetched > JWKS_TTL ||
+	    set_find(s, kid) == NULL) &&
+	    (s->tried == 0 || now - s->tried >= JWKS_RETRY))
 		set_fetch(a, s);
 	if (s->fetched == 0) {
 		rc = JWKS_DOWN;

@@ -692,7 +692,8 @@ h_page_magic_request_post(struct req *r)
 		magic_request_page(r, &p, 422);
 		return;
 	}
-	if ((rc = mail_link_core(r, in_str(r, "email"), "magic", 15)) < 0) {
+	if ((rc = mail_link_core(r, in_str(r, "email"), "magic", 15,
+	    NULL)) < 0) {
 		reply_db(r, rc);
 		return;
 	}
