@@ -29,6 +29,10 @@
 # the PEM of a published public key, for the attacks); POST
 # /_fake/next_id_token {claims overrides, alg, kid} changes the next ID
 # token made; GET /_fake/state (requests as received).
+#
+# With FAKE_OIDC_INTERACTIVE=1 (contrib/devstack up runs it so), an
+# authorize request without fake_user shows a page that asks who signs in
+# (an email, taken as verified), so a person can try OpenID sign-in.
 
 use strict;
 use warnings;
@@ -165,6 +169,31 @@ get '/authorize' => sub ($c) {
 	    redirect_uri scope state nonce code_challenge code_challenge_method
 	    fake_user fake_deny);
 	push @authorize_requests, \%q;
+	if ($ENV{FAKE_OIDC_INTERACTIVE} && !defined $q{fake_user}
+	    && !$q{fake_deny}) {
+		my $email = $c->param('fake_email') // '';
+		unless ($email =~ /^[^\s@]+@[^\s@]+\z/) {
+			my $hidden = join '', map {
+			    sprintf '<input type=hidden name="%s" value="%s">', $_,
+			    Mojo::Util::xml_escape($q{$_} // '') } qw(response_type
+			    client_id redirect_uri scope state nonce code_challenge
+			    code_challenge_method);
+			return $c->render(format => 'html', text =>
+			    '<!doctype html><title>Fake OpenID provider</title>'
+			    . '<h1>Fake OpenID provider (dev stack)</h1>'
+			    . '<p>Sign in as anyone: nothing is checked.</p>'
+			    . '<form method=get action="/authorize">' . $hidden
+			    . '<p><label>Verified email <input name=fake_email '
+			    . 'type=email required></label></p><button>Sign in'
+			    . '</button> <button name=fake_deny value=1>Cancel'
+			    . '</button></form>');
+		}
+		my $key = 'dev:' . lc $email;
+		$users{$key} //= { sub => 'dev-' . Digest::SHA::sha256_hex(
+		    lc $email), email => $email, email_verified => 1,
+		    name => (split /@/, $email)[0] };
+		$q{fake_user} = $key;
+	}
 	return $c->render(status => 400, text => 'bad request')
 	    unless ($q{response_type} // '') eq 'code'
 	    && ($q{client_id} // '') eq $CLIENT_ID
