@@ -25,7 +25,8 @@ is($res->code, 200, 'GET /me: 200');
 my $j = eval { $res->json } // {};
 is_deeply([sort keys %$j], [qw(subscription trial user)], '{user, trial, subscription}');
 is_deeply([sort keys %{ $j->{user} // {} }],
-    [qw(created_at email email_verified id name plan role)], 'the user object');
+    [qw(created_at email email_verified guest id name plan role)],
+    'the user object (guest: section 3, More ways in)');
 is_deeply([sort keys %{ $j->{trial} // {} }], [qw(credits_remaining ends_at)],
     'trial {ends_at, credits_remaining}');
 is($j->{subscription}, undef, 'subscription null');

@@ -69,7 +69,7 @@ $res = api(GET => '/api/v1/admin/users?q=' . uc($email), $admin);
 is($res->json->{total}, 1, 'search by email (any case): one match');
 is($res->json->{users}[0]{id}, $uid, 'search: the right user');
 is_deeply([sort keys %{ $res->json->{users}[0] }],
-    [sort qw(id email name role plan email_verified created_at disabled)],
+    [sort qw(id email name role plan email_verified created_at disabled guest)],
     'search: the user object');
 my $tag = 'Nm' . int(rand 1e9);
 my @made;

@@ -14,6 +14,19 @@ static long	 limited_retry;
 static struct sql q_insert_user = SQL(
     "INSERT INTO users (id, email, email_lc, name, password_hash) "
     "VALUES (?, ?, ?, ?, ?)");
+static struct sql q_guest_signup = SQL(
+    "UPDATE users SET password_hash = ?, name = IF(? = '', name, ?), "
+    "updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
+static struct sql q_signup_link = SQL(
+    "INSERT INTO signup_links (token_hash, email, email_lc, guest_id, "
+    "expires_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6) + INTERVAL ? MINUTE)");
+static struct sql q_signup_link_find = SQL(
+    "SELECT email, email_lc, guest_id FROM signup_links WHERE "
+    "token_hash = ? AND used_at IS NULL AND expires_at > UTC_TIMESTAMP(6) "
+    "FOR UPDATE");
+static struct sql q_signup_link_use = SQL(
+    "UPDATE signup_links SET used_at = UTC_TIMESTAMP(6) WHERE "
+    "token_hash = ? AND used_at IS NULL");
 static struct sql q_insert_balance = SQL(
     "INSERT INTO credit_balances (user_id) VALUES (?)");
 static struct sql q_email_taken = SQL(
@@ -70,11 +83,23 @@ signup_body(void *v)
 	json_object_put(s->tokens);
 	json_object_put(s->key);
 	s->user = s->tokens = s->key = NULL;
-	s->uid = new_id(r->a);
-	if ((rc = db_exec(&q_insert_user, "sssss", s->uid, s->email,
-	    ascii_lower(r->a, s->email), s->name, s->hash)) < 0 ||
-	    (rc = db_exec(&q_insert_balance, "s", s->uid)) < 0 ||
-	    (vt = onetime_token(r, "verify", s->uid, s->email, 48 * 60,
+	rc = 0;
+	if (s->guest != NULL) {
+		/* A guest signing up keeps its id, usage and credits. */
+		s->uid = s->guest;
+		if ((rc = guest_claim(r, s->uid, s->email, "signup")) < 0 ||
+		    (rc == 1 && (rc = db_exec(&q_guest_signup, "ssss",
+		    s->hash, s->name, s->name, s->uid)) < 0))
+			return rc;
+	}
+	if (rc == 0) {
+		s->uid = new_id(r->a);
+		if ((rc = db_exec(&q_insert_user, "sssss", s->uid, s->email,
+		    ascii_lower(r->a, s->email), s->name, s->hash)) < 0 ||
+		    (rc = db_exec(&q_insert_balance, "s", s->uid)) < 0)
+			return rc;
+	}
+	if ((vt = onetime_token(r, "verify", s->uid, s->email, 48 * 60,
 	    &rc)) == NULL ||
 	    (rc = mail_verify(r, s->uid, s->email, vt)) < 0 ||
 	    (rc = session_create(r, s->uid, "signup", NULL, s->cookie,
@@ -141,6 +166,11 @@ h_signup(struct req *r)
 	s.email = in_str(r, "email");
 	s.name = in_str(r, "name");
 	s.password = in_str(r, "password");
+	/* A guest's own access token: the guest becomes this account. */
+	if ((rc = guest_of_request(r, &s.guest)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
 	if ((rc = signup_core(r, &s)) == SIGNUP_TAKEN) {
 		reply_error(r, 409, "email_taken", "An account with this "
 		    "email already exists.");
@@ -551,6 +581,60 @@ second_factor(struct req *r, const char *uid, long *retry)
 }
 
 /*
+ * Inside a transaction, uses tok if it is a magic link that signs up
+ * (signup_links): the guest it names is claimed for the address, or a
+ * new account without a password is made for it.  The address is then
+ * verified by the caller (following the link proves it).  Returns 1 with
+ * *o filled for that account, 0 when tok is no such usable link (or the
+ * address got an account, or the guest was claimed, meanwhile), or a
+ * DB_* code.
+ */
+static int
+signup_link_use(struct req *r, const char *tok, struct onetime *o)
+{
+	struct dbrows	 row;
+	const char	*hash, *email, *guest;
+	int		 rc;
+
+	memset(o, 0, sizeof(*o));
+	if (tok == NULL || valid_token(tok, strlen(tok)) != NULL)
+		return 0;
+	hash = token_hash(r->a, tok);
+	if ((rc = db_select(r->a, &q_signup_link_find, &row, "s", hash)) <= 0)
+		return rc;
+	email = dbv(&row, 0, 0);
+	o->email = email;
+	o->email_lc = dbv(&row, 0, 1);
+	guest = dbv(&row, 0, 2);
+	if ((rc = db_exec(&q_signup_link_use, "s", hash)) <= 0)
+		return rc;
+	if ((rc = email_taken(r, email)) != 0)
+		return rc < 0 ? rc : 0;
+	if (guest != NULL) {
+		/*
+		 * Whoever follows the link proves the mailbox, not that they
+		 * are the guest that asked for it: as in a takeover, the
+		 * guest's sessions and keys stop working (its id, usage and
+		 * credits stay), and the follower gets the session.
+		 */
+		o->user_id = guest;
+		if ((rc = guest_claim(r, guest, email, "magic")) <= 0)
+			return rc;
+		if ((rc = account_takeover(r, guest, "guest_magic")) < 0)
+			return rc;
+		return 1;
+	}
+	o->user_id = new_id(r->a);
+	if ((rc = db_exec(&q_insert_user, "sssss", o->user_id, email,
+	    o->email_lc, "", NULL)) < 0 ||
+	    (rc = db_exec(&q_insert_balance, "s", o->user_id)) < 0 ||
+	    (rc = audit(r, "user.signup", o->user_id, "magic")) < 0)
+		return rc;
+	log_info("signup", " user=%s via=magic", o->user_id);
+	return 1;
+}
+
+/*
  * Uses a magic-link token: checks the account (disabled, second factor)
  * before the token is spent, so a login that needs its code can be
  * tried again with it.  The address counts as verified.  Makes a
@@ -565,14 +649,22 @@ magic_token_apply(struct req *r, const char *tok, bool want_cookie,
 {
 	struct onetime	 o;
 	const char	*sid;
+	bool		 signup;
 	int		 rc = DB_FAIL, attempt;
 
 	for (attempt = 0; attempt < TX_TRIES; attempt++) {
 		*tokens = *user = NULL;
 		if ((rc = db_begin()) < 0)
 			return rc;
-		if ((rc = onetime_find(r, tok, "magic", &o)) <= 0)
+		signup = false;
+		if ((rc = onetime_find(r, tok, "magic", &o)) < 0)
 			goto out;
+		if (rc == 0) {
+			/* A link that signs up (or claims a guest)? */
+			if ((rc = signup_link_use(r, tok, &o)) <= 0)
+				goto out;
+			signup = true;
+		}
 		if (o.disabled) {
 			rc = TOKEN_DISABLED;
 			goto out;
@@ -582,7 +674,7 @@ magic_token_apply(struct req *r, const char *tok, bool want_cookie,
 		 * made for the account before (a squatter's password, keys,
 		 * sessions, second factor) goes, and asks for nothing.
 		 */
-		if (!o.verified) {
+		if (!o.verified && !signup) {
 			if ((rc = onetime_use(&o)) <= 0 ||
 			    (rc = account_takeover(r, o.user_id, "magic")) < 0)
 				goto out;
@@ -729,7 +821,7 @@ h_resend_verification(struct req *r)
  */
 int
 mail_link_core(struct req *r, const char *email, const char *kind,
-    int minutes)
+    int minutes, const char *guest)
 {
 	struct dbrows	 row;
 	const char	*email_lc = ascii_lower(r->a, email);
@@ -758,6 +850,20 @@ mail_link_core(struct req *r, const char *email, const char *kind,
 	} else if (rc == 1)
 		log_info("mail_link_throttled", " kind=%s user=%s", kind,
 		    dbv(&row, 0, 0));
+	else if (allowed && strcmp(kind, "magic") == 0 &&
+	    (guest != NULL || cfg.magic_link_signup)) {
+		/*
+		 * No account has this address: the link makes one (or
+		 * claims the guest asking) when it is followed.
+		 */
+		t = new_token(r->a, "", 32);
+		if ((rc = db_exec(&q_signup_link, "ssssi", token_hash(r->a, t),
+		    email, email_lc, guest, (long long)minutes)) < 0 ||
+		    (rc = mail_magic(r, guest, email, t)) < 0)
+			goto dberr;
+		log_info("mail_link", " kind=signup guest=%s",
+		    guest != NULL ? guest : "-");
+	}
 	if ((rc = db_commit()) < 0)
 		goto dberr;
 	return 0;
@@ -777,7 +883,16 @@ mail_link_request(struct req *r, const char *kind, int minutes,
 {
 	int	 rc;
 
-	if ((rc = mail_link_core(r, in_str(r, "email"), kind, minutes)) < 0) {
+	const char	*guest = NULL;
+
+	/* A guest asking for a link to a new address claims itself. */
+	if (strcmp(kind, "magic") == 0 &&
+	    (rc = guest_of_request(r, &guest)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	if ((rc = mail_link_core(r, in_str(r, "email"), kind, minutes,
+	    guest)) < 0) {
 		reply_db(r, rc);
 		return;
 	}

@@ -38,7 +38,7 @@ bool	 auth_route(struct req *);
  */
 #define USER_COLUMNS							\
 	"u.id, u.email, u.name, u.role, tg_plan(u.id), "		\
-	"u.email_verified_at IS NOT NULL, "				\
+	"u.email_verified_at IS NOT NULL AND u.email IS NOT NULL, "	\
 	"DATE_FORMAT(u.created_at, '%Y-%m-%dT%H:%i:%sZ')"
 struct json_object *user_json_row(const struct dbrows *, size_t row,
 	    size_t col);
@@ -82,6 +82,7 @@ const char *onetime_token(struct req *, const char *kind, const char *uid,
 struct signup {
 	const char		*email, *name, *password;
 	bool			 cookie;	/* a page: a session cookie */
+	const char		*guest;		/* a guest to claim, or NULL */
 	const char		*uid;		/* the new account's id */
 	struct json_object	*user, *tokens, *key;	/* the caller's */
 	/* signup_core's own. */
@@ -115,10 +116,13 @@ handler_fn	 h_resend_verification;
 handler_fn	 h_password_forgot;
 handler_fn	 h_password_reset;
 handler_fn	 h_magic_link;
+/* guest.c: guest accounts. */
+handler_fn	 h_guest;
+int	 guest_gc(struct arena *);
 handler_fn	 h_magic_verify;
 int	 resend_verification_core(struct req *, const char *uid);
 int	 mail_link_core(struct req *, const char *email, const char *kind,
-	    int minutes);
+	    int minutes, const char *guest);
 int	 password_reset_core(struct req *, const char *token,
 	    const char *password);
 
@@ -128,6 +132,40 @@ int	 password_reset_core(struct req *, const char *token,
 
 int	 account_takeover(struct req *, const char *uid, const char *how);
 int	 account_links_spend(struct req *, const char *uid);
+
+/* extid.c: accounts of another identity service's subjects. */
+struct ext_identity {
+	const char	*provider;	/* "oidc:NAME" or "trust:NAME" */
+	const char	*subject;	/* its "sub" */
+	const char	*email;		/* a verified address, or NULL */
+	const char	*name;		/* or NULL */
+	const char	*guest;		/* a guest to claim, or NULL */
+};
+#define EXT_SESSION	0
+#define EXT_TOTP	1
+#define EXT_DISABLED	2
+#define EXT_OTHER	3
+int	 ext_account(struct req *, const struct ext_identity *,
+	    const char **uid, int *what);
+const char *ext_verified_email(struct req *, struct json_object *claims);
+const char *ext_subject(struct req *, struct json_object *claims);
+const char *ext_name(struct req *, struct json_object *claims);
+
+/* trust.c: tokens of a [trust NAME] issuer -> a tollgate user. */
+#define TRUST_NONE	0
+#define TRUST_USER	1
+#define TRUST_BAD	2
+#define TRUST_EXPIRED	3
+#define TRUST_DISABLED	4
+#define TRUST_DOWN	5
+int	 trust_user(struct req *, const char *token, const char **uid);
+
+/* oidc.c: OpenID Connect sign-in, [oidc NAME]. */
+handler_fn	 h_oidc_start;
+handler_fn	 h_oidc_callback;
+int	 guest_of_request(struct req *, const char **uid);
+int	 guest_claim(struct req *, const char *uid, const char *email,
+	    const char *how);
 const char *account_keys_text(struct req *, const char *uid, int *rc);
 /* A session younger than this makes keys and second factors freely. */
 #define REAUTH_SECONDS	900

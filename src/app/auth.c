@@ -37,6 +37,10 @@ static struct sql q_key_used = SQL(
 static struct sql q_session_used = SQL(
     "UPDATE sessions SET last_used_at = UTC_TIMESTAMP(6) WHERE id = ? AND "
     "last_used_at < UTC_TIMESTAMP(6) - INTERVAL 60 SECOND");
+/* The user of a trusted token (trust.c). */
+static struct sql q_by_user = SQL(
+    "SELECT u.id, u.role, u.email, u.name, u.disabled_at IS NOT NULL "
+    "FROM users u WHERE u.id = ?");
 static struct sql q_by_service_key = SQL(
     "SELECT id, name FROM service_keys WHERE key_hash = ? AND "
     "revoked_at IS NULL");
@@ -74,8 +78,65 @@ take_user(struct req *r, const struct dbrows *row)
 {
 	r->who.user_id = dbv(row, 0, 0);
 	r->who.role = dbv(row, 0, 1);
-	r->who.email = dbv(row, 0, 2);
+	/* A guest (or a trusted subject without one) has no address. */
+	r->who.email = dbv(row, 0, 2) != NULL ? dbv(row, 0, 2) : "";
 	r->who.name = dbv(row, 0, 3);
+}
+
+/*
+ * A token of a [trust NAME] issuer (trust.c) as a login of its user,
+ * with no session of ours.  Returns AUTH_NONE when it is no such token,
+ * AUTH_OK with r->who filled in, or AUTH_ANSWERED (401, 403, 503).
+ */
+static int
+trusted(struct req *r, const char *token)
+{
+	struct dbrows	 row;
+	const char	*uid;
+	int		 rc;
+
+	switch ((rc = trust_user(r, token, &uid))) {
+	case TRUST_NONE:
+		return AUTH_NONE;
+	case TRUST_USER:
+		break;
+	case TRUST_EXPIRED:
+		reply_unauth(r, "token_expired", "The access token has "
+		    "expired.");
+		return AUTH_ANSWERED;
+	case TRUST_DISABLED:
+		reply_error(r, 403, "account_disabled", "This account has "
+		    "been disabled.");
+		return AUTH_ANSWERED;
+	case TRUST_DOWN:
+		reply_db(r, DB_DOWN);
+		return AUTH_ANSWERED;
+	case TRUST_BAD:
+		reply_unauth(r, "unauthenticated", "The credential is not "
+		    "valid.");
+		return AUTH_ANSWERED;
+	default:
+		reply_db(r, rc);
+		return AUTH_ANSWERED;
+	}
+	if ((rc = db_select(r->a, &q_by_user, &row, "s", uid)) < 0) {
+		reply_db(r, rc);
+		return AUTH_ANSWERED;
+	}
+	if (rc == 0) {
+		reply_unauth(r, "unauthenticated", "The credential is not "
+		    "valid.");
+		return AUTH_ANSWERED;
+	}
+	if (dbi(&row, 0, 4)) {
+		reply_error(r, 403, "account_disabled", "This account has "
+		    "been disabled.");
+		return AUTH_ANSWERED;
+	}
+	take_user(r, &row);
+	r->who.kind = WHO_JWT;
+	r->who.session_id = NULL;
+	return AUTH_OK;
 }
 
 /*
@@ -129,6 +190,16 @@ auth_resolve(struct req *r)
 			db_exec(&q_key_used, "s", r->who.key_id);
 	} else if (cred != NULL) {
 		rc = jwt_check(r->a, cred, &uid, &sid);
+		if (rc == JWT_BAD && cfg.n_trust > 0)
+			switch ((rc = trusted(r, cred))) {
+			case AUTH_NONE:
+				rc = JWT_BAD;	/* no trusted issuer's */
+				break;
+			case AUTH_OK:
+				return AUTH_OK;
+			default:
+				return AUTH_ANSWERED;
+			}
 		if (rc == JWT_EXPIRED) {
 			reply_unauth(r, "token_expired", "The access token "
 			    "has expired; refresh it.");

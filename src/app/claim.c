@@ -15,6 +15,7 @@
  * with it too.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "app/app.h"
 
@@ -203,4 +204,100 @@ h_apikeys_delete_all(struct req *r)
 		return;
 	}
 	reply_empty(r, 204);
+}
+
+/* ------------------------------------------------------------------ */
+/* Guests (section 3, "More ways in"): who presents one, and its claim.  */
+/* ------------------------------------------------------------------ */
+
+static struct sql q_guest_session = SQL(
+    "SELECT u.id FROM sessions s JOIN users u ON u.id = s.user_id "
+    "WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND "
+    "(s.expires_at IS NULL OR s.expires_at > UTC_TIMESTAMP(6)) AND "
+    "u.guest_at IS NOT NULL AND u.email IS NULL AND u.disabled_at IS NULL");
+static struct sql q_guest_credits = SQL(
+    "SELECT tg_credits(u.id, ?), COALESCE(b.granted, 0) FROM users u "
+    "LEFT JOIN credit_balances b ON b.user_id = u.id "
+    "WHERE u.id = ? AND u.guest_at IS NOT NULL FOR UPDATE");
+static struct sql q_guest_keep_credits = SQL(
+    "UPDATE credit_balances SET granted = ?, allowance = 0, "
+    "allowance_plan = NULL, allowance_period_start = NULL, "
+    "allowance_period_end = NULL, updated_at = UTC_TIMESTAMP(6) "
+    "WHERE user_id = ?");
+static struct sql q_guest_ledger = SQL(
+    "INSERT INTO credit_ledger (id, user_id, kind, delta, balance_after, "
+    "reason) VALUES (?, ?, 'grant', ?, ?, 'guest account claimed')");
+static struct sql q_guest_claim = SQL(
+    "UPDATE users SET email = ?, email_lc = ?, guest_at = NULL, "
+    "email_verified_at = NULL, plan_override = IF(plan_override = 'guest', "
+    "NULL, plan_override), updated_at = UTC_TIMESTAMP(6) "
+    "WHERE id = ? AND guest_at IS NOT NULL");
+
+/*
+ * The guest that the request's Authorization header names: a live
+ * access token of a guest account (never an API key, a cookie or a
+ * claimed account).  Returns 1 with its id in *uid (in the arena), 0 when
+ * the request presents none, or a DB_* code.
+ */
+int
+guest_of_request(struct req *r, const char **uid)
+{
+	struct dbrows	 row;
+	const char	*cred = req_env(r, "HTTP_AUTHORIZATION");
+	const char	*tuid, *sid;
+	int		 rc;
+
+	*uid = NULL;
+	if (cred == NULL || strncasecmp(cred, "Bearer ", 7) != 0)
+		return 0;
+	cred += 7;
+	while (*cred == ' ')
+		cred++;
+	if (strncmp(cred, "tg", 2) == 0 ||
+	    jwt_check(r->a, cred, &tuid, &sid) != JWT_OK)
+		return 0;
+	if ((rc = db_select(r->a, &q_guest_session, &row, "ss", sid,
+	    tuid)) <= 0)
+		return rc;
+	*uid = dbv(&row, 0, 0);
+	return 1;
+}
+
+/*
+ * Makes guest uid a full account with the address email (NULL: an
+ * account of another identity service that gave none), keeping its
+ * id, usage, keys and sessions.  Its credits are kept too: whatever it
+ * could still spend becomes granted credits (which never lapse), so the
+ * trial that the claim starts (account_verified, called by the caller
+ * once the address is proven) grants its own in full.  The address is
+ * left unverified: the caller verifies it (magic link, GitHub, OpenID)
+ * or mails a verification link (sign-up).  Inside the caller's
+ * transaction.  Returns 1, 0 when uid is no guest (any more), or a DB_*
+ * code (DB_DUP: the address has an account).
+ */
+int
+guest_claim(struct req *r, const char *uid, const char *email, const char *how)
+{
+	struct dbrows	 row;
+	long long	 total, granted;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_guest_credits, &row, "is",
+	    cfg.trial_credits, uid)) <= 0)
+		return rc;
+	total = dbi(&row, 0, 0);
+	granted = dbi(&row, 0, 1);
+	if ((rc = db_exec(&q_guest_claim, "sss", email, email != NULL ?
+	    ascii_lower(r->a, email) : NULL, uid)) <= 0)
+		return rc;
+	if ((rc = db_exec(&q_guest_keep_credits, "is", total, uid)) < 0)
+		return rc;
+	if (total != granted && (rc = db_exec(&q_guest_ledger, "ssii",
+	    new_id(r->a), uid, total - granted, total)) < 0)
+		return rc;
+	if ((rc = audit(r, "guest.claim", uid, how)) < 0)
+		return rc;
+	log_info("guest_claim", " user=%s via=%s credits=%lld", uid, how,
+	    total);
+	return 1;
 }

@@ -126,7 +126,7 @@ void
 h_github_start(struct req *r)
 {
 	struct buf	 q;
-	const char	*state, *verifier, *payload;
+	const char	*state, *verifier, *payload, *guest;
 	unsigned char	*sealed;
 	size_t		 sealed_len;
 	long long	 now;
@@ -141,10 +141,15 @@ h_github_start(struct req *r)
 		reply_db(r, rc);
 		return;
 	}
+	/* A guest presenting its own token is claimed by this sign-in. */
+	if ((rc = guest_of_request(r, &guest)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
 	state = new_token(r->a, "", 32);
 	verifier = new_token(r->a, "", 32);
-	payload = arena_printf(r->a, "%s|%s|%lld", state, verifier,
-	    now + GH_TTL);
+	payload = arena_printf(r->a, "%s|%s|%lld|%s", state, verifier,
+	    now + GH_TTL, guest != NULL ? guest : "");
 	sealed = seal(r->a, payload, strlen(payload), &sealed_len);
 	reply_header(r, "Set-Cookie", arena_printf(r->a, "%s=%s; Path=%s; "
 	    "Max-Age=%d; HttpOnly; Secure; SameSite=Lax", GH_COOKIE,
@@ -169,7 +174,7 @@ h_github_start(struct req *r)
  */
 static bool
 gh_cookie_open(struct req *r, const char **state, const char **verifier,
-    long long *expires)
+    long long *expires, const char **guest)
 {
 	const char	*c = kv_get(&r->cookies, GH_COOKIE);
 	unsigned char	*bin;
@@ -191,6 +196,13 @@ gh_cookie_open(struct req *r, const char **state, const char **verifier,
 	*state = plain;
 	*verifier = p1 + 1;
 	*expires = strtoll(p2 + 1, &end, 10);
+	/* The guest that started the sign-in, if one did. */
+	*guest = NULL;
+	if (*end == '|') {
+		*end++ = '\0';
+		*guest = *end != '\0' ? end : NULL;
+		end += strlen(end);
+	}
 	return *end == '\0' && **state != '\0' && **verifier != '\0';
 }
 
@@ -365,12 +377,13 @@ enum ghacct { ACCT_SESSION, ACCT_TOTP, ACCT_DISABLED, ACCT_OTHER_GITHUB };
 
 /*
  * Inside a transaction: finds, links, takes over or creates the account
- * for u.  Returns 0 with the account in *uid and what to do in *what, or
+ * for u (creating it by claiming guest, when the sign-in was started
+ * with a guest's token).  Returns 0 with the account in *uid and what to do in *what, or
  * a DB_* code.
  */
 static int
-gh_account(struct req *r, const struct ghuser *u, const char **uid,
-    enum ghacct *what)
+gh_account(struct req *r, const struct ghuser *u, const char *guest,
+    const char **uid, enum ghacct *what)
 {
 	struct dbrows	 row;
 	const char	*email_lc = ascii_lower(r->a, u->email);
@@ -425,6 +438,20 @@ gh_account(struct req *r, const struct ghuser *u, const char **uid,
 		log_info("github_takeover", " user=%s", *uid);
 		return 0;
 	}
+	if (guest != NULL) {
+		/* The guest that started this sign-in becomes the account. */
+		if ((rc = guest_claim(r, guest, u->email, "github")) < 0)
+			return rc;
+		if (rc == 1) {
+			*uid = guest;
+			if ((rc = db_exec(&q_link, "iss", u->id, u->login,
+			    *uid)) < 0 ||
+			    (rc = gh_verified(r, *uid, u->id)) < 0)
+				return rc;
+			log_info("github_signup", " user=%s guest=1", *uid);
+			return 0;
+		}
+	}
 	*uid = new_id(r->a);
 	if ((rc = db_exec(&q_create, "ssssis", *uid, u->email, email_lc,
 	    u->name, u->id, u->login)) < 0 ||
@@ -449,13 +476,14 @@ h_github_callback(struct req *r)
 	const char	*state = in_str(r, "state"), *code = in_str(r, "code");
 	const char	*error = in_str(r, "error");
 	const char	*c_state, *verifier, *token, *uid = NULL, *sid;
+	const char	*guest = NULL;
 	struct ghuser	 u;
 	enum ghacct	 what = ACCT_SESSION;
 	enum ghres	 res;
 	long long	 expires, now;
 	int		 rc = DB_FAIL, attempt;
 
-	if (!gh_cookie_open(r, &c_state, &verifier, &expires) ||
+	if (!gh_cookie_open(r, &c_state, &verifier, &expires, &guest) ||
 	    state == NULL || !ct_streq(state, c_state)) {
 		gh_page(r, 400, "GitHub sign-in failed", "This sign-in could "
 		    "not be matched to your browser (its state is missing or "
@@ -517,7 +545,7 @@ h_github_callback(struct req *r)
 		sid = NULL;
 		if ((rc = db_begin()) < 0)
 			break;
-		if ((rc = gh_account(r, &u, &uid, &what)) < 0 ||
+		if ((rc = gh_account(r, &u, guest, &uid, &what)) < 0 ||
 		    (what == ACCT_SESSION && (rc = session_create(r, uid,
 		    "github", NULL, true, &sid)) < 0) ||
 		    (rc = db_commit()) < 0) {

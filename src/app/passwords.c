@@ -85,9 +85,12 @@ me_password_check(struct req *r, const char *uid, const char *email,
     const char *pw, long *retry)
 {
 	struct dbrows	 row;
-	const char	*email_lc = ascii_lower(r->a, email);
+	const char	*email_lc;
 	int		 rc;
 
+	/* An account without an address (a guest) is counted by its id. */
+	email_lc = email != NULL && *email != '\0' ? ascii_lower(r->a, email) :
+	    arena_printf(r->a, "id:%s", uid);
 	*retry = 0;
 	if ((rc = login_throttled(r, email_lc, retry)) < 0)
 		return rc;

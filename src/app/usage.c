@@ -206,6 +206,8 @@ notice_once(struct req *r, const char *uid, const char *meter,
 		return rc;
 	if ((rc = db_select(r->a, &q_email, &row, "s", uid)) <= 0)
 		return rc;
+	if (dbv(&row, 0, 0) == NULL)
+		return 0;	/* a guest: no address to tell */
 	link = arena_printf(r->a, "%s/usage", cfg.base_url);
 	kind = threshold >= 100 ? "usage_100" : "usage_80";
 	return mail_text(r, uid, kind, kind, dbv(&row, 0, 0), link,

@@ -2,6 +2,8 @@
  * The user object of the contract (section 3), read from the users row
  * with the effective plan.
  */
+#include <string.h>
+
 #include "app/app.h"
 
 static struct sql q_user = SQL(
@@ -16,10 +18,12 @@ user_json_row(const struct dbrows *row, size_t i, size_t c)
 {
 	struct json_object	*u = json_object_new_object();
 	const char		*plan = dbv(row, i, c + 4);
+	const char		*email = dbv(row, i, c + 1);
 
 	json_object_object_add(u, "id", json_object_new_string(dbv(row, i, c)));
+	/* A guest (section 3) has no address yet: email null. */
 	json_object_object_add(u, "email",
-	    json_object_new_string(dbv(row, i, c + 1)));
+	    email ? json_object_new_string(email) : NULL);
 	json_object_object_add(u, "name",
 	    json_object_new_string(dbv(row, i, c + 2)));
 	json_object_object_add(u, "role",
@@ -30,6 +34,8 @@ user_json_row(const struct dbrows *row, size_t i, size_t c)
 	    json_object_new_boolean(dbi(row, i, c + 5) != 0));
 	json_object_object_add(u, "created_at",
 	    json_object_new_string(dbv(row, i, c + 6)));
+	json_object_object_add(u, "guest", json_object_new_boolean(email ==
+	    NULL && plan != NULL && strcmp(plan, "guest") == 0));
 	return u;
 }
 

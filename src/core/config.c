@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -21,7 +22,7 @@
 
 struct config cfg;
 
-enum ktype { K_STR, K_INT, K_HEX32, K_KIB };
+enum ktype { K_STR, K_INT, K_HEX32, K_KIB, K_BOOL };
 
 struct key {
 	const char	*section;
@@ -82,13 +83,27 @@ static const struct key keys[] = {
 	{ "smtp", "user", K_STR, OFF(smtp_user), "", 0, 0 },
 	{ "smtp", "password", K_STR, OFF(smtp_password), "", 0, 0 },
 	{ "smtp", "from", K_STR, OFF(smtp_from), "tollgate@localhost", 0, 0 },
+	{ "guest", "days", K_INT, OFF(guest_days), "30", 1, 3650 },
+	{ "guest", "per_hour", K_INT, OFF(guest_per_hour), "20", 1, 100000 },
+	{ "accounts", "magic_link_signup", K_BOOL, OFF(magic_link_signup), "no", 0, 0 },
 	{ "smtp", "from_name", K_STR, OFF(smtp_from_name), "", 0, 0 },
 };
+
+/*
+ * The keys of the named sections [oidc NAME] and [trust NAME]: in the
+ * file, or from TOLLGATE_OIDC_<NAME>_<KEY> and TOLLGATE_TRUST_<NAME>_<KEY>
+ * (NAME in upper case there, read in lower case).
+ */
+static const char *const oidc_keys[] = { "issuer", "client_id",
+    "client_secret", NULL };
+static const char *const trust_keys[] = { "issuer", "audience", "jwks_url",
+    NULL };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
 /* What the INI pass collects before the environment is applied. */
 struct loading {
+	struct config	*c;		/* where named sections go */
 	char		*raw[NKEYS];	/* owned copies, or NULL */
 	char		*err;
 	size_t		 errlen;
@@ -138,6 +153,129 @@ key_find(const char *section, const char *name)
 	return -1;
 }
 
+/*
+ * Sets key name of the named section "oidc NAME" or "trust NAME" in *c,
+ * adding the provider on first sight.  Returns 0, or -1 for an unknown
+ * key, a bad name or one provider too many.
+ */
+static int
+named_set(struct config *c, const char *section, const char *name,
+    const char *value)
+{
+	const char *const	*keys_of;
+	const char		*pname;
+	char			**slot = NULL;
+	size_t			 i, n, *count, max;
+	bool			 oidc = section[0] == 'o';
+
+	pname = section + (oidc ? 5 : 6);
+	while (*pname == ' ')
+		pname++;
+	n = strlen(pname);
+	if (n == 0 || n > 32)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (!islower((unsigned char)pname[i]) &&
+		    !isdigit((unsigned char)pname[i]) && pname[i] != '_' &&
+		    pname[i] != '-')
+			return -1;
+	keys_of = oidc ? oidc_keys : trust_keys;
+	for (i = 0; keys_of[i] != NULL; i++)
+		if (strcmp(keys_of[i], name) == 0)
+			break;
+	if (keys_of[i] == NULL)
+		return -1;
+	count = oidc ? &c->n_oidc : &c->n_trust;
+	max = oidc ? CONFIG_MAX_OIDC : CONFIG_MAX_TRUST;
+	for (n = 0; n < *count; n++)
+		if (strcmp(oidc ? c->oidc[n].name : c->trust[n].name,
+		    pname) == 0)
+			break;
+	if (n == *count) {
+		if (n == max)
+			return -1;
+		if (oidc) {
+			if ((c->oidc[n].name = strdup(pname)) == NULL)
+				return -1;
+		} else if ((c->trust[n].name = strdup(pname)) == NULL)
+			return -1;
+		(*count)++;
+	}
+	if (oidc)
+		slot = i == 0 ? &c->oidc[n].issuer : i == 1 ?
+		    &c->oidc[n].client_id : &c->oidc[n].client_secret;
+	else
+		slot = i == 0 ? &c->trust[n].issuer : i == 1 ?
+		    &c->trust[n].audience : &c->trust[n].jwks_url;
+	free(*slot);
+	return (*slot = strdup(value)) == NULL ? -1 : 0;
+}
+
+/*
+ * Applies TOLLGATE_OIDC_<NAME>_<KEY> and TOLLGATE_TRUST_<NAME>_<KEY> from
+ * the environment (they may also make a provider the file does not
+ * name), then checks that every provider has all its keys.  Returns 0,
+ * or -1 with err.
+ */
+static int
+named_env(struct config *c, char *err, size_t errlen)
+{
+	extern char	**environ;
+	char		**e, sect[64], key[64];
+	const char	*const *keys_of, *rest, *eq;
+	size_t		 i, n, klen;
+	int		 oidc;
+
+	for (e = environ; *e != NULL; e++) {
+		if (strncmp(*e, "TOLLGATE_OIDC_", 14) == 0)
+			oidc = 1, rest = *e + 14;
+		else if (strncmp(*e, "TOLLGATE_TRUST_", 15) == 0)
+			oidc = 0, rest = *e + 15;
+		else
+			continue;
+		if ((eq = strchr(rest, '=')) == NULL)
+			continue;
+		keys_of = oidc ? oidc_keys : trust_keys;
+		for (i = 0; keys_of[i] != NULL; i++) {
+			/* <NAME>_<KEY>: the name is what is left. */
+			snprintf(key, sizeof(key), "_%s", keys_of[i]);
+			klen = strlen(key);
+			n = (size_t)(eq - rest);
+			if (n > klen && strncasecmp(eq - klen, key, klen) == 0)
+				break;
+		}
+		if (keys_of[i] == NULL)
+			continue;
+		n = (size_t)(eq - rest) - klen;
+		if (n > 32)
+			continue;
+		snprintf(sect, sizeof(sect), "%s %.*s", oidc ? "oidc" : "trust",
+		    (int)n, rest);
+		for (klen = oidc ? 5 : 6; sect[klen] != '\0'; klen++)
+			sect[klen] = (char)tolower((unsigned char)sect[klen]);
+		if (named_set(c, sect, keys_of[i], eq + 1) < 0) {
+			snprintf(err, errlen, "bad environment variable %.*s",
+			    (int)(eq - *e), *e);
+			return -1;
+		}
+	}
+	for (n = 0; n < c->n_oidc; n++)
+		if (c->oidc[n].issuer == NULL || c->oidc[n].client_id == NULL ||
+		    c->oidc[n].client_secret == NULL) {
+			snprintf(err, errlen, "[oidc %s] needs issuer, client_id "
+			    "and client_secret", c->oidc[n].name);
+			return -1;
+		}
+	for (n = 0; n < c->n_trust; n++)
+		if (c->trust[n].issuer == NULL || c->trust[n].audience ==
+		    NULL || c->trust[n].jwks_url == NULL) {
+			snprintf(err, errlen, "[trust %s] needs issuer, audience "
+			    "and jwks_url", c->trust[n].name);
+			return -1;
+		}
+	return 0;
+}
+
 static int
 on_ini(void *user, const char *section, const char *name, const char *value)
 {
@@ -146,6 +284,17 @@ on_ini(void *user, const char *section, const char *name, const char *value)
 
 	if (ld->failed)
 		return 0;
+	if (strncmp(section, "oidc ", 5) == 0 ||
+	    strncmp(section, "trust ", 6) == 0) {
+		if (named_set(ld->c, section, name, value) < 0) {
+			snprintf(ld->err, ld->errlen, "unknown key [%s] %s in "
+			    "the configuration file (or a bad or one too many "
+			    "section name)", section, name);
+			ld->failed = 1;
+			return 0;
+		}
+		return 1;
+	}
 	if ((k = key_find(section, name)) < 0) {
 		snprintf(ld->err, ld->errlen,
 		    "unknown key [%s] %s in the configuration file", section, name);
@@ -215,6 +364,16 @@ set_value(struct config *c, const struct key *k, const char *v,
 			goto bad;
 		c->argon2_memory = (size_t)n * 1024;
 		return 0;
+	case K_BOOL:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 ||
+		    strcmp(v, "1") == 0 || strcmp(v, "on") == 0)
+			*(int *)field = 1;
+		else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 ||
+		    strcmp(v, "0") == 0 || strcmp(v, "off") == 0)
+			*(int *)field = 0;
+		else
+			goto bad;
+		return 0;
 	case K_HEX32:
 		/* An optional key left empty: absent (previous_key). */
 		if (*v == '\0' && k->dflt != NULL && *k->dflt == '\0') {
@@ -232,7 +391,8 @@ set_value(struct config *c, const struct key *k, const char *v,
 bad:
 	snprintf(err, errlen, "[%s] %s has a bad value%s", k->section,
 	    k->name, k->type == K_HEX32 ? " (it must be 64 hex digits)" :
-	    k->type == K_STR ? "" : " (out of range or not a number)");
+	    k->type == K_STR ? "" : k->type == K_BOOL ? " (yes or no)" :
+	    " (out of range or not a number)");
 	return -1;
 }
 
@@ -434,6 +594,7 @@ config_load(const char *path, struct config *out, char *err, size_t errlen)
 	memset(&c, 0, sizeof(c));
 	ld.err = err;
 	ld.errlen = errlen;
+	ld.c = &c;
 	err[0] = '\0';
 
 	if (stat(path, &st) < 0) {
@@ -472,6 +633,8 @@ config_load(const char *path, struct config *out, char *err, size_t errlen)
 		if (set_value(&c, &keys[i], v, err, errlen) < 0)
 			goto out;
 	}
+	if (named_env(&c, err, errlen) < 0)
+		goto out;
 	if (strlen(c.jwt_secret) < 32) {
 		snprintf(err, errlen, "[jwt] secret must be at least 32 bytes");
 		goto out;
@@ -562,6 +725,22 @@ config_free(struct config *c)
 			sodium_memzero(*field, strlen(*field));
 			free(*field);
 		}
+	}
+	for (i = 0; i < c->n_oidc; i++) {
+		free(c->oidc[i].name);
+		free(c->oidc[i].issuer);
+		free(c->oidc[i].client_id);
+		if (c->oidc[i].client_secret != NULL) {
+			sodium_memzero(c->oidc[i].client_secret,
+			    strlen(c->oidc[i].client_secret));
+			free(c->oidc[i].client_secret);
+		}
+	}
+	for (i = 0; i < c->n_trust; i++) {
+		free(c->trust[i].name);
+		free(c->trust[i].issuer);
+		free(c->trust[i].audience);
+		free(c->trust[i].jwks_url);
 	}
 	for (i = 0; i < c->nmeter_prices; i++) {
 		free(c->meter_prices[i].meter);

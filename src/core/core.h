@@ -76,6 +76,9 @@ const char *log_request_id(void);
 /* config.c: tollgate.conf and TOLLGATE_<SECTION>_<KEY> overrides.     */
 /* ------------------------------------------------------------------ */
 
+#define CONFIG_MAX_OIDC		8
+#define CONFIG_MAX_TRUST	8
+
 struct config {
 	char		*path;
 
@@ -154,6 +157,31 @@ struct config {
 	char		*smtp_password;
 	char		*smtp_from;
 	char		*smtp_from_name;	/* display name of From:, or "" */
+
+	/* [guest] */
+	int		 guest_days;	/* unclaimed guests deleted after */
+	int		 guest_per_hour; /* guests made per client address */
+
+	/* [accounts] */
+	int		 magic_link_signup;	/* 1: a magic link also signs up */
+
+	/* [oidc NAME]: OpenID Connect providers, in file order. */
+	struct config_oidc {
+		char	*name;
+		char	*issuer;
+		char	*client_id;
+		char	*client_secret;
+	}		 oidc[CONFIG_MAX_OIDC];
+	size_t		 n_oidc;
+
+	/* [trust NAME]: issuers whose tokens are trusted. */
+	struct config_trust {
+		char	*name;
+		char	*issuer;
+		char	*audience;
+		char	*jwks_url;
+	}		 trust[CONFIG_MAX_TRUST];
+	size_t		 n_trust;
 };
 
 /* The configuration in force in this process. */
@@ -248,6 +276,17 @@ int	 jwt_check(struct arena *, const char *token, const char **uid,
 int	 jwt_ttl(void);
 /* Known answers of the libjwt in use, at start-up.  0, or -1 with err. */
 int	 jwt_selftest(char *err, size_t errlen);
+
+/* jwks.c: tokens signed by another issuer, checked against its JWKS. */
+#define JWKS_OK		0
+#define JWKS_BAD	1	/* form, alg, kid, signature, iss or aud */
+#define JWKS_EXPIRED	2
+#define JWKS_DOWN	3	/* the JWKS could not be fetched */
+int	 jwks_verify(struct arena *, const char *jwks_url, const char *token,
+	    const char *issuer, const char *audience,
+	    struct json_object **claims);
+/* Header (0) or payload (1) of a JWT, unchecked; the caller puts it. */
+struct json_object *jwt_part_unverified(const char *token, int part);
 
 /* ------------------------------------------------------------------ */
 /* outside.c: libcurl to SMTP, GitHub and Stripe.                      */

@@ -157,7 +157,10 @@ h_page_admin(struct req *r)
 		buf_puts(&p.b, "<tr><td><a href=\"/admin/users/");
 		buf_html(&p.b, member_str(u, "id"));
 		buf_puts(&p.b, "\">");
-		buf_html(&p.b, member_str(u, "email"));
+		if (member_bool(u, "guest"))
+			buf_puts(&p.b, "<em>guest</em>");
+		else
+			buf_html(&p.b, member_str(u, "email"));
 		buf_puts(&p.b, "</a></td><td>");
 		buf_html(&p.b, member_str(u, "name"));
 		buf_puts(&p.b, "</td><td>");
@@ -166,7 +169,8 @@ h_page_admin(struct req *r)
 		buf_html(&p.b, member_str(u, "role"));
 		buf_puts(&p.b, "</td><td>");
 		buf_puts(&p.b, member_bool(u, "disabled") ? "<span class=\"tag warn\">"
-		    "disabled</span>" : member_bool(u, "email_verified") ? "active" :
+		    "disabled</span>" : member_bool(u, "guest") ? "<span class=\"tag\">"
+		    "guest</span>" : member_bool(u, "email_verified") ? "active" :
 		    "unverified");
 		buf_puts(&p.b, "</td><td>");
 		pg_time(&p.b, member_str(u, "created_at"));
@@ -322,7 +326,10 @@ user_summary(struct page *p, const char *uid, struct json_object *d)
 	json_object_object_get_ex(usage, "meters", &ms);
 	override = member_str(u, "plan_override");
 	buf_puts(&p->b, "<section>\n<h2>");
-	buf_html(&p->b, member_str(u, "email"));
+	if (member_bool(u, "guest"))
+		buf_puts(&p->b, "Guest (no email yet)");
+	else
+		buf_html(&p->b, member_str(u, "email"));
 	buf_puts(&p->b, "</h2>\n<dl><dt>Name</dt><dd>");
 	put_text(&p->b, member_str(u, "name"));
 	buf_puts(&p->b, "</dd><dt>Id</dt><dd><code>");
@@ -335,7 +342,8 @@ user_summary(struct page *p, const char *uid, struct json_object *d)
 	buf_html(&p->b, member_str(u, "role"));
 	buf_puts(&p->b, "</dd><dt>State</dt><dd id=\"user-state\">");
 	buf_puts(&p->b, member_bool(u, "disabled") ? "disabled" : "active");
-	buf_puts(&p->b, member_bool(u, "email_verified") ? ", email verified" :
+	buf_puts(&p->b, member_bool(u, "guest") ? ", guest" :
+	    member_bool(u, "email_verified") ? ", email verified" :
 	    ", email not verified");
 	buf_puts(&p->b, member_bool(u, "totp") ? ", second factor on" : "");
 	buf_puts(&p->b, "</dd><dt>Trial</dt><dd id=\"user-trial\">");
@@ -765,7 +773,9 @@ h_page_admin_delete(struct req *r)
 		return;
 	}
 	json_object_object_get_ex(d, "user", &u);
-	same = strcmp(ascii_lower(r->a, member_str(u, "email")), ascii_lower(r->a,
+	/* A guest has no email: its id confirms instead. */
+	same = strcmp(ascii_lower(r->a, member_str(u, "email") != NULL ?
+	    member_str(u, "email") : member_str(u, "id")), ascii_lower(r->a,
 	    in_str(r, "confirm"))) == 0;
 	json_object_put(d);
 	if (!same) {

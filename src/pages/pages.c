@@ -276,6 +276,32 @@ pg_arg(struct req *r, const char *name)
 /* Signing up.                                                         */
 /* ------------------------------------------------------------------ */
 
+/*
+ * One link per configured OpenID Connect provider ([oidc NAME]):
+ * "<verb> with Name" to /api/v1/auth/oidc/NAME.
+ */
+static void
+oidc_buttons(struct page *p, const char *verb)
+{
+	size_t	 i;
+
+	if (cfg.n_oidc == 0)
+		return;
+	buf_puts(&p->b, "<p class=\"oidc\">");
+	for (i = 0; i < cfg.n_oidc; i++) {
+		const char *n = cfg.oidc[i].name;
+
+		buf_printf(&p->b, "%s<a class=\"button\" href=\"/api/v1/auth/"
+		    "oidc/", i > 0 ? " · " : "");
+		buf_html(&p->b, n);
+		buf_printf(&p->b, "\">%s with %c", verb,
+		    n[0] >= 'a' && n[0] <= 'z' ? n[0] - 'a' + 'A' : n[0]);
+		buf_html(&p->b, n + 1);
+		buf_puts(&p->b, "</a>");
+	}
+	buf_puts(&p->b, "</p>\n");
+}
+
 /* The sign-up form, with the values sent and their messages. */
 static void
 signup_page(struct req *r, struct page *p, int status)
@@ -287,6 +313,7 @@ signup_page(struct req *r, struct page *p, int status)
 	pg_input(p, "Password (at least 10 characters)", "password",
 	    "password", NULL, "new-password", true);
 	pg_submit(p, "Create account", NULL);
+	oidc_buttons(p, "Sign up");
 	buf_puts(&p->b, "<p>Have an account? <a href=\"/login\">Log "
 	    "in</a>.</p>\n");
 	pg_send(p, status, "Create your account");
@@ -376,7 +403,9 @@ login_page(struct req *r, struct page *p, int status, bool totp)
 	if (github_configured())
 		buf_puts(&p->b, " · <a href=\"/api/v1/auth/github\">Log in "
 		    "with GitHub</a>");
-	buf_puts(&p->b, "</p>\n<p>New here? <a href=\"/signup\">Create an "
+	buf_puts(&p->b, "</p>\n");
+	oidc_buttons(p, "Log in");
+	buf_puts(&p->b, "<p>New here? <a href=\"/signup\">Create an "
 	    "account</a>.</p>\n");
 	pg_send(p, status, "Log in");
 }
@@ -605,7 +634,8 @@ h_page_forgot_post(struct req *r)
 		forgot_page(r, &p, 422);
 		return;
 	}
-	if ((rc = mail_link_core(r, in_str(r, "email"), "reset", 60)) < 0) {
+	if ((rc = mail_link_core(r, in_str(r, "email"), "reset", 60,
+	    NULL)) < 0) {
 		reply_db(r, rc);
 		return;
 	}
@@ -662,7 +692,8 @@ h_page_magic_request_post(struct req *r)
 		magic_request_page(r, &p, 422);
 		return;
 	}
-	if ((rc = mail_link_core(r, in_str(r, "email"), "magic", 15)) < 0) {
+	if ((rc = mail_link_core(r, in_str(r, "email"), "magic", 15,
+	    NULL)) < 0) {
 		reply_db(r, rc);
 		return;
 	}

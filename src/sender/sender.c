@@ -158,7 +158,8 @@ static struct sql q_trial_ending = SQL(
     "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%d %H:%i:%s.%f') "
     "FROM users u WHERE u.trial_ends_at > UTC_TIMESTAMP(6) AND "
     "u.trial_ends_at <= UTC_TIMESTAMP(6) + INTERVAL ? DAY AND "
-    "u.email_verified_at IS NOT NULL AND u.disabled_at IS NULL AND "
+    "u.email_verified_at IS NOT NULL AND u.email IS NOT NULL AND "
+    "u.disabled_at IS NULL AND "
     "tg_plan(u.id) = 'trial' AND NOT EXISTS (SELECT 1 FROM "
     "trial_notices n WHERE n.user_id = u.id AND FIND_IN_SET(n.kind, ?)) "
     "LIMIT " TRIAL_BATCH);
@@ -167,7 +168,8 @@ static struct sql q_trial_ended = SQL(
     "'%Y-%m-%d %H:%i:%s.%f') FROM users u "
     "WHERE u.trial_ends_at <= UTC_TIMESTAMP(6) AND "
     "u.trial_ends_at > UTC_TIMESTAMP(6) - INTERVAL 7 DAY AND "
-    "u.email_verified_at IS NOT NULL AND u.disabled_at IS NULL AND "
+    "u.email_verified_at IS NOT NULL AND u.email IS NOT NULL AND "
+    "u.disabled_at IS NULL AND "
     "u.plan_override IS NULL AND tg_live_sub(u.id) IS NULL AND NOT EXISTS (SELECT 1 FROM "
     "trial_notices n WHERE n.user_id = u.id AND n.kind = 'ended') "
     "LIMIT " TRIAL_BATCH);
@@ -257,6 +259,8 @@ sender_run(void)
 
 		if (now_seconds() - last_trial >= TRIAL_EVERY) {
 			trial_pass(a);
+			arena_reset(a);
+			guest_gc(a);	/* guests never claimed */
 			last_trial = now_seconds();
 			arena_reset(a);
 		}

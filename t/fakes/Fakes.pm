@@ -1,8 +1,9 @@
 package Fakes;
 
 # Starts and talks to the fake outside services of the tests (t/fakes/):
-# fake Stripe on TG_PORT + 11 and fake GitHub on TG_PORT + 12, the ports
-# contrib/devstack writes into tollgate.conf.  A fake runs as its own
+# fake Stripe on TG_PORT + 11, fake GitHub on TG_PORT + 12 (the ports
+# contrib/devstack writes into tollgate.conf) and the fake OpenID provider
+# on TG_PORT + 13 (t/fakes/oidc.pl; its tests name it to tollgated).  A fake runs as its own
 # Mojolicious daemon, started by the test that needs it and stopped when
 # that test ends (or by stop()).  Each fake answers /_fake/* for the
 # tests: what it was asked, and switches for outages and delays.
@@ -23,7 +24,8 @@ my %running;	# name => { pid, port }
 
 sub fake_port {
 	my ($name) = @_;
-	return $ENV{TG_PORT} + ($name eq 'stripe' ? 11 : 12);
+	return $ENV{TG_PORT} + ($name eq 'stripe' ? 11 : $name eq 'oidc' ? 13
+	    : 12);
 }
 
 my $UA = Mojo::UserAgent->new(max_redirects => 0);
