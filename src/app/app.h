@@ -8,6 +8,7 @@
 
 #include "core/core.h"
 #include "db/db.h"
+#include "engine/engine.h"
 #include "http/http.h"
 
 /* ------------------------------------------------------------------ */

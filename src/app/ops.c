@@ -41,6 +41,7 @@ h_metrics(struct req *r)
 
 	buf_init(&b, r->a);
 	metrics_render(&b);
+	eng_metrics_render(&b);
 	if (db_select(r->a, &q_queues, &q, "") == 1)
 		buf_printf(&b, "# HELP tollgate_queue_depth Rows waiting in "
 		    "the sender's queues.\n# TYPE tollgate_queue_depth gauge\n"

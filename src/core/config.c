@@ -41,6 +41,9 @@ static const struct key keys[] = {
 	{ "server", "cors_origins", K_STR, OFF(cors_origins), "", 0, 0 },
 	{ "server", "socket", K_STR, OFF(socket), "/run/tollgate/tollgate.sock", 0, 0 },
 	{ "server", "socket_group", K_STR, OFF(socket_group), "", 0, 0 },
+	{ "server", "gate_socket", K_STR, OFF(gate_socket), "/run/tollgate/gate.sock", 0, 0 },
+	{ "server", "gate_workers", K_INT, OFF(gate_workers), "0", 0, 64 },
+	{ "server", "engine_file", K_STR, OFF(engine_file), "", 0, 0 },
 	{ "server", "name", K_STR, OFF(product_name), "tollgate", 0, 0 },
 	{ "server", "support_url", K_STR, OFF(support_url), "", 0, 0 },
 	{ "server", "mail_texts", K_STR, OFF(mail_texts), "", 0, 0 },
@@ -673,6 +676,11 @@ config_load(const char *path, struct config *out, char *err, size_t errlen)
 		snprintf(err, errlen, "[trial] fallback_plan must be a plan "
 		    "name (a-z, 0-9, _)");
 		goto out;
+	}
+	if (c.gate_workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		c.gate_workers = n > 0 ? (n > 64 ? 64 : (int)n) : 2;
 	}
 	if (c.workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -89,6 +89,9 @@ struct config {
 	char		*cors_origins;	/* space or comma separated, or "" */
 	char		*socket;	/* FastCGI unix socket path */
 	char		*socket_group;	/* group that may connect, or "" */
+	char		*gate_socket;	/* the gate workers' unix socket (HTTP) */
+	int		 gate_workers;	/* gate worker processes */
+	char		*engine_file;	/* the engine's shared file, or "" */
 	char		*product_name;	/* [server] name: what users see */
 	char		*support_url;	/* "" when none */
 	char		*mail_texts;	/* the operator's mail texts, or "" */

@@ -427,6 +427,18 @@ db_ensure(void)
 }
 
 /*
+ * For a process that may sit idle (the gate engine's): an open
+ * connection is kept fresh and moved back to an earlier host after a
+ * failover, as the next statement would; without one, nothing happens.
+ */
+void
+db_idle(void)
+{
+	if (conn != NULL && !in_tx)
+		db_ensure();
+}
+
+/*
  * The health check: a link found dead is replaced once (walking the
  * host list), so a host whose node died answers 200 as long as another
  * node can take over.

@@ -56,6 +56,8 @@ int		 db_ensure(void);
 /* Returns 0 when the database answers, else DB_DOWN. */
 int		 db_ping(void);
 void		 db_close(void);
+/* Keeps an open connection fresh (ping, failback); none: nothing. */
+void		 db_idle(void);
 /* The raw handle for tollgatectl migrate; NULL when down. */
 void		*db_handle(void);
 /* The database's clock in unix seconds: 0 with *now, or a DB_* code. */

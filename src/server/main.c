@@ -1,22 +1,29 @@
 /*
  * tollgated: the master.  It reads the configuration, opens the FastCGI
- * socket, preforks the workers and keeps them running: a worker that
- * dies is replaced (with backoff when they die young), SIGHUP reloads
- * the configuration by replacing every worker, SIGTERM stops them
- * gracefully (each finishes its request).  With --sender it runs the
- * background sender instead (mail and Stripe meter events).  Both refuse
- * to start against a schema other than the one this build expects; -t
- * checks the configuration and the schema and exits.  Under systemd the
- * socket comes from tollgated.socket (LISTEN_FDS) and outlives us.
+ * socket and the gate socket, makes (or finds) the gate engine's shared
+ * file, preforks the workers, the gate workers, the engine process and
+ * the flusher, and keeps them running: a child that dies is replaced
+ * (with backoff when they die young), SIGHUP reloads the configuration
+ * by replacing every child, SIGTERM stops them gracefully (each finishes
+ * what it holds; the engine and flusher last, committing the journal).
+ * With --sender it runs the background sender instead (mail and Stripe
+ * meter events).  Both refuse to start against a schema other than the
+ * one this build expects; -t checks the configuration and the schema and
+ * exits.  Under systemd the socket comes from tollgated.socket
+ * (LISTEN_FDS) and outlives us.
  */
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +45,17 @@ struct slot {
 	int	 failures;	/* quick deaths in a row */
 };
 
-static struct slot	 slots[MAX_WORKERS];
-static int		 nslots;
+/*
+ * Slots 0..nslots-1 are FastCGI workers, GATE0..GATE0+ngates-1 gate
+ * workers, ENGINE the engine process, FLUSHER the flusher.
+ */
+#define GATE0		MAX_WORKERS
+#define ENGINE		(MAX_WORKERS + ENG_MAX_GATES)
+#define FLUSHER		(ENGINE + 1)
+#define LAST		FLUSHER
+static struct slot	 slots[LAST + 1];
+static int		 nslots, ngates;
+static int		 gate_fd = -1;
 static pid_t		 draining[4 * MAX_WORKERS];	/* old workers */
 static size_t		 ndraining;
 
@@ -126,6 +142,75 @@ open_socket(void)
 	return fd;
 }
 
+/*
+ * Opens the gate workers' unix socket (HTTP/1.1 from nginx's
+ * auth_request location), with the configured group and mode 0660, and
+ * non-blocking: every gate worker accepts from it in its epoll loop.
+ */
+static int
+open_gate_socket(void)
+{
+	struct sockaddr_un	 sun;
+	struct stat		 st;
+	struct group		*gr;
+	mode_t			 old;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(cfg.gate_socket) >= sizeof(sun.sun_path)) {
+		log_err("gate_socket", " path=%s msg=\"too long\"",
+		    cfg.gate_socket);
+		return -1;
+	}
+	strncpy(sun.sun_path, cfg.gate_socket, sizeof(sun.sun_path) - 1);
+	if (lstat(cfg.gate_socket, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(cfg.gate_socket);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0)) < 0)
+		return -1;
+	old = umask(0117);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    listen(fd, 1024) < 0) {
+		umask(old);
+		log_err("gate_socket", " path=%s errno=%d", cfg.gate_socket,
+		    errno);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (cfg.socket_group[0] != '\0' &&
+	    ((gr = getgrnam(cfg.socket_group)) == NULL ||
+	    chown(cfg.gate_socket, (uid_t)-1, gr->gr_gid) < 0)) {
+		log_err("gate_socket", " path=%s group=%s msg=\"cannot set "
+		    "group\"", cfg.gate_socket, cfg.socket_group);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Opens the engine's shared file: [server] engine_file, else
+ * tollgate-engine.map beside the gate socket (a run directory, so a
+ * reboot starts afresh; nothing answered is lost, see docs/gate.md).
+ */
+static int
+open_engine(void)
+{
+	char	*dir, path[4096];
+
+	if (cfg.engine_file[0] != '\0')
+		snprintf(path, sizeof(path), "%s", cfg.engine_file);
+	else {
+		if ((dir = strdup(cfg.gate_socket)) == NULL)
+			return -1;
+		snprintf(path, sizeof(path), "%s/tollgate-engine.map",
+		    dirname(dir));
+		free(dir);
+	}
+	return eng_open(path, ngates);
+}
+
 /* Forks a worker into slot i. */
 static void
 spawn(int i, int fd)
@@ -143,6 +228,27 @@ spawn(int i, int fd)
 		signal(SIGCHLD, SIG_DFL);
 		signal(SIGINT, SIG_IGN);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (i >= GATE0) {
+			/*
+			 * Named apart from the FastCGI workers, and stopped
+			 * with the master: a master that dies leaves no gate
+			 * answering from a stale cache (the journal stays in
+			 * the file for the next engine).
+			 */
+			prctl(PR_SET_NAME, i == ENGINE ? "tollgate-engine" :
+			    i == FLUSHER ? "tollgate-flush" : "tollgate-gate",
+			    0, 0, 0);
+			prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+			if (getppid() == 1)
+				_exit(0);
+			close(fd);
+			if (i == ENGINE)
+				eng_engine_run();
+			if (i == FLUSHER)
+				eng_flusher_run();
+			eng_gate_run(gate_fd, i - GATE0);
+		}
+		close(gate_fd);
 		worker_run(fd);
 	}
 	slots[i].pid = pid;
@@ -166,8 +272,10 @@ signal_all(int sig)
 {
 	size_t	 i;
 
-	for (i = 0; i < (size_t)nslots; i++)
-		if (slots[i].pid > 0)
+	/* The engine stops last (stop_engine): it commits what they left. */
+	for (i = 0; i <= LAST; i++)
+		if (slots[i].pid > 0 && ((i != ENGINE && i != FLUSHER) ||
+		    sig == SIGKILL))
 			kill(slots[i].pid, sig);
 	for (i = 0; i < ndraining; i++)
 		kill(draining[i], sig);
@@ -178,7 +286,7 @@ live_workers(void)
 {
 	size_t	 i, n = ndraining;
 
-	for (i = 0; i < (size_t)nslots; i++)
+	for (i = 0; i <= LAST; i++)
 		n += slots[i].pid > 0;
 	return n;
 }
@@ -198,7 +306,7 @@ reap(bool stopping)
 				draining[k] = draining[--ndraining];
 				break;
 			}
-		for (i = 0; i < nslots; i++) {
+		for (i = 0; i <= LAST; i++) {
 			if (slots[i].pid != pid)
 				continue;
 			slots[i].pid = 0;
@@ -240,6 +348,7 @@ reload(int fd)
 	struct config	 next;
 	char		 err[512];
 	int		 i;
+	bool		 db_changed;
 
 	if (config_load(cfg.path, &next, err, sizeof(err)) < 0) {
 		log_err("reload_failed", " msg=\"%s\"", err);
@@ -250,8 +359,27 @@ reload(int fd)
 		    "restart\"");
 	if (next.workers > MAX_WORKERS)
 		next.workers = MAX_WORKERS;
-	for (i = 0; i < nslots; i++)
-		if (slots[i].pid > 0 &&
+	if (strcmp(next.gate_socket, cfg.gate_socket) != 0 ||
+	    next.gate_workers != cfg.gate_workers ||
+	    strcmp(next.engine_file, cfg.engine_file) != 0)
+		log_warn("reload", " msg=\"[server] gate_socket, gate_workers "
+		    "and engine_file changes need a restart\"");
+	next.gate_workers = cfg.gate_workers;
+	/*
+	 * Every worker and gate worker is replaced; the engine and the
+	 * flusher only when [database] changed (they hold its links): for a
+	 * moment two of each may then run, which costs nothing (a batch
+	 * commits once, tg_flush; a poll is idempotent).
+	 */
+	db_changed = strcmp(next.db_host, cfg.db_host) != 0 ||
+	    next.db_port != cfg.db_port ||
+	    strcmp(next.db_socket, cfg.db_socket) != 0 ||
+	    strcmp(next.db_user, cfg.db_user) != 0 ||
+	    strcmp(next.db_password, cfg.db_password) != 0 ||
+	    strcmp(next.db_name, cfg.db_name) != 0;
+	for (i = 0; i <= LAST; i++)
+		if (slots[i].pid > 0 && (db_changed ||
+		    (i != ENGINE && i != FLUSHER)) &&
 		    ndraining < sizeof(draining) / sizeof(draining[0])) {
 			kill(slots[i].pid, SIGTERM);
 			draining[ndraining++] = slots[i].pid;
@@ -264,7 +392,15 @@ reload(int fd)
 		slots[i].failures = 0;
 		spawn(i, fd);
 	}
-	log_info("reloaded", " workers=%d", nslots);
+	for (i = GATE0; i < GATE0 + ngates; i++) {
+		slots[i].failures = 0;
+		spawn(i, fd);
+	}
+	if (db_changed) {
+		spawn(ENGINE, fd);
+		spawn(FLUSHER, fd);
+	}
+	log_info("reloaded", " workers=%d gate_workers=%d", nslots, ngates);
 }
 
 /* The master's loop: signals are taken synchronously with sigtimedwait. */
@@ -275,12 +411,15 @@ master(void)
 	siginfo_t	 info;
 	struct timespec	 tick = { 0, 250 * 1000 * 1000 };
 	double		 deadline = 0, now;
-	bool		 stopping = false;
+	bool		 stopping = false, engine_told = false;
 	int		 fd, i, sig;
 
 	metrics_route_labels(route_label);
+	ngates = cfg.gate_workers > ENG_MAX_GATES ? ENG_MAX_GATES :
+	    cfg.gate_workers;
 	if (metrics_init() < 0 || hashcap_init(cfg.password_hashes) < 0 ||
-	    (fd = open_socket()) < 0)
+	    (fd = open_socket()) < 0 ||
+	    (gate_fd = open_gate_socket()) < 0 || open_engine() < 0)
 		return 1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -293,7 +432,12 @@ master(void)
 	nslots = cfg.workers > MAX_WORKERS ? MAX_WORKERS : cfg.workers;
 	for (i = 0; i < nslots; i++)
 		spawn(i, fd);
-	log_info("started", " workers=%d socket=%s", nslots, cfg.socket);
+	spawn(ENGINE, fd);
+	spawn(FLUSHER, fd);
+	for (i = GATE0; i < GATE0 + ngates; i++)
+		spawn(i, fd);
+	log_info("started", " workers=%d gate_workers=%d socket=%s "
+	    "gate_socket=%s", nslots, ngates, cfg.socket, cfg.gate_socket);
 
 	for (;;) {
 		sig = sigtimedwait(&set, &info, &tick);
@@ -316,6 +460,7 @@ master(void)
 				 * systemd's socket stays open: what is queued
 				 * waits there for the next tollgated.
 				 */
+				unlink(cfg.gate_socket);
 				signal_all(SIGTERM);
 			}
 		} else if (sig == SIGHUP && !stopping)
@@ -324,6 +469,15 @@ master(void)
 		if (stopping) {
 			if (live_workers() == 0)
 				break;
+			/* The gates are gone: the engine and flusher last. */
+			if (live_workers() == (size_t)(slots[ENGINE].pid > 0) +
+			    (size_t)(slots[FLUSHER].pid > 0) && !engine_told) {
+				if (slots[ENGINE].pid > 0)
+					kill(slots[ENGINE].pid, SIGTERM);
+				if (slots[FLUSHER].pid > 0)
+					kill(slots[FLUSHER].pid, SIGTERM);
+				engine_told = true;
+			}
 			if (now > deadline) {
 				log_warn("stop_timeout", " msg=\"killing "
 				    "workers\"");
@@ -332,13 +486,17 @@ master(void)
 			}
 			continue;
 		}
-		for (i = 0; i < nslots; i++)
-			if (slots[i].pid == 0 && slots[i].respawn_at <= now)
+		for (i = 0; i <= LAST; i++)
+			if (slots[i].pid == 0 && slots[i].respawn_at <= now &&
+			    (i < nslots || i == ENGINE || i == FLUSHER ||
+			    (i >= GATE0 && i < GATE0 + ngates)))
 				spawn(i, fd);
 	}
 	close(fd);
+	close(gate_fd);
 	if (!socket_inherited)
 		unlink(cfg.socket);
+	unlink(cfg.gate_socket);
 	log_info("stopped", "%s", "");
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include "app/app.h"
 #include "pages/pages.h"
 #include "sender/sender.h"
+#include "engine/engine.h"
 
 extern const struct route routes[];
 extern const size_t nroutes;
@@ -28,6 +29,11 @@ const char *route_label(int);
 
 /* Runs a worker's accept loop on the FastCGI socket fd; never returns. */
 void	 worker_run(int fd) __attribute__((noreturn));
+/*
+ * Runs a gate worker (gate_worker.c) on the gate socket lfd, as gate
+ * worker index (its event fd in the engine's file); never returns.
+ */
+void	 eng_gate_run(int lfd, int index) __attribute__((noreturn));
 /* True when the worker was asked to stop. */
 extern volatile int worker_stopping;
 /* Seconds since the epoch as a double (CLOCK_REALTIME). */

@@ -14,7 +14,7 @@ use Mojo::JSON qw(encode_json);
 use Time::HiRes qw(sleep time);
 use DBI;
 
-our @EXPORT = qw(base ua req json_post dbh devstack master_pid worker_pids
+our @EXPORT = qw(base ua req json_post dbh devstack master_pid worker_pids gate_pids engine_pid flusher_pid
     wait_for error_ok conf_get);
 
 BEGIN {
@@ -86,10 +86,40 @@ sub master_pid {
 }
 
 # The master's children, sorted (their number in scalar context).
+# The master's FastCGI workers (not its gate workers and engine process,
+# which name themselves tollgate-gate and tollgate-engine).
 sub worker_pids {
 	my $master = master_pid() // return ();
-	my @pids = sort { $a <=> $b } split ' ', `pgrep -P $master`;
+	my @pids = sort { $a <=> $b } grep { my $c = comm($_);
+	    defined $c && $c !~ /^tollgate-(?:gate|engine|flush)$/ }
+	    split ' ', `pgrep -P $master`;
 	return @pids;
+}
+
+# A process's name (/proc/PID/comm), or undef when it is gone.
+sub comm {
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/comm") or return undef;
+	my $c = <$fh> // '';
+	chomp $c;
+	return $c;
+}
+
+# The master's gate workers, its engine process and its flusher.
+sub gate_pids {
+	my $master = master_pid() // return ();
+	return sort { $a <=> $b } grep { (comm($_) // '') eq 'tollgate-gate' }
+	    split ' ', `pgrep -P $master`;
+}
+
+sub engine_pid { child_named('tollgate-engine') }
+sub flusher_pid { child_named('tollgate-flush') }
+
+sub child_named {
+	my ($name) = @_;
+	my $master = master_pid() // return undef;
+	my ($p) = grep { (comm($_) // '') eq $name } split ' ', `pgrep -P $master`;
+	return $p;
 }
 
 # Polls $cond every 0.1 s until it returns true or $timeout seconds pass;
