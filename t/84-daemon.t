@@ -58,6 +58,12 @@ like($out, qr/schema version \Q$top\E, as this build expects/, '-t checked the s
 is("$rc $out", '0 ', '-t -q: silent when all is well');
 
 my $conf = do { local (@ARGV, $/) = ($ENV{TG_CONF}); <> };
+# The instances this test starts have a gate socket and an engine file
+# of their own: the dev stack's must not be taken over or removed.
+$conf =~ s/^gate_socket = .*$/gate_socket = $dir\/gate.sock/m
+    or $conf =~ s/^\[server\]$/[server]\ngate_socket = $dir\/gate.sock/m;
+$conf =~ s/^engine_file = .*$//mg;
+$conf =~ s/^\[server\]$/[server]\nengine_file = $dir\/engine.map/m;
 write_conf("$dir/bad.conf", "$conf\n[server]\nno_such_key = 1\n");
 ($rc, $out) = run($bin, '-t', '-c', "$dir/bad.conf");
 is($rc, 1, '-t refuses a configuration with an unknown key');

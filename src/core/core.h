@@ -92,6 +92,7 @@ struct config {
 	char		*gate_socket;	/* the gate workers' unix socket (HTTP) */
 	int		 gate_workers;	/* gate worker processes */
 	char		*engine_file;	/* the engine's shared file, or "" */
+	int		 gate_wait_commit; /* 1: answer after the COMMIT */
 	char		*product_name;	/* [server] name: what users see */
 	char		*support_url;	/* "" when none */
 	char		*mail_texts;	/* the operator's mail texts, or "" */

@@ -596,8 +596,15 @@ advance(struct conn *c)
 				v.status = 503, v.code = "unavailable";
 				answer(c, &v);
 			}
+			/*
+			 * The record is in the shared journal, which outlives
+			 * every process; waiting for its COMMIT as well guards
+			 * against a crash of the whole machine, at the price of
+			 * a COMMIT per answer ([server] gate_wait_commit).
+			 */
 			c->until = v.wait_seq;
-			c->st = v.wait_seq != 0 ? C_FLUSH : C_WRITE;
+			c->st = v.wait_seq != 0 && cfg.gate_wait_commit ?
+			    C_FLUSH : C_WRITE;
 			break;
 		case C_FLUSH:
 			if (__atomic_load_n(&eng->h.jflushed, __ATOMIC_ACQUIRE) <
