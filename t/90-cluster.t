@@ -150,7 +150,11 @@ sub workers_of {
 	open my $fh, '<', $f or return ();
 	chomp(my $master = <$fh> // '');
 	return () unless $master =~ /^\d+$/;
-	return sort { $a <=> $b } split ' ', `pgrep -P $master`;
+	# The engine and its flusher are replaced only when [database]
+	# changes; the FastCGI and gate workers on every reload.
+	return sort { $a <=> $b } grep { my $c = TG::comm($_);
+	    defined $c && $c !~ /^tollgate-(?:engine|flush)$/ }
+	    split ' ', `pgrep -P $master`;
 }
 
 # Sets instance inst's host list (e.g. "3,1,2"; undef: 1,2,3) and waits
