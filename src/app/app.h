@@ -135,18 +135,24 @@ int	 account_links_spend(struct req *, const char *uid);
 
 /* extid.c: accounts of another identity service's subjects. */
 struct ext_identity {
-	const char	*provider;	/* "oidc:NAME" or "trust:NAME" */
-	const char	*subject;	/* its "sub" */
+	const char	*provider;	/* "github", "oidc:NAME", "trust:NAME" */
+	const char	*subject;	/* its "sub" (GitHub: the id) */
 	const char	*email;		/* a verified address, or NULL */
 	const char	*name;		/* or NULL */
 	const char	*guest;		/* a guest to claim, or NULL */
+	long long	 github_id;	/* GitHub only: the id, */
+	const char	*login;		/* and the login */
 };
 #define EXT_SESSION	0
 #define EXT_TOTP	1
 #define EXT_DISABLED	2
 #define EXT_OTHER	3
+#define EXT_REPLAY	4
 int	 ext_account(struct req *, const struct ext_identity *,
 	    const char **uid, int *what);
+int	 ext_signin(struct req *, const struct ext_identity *,
+	    const char *session_kind, const char *once, const char **uid,
+	    const char **sid, int *what);
 const char *ext_verified_email(struct req *, struct json_object *claims);
 const char *ext_subject(struct req *, struct json_object *claims);
 const char *ext_name(struct req *, struct json_object *claims);
@@ -158,7 +164,9 @@ const char *ext_name(struct req *, struct json_object *claims);
 #define TRUST_EXPIRED	3
 #define TRUST_DISABLED	4
 #define TRUST_DOWN	5
-int	 trust_user(struct req *, const char *token, const char **uid);
+int	 trust_user(struct req *, const char *token, const char **uid,
+	    long long *exp);
+void	 trust_forget(const char *uid);
 
 /* oidc.c: OpenID Connect sign-in, [oidc NAME]. */
 handler_fn	 h_oidc_start;

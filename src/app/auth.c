@@ -39,8 +39,9 @@ static struct sql q_session_used = SQL(
     "last_used_at < UTC_TIMESTAMP(6) - INTERVAL 60 SECOND");
 /* The user of a trusted token (trust.c). */
 static struct sql q_by_user = SQL(
-    "SELECT u.id, u.role, u.email, u.name, u.disabled_at IS NOT NULL "
-    "FROM users u WHERE u.id = ?");
+    "SELECT u.id, u.role, u.email, u.name, u.disabled_at IS NOT NULL, "
+    "EXISTS (SELECT 1 FROM totp_secrets t WHERE t.user_id = u.id AND "
+    "t.enabled_at IS NOT NULL) FROM users u WHERE u.id = ?");
 static struct sql q_by_service_key = SQL(
     "SELECT id, name FROM service_keys WHERE key_hash = ? AND "
     "revoked_at IS NULL");
@@ -87,15 +88,23 @@ take_user(struct req *r, const struct dbrows *row)
  * A token of a [trust NAME] issuer (trust.c) as a login of its user,
  * with no session of ours.  Returns AUTH_NONE when it is no such token,
  * AUTH_OK with r->who filled in, or AUTH_ANSWERED (401, 403, 503).
+ *
+ * The second factor: a trusted token proves a login at the other
+ * service, never tollgate's second factor.  For an account with TOTP
+ * on, it therefore counts here as an API key does (WHO_APIKEY, with no
+ * key: the reads of section 4 only, 403 forbidden for anything that
+ * changes the account), while at the gate and /api/v1/check it counts in
+ * full, as an API key does there (docs/identity.md).
  */
 static int
 trusted(struct req *r, const char *token)
 {
 	struct dbrows	 row;
 	const char	*uid;
-	int		 rc;
+	int		 rc, tries = 0;
 
-	switch ((rc = trust_user(r, token, &uid))) {
+again:
+	switch ((rc = trust_user(r, token, &uid, NULL))) {
 	case TRUST_NONE:
 		return AUTH_NONE;
 	case TRUST_USER:
@@ -123,6 +132,11 @@ trusted(struct req *r, const char *token)
 		reply_db(r, rc);
 		return AUTH_ANSWERED;
 	}
+	if (rc == 0 && tries++ == 0) {
+		/* A remembered mapping to a deleted account: map afresh. */
+		trust_forget(uid);
+		goto again;
+	}
 	if (rc == 0) {
 		reply_unauth(r, "unauthenticated", "The credential is not "
 		    "valid.");
@@ -134,8 +148,9 @@ trusted(struct req *r, const char *token)
 		return AUTH_ANSWERED;
 	}
 	take_user(r, &row);
-	r->who.kind = WHO_JWT;
 	r->who.session_id = NULL;
+	r->who.key_id = NULL;
+	r->who.kind = dbi(&row, 0, 5) ? WHO_APIKEY : WHO_JWT;
 	return AUTH_OK;
 }
 

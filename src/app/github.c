@@ -11,10 +11,11 @@
  * id, else links the account with that email (taking over one whose
  * email was never verified: its password, keys, tokens, second factor
  * and sessions go first, so whoever signed up with someone else's
- * address gets nothing), else creates a verified account with a trial
- * (none when the email or the GitHub id had one before; the trial and
- * the welcome mail come from account_verified, as for a verified email).  Every way it
- * can fail ends on a page that says what happened.
+ * address gets nothing), else claims the guest that started the sign-in,
+ * else creates a verified account with a trial (none when the email or
+ * the GitHub id had one before).  That account step is OpenID Connect's
+ * too: ext_signin (extid.c), one transaction.  Every way it can fail
+ * ends on a page that says what happened.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,46 +29,6 @@
 #define GH_PATH		"/api/v1/auth/github"
 #define GH_TTL		600		/* seconds to come back from GitHub */
 #define GH_SCOPE	"read:user user:email"
-#define TX_TRIES	3
-
-static struct sql q_by_github = SQL(
-    "SELECT id, disabled_at IS NOT NULL, (SELECT enabled_at IS NOT NULL "
-    "FROM totp_secrets t WHERE t.user_id = users.id) FROM users "
-    "WHERE github_id = ? FOR UPDATE");
-static struct sql q_by_email = SQL(
-    "SELECT id, disabled_at IS NOT NULL, (SELECT enabled_at IS NOT NULL "
-    "FROM totp_secrets t WHERE t.user_id = users.id), "
-    "email_verified_at IS NOT NULL, github_id, trial_started_at IS NULL "
-    "FROM users WHERE email_lc = ? FOR UPDATE");
-static struct sql q_link = SQL(
-    "UPDATE users SET github_id = ?, github_login = ?, "
-    "updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
-/* A trial given to an account counts for the GitHub id linked to it. */
-static struct sql q_link_history = SQL(
-    "INSERT IGNORE INTO trial_history (kind, subject, user_id) "
-    "SELECT 'github', ?, id FROM users WHERE id = ? AND "
-    "trial_started_at IS NOT NULL");
-static struct sql q_create = SQL(
-    "INSERT INTO users (id, email, email_lc, name, github_id, "
-    "github_login) VALUES (?, ?, ?, ?, ?, ?)");
-static struct sql q_balance = SQL(
-    "INSERT IGNORE INTO credit_balances (user_id) VALUES (?)");
-static struct sql q_history = SQL(
-    "INSERT IGNORE INTO trial_history (kind, subject, user_id) "
-    "VALUES ('github', ?, ?)");
-static struct sql q_history_undo = SQL(
-    "DELETE FROM trial_history WHERE kind = 'github' AND subject = ? AND "
-    "user_id = ?");
-static struct sql q_trial_over = SQL(
-    "UPDATE users SET trial_started_at = UTC_TIMESTAMP(6), "
-    "trial_ends_at = UTC_TIMESTAMP(6) WHERE id = ? AND "
-    "trial_started_at IS NULL");
-/* No "trial ended" mail for a trial never had. */
-static struct sql q_trial_no_mail = SQL(
-    "INSERT IGNORE INTO trial_notices (user_id, kind, trial_ends_at) "
-    "SELECT id, 'ended', trial_ends_at FROM users WHERE id = ?");
-static struct sql q_trial_given = SQL(
-    "SELECT trial_ends_at > trial_started_at FROM users WHERE id = ?");
 
 /* What GitHub told us about the person signing in. */
 struct ghuser {
@@ -339,130 +300,6 @@ gh_user(struct req *r, const char *token, struct ghuser *u)
 }
 
 /*
- * Counts uid's address as verified, as GitHub vouches for it:
- * account_verified starts the trial (one per email, ever) and queues the
- * welcome mail.  The GitHub id has its own trial history: one that had a
- * trial (on another account) starts this account with its trial over,
- * and the id is recorded only when this account gets a trial.  Inside
- * the caller's transaction; returns 0 or a DB_* code.
- */
-static int
-gh_verified(struct req *r, const char *uid, long long ghid)
-{
-	struct dbrows	 row;
-	const char	*gh = arena_printf(r->a, "%lld", ghid);
-	bool		 fresh;
-	int		 rc;
-
-	if ((rc = db_exec(&q_history, "ss", gh, uid)) < 0)
-		return rc;
-	fresh = rc == 1;
-	if (!fresh && ((rc = db_exec(&q_trial_over, "s", uid)) < 0 ||
-	    (rc = db_exec(&q_trial_no_mail, "s", uid)) < 0))
-		return rc;
-	if ((rc = account_verified(r, uid)) < 0)
-		return rc;
-	if (fresh) {
-		if ((rc = db_select(r->a, &q_trial_given, &row, "s", uid)) < 0)
-			return rc;
-		if ((rc != 1 || !dbi(&row, 0, 0)) &&
-		    (rc = db_exec(&q_history_undo, "ss", gh, uid)) < 0)
-			return rc;
-	}
-	return 0;
-}
-
-/* What the account step decided. */
-enum ghacct { ACCT_SESSION, ACCT_TOTP, ACCT_DISABLED, ACCT_OTHER_GITHUB };
-
-/*
- * Inside a transaction: finds, links, takes over or creates the account
- * for u (creating it by claiming guest, when the sign-in was started
- * with a guest's token).  Returns 0 with the account in *uid and what to do in *what, or
- * a DB_* code.
- */
-static int
-gh_account(struct req *r, const struct ghuser *u, const char *guest,
-    const char **uid, enum ghacct *what)
-{
-	struct dbrows	 row;
-	const char	*email_lc = ascii_lower(r->a, u->email);
-	int		 rc;
-
-	*what = ACCT_SESSION;
-	if ((rc = db_select(r->a, &q_by_github, &row, "i", u->id)) < 0)
-		return rc;
-	if (rc == 1) {
-		*uid = dbv(&row, 0, 0);
-		if (dbi(&row, 0, 1))
-			*what = ACCT_DISABLED;
-		else if (dbi(&row, 0, 2))
-			*what = ACCT_TOTP;
-		return 0;
-	}
-	if ((rc = db_select(r->a, &q_by_email, &row, "s", email_lc)) < 0)
-		return rc;
-	if (rc == 1) {
-		*uid = dbv(&row, 0, 0);
-		if (dbv(&row, 0, 4) != NULL) {
-			*what = ACCT_OTHER_GITHUB;
-			return 0;
-		}
-		if (dbi(&row, 0, 1)) {
-			*what = ACCT_DISABLED;
-			return 0;
-		}
-		if (dbi(&row, 0, 3)) {
-			/* A verified address: the same person.  Link. */
-			if ((rc = db_exec(&q_link, "iss", u->id, u->login,
-			    *uid)) < 0 || (rc = db_exec(&q_link_history, "ss",
-			    arena_printf(r->a, "%lld", u->id), *uid)) < 0 ||
-			    (rc = audit(r, "github.link", *uid, u->login)) < 0)
-				return rc;
-			if (dbi(&row, 0, 2))
-				*what = ACCT_TOTP;
-			log_info("github_link", " user=%s", *uid);
-			return 0;
-		}
-		/*
-		 * Never verified: whoever signed up with this address did
-		 * not own it.  Everything they could hold goes first.
-		 */
-		if ((rc = account_takeover(r, *uid, "github")) < 0 ||
-		    (rc = db_exec(&q_link, "iss", u->id, u->login,
-		    *uid)) < 0 ||
-		    (rc = db_exec(&q_balance, "s", *uid)) < 0 ||
-		    (rc = gh_verified(r, *uid, u->id)) < 0 ||
-		    (rc = audit(r, "github.takeover", *uid, u->login)) < 0)
-			return rc;
-		log_info("github_takeover", " user=%s", *uid);
-		return 0;
-	}
-	if (guest != NULL) {
-		/* The guest that started this sign-in becomes the account. */
-		if ((rc = guest_claim(r, guest, u->email, "github")) < 0)
-			return rc;
-		if (rc == 1) {
-			*uid = guest;
-			if ((rc = db_exec(&q_link, "iss", u->id, u->login,
-			    *uid)) < 0 ||
-			    (rc = gh_verified(r, *uid, u->id)) < 0)
-				return rc;
-			log_info("github_signup", " user=%s guest=1", *uid);
-			return 0;
-		}
-	}
-	*uid = new_id(r->a);
-	if ((rc = db_exec(&q_create, "ssssis", *uid, u->email, email_lc,
-	    u->name, u->id, u->login)) < 0 ||
-	    (rc = db_exec(&q_balance, "s", *uid)) < 0 ||
-	    (rc = gh_verified(r, *uid, u->id)) < 0)
-		return rc;
-	log_info("github_signup", " user=%s", *uid);
-	return 0;
-}
-
-/*
  * GET /api/v1/auth/github/callback?code&state: 302 to /profile with a
  * session cookie.  Pages otherwise: 400 for a missing or wrong state, a
  * used or expired code, a refusal or no verified email; 403 for denied
@@ -475,13 +312,13 @@ h_github_callback(struct req *r)
 {
 	const char	*state = in_str(r, "state"), *code = in_str(r, "code");
 	const char	*error = in_str(r, "error");
-	const char	*c_state, *verifier, *token, *uid = NULL, *sid;
+	const char	*c_state, *verifier, *token, *uid = NULL, *sid = NULL;
 	const char	*guest = NULL;
 	struct ghuser	 u;
-	enum ghacct	 what = ACCT_SESSION;
+	struct ext_identity x;
 	enum ghres	 res;
 	long long	 expires, now;
-	int		 rc = DB_FAIL, attempt;
+	int		 rc = DB_FAIL, what = EXT_SESSION;
 
 	if (!gh_cookie_open(r, &c_state, &verifier, &expires, &guest) ||
 	    state == NULL || !ct_streq(state, c_state)) {
@@ -541,37 +378,29 @@ h_github_callback(struct req *r)
 		return;
 	}
 
-	for (attempt = 0; attempt < TX_TRIES; attempt++) {
-		sid = NULL;
-		if ((rc = db_begin()) < 0)
-			break;
-		if ((rc = gh_account(r, &u, guest, &uid, &what)) < 0 ||
-		    (what == ACCT_SESSION && (rc = session_create(r, uid,
-		    "github", NULL, true, &sid)) < 0) ||
-		    (rc = db_commit()) < 0) {
-			db_rollback();
-			/* Two first sign-ins at once: the second finds one. */
-			if (rc == DB_RETRY || rc == DB_DUP)
-				continue;
-			break;
-		}
-		break;
-	}
-	if (rc < 0) {
-		reply_db(r, rc == DB_DUP ? DB_RETRY : rc);
+	memset(&x, 0, sizeof(x));
+	x.provider = "github";
+	x.subject = arena_printf(r->a, "%lld", u.id);
+	x.github_id = u.id;
+	x.login = u.login;
+	x.email = u.email;
+	x.name = u.name;
+	x.guest = guest;
+	if ((rc = ext_signin(r, &x, "github", NULL, &uid, &sid, &what)) < 0) {
+		reply_db(r, rc);
 		return;
 	}
 	switch (what) {
-	case ACCT_DISABLED:
+	case EXT_DISABLED:
 		gh_page(r, 403, "Account disabled", "This account has been "
 		    "disabled.");
 		return;
-	case ACCT_OTHER_GITHUB:
+	case EXT_OTHER:
 		gh_page(r, 409, "GitHub sign-in failed", "The account with "
 		    "this email address is linked to a different GitHub "
 		    "account. Log in with your email instead.");
 		return;
-	case ACCT_TOTP:
+	case EXT_TOTP:
 		/* The code first (/login/totp); the session comes after. */
 		if ((rc = pending_begin(r, uid, "github", "/profile")) < 0) {
 			reply_db(r, rc);
@@ -579,7 +408,7 @@ h_github_callback(struct req *r)
 		}
 		pending_code_page(r, 200, NULL);
 		return;
-	case ACCT_SESSION:
+	default:
 		break;
 	}
 	log_info("github_login", " user=%s session=%s", uid, sid);

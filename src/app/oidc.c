@@ -19,8 +19,9 @@
  * one), expiry, and the nonce of this browser's cookie, used once.  Its
  * subject then signs in, links (by a verified address), takes over a
  * never-verified account, claims the guest, or makes an account, with
- * GitHub's rules (ext_account).  Every failure ends on a page that says
- * what happened.
+ * GitHub's rules and in GitHub's one transaction (ext_signin, with the
+ * nonce spent in it).  Every failure ends on a page that says what
+ * happened.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,11 +36,7 @@
 #define OIDC_TTL	600	/* seconds to come back from the provider */
 #define OIDC_SCOPE	"openid email profile"
 #define DISCOVERY_TTL	3600
-#define TX_TRIES	3
 
-static struct sql q_nonce_used = SQL(
-    "INSERT INTO oidc_replay (nonce_hash, expires_at) VALUES (?, "
-    "UTC_TIMESTAMP(6) + INTERVAL 1 DAY)");
 static struct sql q_nonce_purge = SQL(
     "DELETE FROM oidc_replay WHERE expires_at < UTC_TIMESTAMP(6) LIMIT 100");
 
@@ -374,7 +371,7 @@ h_oidc_callback(struct req *r)
 	const char		*uid = NULL, *sid = NULL, *pn;
 	long long		 now;
 	size_t			 i;
-	int			 rc = DB_FAIL, attempt, what = EXT_SESSION;
+	int			 rc = DB_FAIL, what = EXT_SESSION;
 
 	if ((p = provider_of(r->params[0], &i)) == NULL) {
 		oidc_page(r, 404, NULL, "Sign-in", "There is no such way to "
@@ -455,42 +452,17 @@ h_oidc_callback(struct req *r)
 		return;
 	}
 
-	for (attempt = 0; attempt < TX_TRIES; attempt++) {
-		sid = NULL;
-		if ((rc = db_begin()) < 0)
-			break;
-		/* One ID token, one sign-in: its nonce is spent. */
-		if ((rc = db_exec(&q_nonce_used, "s", token_hash(r->a,
-		    k.nonce))) < 0) {
-			db_rollback();
-			if (rc == DB_DUP) {
-				oidc_page(r, 400, pn, "Sign-in failed", "This "
-				    "sign-in was already used. Please start "
-				    "again.");
-				return;
-			}
-			if (rc == DB_RETRY)
-				continue;
-			break;
-		}
-		if ((rc = ext_account(r, &x, &uid, &what)) < 0 ||
-		    (what == EXT_SESSION && (rc = session_create(r, uid,
-		    "oidc", NULL, true, &sid)) < 0) ||
-		    (rc = db_commit()) < 0) {
-			db_rollback();
-			/* Two first sign-ins at once: the second finds one. */
-			if (rc == DB_RETRY || rc == DB_DUP)
-				continue;
-			break;
-		}
-		break;
-	}
-	if (rc < 0) {
-		reply_db(r, rc == DB_DUP ? DB_RETRY : rc);
+	if ((rc = ext_signin(r, &x, "oidc", token_hash(r->a, k.nonce), &uid,
+	    &sid, &what)) < 0) {
+		reply_db(r, rc);
 		return;
 	}
 	(void)db_exec(&q_nonce_purge, "");
 	switch (what) {
+	case EXT_REPLAY:
+		oidc_page(r, 400, pn, "Sign-in failed", "This sign-in was "
+		    "already used. Please start again.");
+		return;
 	case EXT_DISABLED:
 		oidc_page(r, 403, pn, "Account disabled", "This account has "
 		    "been disabled.");
