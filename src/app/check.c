@@ -234,6 +234,7 @@ answer(struct req *r, const struct eng_verdict *v, const char *meter,
 static int
 claim(struct req *r, const char *key, const char **out)
 {
+	struct timespec	 ts = { 0, 5000000 };
 	struct dbrows	 row;
 	double		 t0 = eng_now();
 	int		 rc;
@@ -241,30 +242,25 @@ claim(struct req *r, const char *key, const char **out)
 	if ((rc = db_exec(&q_idem_void, "ss", r->who.key_id, key)) < 0 ||
 	    (rc = db_exec(&q_idem_purge, "")) < 0)
 		return rc;
-	if ((rc = db_exec(&q_idem_claim, "ss", r->who.key_id, key)) < 0)
-		return rc;
-	if (rc == 1)
-		return 1;
-	/* Another request has it: wait for its answer. */
 	for (;;) {
+		if ((rc = db_exec(&q_idem_claim, "ss", r->who.key_id,
+		    key)) < 0)
+			return rc;
+		if (rc == 1)
+			return 1;
+		/* Another request has it: wait for its answer. */
 		if ((rc = db_select(r->a, &q_idem_get, &row, "ss",
 		    r->who.key_id, key)) < 0)
 			return rc;
-		if (rc == 0)	/* its decision failed: decide here */
-			return db_exec(&q_idem_claim, "ss", r->who.key_id,
-			    key) == 1 ? 1 : DB_DOWN;
-		if (dbv(&row, 0, 0) != NULL) {
+		if (rc == 1 && dbv(&row, 0, 0) != NULL) {
 			*out = dbv(&row, 0, 0);
 			return 0;
 		}
+		/* rc == 0: its decision failed; claim it again. */
 		if (eng_now() - t0 > DUP_WAIT)
 			return DB_DOWN;
-		db_idle();
-		{
-			struct timespec ts = { 0, 10000000 };
-
+		if (rc == 1)
 			nanosleep(&ts, NULL);
-		}
 	}
 }
 
