@@ -11,9 +11,10 @@ Before it starts a workspace the server asks POST /api/v1/check (meter
 workspaces, cost 1): tollgate lets it through when level + 1 is at most
 the plan's limit and raises the level, exactly (of ten concurrent starts
 against a limit of 2, two pass). When workspaces stop, the server says how
-many still run with PUT /api/v1/usage/levels/workspaces. The workspace
-id is the idempotency key, so a start retried after a lost answer counts
-once. Python's standard library alone; the running workspaces are kept
+many still run with PUT /api/v1/usage/levels/workspaces. Each start
+gets an idempotency key, kept until tollgate has answered, so a start
+retried after a lost answer (the server died, the link broke) counts
+once; a start tried again after a refusal is a new one. Python's standard library alone; the running workspaces are kept
 in a JSON file (a real server would ask its orchestrator).
 
     workspaces.py start USER_ID WORKSPACE_ID
@@ -73,7 +74,7 @@ def main(argv):
         return 1
     cmd, user = argv[1], argv[2]
     state = load()
-    running = state.setdefault(user, [])
+    running = state.setdefault("running", {}).setdefault(user, [])
     if cmd == "list":
         print(" ".join(running))
         return 0
@@ -82,13 +83,19 @@ def main(argv):
         if ws in running:
             print("%s already runs" % ws)
             return 0
+        pending = state.setdefault("pending", {})
+        key = pending.get(ws) or "start-%s-%s" % (ws, os.urandom(8).hex())
+        pending[ws] = key
+        save(state)                 # before asking: a retry reuses it
         status, ans = call("POST", "/api/v1/check", {
             "user_id": user, "meter": METER, "cost": 1,
-            "idempotency_key": "start-" + ws})
+            "idempotency_key": key})
         if status != 200:
             print("workspaces: tollgate answered %d" % status, file=sys.stderr)
             return 1
+        del pending[ws]             # answered: the next start is new
         if not ans["allowed"]:
+            save(state)
             print("refused %s: %s" % (ans["code"], ans["message"]))
             return 3
         running.append(ws)          # ... provision it here ...
