@@ -339,6 +339,10 @@ h_check(struct req *r)
 	}
 	if (chk.kind != 0)
 		decide(r, &chk, &v);
+	/* The mail that a meter reached 80 or 100 %, as the gate sends. */
+	if (v.status == 204 && v.notice != 0)
+		usage_notice(r, v.uid, meter, v.period_start, v.notice, v.used,
+		    v.limit);
 	if (v.status == 503) {
 		/*
 		 * Counted, but not committed in time: the record lands when

@@ -252,6 +252,34 @@ journal(uint8_t type, const struct eng_user *u, const char *meter,
 }
 
 /*
+ * After an allowed check took from m: whether the meter's use just
+ * reached 80 or 100 % of its limit, by what this host can see (what all
+ * hosts hold counts as used).  Each is told once per period and host
+ * here; the notice itself is recorded once per period in the database
+ * (usage_notices), whatever the hosts say.
+ */
+static void
+threshold(struct arena *a, struct eng_user *u, struct eng_meter *m,
+    struct eng_verdict *v)
+{
+	long long	 used = m->limit - (m->base + m->avail);
+
+	if (m->limit <= 0)
+		return;
+	if (used >= m->limit && !(m->noticed & 2)) {
+		m->noticed |= 3;
+		v->notice = 100;
+	} else if (used * 10 >= m->limit * 8 && !(m->noticed & 1)) {
+		m->noticed |= 1;
+		v->notice = 80;
+	} else
+		return;
+	v->used = used < m->limit ? used : m->limit;
+	v->limit = m->limit;
+	v->period_start = arena_strdup(a, u->period_start);
+}
+
+/*
  * Decides a level meter's part of a check in the database: raises the
  * level by the cost when level + cost stays within the limit (a dry
  * check only looks).  Returns 1 (passes), 0 (refused) or a DB_* code;
@@ -405,6 +433,8 @@ decide_local(struct arena *a, struct eng_user *u, const struct eng_check *chk,
 		v->credits = u->cred_base + u->cred_avail;
 		metrics_count(CTR_SPEND_OK, 1);
 	}
+	if (m != NULL && m->limited && chk->cost > 0)
+		threshold(a, u, m, v);
 	if (chk->cost > 0 && !v->in_db)
 		v->wait_seq = journal(REC_USE, u, chk->meter, chk->cost,
 		    v->credits, credits || (m != NULL && m->limited),
