@@ -182,6 +182,27 @@ denied({ user_id => 'AAAAAAAAAAAAAAAAAAAAAA' }, 'unauthenticated', 'an unknown u
 	is(used($i->{id}), 8, 'counted once');
 }
 
+# --- the 80 and 100 % notices, as the gate sends them -------------------------
+{
+	my $p = test_plan(rate => 1000, limits => { compute_minutes => 10 });
+	my $n = new_user();
+	on_plan($n, $p);
+	my $count = sub {
+		my ($kind) = @_;
+		return scalar $db->selectrow_array(q{SELECT COUNT(*) FROM outbox
+		    WHERE user_id = ? AND kind = ?}, undef, $n->{id}, $kind);
+	};
+	check({ user_id => $n->{id}, meter => 'compute_minutes', cost => 7 });
+	is($count->('usage_80'), 0, 'below 80 %: no notice');
+	check({ user_id => $n->{id}, meter => 'compute_minutes', cost => 1,
+	    dry_run => Mojo::JSON::true });
+	is($count->('usage_80'), 0, 'a dry run sends none');
+	check({ user_id => $n->{id}, meter => 'compute_minutes', cost => 1 });
+	ok(wait_for(sub { $count->('usage_80') == 1 }, 5), '80 %: the notice is queued');
+	check({ user_id => $n->{id}, meter => 'compute_minutes', cost => 2 });
+	ok(wait_for(sub { $count->('usage_100') == 1 }, 5), '100 %: the notice is queued');
+}
+
 # --- 40 concurrent spends of 3 against 20 credits ---------------------------
 {
 	my $p = test_plan(rate => 1000, credits => 20);
