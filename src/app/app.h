@@ -167,6 +167,8 @@ const char *ext_name(struct req *, struct json_object *claims);
 int	 trust_user(struct req *, const char *token, const char **uid,
 	    long long *exp);
 void	 trust_forget(const char *uid);
+bool	 trust_verdict(struct req *, const char *cred, const char **uid,
+	    int *status, const char **code);
 
 /* oidc.c: OpenID Connect sign-in, [oidc NAME]. */
 handler_fn	 h_oidc_start;

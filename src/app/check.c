@@ -328,7 +328,15 @@ h_check(struct req *r)
 		chk.b = "";
 	} else if (strncmp(cred, "tgs_", 4) == 0) {
 		v.status = 401, v.code = "unauthenticated";
-	} else if ((rc = jwt_check(r->a, cred, &juid, &sid)) != JWT_OK) {
+	} else if ((rc = jwt_check(r->a, cred, &juid, &sid)) == JWT_BAD &&
+	    trust_verdict(r, cred, &juid, &v.status, &v.code)) {
+		/* A [trust NAME] issuer's token (trust.c): its user's. */
+		if (juid != NULL) {
+			chk.kind = 'u';
+			chk.a = juid;
+			chk.b = "";
+		}
+	} else if (rc != JWT_OK) {
 		v.status = 401;
 		v.code = rc == JWT_EXPIRED ? "token_expired" :
 		    "unauthenticated";

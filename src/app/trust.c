@@ -188,3 +188,42 @@ trust_user(struct req *r, const char *token, const char **uid,
 	subj_put(key, *uid);
 	return TRUST_USER;
 }
+
+/*
+ * For a decision on a credential (/api/v1/check): whether cred is a
+ * trusted issuer's token, and if so what to decide.  Returns false when
+ * it is not one (cred is then no credential at all); true with *uid set
+ * (decide for that user) or with the denial in *status and *code (401
+ * unauthenticated or token_expired, 403 account_disabled, 503
+ * unavailable).  Must not be called inside a transaction.
+ */
+bool
+trust_verdict(struct req *r, const char *cred, const char **uid,
+    int *status, const char **code)
+{
+	int	 rc;
+
+	*uid = NULL;
+	if (cfg.n_trust == 0)
+		return false;
+	switch ((rc = trust_user(r, cred, uid, NULL))) {
+	case TRUST_NONE:
+		return false;
+	case TRUST_USER:
+		return true;
+	case TRUST_EXPIRED:
+		*status = 401, *code = "token_expired";
+		break;
+	case TRUST_BAD:
+		*status = 401, *code = "unauthenticated";
+		break;
+	case TRUST_DISABLED:
+		*status = 403, *code = "account_disabled";
+		break;
+	default:	/* TRUST_DOWN, a DB_* code */
+		*status = 503, *code = "unavailable";
+		break;
+	}
+	*uid = NULL;
+	return true;
+}

@@ -83,6 +83,26 @@ struct jwt_memo {
 
 static struct jwt_memo	 memo[JWT_MEMO];
 
+/*
+ * Trusted tokens ([trust NAME], contract section 3) this worker mapped:
+ * the token (an exact copy) -> its user, until the token's own exp, so a
+ * token seen before costs neither a signature check nor a database read
+ * (the engine's decision for the user is all).  A refusal is kept two
+ * seconds only: a token that named a kid this worker could not fetch yet
+ * is good once the issuer's new keys are fetched.
+ */
+#define TRUST_MEMO	4096
+#define TRUST_BAD_TTL	2
+
+struct trust_memo {
+	char		*tok;
+	int		 rc;		/* TRUST_USER, TRUST_BAD, TRUST_EXPIRED */
+	time_t		 until;
+	char		 uid[ENG_ID];
+};
+
+static struct trust_memo tmemo[TRUST_MEMO];
+
 static struct conn	*parked;
 static int		 gate_route = -1;	/* its row in /metrics */
 static int		 nconns;		/* open connections */
@@ -302,6 +322,80 @@ jwt_check_memo(const char *tok, const char **uid, const char **sid)
 }
 
 /*
+ * The user of a trusted token, through the memo: TRUST_USER with the id
+ * in *uid, or another TRUST_* (or DB_*) code of trust_user.  The first
+ * sight of a token verifies it (fetching the issuer's keys when its kid
+ * is new) and maps its subject (one indexed read, or on the subject's
+ * first sight the transaction that makes or links its account): this
+ * worker waits for it, as it waits for a lease.
+ */
+static int
+trust_check_memo(const char *tok, const char **uid)
+{
+	struct trust_memo *m = &tmemo[eng_hash(tok) & (TRUST_MEMO - 1)];
+	struct req	 rq;
+	time_t		 now = time(NULL);
+	long long	 exp = 0;
+	int		 rc;
+
+	if (m->tok != NULL && strcmp(m->tok, tok) == 0) {
+		if (m->until > now) {
+			*uid = m->uid;
+			return m->rc;
+		}
+		if (m->rc == TRUST_USER)
+			return TRUST_EXPIRED;
+	}
+	memset(&rq, 0, sizeof(rq));
+	rq.a = ar;
+	rc = trust_user(&rq, tok, uid, &exp);
+	if (rc != TRUST_USER && rc != TRUST_BAD && rc != TRUST_EXPIRED)
+		return rc;	/* not a trusted issuer's, down, disabled */
+	if (rc == TRUST_USER && strlen(*uid) >= sizeof(m->uid))
+		return rc;
+	free(m->tok);
+	if ((m->tok = strdup(tok)) == NULL)
+		return rc;
+	m->rc = rc;
+	m->until = rc == TRUST_USER ? (time_t)exp : now + TRUST_BAD_TTL;
+	snprintf(m->uid, sizeof(m->uid), "%s", rc == TRUST_USER ? *uid : "");
+	return rc;
+}
+
+/* Answers a trusted token that maps to no user it may use. */
+static void
+deny_trust(struct conn *c, int rc)
+{
+	switch (rc) {
+	case TRUST_EXPIRED:
+		deny_now(c, 401, "token_expired");
+		break;
+	case TRUST_DISABLED:
+		deny_now(c, 403, "account_disabled");
+		break;
+	case TRUST_BAD:
+		deny_now(c, 401, "unauthenticated");
+		break;
+	default:	/* TRUST_DOWN, a DB_* code */
+		deny_now(c, 503, "unavailable");
+		break;
+	}
+}
+
+/* Forgets a trusted token's mapping (its user went away). */
+static void
+trust_memo_drop(const char *tok, const char *uid)
+{
+	struct trust_memo *m = &tmemo[eng_hash(tok) & (TRUST_MEMO - 1)];
+
+	if (m->tok != NULL && strcmp(m->tok, tok) == 0) {
+		free(m->tok);
+		m->tok = NULL;
+	}
+	trust_forget(uid);
+}
+
+/*
  * While [crypto] previous_key is set, a key or cookie the engine has not
  * seen may still be hashed with the old key: its row moves to the new
  * hash first (app/rekey.c), as at every other lookup.
@@ -413,14 +507,26 @@ take_request(struct conn *c)
 			rekey_if_unknown('k', c->a, c->cred);
 		} else {
 			rc = jwt_check_memo(c->cred, &uid, &sid);
-			if (rc != JWT_OK) {
+			if (rc == JWT_BAD && cfg.n_trust > 0 &&
+			    (rc = trust_check_memo(c->cred, &uid)) !=
+			    TRUST_NONE) {
+				/* A trusted issuer's token: its user's. */
+				if (rc != TRUST_USER) {
+					deny_trust(c, rc);
+					return;
+				}
+				c->chk.kind = 'u';
+				snprintf(c->a, sizeof(c->a), "%s", uid);
+				c->b[0] = '\0';
+			} else if (rc != JWT_OK) {
 				deny_now(c, 401, rc == JWT_EXPIRED ?
 				    "token_expired" : "unauthenticated");
 				return;
+			} else {
+				c->chk.kind = 'j';
+				snprintf(c->a, sizeof(c->a), "%s", sid);
+				snprintf(c->b, sizeof(c->b), "%s", uid);
 			}
-			c->chk.kind = 'j';
-			snprintf(c->a, sizeof(c->a), "%s", sid);
-			snprintf(c->b, sizeof(c->b), "%s", uid);
 		}
 	} else {
 		if (!header_copy(c, "Cookie", v, sizeof(v)) ||
@@ -592,6 +698,9 @@ advance(struct conn *c)
 				park(c);
 				return true;
 			}
+			/* A trusted token's user is gone: map it afresh. */
+			if (c->chk.kind == 'u' && v.status == 401)
+				trust_memo_drop(c->cred, c->a);
 			answer(c, &v);
 			if (v.status == 204 && v.notice != 0)
 				send_notice(&v, c->chk.meter);
