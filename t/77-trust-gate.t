@@ -14,6 +14,7 @@ use warnings;
 use lib 't/lib', 't/fakes';
 
 use Test::More;
+use IO::Socket::INET;
 use Time::HiRes qw(sleep);
 use Mojo::JSON qw(encode_json);
 use TG;
@@ -33,10 +34,17 @@ sub restart {
 }
 
 fake_start('oidc');
+# An issuer whose JWKS URL accepts connections and never answers.
+my $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+    Listen => 5, ReuseAddr => 1) or die "listen: $!";
+my $SLOW = 'http://127.0.0.1:' . $silent->sockport;
 ok(restart(TOLLGATE_TRUST_FAKEIDP_ISSUER => $ISS,
     TOLLGATE_TRUST_FAKEIDP_AUDIENCE => $AUD,
-    TOLLGATE_TRUST_FAKEIDP_JWKS_URL => "$ISS/jwks"),
-    'tollgated restarted with [trust fakeidp]');
+    TOLLGATE_TRUST_FAKEIDP_JWKS_URL => "$ISS/jwks",
+    TOLLGATE_TRUST_SLOW_ISSUER => "$SLOW/slow",
+    TOLLGATE_TRUST_SLOW_AUDIENCE => $AUD,
+    TOLLGATE_TRUST_SLOW_JWKS_URL => "$SLOW/jwks"),
+    'tollgated restarted with [trust fakeidp] and [trust slow]');
 END {
 	my $st = $?;
 	$dbh->do('DELETE FROM users WHERE id = ?', undef, $_) for @made;
@@ -202,6 +210,16 @@ for my $c ([tok(sub => $sub, kid => $ec, claims => { aud => 'x' }),
 	ok(!$cj->{allowed}, "$c->[2]: not allowed");
 	is($cj->{code}, $c->[1], "$c->[2]: $c->[1]");
 }
+
+# --- an issuer whose keys cannot be fetched --------------------------------------
+# The gate worker waits for a JWKS fetch: it is given up after 3 s (not
+# curl's usual 15), and the check is 503, not a hang.
+my $t0 = Time::HiRes::time();
+$res = gate('/demo/echo', tok(sub => $sub, claims => { iss => "$SLOW/slow" }));
+my $took = Time::HiRes::time() - $t0;
+error_ok($res, 503, 'unavailable', 'an issuer whose JWKS never answers: 503');
+cmp_ok($took, '<', 6, sprintf('within the fetch limit (%.1f s)', $took));
+is(gate('/demo/echo', $new)->code, 200, 'the other issuer\'s tokens still pass');
 
 # --- a disabled user -------------------------------------------------------------
 $dbh->do('UPDATE users SET disabled_at = UTC_TIMESTAMP(6) WHERE id = ?',

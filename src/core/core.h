@@ -305,6 +305,9 @@ int	 smtp_send(const char *from, const char *to, const char *msg,
 int	 http_call(struct arena *, const char *method, const char *url,
 	    const char *const *headers, const char *form, struct buf *answer,
 	    char *err, size_t errlen);
+int	 http_call_within(struct arena *, const char *method,
+	    const char *url, const char *const *headers, const char *form,
+	    struct buf *answer, char *err, size_t errlen, long limit_ms);
 
 /* ------------------------------------------------------------------ */
 /* json.c                                                              */

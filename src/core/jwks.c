@@ -5,7 +5,9 @@
  *
  * The keys come from the issuer's JWKS (fetched with libcurl, kept per
  * process by URL and kid, fetched again when a token names a kid not
- * seen, at most once a second, and at least once an hour).  Each key is
+ * seen, at most once a second (once in 10 seconds after a failed fetch,
+ * while keys are held), and at least once an hour; a fetch is given up
+ * after 3 seconds, since a gate worker waits for it).  Each key is
  * turned into a PEM public key with OpenSSL once, when it is fetched,
  * and carries the one algorithm it may verify: its own "alg" when the
  * JWK names one, else RS256 for an RSA key and ES256 for a P-256 key.  A
@@ -35,6 +37,8 @@
 #define JWKS_MAX_SETS	16
 #define JWKS_TTL	3600	/* seconds a fetched set is kept at most */
 #define JWKS_RETRY	1	/* seconds between fetches for unknown kids */
+#define JWKS_FAIL_RETRY	10	/* seconds after a failed fetch */
+#define JWKS_LIMIT_MS	3000	/* a fetch is given up after this */
 #define JWT_MAX_LEN	8192
 #define CLOCK_SKEW	30
 
@@ -50,6 +54,7 @@ struct jwkset {
 	size_t		 n;
 	double		 fetched;	/* last good fetch, 0: never */
 	double		 tried;		/* last attempt */
+	bool		 failed;	/* the last attempt failed */
 };
 
 static struct jwkset	 sets[JWKS_MAX_SETS];
@@ -216,8 +221,13 @@ set_fetch(struct arena *a, struct jwkset *s)
 	int			 status;
 
 	s->tried = now_seconds();
-	status = http_call(a, "GET", s->url, headers, NULL, &answer, err,
-	    sizeof(err));
+	s->failed = true;
+	/*
+	 * Briefly: a gate worker waits for this fetch (on a token's new
+	 * kid), and so does every check it holds.
+	 */
+	status = http_call_within(a, "GET", s->url, headers, NULL, &answer,
+	    err, sizeof(err), JWKS_LIMIT_MS);
 	if (status != 200) {
 		log_warn("jwks_fetch_failed", " url=\"%s\" status=%d err=\"%s\"",
 		    s->url, status, status < 0 ? err : "-");
@@ -248,6 +258,7 @@ set_fetch(struct arena *a, struct jwkset *s)
 	memcpy(s->keys, got, m * sizeof(got[0]));
 	s->n = m;
 	s->fetched = s->tried;
+	s->failed = false;
 	log_info("jwks_fetched", " url=\"%s\" keys=%zu", s->url, m);
 	return 0;
 }
@@ -376,7 +387,8 @@ jwks_verify(struct arena *a, const char *jwks_url, const char *token,
 	 */
 	if ((s->fetched == 0 || now - s->fetched > JWKS_TTL ||
 	    set_find(s, kid) == NULL) &&
-	    (s->tried == 0 || now - s->tried >= JWKS_RETRY))
+	    (s->tried == 0 || now - s->tried >= (s->failed && s->fetched != 0 ?
+	    JWKS_FAIL_RETRY : JWKS_RETRY)))
 		set_fetch(a, s);
 	if (s->fetched == 0) {
 		rc = JWKS_DOWN;

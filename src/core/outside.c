@@ -116,6 +116,16 @@ http_call(struct arena *a, const char *method, const char *url,
     const char *const *headers, const char *form, struct buf *answer,
     char *err, size_t errlen)
 {
+	return http_call_within(a, method, url, headers, form, answer, err,
+	    errlen, 15000);
+}
+
+/* http_call, given up after limit_ms (connecting: half of it, at most 5 s). */
+int
+http_call_within(struct arena *a, const char *method, const char *url,
+    const char *const *headers, const char *form, struct buf *answer,
+    char *err, size_t errlen, long limit_ms)
+{
 	CURL			*c;
 	struct curl_slist	*hl = NULL;
 	long			 status = -1;
@@ -134,8 +144,9 @@ http_call(struct arena *a, const char *method, const char *url,
 	SETOPT(rc, c, CURLOPT_HTTPHEADER, hl);
 	SETOPT(rc, c, CURLOPT_WRITEFUNCTION, write_buf);
 	SETOPT(rc, c, CURLOPT_WRITEDATA, answer);
-	SETOPT(rc, c, CURLOPT_CONNECTTIMEOUT, 5L);
-	SETOPT(rc, c, CURLOPT_TIMEOUT, 15L);
+	SETOPT(rc, c, CURLOPT_CONNECTTIMEOUT_MS, limit_ms / 2 < 5000 ?
+	    limit_ms / 2 : 5000L);
+	SETOPT(rc, c, CURLOPT_TIMEOUT_MS, limit_ms);
 	SETOPT(rc, c, CURLOPT_NOSIGNAL, 1L);
 	SETOPT(rc, c, CURLOPT_PROTOCOLS_STR, "http,https");
 	SETOPT(rc, c, CURLOPT_USERAGENT, "tollgate/" PACKAGE_VERSION);
