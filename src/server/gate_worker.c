@@ -448,7 +448,7 @@ take_request(struct conn *c)
 	const char	*cred, *uid, *sid, *ck;
 	char		*end;
 	size_t		 len;
-	int		 rc;
+	int		 rc, trc;
 
 	memset(&c->chk, 0, sizeof(c->chk));
 	c->retries = 0;
@@ -508,11 +508,11 @@ take_request(struct conn *c)
 		} else {
 			rc = jwt_check_memo(c->cred, &uid, &sid);
 			if (rc == JWT_BAD && cfg.n_trust > 0 &&
-			    (rc = trust_check_memo(c->cred, &uid)) !=
+			    (trc = trust_check_memo(c->cred, &uid)) !=
 			    TRUST_NONE) {
 				/* A trusted issuer's token: its user's. */
-				if (rc != TRUST_USER) {
-					deny_trust(c, rc);
+				if (trc != TRUST_USER) {
+					deny_trust(c, trc);
 					return;
 				}
 				c->chk.kind = 'u';
