@@ -108,6 +108,9 @@ is(upstream(gate('/demo/echo', $t2))->{user_id}, $uid,
 # --- refused -------------------------------------------------------------------
 refused(tok(sub => $sub, claims => { iss => "$ISS/other" }),
     'a wrong issuer');
+refused('eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln',
+    'a token that names no issuer');
+refused('not-a-token-at-all', 'garbage');
 refused(tok(sub => $sub, claims => { aud => 'someone-else' }),
     'a wrong audience');
 refused(tok(sub => $sub, claims => { exp => time - 3600 }), 'expired',

@@ -4,8 +4,8 @@
  * functions (src/http/reply.c, FastCGI) and hash_rekey (src/app/rekey.c,
  * which reaches into tollgatectl's output); src/db/db.c counts reconnects in
  * src/core/metrics.c.  The harness never calls auth_resolve, so the reply and
- * metrics stubs are never reached: they abort to prove it (trust_user,
- * of src/app/trust.c, likewise).
+ * metrics stubs are never reached: they abort to prove it (trust_user
+ * and trust_forget, of src/app/trust.c, likewise).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +55,14 @@ hash_rekey(struct req *r, enum hashed h, const char *input)
 /* src/app/trust.c (and the accounts it makes) is not linked: no issuer is
  * configured in the harness, and auth_resolve is never called. */
 int
-trust_user(struct req *r, const char *token, const char **uid)
+trust_user(struct req *r, const char *token, const char **uid,
+    long long *exp)
 {
 	unreached("trust_user");
+}
+
+void
+trust_forget(const char *uid)
+{
+	unreached("trust_forget");
 }
