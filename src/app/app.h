@@ -71,6 +71,8 @@ int	 login_check(struct req *, const char *email, const char *password,
 	    const char **uid, bool *totp, long *retry);
 int	 me_password_check(struct req *, const char *uid, const char *email,
 	    const char *password, long *retry);
+int	 password_set(const char *uid, const char *hash);
+int	 password_is(struct req *, const char *uid, const char *hash);
 
 /* ------------------------------------------------------------------ */
 /* accounts.c: sign-up, login, one-time links, the trial              */
@@ -253,6 +255,10 @@ void	 session_clear_cookie(struct req *);
 int	 tokens_issue(struct req *, const char *uid, const char *sid,
 	    struct json_object **out, const char **refresh_out);
 int	 session_revoke(const char *sid, const char *reason);
+int	 session_exists(struct req *, const char *sid);
+int	 session_login(struct req *, const char *uid, const char *kind,
+	    const char *replace, struct json_object **tokens,
+	    const char **sid);
 int	 sessions_revoke_all(const char *uid, const char *keep,
 	    const char *reason);
 #define SESSION_NOT_FOUND	1

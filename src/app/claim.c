@@ -172,6 +172,23 @@ reply_reauth(struct req *r, int rc, long retry)
 		reply_db(r, rc);
 }
 
+/* Every key's revocation, run by db_tx_run (maybe more than once). */
+struct revoke_tx {
+	struct req	*r;
+	const char	*uid;
+	int		 n;
+};
+
+static int
+revoke_all_body(void *v)
+{
+	struct revoke_tx	*t = v;
+
+	if ((t->n = db_exec(&q_keys_revoke_all, "s", t->uid)) < 0)
+		return t->n;
+	return audit(t->r, "apikey.revoke_all", t->uid, NULL);
+}
+
 /*
  * Revokes every API key of uid at once (after a reset notice says which
  * keys the account has).  Returns the number revoked or a DB_* code.
@@ -179,18 +196,16 @@ reply_reauth(struct req *r, int rc, long retry)
 int
 apikeys_revoke_all_core(struct req *r, const char *uid)
 {
-	int	 rc, n;
+	struct revoke_tx	 t;
+	int			 rc;
 
-	if ((rc = db_begin()) < 0)
+	t.r = r;
+	t.uid = uid;
+	t.n = 0;
+	if ((rc = db_tx_run(revoke_all_body, NULL, &t, DB_TX_TRIES)) < 0)
 		return rc;
-	if ((n = db_exec(&q_keys_revoke_all, "s", uid)) < 0 ||
-	    (rc = audit(r, "apikey.revoke_all", uid, NULL)) < 0 ||
-	    (rc = db_commit()) < 0) {
-		db_rollback();
-		return n < 0 ? n : rc;
-	}
-	log_info("apikeys_revoked", " user=%s count=%d", uid, n);
-	return n;
+	log_info("apikeys_revoked", " user=%s count=%d", uid, t.n);
+	return t.n;
 }
 
 /* DELETE /api/v1/api-keys (a login): 204, every key of the caller revoked. */

@@ -14,6 +14,35 @@ static struct sql q_rehash = SQL(
     "UPDATE users SET password_hash = ? WHERE id = ?");
 static struct sql q_password_of = SQL(
     "SELECT password_hash FROM users WHERE id = ?");
+static struct sql q_set_password = SQL(
+    "UPDATE users SET password_hash = ?, updated_at = UTC_TIMESTAMP(6) "
+    "WHERE id = ?");
+static struct sql q_password_is = SQL(
+    "SELECT 1 FROM users WHERE id = ? AND password_hash = ?");
+
+/*
+ * Sets uid's password to hash (a password_hash result; NULL: none, the
+ * account signs in by mail only).  Returns the rows changed or a DB_*
+ * code.
+ */
+int
+password_set(const char *uid, const char *hash)
+{
+	return db_exec(&q_set_password, "ss", hash, uid);
+}
+
+/*
+ * Whether uid's stored password hash is hash (a committed callback's
+ * look after a password was set: every hash has its own salt).
+ * Returns 1, 0, or a DB_* code.
+ */
+int
+password_is(struct req *r, const char *uid, const char *hash)
+{
+	struct dbrows	 row;
+
+	return db_select(r->a, &q_password_is, &row, "ss", uid, hash);
+}
 
 /*
  * The one check of an email and password, for every password login (the

@@ -459,30 +459,6 @@ login_verify(struct req *r, const char *email, const char *password,
 	}
 }
 
-/* A login's session, made in a transaction db_tx_run may repeat. */
-struct login_tx {
-	struct req	*r;
-	const char	*uid;
-	size_t		 headers;
-};
-
-static int
-login_body(void *v)
-{
-	struct login_tx	*t = v;
-	struct req	*r = t->r;
-	const char	*sid;
-	int		 rc;
-
-	r->headers_out.n = t->headers;
-	if (r->who.kind == WHO_COOKIE &&
-	    (rc = session_revoke(r->who.session_id, "replaced")) < 0)
-		return rc;
-	if ((rc = session_create(r, t->uid, "password", NULL, true, &sid)) < 0)
-		return rc;
-	return 0;
-}
-
 /*
  * POST /login (username, password, next): 303 to next or /profile with
  * a fresh session cookie; the form again with the message: 401 wrong
@@ -493,7 +469,6 @@ void
 h_page_login_post(struct req *r)
 {
 	struct page	 p;
-	struct login_tx	 t;
 	const char	*uid = NULL, *msg = NULL, *next;
 	bool		 totp = false;
 	long		 retry = 0;
@@ -558,13 +533,9 @@ h_page_login_post(struct req *r)
 		login_succeeded(r, ascii_lower(r->a, in_str(r, "username")));
 	}
 	/* A fresh session id; the one this browser had ends here. */
-	t.r = r;
-	t.uid = uid;
-	t.headers = r->headers_out.n;
-	if ((rc = db_tx_run(login_body, NULL, &t, DB_TX_TRIES)) < 0) {
-		r->headers_out.n = t.headers;
+	if ((rc = session_login(r, uid, "password", r->who.kind == WHO_COOKIE ?
+	    r->who.session_id : NULL, NULL, NULL)) < 0)
 		goto dberr;
-	}
 	next = safe_next(in_str(r, "next"), "/profile");
 	log_info("login", " user=%s via=page", uid);
 	reply_redirect(r, 303, next);

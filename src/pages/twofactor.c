@@ -73,7 +73,7 @@ h_page_login_totp_post(struct req *r)
 	struct dbrows	 row;
 	const char	*code = in_str(r, "totp_code");
 	const char	*rec = in_str(r, "recovery_code");
-	const char	*email_lc, *sid;
+	const char	*email_lc;
 	long		 retry = 0;
 	int		 rc;
 
@@ -149,16 +149,9 @@ h_page_login_totp_post(struct req *r)
 		}
 	}
 	login_succeeded(r, email_lc);
-	if ((rc = db_begin()) < 0)
+	if ((rc = session_login(r, p.uid, p.kind, r->who.kind == WHO_COOKIE ?
+	    r->who.session_id : NULL, NULL, NULL)) < 0)
 		goto dberr;
-	if ((r->who.kind == WHO_COOKIE && (rc = session_revoke(
-	    r->who.session_id, "replaced")) < 0) ||
-	    (rc = session_create(r, p.uid, p.kind, NULL, true, &sid)) < 0 ||
-	    (rc = db_commit()) < 0) {
-		db_rollback();
-		r->headers_out.n = 0;	/* no cookie of a rollback */
-		goto dberr;
-	}
 	pending_clear(r);
 	log_info("login", " user=%s via=%s totp=1", p.uid, p.kind);
 	reply_redirect(r, 303, p.next);
