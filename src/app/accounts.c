@@ -27,8 +27,6 @@ static struct sql q_signup_link_find = SQL(
 static struct sql q_signup_link_use = SQL(
     "UPDATE signup_links SET used_at = UTC_TIMESTAMP(6) WHERE "
     "token_hash = ? AND used_at IS NULL");
-static struct sql q_insert_balance = SQL(
-    "INSERT INTO credit_balances (user_id) VALUES (?)");
 static struct sql q_email_taken = SQL(
     "SELECT 1 FROM users WHERE email_lc = ?");
 static struct sql q_insert_token = SQL(
@@ -96,7 +94,7 @@ signup_body(void *v)
 		s->uid = new_id(r->a);
 		if ((rc = db_exec(&q_insert_user, "sssss", s->uid, s->email,
 		    ascii_lower(r->a, s->email), s->name, s->hash)) < 0 ||
-		    (rc = db_exec(&q_insert_balance, "s", s->uid)) < 0)
+		    (rc = credit_balance_open(s->uid)) < 0)
 			return rc;
 	}
 	if ((vt = onetime_token(r, "verify", s->uid, s->email, 48 * 60,
@@ -670,7 +668,7 @@ signup_link_use(struct req *r, const char *tok, struct onetime *o)
 	o->user_id = new_id(r->a);
 	if ((rc = db_exec(&q_insert_user, "sssss", o->user_id, email,
 	    o->email_lc, "", NULL)) < 0 ||
-	    (rc = db_exec(&q_insert_balance, "s", o->user_id)) < 0 ||
+	    (rc = credit_balance_open(o->user_id)) < 0 ||
 	    (rc = audit(r, "user.signup", o->user_id, "magic")) < 0)
 		return rc;
 	log_info("signup", " user=%s via=magic", o->user_id);

@@ -43,6 +43,7 @@ bool	 auth_route(struct req *);
 struct json_object *user_json_row(const struct dbrows *, size_t row,
 	    size_t col);
 int	 user_json(struct req *, const char *uid, struct json_object **);
+int	 credit_balance_open(const char *uid);
 
 /* ------------------------------------------------------------------ */
 /* throttle.c: the login throttle                                     */
@@ -504,6 +505,20 @@ const char *mail_from_header(struct arena *);
 char	*mail_compose(struct arena *, const char *id, const char *from,
 	    const char *to, const char *subject, const char *text,
 	    const char *html, const char *date, size_t *len);
+/* The sender's side of the outbox and the trial notices. */
+int	 outbox_expire(void);
+int	 outbox_due(struct arena *, struct dbrows *);
+int	 outbox_claim(const char *id, const char *me);
+int	 outbox_load(struct arena *, const char *id, struct dbrows *);
+int	 outbox_sent(const char *id, const char *me);
+int	 outbox_retry(const char *id, const char *me, const char *err,
+	    int max);
+int	 trial_ending_due(struct arena *, int days, const char *kinds,
+	    struct dbrows *);
+int	 trial_ended_due(struct arena *, struct dbrows *);
+int	 trial_notice(struct req *, const char *uid, const char *to,
+	    const char *kind, int days, const char *ends,
+	    const char *ends_raw);
 
 /* ------------------------------------------------------------------ */
 /* rekey.c: rotating [crypto] key                                     */
@@ -600,5 +615,36 @@ handler_fn	 h_metrics;
  */
 int	 schema_check(char *msg, size_t len);
 handler_fn	 h_root;
+
+/* ------------------------------------------------------------------ */
+/* operator.c: tollgatectl's actions on accounts and the outbox        */
+/* ------------------------------------------------------------------ */
+
+/* An account as tollgatectl finds it by its email (op_user_find). */
+struct op_user {
+	const char	*id;
+	const char	*role;
+	bool		 disabled;
+	bool		 verified;
+};
+enum op_action {
+	OP_PROMOTE,		/* to admin */
+	OP_CLAIM,		/* a never-verified account taken, an admin */
+	OP_CREATE_ADMIN,
+	OP_DISABLE,
+	OP_ENABLE,
+	OP_VERIFY,
+	OP_SET_PASSWORD
+};
+#define OP_LAST_ADMIN	2	/* op_user_act: the last admin stays */
+int	 op_user_find(struct arena *, const char *email, struct op_user *);
+int	 op_user_show(struct arena *, const char *email, struct dbrows *);
+int	 op_user_act(struct req *, enum op_action, const struct op_user *,
+	    const char *email, const char *hash);
+int	 op_user_list(struct arena *, const char *q, bool disabled,
+	    long long limit, struct dbrows *);
+int	 op_outbox_list(struct arena *, const char *state, long long limit,
+	    struct dbrows *);
+int	 op_outbox_retry(struct req *, const char *id);
 
 #endif /* TG_APP_H */

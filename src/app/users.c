@@ -8,6 +8,18 @@
 
 static struct sql q_user = SQL(
     "SELECT " USER_COLUMNS " FROM users u WHERE u.id = ?");
+static struct sql q_insert_balance = SQL(
+    "INSERT INTO credit_balances (user_id) VALUES (?)");
+
+/*
+ * Opens a new account's credit balance (empty: the trial or a plan
+ * brings its allowance).  Returns 1 or a DB_* code.
+ */
+int
+credit_balance_open(const char *uid)
+{
+	return db_exec(&q_insert_balance, "s", uid);
+}
 
 /*
  * Builds the contract's user object from a row of USER_COLUMNS starting
