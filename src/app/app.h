@@ -44,6 +44,7 @@ struct json_object *user_json_row(const struct dbrows *, size_t row,
 	    size_t col);
 int	 user_json(struct req *, const char *uid, struct json_object **);
 int	 credit_balance_open(const char *uid);
+int	 user_profile(struct req *, const char *uid, struct dbrows *);
 
 /* ------------------------------------------------------------------ */
 /* throttle.c: the login throttle                                     */
@@ -192,11 +193,16 @@ struct pending {
 	const char	*uid;
 	const char	*kind;
 	const char	*next;
+	/* From pending_user: */
+	const char	*email_lc;
+	bool		 disabled;
+	bool		 totp;
 };
 int	 pending_begin(struct req *, const char *uid, const char *kind,
 	    const char *next);
 /* 1 with *p filled, 0 when none (or expired, or forged), or a DB_* code. */
 int	 pending_read(struct req *, struct pending *);
+int	 pending_user(struct req *, struct pending *);
 void	 pending_clear(struct req *);
 /* The form of the code step (message_html may be NULL), as a page. */
 void	 pending_code_page(struct req *, int status, const char *message_html);
@@ -216,6 +222,8 @@ void	 pending_code_page(struct req *, int status, const char *message_html);
 int	 totp_second_factor(struct req *, const char *uid,
 	    const char *totp_code, const char *recovery_code, long *retry);
 int	 totp_failed(struct req *, const char *uid, const char *email_lc);
+/* Whether uid's second factor is on: 1, 0, or a DB_* code. */
+int	 totp_is_on(struct req *, const char *uid);
 int	 totp_enrol(struct req *, const char *uid, const char **secret32);
 int	 totp_confirm(struct req *, const char *uid, const char *email,
 	    const char *code, struct json_object **codes);

@@ -91,6 +91,18 @@ oath_ready(void)
 	return 0;
 }
 
+/* Whether uid's second factor is on (enrolled and confirmed). */
+int
+totp_is_on(struct req *r, const char *uid)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_totp_row, &row, "s", uid)) <= 0)
+		return rc;
+	return dbi(&row, 0, 1) != 0;
+}
+
 /*
  * Loads uid's TOTP row.  Returns 1 with *t filled (in the arena; secret
  * NULL when it cannot be opened: the crypto key changed or the row was

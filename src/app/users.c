@@ -8,8 +8,24 @@
 
 static struct sql q_user = SQL(
     "SELECT " USER_COLUMNS " FROM users u WHERE u.id = ?");
+static struct sql q_profile = SQL(
+    "SELECT " USER_COLUMNS ", (SELECT t.enabled_at IS NOT NULL FROM "
+    "totp_secrets t WHERE t.user_id = u.id), "
+    "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%d %H:%i UTC'), "
+    "u.password_hash IS NOT NULL FROM users u WHERE u.id = ?");
 static struct sql q_insert_balance = SQL(
     "INSERT INTO credit_balances (user_id) VALUES (?)");
+
+/*
+ * The account uid for its /profile page, in *row: USER_COLUMNS, then
+ * whether TOTP is on, the trial's end for people, whether it has a
+ * password.  Returns 1, 0, or a DB_* code.
+ */
+int
+user_profile(struct req *r, const char *uid, struct dbrows *row)
+{
+	return db_select(r->a, &q_profile, row, "s", uid);
+}
 
 /*
  * Opens a new account's credit balance (empty: the trial or a plan

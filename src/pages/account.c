@@ -11,12 +11,6 @@
 
 #include "pages/pages.h"
 
-static struct sql q_me = SQL(
-    "SELECT " USER_COLUMNS ", (SELECT t.enabled_at IS NOT NULL FROM "
-    "totp_secrets t WHERE t.user_id = u.id), "
-    "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%d %H:%i UTC'), "
-    "u.password_hash IS NOT NULL FROM users u WHERE u.id = ?");
-
 /* A count with thousands grouped: 100000 -> "100,000", in the arena. */
 static const char *
 num(struct arena *a, long long n)
@@ -204,7 +198,7 @@ profile_page(struct page *p, int status, struct json_object *new_key)
 	const char	*notice = notice_text(pg_arg(r, "notice"));
 	int		 rc;
 
-	if ((rc = db_select(r->a, &q_me, &me, "s", r->who.user_id)) <= 0) {
+	if ((rc = user_profile(r, r->who.user_id, &me)) <= 0) {
 		json_object_put(new_key);
 		json_object_put(p->errs);
 		reply_db(r, rc == 0 ? DB_FAIL : rc);
