@@ -343,6 +343,13 @@ h_apikey_regenerate(struct req *r)
 	reply_json(r, 200, o);
 }
 
+/* Deletes API key id: it stops at once.  Rows deleted or DB_*. */
+int
+apikey_delete(const char *id)
+{
+	return db_exec(&q_delete, "s", id);
+}
+
 /* A key's deletion, run by db_tx_run (maybe more than once). */
 struct delete_tx {
 	struct req	*r;
@@ -356,7 +363,7 @@ delete_body(void *v)
 	struct delete_tx	*t = v;
 	int			 rc;
 
-	if ((rc = db_exec(&q_delete, "s", t->id)) < 0 ||
+	if ((rc = apikey_delete(t->id)) < 0 ||
 	    (t->audit && (rc = audit(t->r, "api_key.delete", t->owner,
 	    t->name)) < 0))
 		return rc;

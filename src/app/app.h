@@ -44,6 +44,9 @@ struct json_object *user_json_row(const struct dbrows *, size_t row,
 	    size_t col);
 int	 user_json(struct req *, const char *uid, struct json_object **);
 int	 credit_balance_open(const char *uid);
+int	 credit_balance_ensure(const char *uid);
+int	 user_email(struct req *, const char *uid, const char **email);
+int	 user_delete(const char *uid);
 int	 user_profile(struct req *, const char *uid, struct dbrows *);
 
 /* ------------------------------------------------------------------ */
@@ -74,6 +77,7 @@ int	 login_check(struct req *, const char *email, const char *password,
 int	 me_password_check(struct req *, const char *uid, const char *email,
 	    const char *password, long *retry);
 int	 password_set(const char *uid, const char *hash);
+int	 password_of(struct req *, const char *uid, const char **hash);
 int	 password_is(struct req *, const char *uid, const char *hash);
 
 /* ------------------------------------------------------------------ */
@@ -307,6 +311,9 @@ int	 me_password_core(struct req *, const char *uid, const char *email,
 
 int	 apikey_create(struct req *, const char *uid, const char *name,
 	    long long days, struct json_object **out);
+int	 apikey_delete(const char *id);
+int	 customer_link(const char *uid, const char *cus);
+int	 second_factor_drop(const char *uid, bool codes_only);
 int	 ctl_service_key_create(int, char *[]);
 int	 ctl_service_key_list(int, char *[]);
 int	 ctl_service_key_revoke(int, char *[]);

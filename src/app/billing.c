@@ -122,6 +122,17 @@ reply_billing_failed(struct req *r, int rc)
 }
 
 /*
+ * Records cus as uid's Stripe customer unless it has one.  Returns 1
+ * when recorded, 0 when uid had one (or is gone), or a DB_* code
+ * (DB_DUP: another account has that customer).
+ */
+int
+customer_link(const char *uid, const char *cus)
+{
+	return db_exec(&q_set_customer, "ss", cus, uid);
+}
+
+/*
  * User uid's Stripe customer, made once: POST /v1/customers with an
  * Idempotency-Key derived from the user id, so two first checkouts at
  * once make one customer.  via is appended to the log lines.  Returns 0
@@ -160,7 +171,7 @@ ensure_customer(struct req *r, const char *uid, const char *via,
 	}
 	*cus = arena_strdup(r->a, id);
 	json_object_put(out);
-	if ((rc = db_exec(&q_set_customer, "ss", *cus, uid)) < 0)
+	if ((rc = customer_link(uid, *cus)) < 0)
 		return rc;
 	if (rc == 0) {
 		/* Another request stored one first: use that. */

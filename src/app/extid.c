@@ -31,8 +31,6 @@ static struct sql q_link = SQL(
     "INSERT INTO external_ids (provider, subject, user_id) VALUES (?, ?, ?)");
 static struct sql q_create = SQL(
     "INSERT INTO users (id, email, email_lc, name) VALUES (?, ?, ?, ?)");
-static struct sql q_balance = SQL(
-    "INSERT IGNORE INTO credit_balances (user_id) VALUES (?)");
 /* An account without an address: nothing to prove; its trial starts. */
 static struct sql q_verified_no_email = SQL(
     "UPDATE users SET email_verified_at = UTC_TIMESTAMP(6), "
@@ -116,7 +114,7 @@ ext_account(struct req *r, const struct ext_identity *x, const char **uid,
 			if ((rc = account_takeover(r, *uid, x->provider)) < 0 ||
 			    (rc = db_exec(&q_link, "sss", x->provider,
 			    x->subject, *uid)) < 0 ||
-			    (rc = db_exec(&q_balance, "s", *uid)) < 0 ||
+			    (rc = credit_balance_ensure(*uid)) < 0 ||
 			    (rc = ext_verified(r, *uid, x->email)) < 0 ||
 			    (rc = audit(r, "extid.takeover", *uid,
 			    x->provider)) < 0)
@@ -144,7 +142,7 @@ ext_account(struct req *r, const struct ext_identity *x, const char **uid,
 	if ((rc = db_exec(&q_create, "ssss", *uid, x->email,
 	    x->email != NULL ? ascii_lower(r->a, x->email) : NULL,
 	    x->name != NULL ? x->name : "")) < 0 ||
-	    (rc = db_exec(&q_balance, "s", *uid)) < 0 ||
+	    (rc = credit_balance_ensure(*uid)) < 0 ||
 	    (rc = db_exec(&q_link, "sss", x->provider, x->subject, *uid)) < 0 ||
 	    (rc = ext_verified(r, *uid, x->email)) < 0 ||
 	    (rc = audit(r, "user.signup", *uid, x->provider)) < 0)

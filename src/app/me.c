@@ -31,8 +31,6 @@ static struct sql q_other_admins = SQL(
     "AND id <> ? FOR UPDATE");
 static struct sql q_role = SQL(
     "SELECT role FROM users WHERE id = ? FOR UPDATE");
-static struct sql q_delete = SQL(
-    "DELETE FROM users WHERE id = ?");
 static struct sql q_exists = SQL(
     "SELECT 1 FROM users WHERE id = ?");
 
@@ -358,7 +356,7 @@ delete_body(void *v)
 	if ((rc = billing_cancel_for_user(r, t->uid)) < 0 ||
 	    (rc = audit(r, "user.delete", t->uid, "self")) < 0 ||
 	    (rc = mail_account_deleted(r, t->uid, t->email)) < 0 ||
-	    (rc = db_exec(&q_delete, "s", t->uid)) < 0)
+	    (rc = user_delete(t->uid)) < 0)
 		return rc;
 	return 0;
 }

@@ -32,6 +32,23 @@ password_set(const char *uid, const char *hash)
 }
 
 /*
+ * uid's stored password hash into *hash (in the arena; NULL when it has
+ * none).  Returns 1, 0 when there is no such account, or a DB_* code.
+ */
+int
+password_of(struct req *r, const char *uid, const char **hash)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	*hash = NULL;
+	if ((rc = db_select(r->a, &q_password_of, &row, "s", uid)) <= 0)
+		return rc;
+	*hash = dbv(&row, 0, 0);
+	return 1;
+}
+
+/*
  * Whether uid's stored password hash is hash (a committed callback's
  * look after a password was set: every hash has its own salt).
  * Returns 1, 0, or a DB_* code.

@@ -30,11 +30,6 @@ static struct sql q_user_exists = SQL(
     "SELECT id FROM users WHERE id = ? FOR UPDATE");
 static struct sql q_user_by_customer = SQL(
     "SELECT id FROM users WHERE stripe_customer_id = ?");
-static struct sql q_user_mail = SQL(
-    "SELECT email FROM users WHERE id = ?");
-static struct sql q_link_customer = SQL(
-    "UPDATE users SET stripe_customer_id = ?, updated_at = "
-    "UTC_TIMESTAMP(6) WHERE id = ? AND stripe_customer_id IS NULL");
 /* checkout.session.completed: remember whose subscription it is. */
 static struct sql q_sub_stub = SQL(
     "INSERT INTO subscriptions (id, user_id, stripe_customer_id, status, "
@@ -93,8 +88,6 @@ static struct sql q_payment = SQL(
     "updated_at = UTC_TIMESTAMP(6)");
 static struct sql q_plan_info = SQL(
     "SELECT credits, display_name FROM plans WHERE name = ?");
-static struct sql q_balance_make = SQL(
-    "INSERT IGNORE INTO credit_balances (user_id) VALUES (?)");
 static struct sql q_balance = SQL(
     "SELECT allowance, granted, allowance_plan, "
     "TIMESTAMPDIFF(SECOND, TIMESTAMP('1970-01-01'), "
@@ -152,13 +145,13 @@ static int
 mail_payment(struct req *r, const char *uid, bool paid, long long amount,
     const char *currency, const char *plan_name, const char *url)
 {
-	struct dbrows	 row;
+	const char	*to;
 	const char	*link = arena_printf(r->a, "%s/billing", cfg.base_url);
 	const char	*what = money_text(r->a, amount, currency);
 	const char	*invoice = "";
 	int		 rc;
 
-	if ((rc = db_select(r->a, &q_user_mail, &row, "s", uid)) <= 0)
+	if ((rc = user_email(r, uid, &to)) <= 0)
 		return rc;
 	if (plan_name == NULL)
 		plan_name = "your";
@@ -167,7 +160,7 @@ mail_payment(struct req *r, const char *uid, bool paid, long long amount,
 		    "payment_received.invoice", (const char *[]){
 		    "invoice_url", url, NULL }));
 	return mail_text(r, uid, paid ? "payment_received" : "payment_failed",
-	    paid ? "payment_received" : "payment_failed", dbv(&row, 0, 0),
+	    paid ? "payment_received" : "payment_failed", to,
 	    link, (const char *[]){ "amount", what, "plan", plan_name,
 	    "invoice", invoice, "link", link, NULL });
 }
@@ -192,7 +185,7 @@ grant_allowance(struct req *r, const char *uid, const char *plan,
 	if ((rc = db_select(r->a, &q_plan_info, &info, "s", plan)) <= 0)
 		return rc;
 	credits = dbi(&info, 0, 0);
-	if ((rc = db_exec(&q_balance_make, "s", uid)) < 0 ||
+	if ((rc = credit_balance_ensure(uid)) < 0 ||
 	    (rc = db_select(r->a, &q_balance, &bal, "s", uid)) < 0)
 		return rc;
 	if (rc == 0)
@@ -244,7 +237,7 @@ ev_checkout(struct req *r, struct json_object *o)
 	if (uid == NULL && (rc = user_of_customer(r, cus, &uid)) < 0)
 		return rc;
 	if (uid != NULL && cus != NULL) {
-		rc = db_exec(&q_link_customer, "ss", cus, uid);
+		rc = customer_link(uid, cus);
 		if (rc == DB_DUP)
 			log_warn("stripe_customer_taken", " customer=%s "
 			    "user=%s", cus, uid);

@@ -51,10 +51,6 @@ static struct sql q_totp_enable = SQL(
 static struct sql q_totp_step = SQL(
     "UPDATE totp_secrets SET last_step = ? WHERE user_id = ? AND "
     "enabled_at IS NOT NULL AND (last_step IS NULL OR last_step < ?)");
-static struct sql q_totp_delete = SQL(
-    "DELETE FROM totp_secrets WHERE user_id = ?");
-static struct sql q_recovery_clear = SQL(
-    "DELETE FROM recovery_codes WHERE user_id = ?");
 static struct sql q_recovery_add = SQL(
     "INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)");
 static struct sql q_recovery_is = SQL(
@@ -419,7 +415,7 @@ confirm_body(void *v)
 	if ((rc = db_exec(&q_totp_enable, "isb", step, t->uid, row.sealed,
 	    row.sealed_len)) <= 0)
 		return rc < 0 ? rc : DB_ABORT;
-	if ((rc = db_exec(&q_recovery_clear, "s", t->uid)) < 0)
+	if ((rc = second_factor_drop(t->uid, true)) < 0)
 		return rc;
 	t->codes = json_object_new_array();
 	for (i = 0; i < RECOVERY_COUNT; i++) {
@@ -504,10 +500,8 @@ totp_remove(struct req *r, const char *uid, const char *email, bool notify)
 {
 	int	 rc, removed;
 
-	if ((removed = db_exec(&q_totp_delete, "s", uid)) < 0)
+	if ((removed = second_factor_drop(uid, false)) < 0)
 		return removed;
-	if ((rc = db_exec(&q_recovery_clear, "s", uid)) < 0)
-		return rc;
 	if (removed > 0 && notify && (rc = mail_security_notice(r, uid, email,
 	    "Two-factor "
 	    "authentication (TOTP) was turned off for your {product} account: "
