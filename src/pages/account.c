@@ -31,30 +31,20 @@ num(struct arena *a, long long n)
 	return arena_strdup(a, out);
 }
 
-/* The message of a ?notice= code after a redirect. */
-static const char *
-notice_text(const char *code)
-{
-	static const struct { const char *code, *text; } n[] = {
-		{ "welcome", "Welcome! We sent you a link to verify your "
-		    "email address: open it to start your trial." },
-		{ "name", "Your name has been saved." },
-		{ "resent", "If your address still needs verifying, a new link "
-		    "is on its way." },
-		{ "email", "Check your new address: the change takes effect "
-		    "when you open the link we sent there." },
-		{ "password", "Your password has been changed. Your other "
-		    "sessions have been logged out." },
-		{ "key_deleted", "The API key has been revoked." },
-		{ "session", "The session has been logged out." },
-	};
-	size_t	 i;
-
-	for (i = 0; code != NULL && i < sizeof(n) / sizeof(n[0]); i++)
-		if (strcmp(code, n[i].code) == 0)
-			return n[i].text;
-	return NULL;
-}
+/* The messages of /profile's ?notice= codes after a redirect. */
+static const struct pg_notice_text profile_notices[] = {
+	{ "welcome", "Welcome! We sent you a link to verify your email "
+	    "address: open it to start your trial." },
+	{ "name", "Your name has been saved." },
+	{ "resent", "If your address still needs verifying, a new link is "
+	    "on its way." },
+	{ "email", "Check your new address: the change takes effect when "
+	    "you open the link we sent there." },
+	{ "password", "Your password has been changed. Your other sessions "
+	    "have been logged out." },
+	{ "key_deleted", "The API key has been revoked." },
+	{ "session", "The session has been logged out." },
+};
 
 /* ------------------------------------------------------------------ */
 /* /profile                                                            */
@@ -82,13 +72,9 @@ keys_section(struct page *p, struct json_object *new_key)
 	if ((rc = apikeys_list_core(r, r->who.user_id, &keys)) < 0)
 		return rc;
 	n = json_object_array_length(keys);
-	if (n == 0)
-		buf_puts(&p->b, "<p>You have no API keys.</p>\n");
-	else {
-		buf_puts(&p->b, "<div class=\"scroll\"><table>\n<thead><tr>"
-		    "<th>Name</th><th>Key</th><th>Created</th><th>Last used"
-		    "</th><th>Expires</th><th><span class=\"sr\">Actions"
-		    "</span></th></tr></thead>\n<tbody>\n");
+	if (pg_table(p, n, "You have no API keys.", NULL, (const char *[]){
+	    "Name", "Key", "Created", "Last used", "Expires", ".Actions",
+	    NULL })) {
 		for (i = 0; i < n; i++) {
 			const char *id;
 
@@ -114,7 +100,7 @@ keys_section(struct page *p, struct json_object *new_key)
 			    "%s/delete", id), "Revoke", "danger");
 			buf_puts(&p->b, "</td></tr>\n");
 		}
-		buf_puts(&p->b, "</tbody></table></div>\n");
+		pg_table_end(p);
 		pg_button_form(p, "/profile/keys/revoke-all", "Revoke every key",
 		    "danger");
 	}
@@ -142,11 +128,10 @@ sessions_section(struct page *p)
 
 	if ((rc = sessions_list_core(r, r->who.user_id, &list)) < 0)
 		return rc;
-	buf_puts(&p->b, "<section id=\"sessions\">\n<h2>Sessions</h2>\n"
-	    "<div class=\"scroll\"><table>\n<thead><tr><th>Device</th>"
-	    "<th>Signed in</th><th>Last used</th><th><span class=\"sr\">"
-	    "Actions</span></th></tr></thead>\n<tbody>\n");
+	buf_puts(&p->b, "<section id=\"sessions\">\n<h2>Sessions</h2>\n");
 	n = json_object_array_length(list);
+	pg_table(p, n, NULL, NULL, (const char *[]){ "Device", "Signed in",
+	    "Last used", ".Actions", NULL });
 	for (i = 0; i < n; i++) {
 		const char *id, *client, *addr;
 		bool current;
@@ -182,7 +167,8 @@ sessions_section(struct page *p)
 		buf_puts(&p->b, "</td></tr>\n");
 	}
 	json_object_put(list);
-	buf_puts(&p->b, "</tbody></table></div>\n</section>\n");
+	pg_table_end(p);
+	buf_puts(&p->b, "</section>\n");
 	return 0;
 }
 
@@ -195,7 +181,6 @@ profile_page(struct page *p, int status, struct json_object *new_key)
 {
 	struct req	*r = p->r;
 	struct dbrows	 me;
-	const char	*notice = notice_text(pg_arg(r, "notice"));
 	int		 rc;
 
 	if ((rc = user_profile(r, r->who.user_id, &me)) <= 0) {
@@ -205,8 +190,8 @@ profile_page(struct page *p, int status, struct json_object *new_key)
 		return;
 	}
 	pg_nav(p, "/profile");
-	if (notice != NULL)
-		pg_notice(p, "notice", notice);
+	pg_notice_of(p, profile_notices, sizeof(profile_notices) /
+	    sizeof(profile_notices[0]));
 	if (p->errs != NULL)
 		pg_notice(p, "error", "Some fields need your attention: see "
 		    "below.");
@@ -665,9 +650,9 @@ usage_money(struct page *p, struct json_object *u)
 	    json_object_object_length(mm) == 0)
 		return;
 	cur = member_str(money, "currency");
-	buf_puts(&p->b, "<section>\n<h2>Cost</h2>\n<div class=\"scroll\">"
-	    "<table class=\"money\">\n<thead><tr><th>Meter</th><th>Cost this "
-	    "period</th></tr></thead>\n<tbody>\n");
+	buf_puts(&p->b, "<section>\n<h2>Cost</h2>\n");
+	pg_table(p, 1, NULL, "money", (const char *[]){ "Meter",
+	    "Cost this period", NULL });
 	json_object_object_foreach(mm, name, v) {
 		buf_puts(&p->b, "<tr id=\"cost-");
 		buf_html(&p->b, name);
@@ -740,10 +725,9 @@ h_page_usage(struct req *r)
 		json_object_object_get_ex(u, "credits", &c);
 		buf_puts(&p.b, num(r->a, member_int(c, "remaining")));
 	}
-	buf_puts(&p.b, "</dd></dl>\n</section>\n<section>\n<h2>Meters</h2>\n"
-	    "<div class=\"scroll\"><table class=\"meters\">\n<thead><tr><th>"
-	    "Meter</th><th>Used</th><th>Limit</th><th><span class=\"sr\">"
-	    "Share</span></th></tr></thead>\n<tbody>\n");
+	buf_puts(&p.b, "</dd></dl>\n</section>\n<section>\n<h2>Meters</h2>\n");
+	pg_table(&p, 1, NULL, "meters", (const char *[]){ "Meter", "Used",
+	    "Limit", ".Share", NULL });
 	if (json_object_object_length(ms) == 0)
 		buf_puts(&p.b, "<tr><td colspan=\"4\">Nothing is metered on "
 		    "your plan.</td></tr>\n");
@@ -769,7 +753,8 @@ h_page_usage(struct req *r)
 		else
 			buf_puts(&p.b, "no limit</td><td></td></tr>\n");
 	}
-	buf_puts(&p.b, "</tbody></table></div>\n</section>\n");
+	pg_table_end(&p);
+	buf_puts(&p.b, "</section>\n");
 	usage_money(&p, u);
 	buf_puts(&p.b, "<section>\n<h2>Daily use</h2>\n");
 	json_object_object_foreach(ms, name2, m2) {
@@ -911,12 +896,8 @@ h_page_billing(struct req *r)
 	}
 	buf_puts(&p.b, "</div>\n</section>\n<section>\n<h2>Payments</h2>\n");
 	n = json_object_array_length(pays);
-	if (n == 0)
-		buf_puts(&p.b, "<p>No payments yet.</p>\n");
-	else {
-		buf_puts(&p.b, "<div class=\"scroll\"><table>\n<thead><tr><th>"
-		    "Date</th><th>Amount</th><th>Status</th><th>Invoice</th>"
-		    "</tr></thead>\n<tbody>\n");
+	if (pg_table(&p, n, "No payments yet.", NULL, (const char *[]){
+	    "Date", "Amount", "Status", "Invoice", NULL })) {
 		for (i = 0; i < n; i++) {
 			struct json_object *py = json_object_array_get_idx(pays,
 			    i);
@@ -937,7 +918,7 @@ h_page_billing(struct req *r)
 			}
 			buf_puts(&p.b, "</td></tr>\n");
 		}
-		buf_puts(&p.b, "</tbody></table></div>\n");
+		pg_table_end(&p);
 	}
 	buf_puts(&p.b, "</section>\n");
 	json_object_put(plans);

@@ -153,6 +153,68 @@ pg_notice(struct page *p, const char *cls, const char *text)
 	buf_puts(&p->b, "</p>\n");
 }
 
+/*
+ * Shows the message of the request's ?notice= code (after a redirect)
+ * when the table tab (n entries) has it.
+ */
+void
+pg_notice_of(struct page *p, const struct pg_notice_text *tab, size_t n)
+{
+	const char	*code = pg_arg(p->r, "notice");
+	size_t		 i;
+
+	for (i = 0; code != NULL && i < n; i++)
+		if (strcmp(code, tab[i].code) == 0) {
+			pg_notice(p, "notice", tab[i].text);
+			return;
+		}
+}
+
+/*
+ * Opens a table (class cls, may be NULL) with the column heads (a NULL-
+ * terminated list of plain text; one starting with "." is for screen
+ * readers only, as ".Actions" over buttons) for rows rows.  With no rows and empty given,
+ * writes that sentence instead and returns false.  Returns whether the
+ * table is open: pg_table_end closes it.
+ */
+bool
+pg_table(struct page *p, size_t rows, const char *empty, const char *cls,
+    const char *const *heads)
+{
+	size_t	 i;
+
+	if (rows == 0 && empty != NULL) {
+		buf_puts(&p->b, "<p>");
+		buf_html(&p->b, empty);
+		buf_puts(&p->b, "</p>\n");
+		return false;
+	}
+	buf_puts(&p->b, "<div class=\"scroll\"><table");
+	if (cls != NULL)
+		buf_printf(&p->b, " class=\"%s\"", cls);
+	buf_puts(&p->b, ">\n<thead><tr>");
+	for (i = 0; heads[i] != NULL; i++) {
+		if (heads[i][0] == '.') {
+			buf_puts(&p->b, "<th><span class=\"sr\">");
+			buf_html(&p->b, heads[i] + 1);
+			buf_puts(&p->b, "</span></th>");
+		} else {
+			buf_puts(&p->b, "<th>");
+			buf_html(&p->b, heads[i]);
+			buf_puts(&p->b, "</th>");
+		}
+	}
+	buf_puts(&p->b, "</tr></thead>\n<tbody>\n");
+	return true;
+}
+
+/* Closes a table pg_table opened. */
+void
+pg_table_end(struct page *p)
+{
+	buf_puts(&p->b, "</tbody></table></div>\n");
+}
+
 /* Opens a POST form to action with its CSRF field. */
 void
 pg_form(struct page *p, const char *action, const char *cls)
