@@ -16,6 +16,20 @@ static struct sql q_insert_key = SQL(
     "expires_at) VALUES (?, ?, ?, ?, ?, IF(? > 0, UTC_TIMESTAMP(6) + "
     "INTERVAL ? DAY, NULL))");
 
+/* A key as shown this once: {id, name, preview, key}, the caller's. */
+static struct json_object *
+key_json(const char *id, const char *name, const char *preview,
+    const char *key)
+{
+	struct json_object	*o = json_object_new_object();
+
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "preview", json_object_new_string(preview));
+	json_object_object_add(o, "key", json_object_new_string(key));
+	return o;
+}
+
 /*
  * Makes a key named name for uid, expiring after days (0: never).
  * Returns 0 with the new key's object {id, name, preview, key} in *out
@@ -28,18 +42,12 @@ apikey_create(struct req *r, const char *uid, const char *name,
 	const char	*key = new_token(r->a, "tgk_", 32);
 	const char	*id = new_id(r->a);
 	const char	*preview = arena_strndup(r->a, key, 12);
-	struct json_object *o;
 	int		 rc;
 
 	if ((rc = db_exec(&q_insert_key, "sssssii", id, uid, name, preview,
 	    token_hash(r->a, key), days, days)) < 0)
 		return rc;
-	o = json_object_new_object();
-	json_object_object_add(o, "id", json_object_new_string(id));
-	json_object_object_add(o, "name", json_object_new_string(name));
-	json_object_object_add(o, "preview", json_object_new_string(preview));
-	json_object_object_add(o, "key", json_object_new_string(key));
-	*out = o;
+	*out = key_json(id, name, preview, key);
 	return 0;
 }
 
@@ -297,7 +305,6 @@ int
 apikey_regenerate_core(struct req *r, const char *uid, const char *id,
     struct json_object **out)
 {
-	struct json_object	*o;
 	const char		*owner, *name, *key, *preview;
 	int			 rc;
 
@@ -310,12 +317,7 @@ apikey_regenerate_core(struct req *r, const char *uid, const char *id,
 		return rc;
 	if (rc == 0)
 		return APIKEY_NOT_FOUND;
-	o = json_object_new_object();
-	json_object_object_add(o, "id", json_object_new_string(id));
-	json_object_object_add(o, "name", json_object_new_string(name));
-	json_object_object_add(o, "preview", json_object_new_string(preview));
-	json_object_object_add(o, "key", json_object_new_string(key));
-	*out = o;
+	*out = key_json(id, name, preview, key);
 	return 0;
 }
 

@@ -564,6 +564,8 @@ void	 ctl_print_rows(const struct dbrows *, const char *const *cols,
 void	 ctl_local_req(struct req *, struct arena *);
 /* Takes --json out of argv; true when it was there. */
 bool	 ctl_take_json(int *argc, char *argv[]);
+int	 ctl_db_fail(const char *what, int rc);
+char	*ctl_read_line(struct arena *);
 
 /* ------------------------------------------------------------------ */
 /* audit.c: the audit trail                                           */

@@ -124,9 +124,7 @@ ctl_meters_list(int argc, char *argv[])
 	a = arena_new();
 	if ((rc = db_select(a, &q_meters_all, &rows, "")) < 0) {
 		arena_free(a);
-		fprintf(stderr, "tollgatectl: meters list: %s\n", rc ==
-		    DB_DOWN ? "the database is unreachable" : "database error");
-		return 1;
+		return ctl_db_fail("meters list", rc);
 	}
 	printf("%-32s %s\n", "NAME", "KIND");
 	for (i = 0; i < rows.n; i++)
@@ -161,11 +159,8 @@ ctl_meters_set(int argc, char *argv[])
 		    "balance's and stays a sum\n");
 		return 1;
 	}
-	if ((rc = db_exec(&q_meter_set, "ss", argv[0], kind)) < 0) {
-		fprintf(stderr, "tollgatectl: meters set: %s\n", rc ==
-		    DB_DOWN ? "the database is unreachable" : "database error");
-		return 1;
-	}
+	if ((rc = db_exec(&q_meter_set, "ss", argv[0], kind)) < 0)
+		return ctl_db_fail("meters set", rc);
 	printf("meter %s: %s\n", argv[0], kind);
 	return 0;
 }

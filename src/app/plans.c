@@ -148,16 +148,6 @@ h_plans(struct req *r)
 /* tollgatectl plans list | set | delete                               */
 /* ------------------------------------------------------------------ */
 
-/* Prints a database failure for tollgatectl.  Returns 1. */
-static int
-ctl_dberr(const char *what, int rc)
-{
-	fprintf(stderr, "tollgatectl: %s: %s\n", what, rc == DB_DOWN ?
-	    "the database is unreachable" : rc == DB_DUP ? "already exists" :
-	    "database error (see the log above)");
-	return 1;
-}
-
 /*
  * tollgatectl plans list [--json]: one line per plan with its meters'
  * limits; with --json an array of {name, display_name, price, currency,
@@ -182,7 +172,7 @@ ctl_plans_list(int argc, char *argv[])
 	    (rc = db_select(a, &q_limits, &l, "")) < 0 ||
 	    (rc = db_select(a, &q_rates, &rt, "")) < 0) {
 		arena_free(a);
-		return ctl_dberr("plans list", rc);
+		return ctl_db_fail("plans list", rc);
 	}
 	if (json) {
 		struct json_object *arr = json_object_new_array(), *o, *lim;
@@ -466,7 +456,7 @@ ctl_plans_set(int argc, char *argv[])
 		return 2;
 	}
 	if (rc < 0)
-		return ctl_dberr("plans set", rc);
+		return ctl_db_fail("plans set", rc);
 	if (t.created)
 		printf("created plan %s\n", argv[0]);
 	printf("plan %s saved\n", argv[0]);
@@ -494,7 +484,7 @@ ctl_plans_delete(int argc, char *argv[])
 	rc = db_select(a, &q_plan_exists, &row, "s", argv[0]);
 	arena_free(a);
 	if (rc < 0)
-		return ctl_dberr("plans delete", rc);
+		return ctl_db_fail("plans delete", rc);
 	if (rc == 0) {
 		fprintf(stderr, "tollgatectl: no plan %s\n", argv[0]);
 		return 1;
@@ -513,7 +503,7 @@ ctl_plans_delete(int argc, char *argv[])
 		return 1;
 	}
 	if (rc < 0)
-		return ctl_dberr("plans delete", rc);
+		return ctl_db_fail("plans delete", rc);
 	printf("plan %s deleted\n", argv[0]);
 	return 0;
 }

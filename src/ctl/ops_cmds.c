@@ -9,18 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ctl/ctl.h"
-
-/* Prints a database failure and returns the exit status 1. */
-static int
-dbfail(const char *what, int rc)
-{
-	fprintf(stderr, "tollgatectl: %s: %s\n", what, rc == DB_DOWN ?
-	    "the database is unreachable" : "database error (see above)");
-	return 1;
-}
 
 /*
  * Runs action what on the account of email in one transaction.  Returns
@@ -36,7 +26,7 @@ on_user(const char *email, enum op_action what, const char *hash,
 	int		 rc, status = 1;
 
 	if ((rc = op_user_find(a, email, &u)) < 0) {
-		status = dbfail("looking up the user", rc);
+		status = ctl_db_fail("looking up the user", rc);
 		goto out;
 	}
 	if (rc == 0) {
@@ -51,7 +41,7 @@ on_user(const char *email, enum op_action what, const char *hash,
 	}
 	ctl_local_req(&r, a);
 	if ((rc = op_user_act(&r, what, &u, NULL, hash)) < 0) {
-		status = dbfail(doing, rc);
+		status = ctl_db_fail(doing, rc);
 		goto out;
 	}
 	*changed = rc;
@@ -102,20 +92,6 @@ ctl_user_verify(int argc, char *argv[])
 	return status;
 }
 
-/* Reads one line from standard input (no echo is needed: not a tty). */
-static char *
-read_line(struct arena *a)
-{
-	char	 line[512];
-	size_t	 n;
-
-	if (isatty(STDIN_FILENO) || fgets(line, sizeof(line), stdin) == NULL)
-		return NULL;
-	n = strcspn(line, "\r\n");
-	line[n] = '\0';
-	return n == 0 ? NULL : arena_strdup(a, line);
-}
-
 /*
  * user set-password EMAIL: sets the password read from standard input;
  * every session of the account is signed out and every open one-time
@@ -134,7 +110,7 @@ ctl_user_set_password(int argc, char *argv[])
 		return 2;
 	}
 	a = arena_new();
-	if ((pw = read_line(a)) == NULL) {
+	if ((pw = ctl_read_line(a)) == NULL) {
 		fprintf(stderr, "tollgatectl: give the password on standard "
 		    "input, e.g. printf '%%s\\n' \"$pw\" | tollgatectl user "
 		    "set-password EMAIL\n");
@@ -194,7 +170,7 @@ ctl_user_list(int argc, char *argv[])
 	rc = op_user_list(a, q, disabled, limit, &rows);
 	if (rc < 0) {
 		arena_free(a);
-		return dbfail("user list", rc);
+		return ctl_db_fail("user list", rc);
 	}
 	ctl_print_rows(&rows, cols, sizeof(cols) / sizeof(cols[0]), NULL, json);
 	db_close();
@@ -238,7 +214,7 @@ ctl_outbox_list(int argc, char *argv[])
 	a = arena_new();
 	if ((rc = op_outbox_list(a, state, limit, &rows)) < 0) {
 		arena_free(a);
-		return dbfail("outbox list", rc);
+		return ctl_db_fail("outbox list", rc);
 	}
 	ctl_print_rows(&rows, cols, sizeof(cols) / sizeof(cols[0]),
 	    "----n---", json);
@@ -268,13 +244,13 @@ ctl_outbox_retry(int argc, char *argv[])
 	if (strcmp(argv[0], "--all-failed") == 0) {
 		if ((n = op_outbox_retry(&r, NULL)) < 0) {
 			arena_free(a);
-			return dbfail("outbox retry", n);
+			return ctl_db_fail("outbox retry", n);
 		}
 	} else
 		for (i = 0; i < argc; i++) {
 			if ((rc = op_outbox_retry(&r, argv[i])) < 0) {
 				arena_free(a);
-				return dbfail("outbox retry", rc);
+				return ctl_db_fail("outbox retry", rc);
 			}
 			if (rc == 0) {
 				fprintf(stderr, "tollgatectl: %s is not a "

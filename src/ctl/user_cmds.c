@@ -1,41 +1,13 @@
 /*
  * tollgatectl's commands about people: "admin create EMAIL" makes the
  * first admin (or promotes an existing account), "user show EMAIL" and
- * "user disable EMAIL" look up and disable accounts.  They use the same
- * prepared statements and password hashing as the service.
+ * "user disable EMAIL" look up and disable accounts, through the app's
+ * operator functions (app/operator.c) and password hashing.
  */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <sodium.h>
 
 #include "ctl/ctl.h"
-
-/* Reads a password from standard input when it is not a terminal. */
-static char *
-read_password(struct arena *a)
-{
-	char	 line[512];
-	size_t	 n;
-
-	if (isatty(STDIN_FILENO) || fgets(line, sizeof(line), stdin) == NULL)
-		return NULL;
-	n = strcspn(line, "\r\n");
-	line[n] = '\0';
-	if (n == 0)
-		return NULL;
-	return arena_strdup(a, line);
-}
-
-/* Prints a database failure and returns the exit status 1. */
-static int
-db_fail(const char *what, int rc)
-{
-	fprintf(stderr, "tollgatectl: %s: %s\n", what, rc == DB_DOWN ?
-	    "the database is unreachable" : "database error (see above)");
-	return 1;
-}
 
 /*
  * admin create EMAIL: makes an admin with the password from standard
@@ -66,13 +38,13 @@ ctl_admin_create(int argc, char *argv[])
 		goto out;
 	}
 	if ((rc = op_user_find(a, email, &u)) < 0) {
-		status = db_fail("looking up the email", rc);
+		status = ctl_db_fail("looking up the email", rc);
 		goto out;
 	}
 	ctl_local_req(&r, a);
 	if (rc == 1 && u.verified) {
 		if ((rc = op_user_act(&r, OP_PROMOTE, &u, NULL, NULL)) < 0) {
-			status = db_fail("promoting the account", rc);
+			status = ctl_db_fail("promoting the account", rc);
 			goto out;
 		}
 		printf("%s exists; it is an admin now (password unchanged)\n",
@@ -80,7 +52,7 @@ ctl_admin_create(int argc, char *argv[])
 		status = 0;
 		goto out;
 	}
-	if ((pw = read_password(a)) == NULL) {
+	if ((pw = ctl_read_line(a)) == NULL) {
 		pw = new_token(a, "", 15);
 		generated = true;
 	}
@@ -94,7 +66,7 @@ ctl_admin_create(int argc, char *argv[])
 	}
 	if (rc == 1) {
 		if ((rc = op_user_act(&r, OP_CLAIM, &u, NULL, hash)) < 0) {
-			status = db_fail("taking the account over", rc);
+			status = ctl_db_fail("taking the account over", rc);
 			goto out;
 		}
 		printf("%s existed with an email never verified: taken over "
@@ -104,7 +76,7 @@ ctl_admin_create(int argc, char *argv[])
 		u.id = new_id(a);
 		if ((rc = op_user_act(&r, OP_CREATE_ADMIN, &u, email,
 		    hash)) < 0) {
-			status = db_fail("creating the admin", rc);
+			status = ctl_db_fail("creating the admin", rc);
 			goto out;
 		}
 		printf("admin %s created (id %s)\n", email, u.id);
@@ -133,7 +105,7 @@ ctl_user_show(int argc, char *argv[])
 		return 2;
 	}
 	if ((rc = op_user_show(a, argv[0], &row)) < 0)
-		status = db_fail("looking up the user", rc);
+		status = ctl_db_fail("looking up the user", rc);
 	else if (rc == 0)
 		fprintf(stderr, "tollgatectl: no account has the email %s\n",
 		    argv[0]);
@@ -173,7 +145,7 @@ ctl_user_disable(int argc, char *argv[])
 		return 2;
 	}
 	if ((rc = op_user_find(a, argv[0], &u)) < 0) {
-		status = db_fail("looking up the user", rc);
+		status = ctl_db_fail("looking up the user", rc);
 		goto out;
 	}
 	if (rc == 0) {
@@ -183,7 +155,7 @@ ctl_user_disable(int argc, char *argv[])
 	}
 	ctl_local_req(&r, a);
 	if ((rc = op_user_act(&r, OP_DISABLE, &u, NULL, NULL)) < 0) {
-		status = db_fail("disabling the user", rc);
+		status = ctl_db_fail("disabling the user", rc);
 		goto out;
 	}
 	if (rc == OP_LAST_ADMIN) {

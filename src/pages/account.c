@@ -268,10 +268,7 @@ h_page_profile(struct req *r)
 static bool
 profile_post(struct req *r, struct page *p)
 {
-	if (!pg_login(r) || !pg_csrf(r))
-		return false;
-	pg_init(p, r);
-	return true;
+	return pg_post(r, p, false);
 }
 
 /* POST /profile/name {name}: 303 to /profile; 422 with the message. */

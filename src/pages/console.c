@@ -597,13 +597,11 @@ admin_failed(struct page *p, int rc)
 	}
 }
 
+/* The common start of the admin pages' POST handlers. */
 static bool
 admin_post(struct req *r, struct page *p)
 {
-	if (!pg_admin(r) || !pg_csrf(r))
-		return false;
-	pg_init(p, r);
-	return true;
+	return pg_post(r, p, true);
 }
 
 /*

@@ -44,6 +44,19 @@ pg_login(struct req *r)
 	return false;
 }
 
+/*
+ * The start of a page's POST handler: a login (with admin, an admin's),
+ * a good CSRF field, then *p ready.  Returns false when it answered.
+ */
+bool
+pg_post(struct req *r, struct page *p, bool admin)
+{
+	if (!(admin ? pg_admin(r) : pg_login(r)) || !pg_csrf(r))
+		return false;
+	pg_init(p, r);
+	return true;
+}
+
 /* Like pg_login, and the person must be an admin (else a 403 page). */
 bool
 pg_admin(struct req *r)
