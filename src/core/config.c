@@ -44,7 +44,7 @@ static const struct key keys[] = {
 	{ "server", "gate_socket", K_STR, OFF(gate_socket), "/run/tollgate/gate.sock", 0, 0 },
 	{ "server", "gate_workers", K_INT, OFF(gate_workers), "0", 0, 64 },
 	{ "server", "engine_file", K_STR, OFF(engine_file), "", 0, 0 },
-	{ "server", "gate_wait_commit", K_BOOL, OFF(gate_wait_commit), "yes", 0, 0 },
+	{ "server", "gate_wait_commit", K_BOOL, OFF(gate_wait_commit), "no", 0, 0 },
 	{ "server", "name", K_STR, OFF(product_name), "tollgate", 0, 0 },
 	{ "server", "support_url", K_STR, OFF(support_url), "", 0, 0 },
 	{ "server", "mail_texts", K_STR, OFF(mail_texts), "", 0, 0 },

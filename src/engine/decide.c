@@ -230,6 +230,34 @@ journal(uint8_t type, const struct eng_user *u, const char *meter,
 }
 
 /*
+ * After an allowed check took from m: whether the meter's use just
+ * reached 80 or 100 % of its limit, by what this host can see (what all
+ * hosts hold counts as used).  Each is told once per period and host
+ * here; the notice itself is recorded once per period in the database
+ * (usage_notices), whatever the hosts say.
+ */
+static void
+threshold(struct arena *a, struct eng_user *u, struct eng_meter *m,
+    struct eng_verdict *v)
+{
+	long long	 used = m->limit - (m->base + m->avail);
+
+	if (m->limit <= 0)
+		return;
+	if (used >= m->limit && !(m->noticed & 2)) {
+		m->noticed |= 3;
+		v->notice = 100;
+	} else if (used * 10 >= m->limit * 8 && !(m->noticed & 1)) {
+		m->noticed |= 1;
+		v->notice = 80;
+	} else
+		return;
+	v->used = used < m->limit ? used : m->limit;
+	v->limit = m->limit;
+	v->period_start = arena_strdup(a, u->period_start);
+}
+
+/*
  * Decides with u (locked and loaded) and what it holds; consumes the
  * slices of an allowed check and journals it.  lacking says a lease was
  * asked for and did not cover the need: the check is refused there.
@@ -299,6 +327,8 @@ decide_local(struct arena *a, struct eng_user *u, const struct eng_check *chk,
 		metrics_count(CTR_SPEND_OK, 1);
 	}
 	v->status = 204;
+	if (m != NULL && m->limited && chk->cost > 0)
+		threshold(a, u, m, v);
 	if (chk->cost > 0)
 		v->wait_seq = journal(REC_USE, u, chk->meter, chk->cost,
 		    v->credits, credits || (m != NULL && m->limited),

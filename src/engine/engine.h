@@ -166,6 +166,7 @@ struct eng_meter *eng_meter_get(struct eng_user *, const char *meter,
 
 /* journal.c */
 uint64_t	 eng_journal_add(const struct eng_rec *);
+bool		 eng_journal_settle(double max);
 int		 eng_flush(struct arena *);
 
 /* decide.c: the outcome of one check. */
@@ -178,6 +179,9 @@ struct eng_verdict {
 	const char	*next;		/* the next plan's name, for messages */
 	uint64_t	 wait_seq;	/* answer once the journal has this */
 	bool		 retry;		/* recalled: ask again after an epoch */
+	int		 notice;	/* 80 or 100: the meter crossed it */
+	long long	 used, limit;	/* the meter's, for the notice */
+	const char	*period_start;	/* the meter's period, for the notice */
 };
 
 struct eng_check {

@@ -13,6 +13,13 @@
 
 #include "engine/engine.h"
 
+/*
+ * With [server] gate_wait_commit = no nobody waits for a COMMIT, so the
+ * flusher gathers records for this long between transactions: fewer,
+ * larger batches, the same records.  (Waiting checks flush at once.)
+ */
+#define FLUSH_GAP	0.005
+
 static volatile sig_atomic_t	 stopping;
 
 static void
@@ -35,7 +42,7 @@ eng_flusher_run(void)
 	struct sigaction	 sa;
 	struct arena		*a;
 	sigset_t		 none;
-	double			 stop_at = 0;
+	double			 stop_at = 0, started;
 	int			 rc;
 
 	memset(&sa, 0, sizeof(sa));
@@ -53,6 +60,7 @@ eng_flusher_run(void)
 	    (unsigned long long)eng->h.jflushed,
 	    (unsigned long long)eng->h.jhead);
 	for (;;) {
+		started = eng_now();
 		rc = eng_flush(a);
 		arena_reset(a);
 		eng_wake_gates(ENG_WAIT_FLUSH);
@@ -68,7 +76,8 @@ eng_flusher_run(void)
 			eng_doze(eng_flusher_fd, &eng->h.flusher_idle, 1000,
 			    journal_pending);
 			db_idle();
-		}
+		} else if (!cfg.gate_wait_commit && !stopping)
+			eng_pace(started, FLUSH_GAP);
 	}
 	db_close();
 	log_info("flusher_stop", " journal=%llu/%llu",

@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -43,6 +44,36 @@ eng_journal_add(const struct eng_rec *r)
 	eng_unlock(&eng->h.jlock);
 	eng_wake_flusher();
 	return seq;
+}
+
+/*
+ * Waits, at most max seconds, until every record published before the
+ * call is committed.  Checks are answered once their records are in the
+ * journal ([server] gate_wait_commit = no), so a request that reads what
+ * checks counted (usage, credits, the ledger) calls this first and sees
+ * every check this host answered before it.  False: the flusher did not
+ * get there in time (the database is away); the caller reads anyway.
+ */
+bool
+eng_journal_settle(double max)
+{
+	struct timespec	 ts = { 0, 500000 };
+	uint64_t	 head;
+	double		 until;
+
+	if (eng == NULL)
+		return true;
+	head = __atomic_load_n(&eng->h.jhead, __ATOMIC_ACQUIRE);
+	if (__atomic_load_n(&eng->h.jflushed, __ATOMIC_ACQUIRE) >= head)
+		return true;
+	until = eng_now() + max;
+	eng_wake_flusher();
+	while (__atomic_load_n(&eng->h.jflushed, __ATOMIC_ACQUIRE) < head) {
+		if (eng_now() > until)
+			return false;
+		nanosleep(&ts, NULL);
+	}
+	return true;
 }
 
 /* Adds one record to the batch's JSON array. */

@@ -20,6 +20,13 @@
 
 #define SEEN_MAX	16384	/* change ids remembered above the floor */
 #define GAP_WAIT	5.0	/* seconds an id gap may stay open */
+/*
+ * Polls begin at most this often: every check waiting meanwhile passes
+ * on the next one, so under load a poll serves many checks, and the
+ * database answers a bounded number of polls (1,000 a second) however
+ * many checks come.  A check waits half of it on average.
+ */
+#define POLL_GAP	0.001
 
 static struct sql q_changes = SQL(
     "SELECT id, user_id FROM gate_changes WHERE id > ? ORDER BY id "
@@ -236,7 +243,8 @@ eng_engine_run(void)
 			eng_doze(eng_engine_fd, &eng->h.engine_idle, 1000,
 			    gates_waiting);
 			db_idle();
-		}
+		} else
+			eng_pace(now, POLL_GAP);
 	}
 	db_close();
 	log_info("engine_stop", "%s", "");

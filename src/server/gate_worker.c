@@ -470,6 +470,21 @@ unauth:
 	deny_now(c, 401, "unauthenticated");
 }
 
+/*
+ * Queues the mail that a meter reached 80 or 100 % of its limit (twice a
+ * period per user and meter at most, so the database trip is rare).
+ */
+static void
+send_notice(const struct eng_verdict *v, const char *meter)
+{
+	struct req	 rq;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.a = ar;
+	usage_notice(&rq, v->uid, meter, v->period_start, v->notice, v->used,
+	    v->limit);
+}
+
 /* Parks c until the engine's epoch or the flusher moves. */
 static void
 park(struct conn *c)
@@ -589,6 +604,8 @@ advance(struct conn *c)
 				return true;
 			}
 			answer(c, &v);
+			if (v.status == 204 && v.notice != 0)
+				send_notice(&v, c->chk.meter);
 			arena_reset(ar);
 			if (v.wait_seq == 0 && v.status == 204 &&
 			    c->chk.cost > 0) {

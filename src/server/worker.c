@@ -170,6 +170,17 @@ read_body(struct req *r)
 	return false;
 }
 
+/*
+ * True for a route whose answer may show what gate checks counted: it
+ * waits for the journal first (eng_journal_settle).  Not the health and
+ * metrics routes, which must answer at once, nor the gate itself.
+ */
+static bool
+reads_counts(const struct route *rt)
+{
+	return rt->fn != h_healthz && rt->fn != h_metrics && rt->fn != h_gate;
+}
+
 /* Runs the checks before dispatch, then the handler.  Answers once. */
 static void
 dispatch(struct req *r)
@@ -231,6 +242,8 @@ dispatch(struct req *r)
 			return;
 		}
 	}
+	if (reads_counts(r->route) && !eng_journal_settle(1.0))
+		log_warn("journal_settle", " route=%s", r->route->pattern);
 	r->route->fn(r);
 	if (!r->replied) {
 		log_err("no_reply", " route=%s", r->route->pattern);

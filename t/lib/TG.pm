@@ -14,7 +14,7 @@ use Mojo::JSON qw(encode_json);
 use Time::HiRes qw(sleep time);
 use DBI;
 
-our @EXPORT = qw(base ua req json_post dbh devstack master_pid worker_pids gate_pids engine_pid flusher_pid
+our @EXPORT = qw(base ua req json_post dbh settle devstack master_pid worker_pids gate_pids engine_pid flusher_pid
     wait_for error_ok conf_get);
 
 BEGIN {
@@ -56,12 +56,46 @@ sub json_post {
 	    encode_json($data));
 }
 
-# A handle on the dev stack's database, as the tollgate user.
+# Waits until the gate engine's journal holds nothing uncommitted (what
+# /metrics says), at most 5 s.  A gate check is answered once its records
+# are in the journal, and committed a few milliseconds later; the API
+# waits for them itself, a test reading the database directly calls this.
+# On the cluster's short form, both instances' journals.
+sub settle {
+	$UA //= ua();
+	for my $b (grep { defined } $ENV{TG_BASE}, $ENV{TG_BASE_B}) {
+		my $ok;
+		for (1 .. 500) {
+			my $m = $UA->get("$b/metrics")->res->body // '';
+			$ok = $m =~ /^tollgate_gate_journal_pending 0$/m
+			    || $m !~ /^tollgate_gate_journal_pending /m;
+			last if $ok;
+			select(undef, undef, undef, 0.01);
+		}
+		return 0 unless $ok;
+	}
+	return 1;
+}
+
+# What the journal writes: a statement that reads these settles first.
+my $COUNTED = qr/\b(?:usage_counters|usage_daily|credit_ledger|credit_balances|
+    gate_leases|meter_reports|last_used_at)\b/x;
+
+# A handle on the dev stack's database, as the tollgate user.  Statements
+# that read what gate checks counted wait for the journal (settle).
 sub dbh {
 	my $dsn = "DBI:MariaDB:database=$ENV{TG_DB_NAME};"
 	    . "mariadb_socket=$ENV{TG_DB_SOCKET}";
+	my $settle = sub {
+		my (undef, $sql) = @_;
+		settle() if !ref $sql && defined $sql && $sql =~ $COUNTED;
+		return;
+	};
 	return DBI->connect($dsn, $ENV{TG_DB_USER}, $ENV{TG_DB_PASSWORD},
-	    { RaiseError => 1, PrintError => 0, AutoCommit => 1 });
+	    { RaiseError => 1, PrintError => 0, AutoCommit => 1,
+	      Callbacks => { map { $_ => $settle } qw(prepare do
+	      selectrow_array selectrow_arrayref selectrow_hashref
+	      selectall_arrayref selectall_hashref selectcol_arrayref) } });
 }
 
 # Runs `contrib/devstack @args`; its output goes to stderr so it cannot
