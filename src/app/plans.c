@@ -418,6 +418,28 @@ plans_delete_body(void *v)
 }
 
 /*
+ * Runs body over argv (argv[0] the plan) in one transaction, audited as
+ * the operator's.  Returns what db_tx_run returns; *t says the rest.
+ */
+static int
+plans_run(int (*body)(void *), int argc, char *argv[], struct plans_tx *t)
+{
+	struct arena	*a = arena_new();
+	struct req	 r;
+	int		 rc;
+
+	ctl_local_req(&r, a);
+	memset(t, 0, sizeof(*t));
+	t->r = &r;
+	t->argc = argc;
+	t->argv = argv;
+	rc = db_tx_run(body, NULL, t, DB_TX_TRIES);
+	t->r = NULL;
+	arena_free(a);
+	return rc;
+}
+
+/*
  * tollgatectl plans set NAME KEY=VALUE...: makes the plan when it does
  * not exist and sets each value, all in one transaction.  Keys:
  * display_name, price (smallest currency unit), currency,
@@ -430,8 +452,6 @@ int
 ctl_plans_set(int argc, char *argv[])
 {
 	struct plans_tx	 t;
-	struct arena	*a;
-	struct req	 r;
 	int		 rc;
 
 	if (argc < 1 || valid_slug(argv[0], strlen(argv[0])) != NULL) {
@@ -442,15 +462,7 @@ ctl_plans_set(int argc, char *argv[])
 		    "[limit.METER=N|-]... [rate.BUCKET=N|-]...\n");
 		return 2;
 	}
-	a = arena_new();
-	ctl_local_req(&r, a);
-	memset(&t, 0, sizeof(t));
-	t.r = &r;
-	t.argc = argc;
-	t.argv = argv;
-	rc = db_tx_run(plans_set_body, NULL, &t, DB_TX_TRIES);
-	arena_free(a);
-	if (rc == DB_ABORT) {
+	if ((rc = plans_run(plans_set_body, argc, argv, &t)) == DB_ABORT) {
 		fprintf(stderr, "tollgatectl: plans set: bad value %s\n",
 		    t.bad);
 		return 2;
@@ -472,7 +484,6 @@ ctl_plans_delete(int argc, char *argv[])
 {
 	struct plans_tx	 t;
 	struct arena	*a;
-	struct req	 r;
 	struct dbrows	 row;
 	int		 rc;
 
@@ -489,15 +500,7 @@ ctl_plans_delete(int argc, char *argv[])
 		fprintf(stderr, "tollgatectl: no plan %s\n", argv[0]);
 		return 1;
 	}
-	a = arena_new();
-	ctl_local_req(&r, a);
-	memset(&t, 0, sizeof(t));
-	t.r = &r;
-	t.argc = argc;
-	t.argv = argv;
-	rc = db_tx_run(plans_delete_body, NULL, &t, DB_TX_TRIES);
-	arena_free(a);
-	if (rc == DB_ABORT) {
+	if ((rc = plans_run(plans_delete_body, argc, argv, &t)) == DB_ABORT) {
 		fprintf(stderr, "tollgatectl: the trial plan cannot be "
 		    "deleted\n");
 		return 1;
