@@ -161,16 +161,26 @@ mail_text(struct req *r, const char *uid, const char *name,
 	return mail_queue(r, uid, kind, to, subject, text, link);
 }
 
+/*
+ * A mail whose link (base_url, path, the token) is the point of it:
+ * text name, recorded as kind name too.
+ */
+static int
+mail_link(struct req *r, const char *uid, const char *to, const char *name,
+    const char *path, const char *token)
+{
+	const char	*link = arena_printf(r->a, "%s%s?token=%s",
+			    cfg.base_url, path, token);
+	const char	*vars[] = { "link", link, NULL };
+
+	return mail_text(r, uid, name, name, to, link, vars);
+}
+
 /* The verification mail with its link. */
 int
 mail_verify(struct req *r, const char *uid, const char *to, const char *token)
 {
-	const char	*link = arena_printf(r->a, "%s/verify-email?token=%s",
-			    cfg.base_url, token);
-	const char	*vars[] = { "link", link, NULL };
-
-	return mail_text(r, uid, "verification", "verification", to, link,
-	    vars);
+	return mail_link(r, uid, to, "verification", "/verify-email", token);
 }
 
 /*
@@ -201,23 +211,15 @@ mail_welcome(struct req *r, const char *uid, const char *to,
 int
 mail_reset(struct req *r, const char *uid, const char *to, const char *token)
 {
-	const char	*link = arena_printf(r->a, "%s/reset-password?token=%s",
-			    cfg.base_url, token);
-	const char	*vars[] = { "link", link, NULL };
-
-	return mail_text(r, uid, "password_reset", "password_reset", to, link,
-	    vars);
+	return mail_link(r, uid, to, "password_reset", "/reset-password",
+	    token);
 }
 
 /* The one-time login link (valid for 15 minutes). */
 int
 mail_magic(struct req *r, const char *uid, const char *to, const char *token)
 {
-	const char	*link = arena_printf(r->a, "%s/auth/magic?token=%s",
-			    cfg.base_url, token);
-	const char	*vars[] = { "link", link, NULL };
-
-	return mail_text(r, uid, "magic_link", "magic_link", to, link, vars);
+	return mail_link(r, uid, to, "magic_link", "/auth/magic", token);
 }
 
 /* The verification link of an email change, to the new address. */
@@ -225,12 +227,7 @@ int
 mail_email_change(struct req *r, const char *uid, const char *to,
     const char *token)
 {
-	const char	*link = arena_printf(r->a, "%s/verify-email?token=%s",
-			    cfg.base_url, token);
-	const char	*vars[] = { "link", link, NULL };
-
-	return mail_text(r, uid, "email_change", "email_change", to, link,
-	    vars);
+	return mail_link(r, uid, to, "email_change", "/verify-email", token);
 }
 
 /* The notice to the old address that a change to new_email was asked. */

@@ -88,7 +88,7 @@ op_user_show(struct arena *a, const char *email, struct dbrows *row)
 struct op_tx {
 	struct req	*r;
 	const char	*uid, *email, *hash;
-	bool		 admin_row;	/* disable: the target is a live admin */
+	bool		 admin_row;	/* disable: a live admin's account */
 	bool		 last_admin;
 	int		 changed;
 };

@@ -426,6 +426,7 @@ double	 now_seconds(void);
 
 /* True when the raw request target decodes to exactly nginx's $uri. */
 bool	 raw_path_agrees(const char *raw, const char *uri);
+int	 hex_digit(int c);
 
 /* ------------------------------------------------------------------ */
 /* hashcap.c: at most [limits] password_hashes Argon2id at once        */

@@ -12,8 +12,9 @@
 
 #include "core/core.h"
 
-static int
-hexval(int c)
+/* The value of hexadecimal digit c, or -1 when it is none. */
+int
+hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -49,8 +50,8 @@ raw_path_agrees(const char *raw, const char *uri)
 		if (c == '%') {
 			if (i + 2 >= n)
 				return false;
-			if ((hi = hexval(raw[i + 1])) < 0 ||
-			    (lo = hexval(raw[i + 2])) < 0)
+			if ((hi = hex_digit(raw[i + 1])) < 0 ||
+			    (lo = hex_digit(raw[i + 2])) < 0)
 				return false;
 			c = hi * 16 + lo;
 			if (c == '/' || c == '\\' || c == ';' || c == '\0')

@@ -186,9 +186,9 @@ pg_notice_of(struct page *p, const struct pg_notice_text *tab, size_t n)
 /*
  * Opens a table (class cls, may be NULL) with the column heads (a NULL-
  * terminated list of plain text; one starting with "." is for screen
- * readers only, as ".Actions" over buttons) for rows rows.  With no rows and empty given,
- * writes that sentence instead and returns false.  Returns whether the
- * table is open: pg_table_end closes it.
+ * readers only, as ".Actions" over buttons) for rows rows.  With no
+ * rows and empty given, writes that sentence instead and returns false.
+ * Returns whether the table is open: pg_table_end closes it.
  */
 bool
 pg_table(struct page *p, size_t rows, const char *empty, const char *cls,

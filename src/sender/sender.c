@@ -156,8 +156,9 @@ trial_pass(struct arena *a)
 			continue;
 		for (i = 0; i < rows.n && !stop; i++)
 			trial_notice_send(&r, dbv(&rows, i, 0),
-			    dbv(&rows, i, 1), ending[k].kind, (int)dbi(&rows, i, 3),
-			    dbv(&rows, i, 2), dbv(&rows, i, 4));
+			    dbv(&rows, i, 1), ending[k].kind,
+			    (int)dbi(&rows, i, 3), dbv(&rows, i, 2),
+			    dbv(&rows, i, 4));
 	}
 	if (stop || trial_ended_due(a, &rows) <= 0)
 		return;
