@@ -439,6 +439,7 @@ handler_fn	 h_billing_checkout;
 handler_fn	 h_billing_portal;
 handler_fn	 h_billing_payments;
 #define BILLING_STRIPE_DOWN	-100	/* a Stripe call failed (beside DB_*) */
+void	 reply_billing_failed(struct req *, int rc);
 #define BILLING_GONE		1	/* no such user */
 #define BILLING_NOT_BUYABLE	2	/* a plan that cannot be bought */
 #define BILLING_SUB_EXISTS	3	/* a subscription is live already */

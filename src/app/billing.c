@@ -108,8 +108,11 @@ reply_billing_off(struct req *r)
 	    "site.");
 }
 
-/* Answers a failed Stripe call (STRIPE_DOWN) or a DB_* code. */
-static void
+/*
+ * Answers a failed Stripe call (BILLING_STRIPE_DOWN: 503 with
+ * Retry-After) or a DB_* code, for the API and the pages alike.
+ */
+void
 reply_billing_failed(struct req *r, int rc)
 {
 	if (rc != STRIPE_DOWN) {

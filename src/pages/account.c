@@ -947,19 +947,6 @@ continue_page(struct page *p, const char *url, const char *title,
 	pg_send(p, 200, title);
 }
 
-/* Answers a Stripe outage (INTERIM_STRIPE_DOWN) or a DB_* code. */
-static void
-reply_stripe(struct req *r, int rc)
-{
-	if (rc != BILLING_STRIPE_DOWN) {
-		reply_db(r, rc);
-		return;
-	}
-	reply_header(r, "Retry-After", "30");
-	reply_error(r, 503, "unavailable", "The payment provider could not be "
-	    "reached. Please try again in a moment.");
-}
-
 /*
  * POST /billing/checkout {plan}: 200 with the link to Stripe Checkout;
  * 422 for a plan that cannot be bought; 409 when a subscription is live
@@ -988,7 +975,7 @@ h_page_checkout(struct req *r)
 	rc = billing_checkout_core(r, r->who.user_id, in_str(r, "plan"),
 	    " via=page", &url);
 	if (rc < 0) {
-		reply_stripe(r, rc);
+		reply_billing_failed(r, rc);
 		return;
 	}
 	if (rc == BILLING_NOT_BUYABLE) {
@@ -1025,7 +1012,7 @@ h_page_portal(struct req *r)
 		return;
 	}
 	if ((rc = billing_portal_core(r, r->who.user_id, " via=page", &url)) < 0) {
-		reply_stripe(r, rc);
+		reply_billing_failed(r, rc);
 		return;
 	}
 	continue_page(&p, url, "Manage billing", "Your invoices, payment "
