@@ -35,10 +35,13 @@ enum {
 	G_RESET, G_NEXT, G_NOTICE, G_PERIOD, G_USED, G_LIMIT
 };
 
-/* What the client is told, by error code. */
-static const char *
-gate_message(struct req *r, const char *code, const char *meter,
-    const char *next)
+/*
+ * The message a client is told with a denial's code, for the gate
+ * workers, h_gate and POST /api/v1/check alike.  Static or in a.
+ */
+const char *
+deny_message(struct arena *a, const char *code, const char *meter,
+    const char *next, const char *role)
 {
 	if (strcmp(code, "unauthenticated") == 0)
 		return "The credential is missing or not valid.";
@@ -56,9 +59,16 @@ gate_message(struct req *r, const char *code, const char *meter,
 	if (strcmp(code, "trial_credits_exhausted") == 0)
 		return "Trial credits exhausted. Please upgrade to continue.";
 	if (strcmp(code, "quota_exceeded") == 0)
-		return quota_message(r->a, meter, next);
+		return quota_message(a, meter != NULL ? meter : "api_calls",
+		    next);
+	if (strcmp(code, "forbidden") == 0 && role != NULL)
+		return arena_printf(a, "Only an %s may use this.", role);
 	if (strcmp(code, "forbidden") == 0)
 		return "A session cookie counts only on same-origin requests.";
+	if (strcmp(code, "bad_request") == 0)
+		return "The path is not in its plain form (an encoded slash or "
+		    "dot, a dot segment, a doubled slash or a \";\"): send it "
+		    "as the service should act on it.";
 	return "The service is briefly unavailable. Please try again in a "
 	    "few seconds.";
 }
@@ -107,7 +117,8 @@ static void
 gate_deny_early(struct req *r, int status, const char *code)
 {
 	gate_rl(r, NULL, NULL, NULL);
-	gate_deny(r, status, code, gate_message(r, code, NULL, NULL), NULL);
+	gate_deny(r, status, code, deny_message(r->a, code, NULL, NULL,
+	    NULL), NULL);
 }
 
 /* Answers a database failure: 503 unavailable with Retry-After. */
@@ -116,8 +127,8 @@ gate_db_down(struct req *r)
 {
 	gate_rl(r, NULL, NULL, NULL);
 	reply_header(r, "Retry-After", "5");
-	gate_deny(r, 503, "unavailable", gate_message(r, "unavailable",
-	    NULL, NULL), NULL);
+	gate_deny(r, 503, "unavailable", deny_message(r->a,
+	    "unavailable", NULL, NULL, NULL), NULL);
 }
 
 /*
@@ -239,10 +250,8 @@ h_gate(struct req *r)
 	 */
 	if (!raw_path_agrees(req_env(r, "TOLLGATE_RAW_URI"), uri)) {
 		gate_rl(r, NULL, NULL, NULL);
-		gate_deny(r, 400, "bad_request", "The path is not in its plain "
-		    "form (an encoded slash or dot, a dot segment, a doubled "
-		    "slash or a \";\"): send it as the service should act on "
-		    "it.", NULL);
+		gate_deny(r, 400, "bad_request", deny_message(r->a,
+		    "bad_request", NULL, NULL, NULL), NULL);
 		return;
 	}
 	for (i = 0; i < TRIES; i++)
@@ -268,8 +277,8 @@ h_gate(struct req *r)
 			metrics_count(CTR_SPEND_REFUSED, 1);
 		if (status == 429)
 			reply_header(r, "Retry-After", dbv(&row, 0, G_RESET));
-		gate_deny(r, status, code, gate_message(r, code, meter,
-		    dbv(&row, 0, G_NEXT)), strcmp(code, "quota_exceeded") == 0 ?
+		gate_deny(r, status, code, deny_message(r->a, code, meter,
+		    dbv(&row, 0, G_NEXT), NULL), strcmp(code, "quota_exceeded") == 0 ?
 		    meter : NULL);
 		return;
 	}

@@ -63,6 +63,7 @@ static const struct key keys[] = {
 	{ "trial", "days", K_INT, OFF(trial_days), "30", 0, 3650 },
 	{ "trial", "credits", K_INT, OFF(trial_credits), "10", 0, 1000000000 },
 	{ "trial", "fallback_plan", K_STR, OFF(trial_fallback_plan), "", 0, 0 },
+	{ "trial", "require_verified_email", K_BOOL, OFF(require_verified_email), "yes", 0, 0 },
 	{ "limits", "api_per_minute", K_INT, OFF(api_per_minute), "120", 1, 1000000 },
 	{ "limits", "login_failures", K_INT, OFF(login_failures), "10", 1, 1000000 },
 	{ "limits", "mail_per_hour", K_INT, OFF(mail_per_hour), "5", 1, 1000000 },

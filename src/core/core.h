@@ -120,6 +120,7 @@ struct config {
 	int		 trial_days;
 	long long	 trial_credits;
 	char		*trial_fallback_plan;	/* "" when none */
+	int		 require_verified_email; /* 0: keys work at once */
 
 	/* [limits] */
 	int		 api_per_minute;

@@ -26,13 +26,22 @@
 
 static struct sql q_lease = SQL(
     "CALL tg_lease(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+static struct sql q_bucket = SQL(
+    "CALL tg_bucket(?, ?, ?, ?)");
+/* A level meter (sql/050-services.sql): raised, or only looked at. */
+static struct sql q_level_raise = SQL(
+    "CALL tg_level_raise(?, ?, ?)");
+static struct sql q_level_peek = SQL(
+    "SELECT COALESCE((SELECT v.level FROM usage_levels v WHERE "
+    "v.user_id = ? AND v.meter = ?), 0), (SELECT l.period_limit FROM "
+    "plan_limits l WHERE l.plan = tg_plan(?) AND l.meter = ?)");
 
 /* The columns of tg_lease's row. */
 enum {
 	L_STATUS, L_CODE, L_UID, L_OBJ, L_DISABLED, L_VERIFIED, L_PLAN,
 	L_TRIAL, L_RATE, L_COUNT, L_G_RATE, L_RESET_US, L_LIMIT, L_USED,
 	L_G_METER, L_CREDITS, L_G_CRED, L_PS, L_VALID_S, L_PAYING, L_NEXT,
-	L_RECALL, L_WS, L_PE
+	L_RECALL, L_WS, L_PE, L_ROLE, L_LEVEL
 };
 
 /* What u still lacks for the check; all zero when it can decide. */
@@ -86,6 +95,7 @@ take_lease(struct eng_user *u, const struct dbrows *row, const char *meter,
 	u->paying = dbi(row, 0, L_PAYING) != 0;
 	put(u->plan, sizeof(u->plan), dbv(row, 0, L_PLAN));
 	put(u->next, sizeof(u->next), dbv(row, 0, L_NEXT));
+	put(u->role, sizeof(u->role), dbv(row, 0, L_ROLE));
 	if (ps == NULL || strcmp(ps, u->period_start) != 0) {
 		/* A new period: meter slices of the old one are void. */
 		memset(u->m, 0, sizeof(u->m));
@@ -117,11 +127,18 @@ take_lease(struct eng_user *u, const struct dbrows *row, const char *meter,
 		u->cred_until = now + (valid < SLICE_TTL ? valid : SLICE_TTL);
 	u->cred_base = dbi(row, 0, L_CREDITS);
 	u->cred_loaded = true;
-	if (n->credits > 0 && dbi(row, 0, L_G_CRED) == 0 && !recall)
+	/*
+	 * Refused here for a second: needs at least as large as the one
+	 * that did not fit (a smaller one may still fit: ask for it).
+	 */
+	if (n->credits > 0 && dbi(row, 0, L_G_CRED) == 0 && !recall) {
 		u->cred_no_until = now + NO_RECHECK;
+		u->cred_no_need = n->credits;
+	}
 
 	if ((m = eng_meter_get(u, meter, true)) == NULL)
 		return;
+	m->level = dbi(row, 0, L_LEVEL) != 0;
 	m->limited = dbv(row, 0, L_LIMIT) != NULL;
 	if (!m->limited) {
 		m->avail = 0;
@@ -135,8 +152,10 @@ take_lease(struct eng_user *u, const struct dbrows *row, const char *meter,
 		m->until = now + (valid < SLICE_TTL ? valid : SLICE_TTL);
 	m->base = m->limit - dbi(row, 0, L_USED);
 	if (dbi(row, 0, L_G_METER) == 0 && !recall && (n->meter > 0 ||
-	    m->base + m->avail <= 0))
+	    m->base + m->avail <= 0)) {
 		m->no_until = now + NO_RECHECK;
+		m->no_need = m->base + m->avail <= 0 ? 0 : n->meter;
+	}
 }
 
 /* Fills the verdict's rate figures from u. */
@@ -170,7 +189,7 @@ needs_of(struct eng_user *u, const struct eng_check *chk, struct needs *n)
 	memset(n, 0, sizeof(*n));
 	if (!u->loaded || u->valid_until <= now) {
 		n->any = true;
-		n->rate = 1;
+		n->rate = chk->bucket == NULL;
 		n->meter = chk->cost;
 		n->credits = credits ? chk->cost : 0;
 		return;
@@ -179,9 +198,10 @@ needs_of(struct eng_user *u, const struct eng_check *chk, struct needs *n)
 		return;
 	if (u->window_end <= now)
 		u->rate_avail = 0;
-	if (u->rate_avail < 1 && u->rate_no_until <= now)
+	if (chk->bucket == NULL && u->rate_avail < 1 &&
+	    u->rate_no_until <= now)
 		n->rate = 1;
-	if (!u->verified)
+	if (!u->verified && cfg.require_verified_email)
 		goto out;	/* refused after the rate check */
 	if (!credits) {
 		m = eng_meter_get(u, chk->meter, false);
@@ -190,7 +210,8 @@ needs_of(struct eng_user *u, const struct eng_check *chk, struct needs *n)
 		else if (m->limited) {
 			if (m->until <= now)
 				m->avail = 0;
-			if (m->no_until > now)
+			if (m->no_until > now && chk->cost - m->avail >=
+			    m->no_need)
 				;	/* refused here for now */
 			else if (m->avail < chk->cost)
 				n->meter = chk->cost - m->avail;
@@ -200,7 +221,8 @@ needs_of(struct eng_user *u, const struct eng_check *chk, struct needs *n)
 	} else if (chk->cost > 0) {
 		if (u->cred_until <= now)
 			u->cred_avail = 0;
-		if (u->cred_avail < chk->cost && u->cred_no_until <= now)
+		if (u->cred_avail < chk->cost && (u->cred_no_until <= now ||
+		    chk->cost - u->cred_avail < u->cred_no_need))
 			n->credits = chk->cost - u->cred_avail;
 	}
 out:
@@ -258,6 +280,53 @@ threshold(struct arena *a, struct eng_user *u, struct eng_meter *m,
 }
 
 /*
+ * Decides a level meter's part of a check in the database: raises the
+ * level by the cost when level + cost stays within the limit (a dry
+ * check only looks).  Returns 1 (passes), 0 (refused) or a DB_* code;
+ * fills the verdict's meter figures.
+ */
+static int
+level_check(struct arena *a, const struct eng_user *u,
+    const struct eng_check *chk, struct eng_verdict *v)
+{
+	struct dbrows	 row;
+	long long	 level, limit;
+	bool		 ok;
+	int		 rc = DB_FAIL, i;
+
+	for (i = 0; i < TRIES; i++) {
+		if (chk->dry)
+			rc = db_select(a, &q_level_peek, &row, "ssss", u->uid,
+			    chk->meter, u->uid, chk->meter);
+		else
+			rc = db_select(a, &q_level_raise, &row, "ssi", u->uid,
+			    chk->meter, chk->cost);
+		if (rc != DB_RETRY)
+			break;
+		eng_pace(eng_now(), 0.001 * (1 + (i & 3)));
+	}
+	if (rc != 1)
+		return rc < 0 ? rc : DB_FAIL;
+	if (chk->dry) {
+		level = dbi(&row, 0, 0);
+		limit = dbi(&row, 0, 1);
+		ok = dbv(&row, 0, 1) == NULL || level + (chk->cost > 0 ?
+		    chk->cost : 1) <= limit;
+		v->m_limited = dbv(&row, 0, 1) != NULL;
+	} else {
+		ok = dbi(&row, 0, 0) != 0;
+		level = dbi(&row, 0, 1);
+		limit = dbi(&row, 0, 2);
+		v->m_limited = dbv(&row, 0, 2) != NULL;
+	}
+	if (v->m_limited) {
+		v->m_limit = limit;
+		v->m_remaining = limit > level ? limit - level : 0;
+	}
+	return ok ? 1 : 0;
+}
+
+/*
  * Decides with u (locked and loaded) and what it holds; consumes the
  * slices of an allowed check and journals it.  lacking says a lease was
  * asked for and did not cover the need: the check is refused there.
@@ -269,22 +338,37 @@ decide_local(struct arena *a, struct eng_user *u, const struct eng_check *chk,
 	struct eng_meter	*m = NULL;
 	bool			 credits = strcmp(chk->meter, "credits") == 0;
 	long long		 bal;
+	int			 rc;
 
 	v->uid = arena_strdup(a, u->uid);
 	v->plan = u->has_plan ? arena_strdup(a, u->plan) : NULL;
 	v->next = u->next[0] ? arena_strdup(a, u->next) : NULL;
+	v->role = u->role[0] ? arena_strdup(a, u->role) : NULL;
 	v->credits = u->has_plan && u->cred_loaded ?
 	    u->cred_base + u->cred_avail : 0;
+	if (!credits && u->has_plan &&
+	    (m = eng_meter_get(u, chk->meter, false)) != NULL && m->limited) {
+		v->m_limited = true;
+		v->m_limit = m->limit;
+		v->m_remaining = m->base + m->avail < 0 ? 0 :
+		    m->base + m->avail;
+	}
 	rate_figures(u, v);
 	if (u->disabled) {
 		v->status = 403, v->code = "account_disabled";
 		return;
 	}
-	if (u->has_plan && u->rate_avail < 1) {
+	if (chk->role != NULL && strcmp(u->role, chk->role) != 0) {
+		v->status = 403, v->code = "forbidden";
+		return;
+	}
+	/* A named bucket is counted in the database (decide_bucket). */
+	if (u->has_plan && chk->bucket == NULL && u->rate_avail < 1) {
 		v->status = 429, v->code = "rate_limited";
 		return;
 	}
-	if (!u->verified) {
+	/* [trial] require_verified_email = no: keys work at once. */
+	if (!u->verified && cfg.require_verified_email) {
 		v->status = 403, v->code = "email_not_verified";
 		return;
 	}
@@ -292,11 +376,24 @@ decide_local(struct arena *a, struct eng_user *u, const struct eng_check *chk,
 		v->status = 402, v->code = "subscription_required";
 		return;
 	}
-	if (!credits && (m = eng_meter_get(u, chk->meter, false)) != NULL &&
-	    m->limited && (m->avail < chk->cost || (chk->cost == 0 &&
-	    m->base + m->avail <= 0))) {
+	if (m != NULL && m->limited && (m->avail < chk->cost ||
+	    (chk->cost == 0 && m->base + m->avail <= 0))) {
 		v->status = 403, v->code = "quota_exceeded";
 		return;
+	}
+	/* A level meter: the last test, since passing raises the level. */
+	if (!credits && (m = eng_meter_get(u, chk->meter, false)) != NULL &&
+	    m->level) {
+		if ((rc = level_check(a, u, chk, v)) < 0) {
+			v->status = 503, v->code = "unavailable";
+			return;
+		}
+		if (rc == 0) {
+			v->status = 403, v->code = "quota_exceeded";
+			return;
+		}
+		v->in_db = !chk->dry;
+		m = NULL;	/* no slice to take from */
 	}
 	if (credits && chk->cost > 0 && u->cred_avail < chk->cost) {
 		bal = u->cred_base + u->cred_avail;
@@ -308,31 +405,115 @@ decide_local(struct arena *a, struct eng_user *u, const struct eng_check *chk,
 			v->retry = true;
 			return;
 		}
+		if (chk->dry)
+			return;
 		v->wait_seq = journal(REC_REFUSE, u, chk->meter, chk->cost,
 		    bal < 0 ? 0 : bal, false, new_id(a));
 		metrics_count(CTR_SPEND_REFUSED, 1);
 		return;
 	}
+	v->status = 204;
+	if (chk->dry)
+		return;		/* what would happen; nothing is taken */
 
 	/* Allowed: take from the slices, then journal what it counts. */
-	u->rate_avail--;
-	v->remaining = u->rate_base + u->rate_avail;
-	if (v->remaining < 0)
-		v->remaining = 0;
-	if (m != NULL && m->limited)
+	if (chk->bucket == NULL) {
+		u->rate_avail--;
+		v->remaining = u->rate_base + u->rate_avail;
+		if (v->remaining < 0)
+			v->remaining = 0;
+	}
+	if (m != NULL && m->limited) {
 		m->avail -= chk->cost;
+		v->m_remaining = m->base + m->avail < 0 ? 0 :
+		    m->base + m->avail;
+	}
 	if (credits && chk->cost > 0) {
 		u->cred_avail -= chk->cost;
 		v->credits = u->cred_base + u->cred_avail;
 		metrics_count(CTR_SPEND_OK, 1);
 	}
-	v->status = 204;
 	if (m != NULL && m->limited && chk->cost > 0)
 		threshold(a, u, m, v);
-	if (chk->cost > 0)
+	if (chk->cost > 0 && !v->in_db)
 		v->wait_seq = journal(REC_USE, u, chk->meter, chk->cost,
 		    v->credits, credits || (m != NULL && m->limited),
 		    credits ? new_id(a) : NULL);
+}
+
+/* Calls tg_bucket; returns the row count (1) or a DB_* code. */
+static int
+bucket(struct arena *a, const char *uid, const char *name, int mode,
+    const char *ws, struct dbrows *row)
+{
+	int	 rc = DB_FAIL, i;
+
+	for (i = 0; i < TRIES; i++) {
+		if ((rc = db_select(a, &q_bucket, row, "ssis", uid, name,
+		    (long long)mode, ws)) != DB_RETRY)
+			break;
+		eng_pace(eng_now(), 0.001 * (1 + (i & 3)));
+	}
+	return rc;
+}
+
+/* The rate figures of a named bucket, from tg_bucket's row. */
+static void
+bucket_figures(const struct dbrows *row, struct eng_verdict *v)
+{
+	long long	 us = dbi(row, 0, 3);
+
+	v->rate = dbi(row, 0, 1);
+	v->remaining = v->rate - dbi(row, 0, 2);
+	if (v->remaining < 0)
+		v->remaining = 0;
+	v->reset = us <= 0 ? 1 : (us + 999999) / 1000000;
+}
+
+/*
+ * Decides a check whose location names a rate bucket (u locked): the
+ * bucket is counted in the database (tg_bucket), in the rate's place in
+ * the order.  A check refused before the rate (401, disabled, the role)
+ * takes nothing; one refused after it gives its slot back, since the
+ * rate counts allowed checks only.  u stays locked throughout, so the
+ * look ahead and the decision see the same state.
+ */
+static void
+decide_bucket(struct arena *a, struct eng_user *u,
+    const struct eng_check *chk, bool recall, struct eng_verdict *v)
+{
+	struct eng_check	 look = *chk;
+	struct dbrows		 row, back;
+	const char		*ws;
+	int			 rc;
+
+	look.dry = true;
+	decide_local(a, u, &look, recall, v);
+	if (v->retry || !u->has_plan || (v->status != 204 &&
+	    (strcmp(v->code, "account_disabled") == 0 ||
+	    strcmp(v->code, "forbidden") == 0)))
+		return;
+	if ((rc = bucket(a, u->uid, chk->bucket, chk->dry ? 0 : 1, NULL,
+	    &row)) != 1) {
+		if (rc >= 0)
+			log_err("bucket_result", " rows=%d", rc);
+		v->status = 503, v->code = "unavailable";
+		return;
+	}
+	if (dbi(&row, 0, 0) == 0) {
+		v->status = 429, v->code = "rate_limited";
+		bucket_figures(&row, v);
+		return;
+	}
+	if (!chk->dry) {
+		memset(v, 0, sizeof(*v));
+		decide_local(a, u, chk, recall, v);
+		ws = dbv(&row, 0, 4);
+		if (v->status != 204 && bucket(a, u->uid, chk->bucket, -1, ws,
+		    &back) == 1)
+			row = back;
+	}
+	bucket_figures(&row, v);
 }
 
 /* Asks tg_lease; returns the row count (1) or a DB_* code. */
@@ -449,7 +630,7 @@ eng_decide(struct arena *a, const struct eng_check *chk,
 		}
 	} else {
 		n.any = true;
-		n.rate = 1;
+		n.rate = chk->bucket == NULL;
 		n.meter = chk->cost;
 		n.credits = strcmp(chk->meter, "credits") == 0 ? chk->cost : 0;
 	}
@@ -496,11 +677,15 @@ eng_decide(struct arena *a, const struct eng_check *chk,
 	}
 
 decide:
-	decide_local(a, u, chk, recall, v);
+	if (chk->bucket != NULL)
+		decide_bucket(a, u, chk, recall, v);
+	else
+		decide_local(a, u, chk, recall, v);
 	if (v->status != 204 && recall && !chk->final)
 		v->retry = true;
 	eng_unlock(&u->lock);
-	if (v->status == 204 || (v->status != 401 && strcmp(v->code,
-	    "account_disabled") != 0))
+	/* A bare user id (kind u) has no session or key to touch. */
+	if (chk->kind != 'u' && !chk->dry && (v->status == 204 ||
+	    (v->status != 401 && strcmp(v->code, "account_disabled") != 0)))
 		touch(key, chk->kind, obj, uid);
 }

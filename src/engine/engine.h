@@ -40,6 +40,8 @@ struct eng_meter {
 	int64_t		 avail;		/* this host's unused slice */
 	double		 until;		/* the slice's end (monotonic) */
 	double		 no_until;	/* none left: refuse here until then */
+	int64_t		 no_need;	/* a need this large (or larger) */
+	bool		 level;		/* a level meter: decided in the DB */
 	uint8_t		 noticed;	/* 80 and 100 % notices queued (bits) */
 };
 
@@ -55,6 +57,7 @@ struct eng_user {
 	bool		 disabled, verified, has_plan, is_trial, paying;
 	char		 plan[ENG_NAME];
 	char		 next[128];	/* the next plan up, for messages */
+	char		 role[16];	/* "user" or "admin" */
 	char		 period_start[ENG_TIME];
 	char		 period_end[ENG_TIME];
 	int64_t		 rate;
@@ -68,6 +71,7 @@ struct eng_user {
 	int64_t		 cred_avail;	/* this host's unused credits */
 	double		 cred_until;	/* the slice's end (monotonic) */
 	double		 cred_no_until;	/* none left: refuse here until then */
+	int64_t		 cred_no_need;	/* a need this large (or larger) */
 	struct eng_meter m[ENG_METERS];
 };
 
@@ -177,6 +181,13 @@ struct eng_verdict {
 	long long	 credits;
 	long long	 rate, remaining, reset;
 	const char	*next;		/* the next plan's name, for messages */
+	const char	*role;		/* the user's role (NULL: unknown) */
+	bool		 m_limited;	/* the plan limits the check's meter */
+	long long	 m_limit;	/* that limit, */
+	long long	 m_remaining;	/* and what is left of it (>= 0) */
+	bool		 in_db;		/* counted in the database already
+					   (a level meter): nothing to wait
+					   for */
 	uint64_t	 wait_seq;	/* answer once the journal has this */
 	bool		 retry;		/* recalled: ask again after an epoch */
 	int		 notice;	/* 80 or 100: the meter crossed it */
@@ -185,11 +196,16 @@ struct eng_verdict {
 };
 
 struct eng_check {
-	char		 kind;		/* 'j', 'k', 'c' */
+	char		 kind;		/* 'j' (a: sid, b: uid), 'k' (a: key
+					   hash), 'c' (a: cookie hash), 'u'
+					   (a: a bare user id) */
 	const char	*a, *b;
 	const char	*meter;
 	long long	 cost;
 	bool		 final;		/* no retry after this one */
+	bool		 dry;		/* decide, but count nothing */
+	const char	*bucket;	/* a named rate bucket, or NULL */
+	const char	*role;		/* the role required, or NULL */
 };
 
 void		 eng_decide(struct arena *, const struct eng_check *,

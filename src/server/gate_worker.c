@@ -58,6 +58,7 @@ struct conn {
 	double		 t0;
 	struct eng_check chk;
 	char		 cred[4096 + 8], a[72], b[ENG_ID], meter[ENG_NAME];
+	char		 bucket[ENG_NAME], role[16];	/* the location's */
 	char		 in[IN_MAX];
 	char		 out[OUT_MAX];
 	struct conn	*next_parked;
@@ -135,37 +136,6 @@ header_copy(struct conn *c, const char *name, char *d, size_t n)
 	return true;
 }
 
-/* The text the client is told, by code. */
-static const char *
-message(const char *code, const char *meter, const char *next)
-{
-	if (strcmp(code, "unauthenticated") == 0)
-		return "The credential is missing or not valid.";
-	if (strcmp(code, "token_expired") == 0)
-		return "The credential has expired.";
-	if (strcmp(code, "account_disabled") == 0)
-		return "This account has been disabled.";
-	if (strcmp(code, "rate_limited") == 0)
-		return "Too many requests. Please slow down and try again "
-		    "later.";
-	if (strcmp(code, "email_not_verified") == 0)
-		return "Verify your email address first.";
-	if (strcmp(code, "subscription_required") == 0)
-		return "Your trial has ended. Please subscribe to continue.";
-	if (strcmp(code, "trial_credits_exhausted") == 0)
-		return "Trial credits exhausted. Please upgrade to continue.";
-	if (strcmp(code, "quota_exceeded") == 0)
-		return quota_message(ar, meter, next);
-	if (strcmp(code, "forbidden") == 0)
-		return "A session cookie counts only on same-origin requests.";
-	if (strcmp(code, "bad_request") == 0)
-		return "The path is not in its plain form (an encoded slash or "
-		    "dot, a dot segment, a doubled slash or a \";\"): send it "
-		    "as the service should act on it.";
-	return "The service is briefly unavailable. Please try again in a "
-	    "few seconds.";
-}
-
 /* Appends to the connection's answer. */
 static void
 out(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -197,7 +167,15 @@ answer(struct conn *c, const struct eng_verdict *v)
 	if (v->status == 204) {
 		out(c, "HTTP/1.1 204 No Content\r\nX-Tollgate-User-Id: %s\r\n"
 		    "X-Tollgate-Plan: %s\r\nX-Tollgate-Credits-Remaining: %lld"
-		    "\r\n", v->uid, v->plan ? v->plan : "", v->credits);
+		    "\r\nX-Tollgate-Role: %s\r\n", v->uid, v->plan ? v->plan :
+		    "", v->credits, v->role ? v->role : "");
+		/* What is left of the location's meter; empty: no limit. */
+		if (strcmp(c->chk.meter, "credits") == 0)
+			out(c, "X-Tollgate-Meter-Remaining: %lld\r\n",
+			    v->credits);
+		else if (v->m_limited)
+			out(c, "X-Tollgate-Meter-Remaining: %lld\r\n",
+			    v->m_remaining);
 		metrics_gate(NULL);
 	} else {
 		o = json_object_new_object();
@@ -205,7 +183,8 @@ answer(struct conn *c, const struct eng_verdict *v)
 		json_object_object_add(e, "code",
 		    json_object_new_string(v->code));
 		json_object_object_add(e, "message", json_object_new_string(
-		    message(v->code, c->chk.meter, v->next)));
+		    deny_message(ar, v->code, c->chk.meter, v->next,
+		    v->uid != NULL ? c->chk.role : NULL)));
 		if (strcmp(v->code, "quota_exceeded") == 0)
 			json_object_object_add(e, "meter",
 			    json_object_new_string(c->chk.meter));
@@ -397,8 +376,18 @@ take_request(struct conn *c)
 	}
 	if (!header_copy(c, "X-Tollgate-Uri", uri, sizeof(uri)))
 		uri[0] = '\0';
+	/* $tollgate_bucket and $tollgate_role: empty is none. */
+	if (header_copy(c, "X-Tollgate-Bucket", c->bucket, sizeof(c->bucket)) &&
+	    c->bucket[0] != '\0')
+		c->chk.bucket = c->bucket;
+	if (header_copy(c, "X-Tollgate-Role", c->role, sizeof(c->role)) &&
+	    c->role[0] != '\0')
+		c->chk.role = c->role;
 	if (!header_copy(c, "X-Tollgate-Gate", v, sizeof(v)) ||
 	    valid_slug(c->meter, strlen(c->meter)) != NULL ||
+	    (c->chk.bucket != NULL && valid_slug(c->bucket,
+	    strlen(c->bucket)) != NULL) || (c->chk.role != NULL &&
+	    strcmp(c->role, "admin") != 0) ||
 	    c->chk.cost < 0 || !uri_normal(uri)) {
 		log_err("gate_config", " meter=\"%s\" uri=\"%s\"", c->meter, uri);
 		deny_now(c, 403, "forbidden");
@@ -608,7 +597,7 @@ advance(struct conn *c)
 				send_notice(&v, c->chk.meter);
 			arena_reset(ar);
 			if (v.wait_seq == 0 && v.status == 204 &&
-			    c->chk.cost > 0) {
+			    c->chk.cost > 0 && !v.in_db) {
 				/* The journal is full: the database is away. */
 				v.status = 503, v.code = "unavailable";
 				answer(c, &v);

@@ -193,6 +193,17 @@ static const struct field f_reauth[] = {
 	{ "password", F_TEXT, 0, 1, 256 },
 	{ NULL, 0, 0, 0, 0 },
 };
+/* POST /api/v1/check (contract section 7a). */
+static const struct field f_check[] = {
+	{ "credential", F_TEXT, 0, 1, 4096 },
+	{ "user_id", F_ID, 0, 0, 0 },
+	{ "meter", F_SLUG, 0, 0, 0 },
+	{ "cost", F_INT, 0, 0, 1000000000LL },
+	{ "bucket", F_SLUG, 0, 0, 0 },
+	{ "dry_run", F_BOOL, 0, 0, 0 },
+	{ "idempotency_key", F_TEXT, 0, 1, 128 },
+	{ NULL, 0, 0, 0, 0 },
+};
 static const struct field f_usage_event[] = {
 	{ "user_id", F_ID, FIELD_REQUIRED, 0, 0 },
 	{ "meter", F_SLUG, FIELD_REQUIRED, 0, 0 },
@@ -465,6 +476,8 @@ const struct route routes[] = {
 	    ROUTE_JSON | ROUTE_SERVICE, f_usage_event },
 	{ M_GET, "/api/v1/usage/events", h_usage_events, LOGIN,
 	    f_usage_events },
+	{ M_POST, "/api/v1/check", h_check, ROUTE_JSON | ROUTE_SERVICE,
+	    f_check },
 	{ M_PUT, "/api/v1/usage/levels/{meter}", h_usage_level_put,
 	    ROUTE_JSON | ROUTE_SERVICE, f_usage_level },
 	{ M_GET, "/api/v1/client-config", h_client_config, LOGIN | ROUTE_KEY,
