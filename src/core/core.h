@@ -213,6 +213,8 @@ bool	 stripe_configured(void);
 /* Each returns NULL when the value is good, else what is wrong.       */
 /* ------------------------------------------------------------------ */
 
+/* The value of hexadecimal digit c, or -1 (percent-decoding's). */
+int		 hex_digit(int c);
 const char	*valid_utf8_text(const char *, size_t, size_t maxbytes);
 const char	*valid_email(const char *, size_t);
 const char	*valid_password(const char *, size_t);
@@ -427,7 +429,6 @@ double	 now_seconds(void);
 
 /* True when the raw request target decodes to exactly nginx's $uri. */
 bool	 raw_path_agrees(const char *raw, const char *uri);
-int	 hex_digit(int c);
 
 /* ------------------------------------------------------------------ */
 /* hashcap.c: at most [limits] password_hashes Argon2id at once        */

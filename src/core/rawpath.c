@@ -12,19 +12,6 @@
 
 #include "core/core.h"
 
-/* The value of hexadecimal digit c, or -1 when it is none. */
-int
-hex_digit(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * True when raw (the request target as the client sent it, query and
  * all, as in nginx's $request_uri) reaches an upstream as the same path
