@@ -506,16 +506,16 @@ trial_ended_due(struct arena *a, struct dbrows *rows)
 }
 
 /* A trial notice, run by db_tx_run (maybe more than once). */
-struct notice_tx {
+struct trial_notice_tx {
 	struct req	*r;
 	const char	*uid, *to, *kind, *ends, *ends_raw;
 	int		 days;
 };
 
 static int
-notice_body(void *v)
+trial_notice_body(void *v)
 {
-	struct notice_tx	*t = v;
+	struct trial_notice_tx	*t = v;
 	int			 rc;
 
 	if ((rc = db_exec(&q_notice, "sss", t->uid, t->kind,
@@ -538,7 +538,7 @@ int
 trial_notice(struct req *r, const char *uid, const char *to,
     const char *kind, int days, const char *ends, const char *ends_raw)
 {
-	struct notice_tx	 t;
+	struct trial_notice_tx	 t;
 	int			 rc;
 
 	t.r = r;
@@ -548,6 +548,6 @@ trial_notice(struct req *r, const char *uid, const char *to,
 	t.days = days;
 	t.ends = ends;
 	t.ends_raw = ends_raw;
-	rc = db_tx_run(notice_body, NULL, &t, DB_TX_TRIES);
+	rc = db_tx_run(trial_notice_body, NULL, &t, DB_TX_TRIES);
 	return rc == DB_ABORT ? 0 : rc;
 }

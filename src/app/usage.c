@@ -213,7 +213,7 @@ notice_once(struct req *r, const char *uid, const char *meter,
 }
 
 /* A usage notice, run by db_tx_run (maybe more than once). */
-struct notice_tx {
+struct usage_notice_tx {
 	struct req	*r;
 	const char	*uid, *meter, *period_start;
 	int		 threshold;
@@ -221,9 +221,9 @@ struct notice_tx {
 };
 
 static int
-notice_body(void *v)
+usage_notice_body(void *v)
 {
-	struct notice_tx	*t = v;
+	struct usage_notice_tx	*t = v;
 
 	return notice_once(t->r, t->uid, t->meter, t->period_start,
 	    t->threshold, t->used, t->limit);
@@ -238,7 +238,7 @@ usage_notice(struct req *r, const char *uid, const char *meter,
     const char *period_start, int threshold, long long used,
     long long limit)
 {
-	struct notice_tx	 t;
+	struct usage_notice_tx	 t;
 	int			 rc;
 
 	t.r = r;
@@ -248,7 +248,7 @@ usage_notice(struct req *r, const char *uid, const char *meter,
 	t.threshold = threshold;
 	t.used = used;
 	t.limit = limit;
-	if ((rc = db_tx_run(notice_body, NULL, &t, DB_TX_TRIES)) < 0)
+	if ((rc = db_tx_run(usage_notice_body, NULL, &t, DB_TX_TRIES)) < 0)
 		log_warn("usage_notice", " user=%s meter=%s rc=%d", uid, meter,
 		    rc);
 }
@@ -279,7 +279,7 @@ static struct sql q_event_used = SQL(
     "c.user_id = ? AND c.meter = ? AND c.period_start = ?");
 
 /* A usage event, run by db_tx_run (maybe more than once). */
-struct event_tx {
+struct usage_event_tx {
 	struct req	*r;
 	const char	*uid, *meter;
 	long long	 qty;
@@ -288,13 +288,13 @@ struct event_tx {
 };
 
 static int
-event_body(void *v)
+usage_event_body(void *v)
 {
-	struct event_tx	*t = v;
-	struct req	*r = t->r;
-	struct dbrows	 per, used;
-	long long	 u, lim;
-	int		 rc, th;
+	struct usage_event_tx	*t = v;
+	struct req		*r = t->r;
+	struct dbrows		 per, used;
+	long long		 u, lim;
+	int			 rc, th;
 
 	t->no_user = false;
 	if ((rc = db_select(r->a, &q_event_period, &per, "s", t->uid)) < 0)
@@ -336,10 +336,10 @@ event_body(void *v)
  * transaction.
  */
 static int
-event_committed(void *v)
+usage_event_committed(void *v)
 {
-	struct event_tx	*t = v;
-	struct dbrows	 row;
+	struct usage_event_tx	*t = v;
+	struct dbrows		 row;
 
 	return db_select(t->r->a, &q_event_seen, &row, "ss",
 	    t->r->who.key_id, in_str(t->r, "idempotency_key"));
@@ -359,7 +359,7 @@ event_committed(void *v)
 void
 h_usage_event(struct req *r)
 {
-	struct event_tx	 t;
+	struct usage_event_tx	 t;
 	const char	*uid = in_str(r, "user_id"), *meter = in_str(r, "meter");
 	const char	*kind;
 	const struct input *cost = req_in(r, "cost_micros");
@@ -386,7 +386,7 @@ h_usage_event(struct req *r)
 	t.meter = meter;
 	t.qty = qty;
 	t.has_cost = has_cost;
-	rc = db_tx_run(event_body, event_committed, &t, DB_TX_TRIES);
+	rc = db_tx_run(usage_event_body, usage_event_committed, &t, DB_TX_TRIES);
 	if (rc == DB_ABORT && t.no_user) {
 		reply_invalid1(r, "user_id", "no such user");
 		return;
