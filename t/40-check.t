@@ -93,13 +93,16 @@ is($j->{rate}{remaining}, 9, 'rate.remaining');
 cmp_ok($j->{rate}{reset}, '>', 0, 'rate.reset');
 is(used($u->{id}), $before + 1, 'counted once in the database');
 
+is((check({ credential => "Bearer $u->{key}" })->json // {})->{user_id}, $u->{id},
+    'a credential with its "Bearer " as the user sent it');
+$before = used($u->{id});
 $res = check({ credential => $u->{key} });
 is(($res->json // {})->{allowed}, Mojo::JSON::true, 'an API key: allowed');
 is(($res->json // {})->{user_id}, $u->{id}, 'an API key: its user');
 $res = check({ user_id => $u->{id}, cost => 2 });
 is(($res->json // {})->{allowed}, Mojo::JSON::true, 'a user id: allowed');
-is(used($u->{id}), $before + 4, 'a cost of 2 counts 2');
-is(($res->json // {})->{rate}{remaining}, 7, 'every allowed check took a rate slot');
+is(used($u->{id}), $before + 3, 'a cost of 2 counts 2');
+is(($res->json // {})->{rate}{remaining}, 6, 'every allowed check took a rate slot');
 
 # --- dry_run ------------------------------------------------------------------
 $before = used($u->{id});

@@ -20,6 +20,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "app/app.h"
@@ -290,6 +291,10 @@ h_check(struct req *r)
 		    "give either a credential or a user_id");
 		return;
 	}
+	/* A credential as the user sent it: "Bearer " is not part of it. */
+	if (cred != NULL && strncasecmp(cred, "Bearer ", 7) == 0)
+		for (cred += 7; *cred == ' '; cred++)
+			continue;
 	if (meter == NULL)
 		meter = "api_calls";
 	memset(&chk, 0, sizeof(chk));
