@@ -177,12 +177,22 @@ denied({ user_id => 'AAAAAAAAAAAAAAAAAAAAAA' }, 'unauthenticated', 'an unknown u
 	is(used($i->{id}), 6, 'another key counts again');
 	is($c->{meter}{used}, 6, 'and says so');
 
+	$db->do(q{UPDATE check_requests SET created_at = UTC_TIMESTAMP(6) - INTERVAL 25 HOUR
+	    WHERE service_key_id = ? AND idempotency_key = ?}, undef, $skid, $key);
+	my $d = check({ user_id => $i->{id}, cost => 3, idempotency_key => $key })->json // {};
+	is($d->{meter}{used}, 9, 'the same key after 24 hours is a new check');
+	$db->do(q{INSERT INTO check_requests (service_key_id, idempotency_key, created_at)
+	    VALUES (?, ?, UTC_TIMESTAMP(6) - INTERVAL 61 SECOND)}, undef, $skid, "$key-lost");
+	$d = check({ user_id => $i->{id}, cost => 1, idempotency_key => "$key-lost" })->json // {};
+	is($d->{meter}{used}, 10, 'a claim left unanswered for a minute is void: decided afresh');
+	is(used($i->{id}), 10, 'counted');
+
 	my $ckey = "idem-c-$$-" . int rand 1e9;
 	my @r = burst(12, { user_id => $i->{id}, cost => 2, idempotency_key => $ckey });
 	is(scalar(grep { $_->[0] == 200 } @r), 12, '12 concurrent duplicates: all 200');
 	is(scalar(grep { encode_json($_->[1]) eq encode_json($r[0][1]) } @r), 12,
 	    'all with the same answer');
-	is(used($i->{id}), 8, 'counted once');
+	is(used($i->{id}), 12, 'counted once');
 }
 
 # --- the 80 and 100 % notices, as the gate sends them -------------------------
