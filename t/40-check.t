@@ -93,13 +93,16 @@ is($j->{rate}{remaining}, 9, 'rate.remaining');
 cmp_ok($j->{rate}{reset}, '>', 0, 'rate.reset');
 is(used($u->{id}), $before + 1, 'counted once in the database');
 
+is((check({ credential => "Bearer $u->{key}" })->json // {})->{user_id}, $u->{id},
+    'a credential with its "Bearer " as the user sent it');
+$before = used($u->{id});
 $res = check({ credential => $u->{key} });
 is(($res->json // {})->{allowed}, Mojo::JSON::true, 'an API key: allowed');
 is(($res->json // {})->{user_id}, $u->{id}, 'an API key: its user');
 $res = check({ user_id => $u->{id}, cost => 2 });
 is(($res->json // {})->{allowed}, Mojo::JSON::true, 'a user id: allowed');
-is(used($u->{id}), $before + 4, 'a cost of 2 counts 2');
-is(($res->json // {})->{rate}{remaining}, 7, 'every allowed check took a rate slot');
+is(used($u->{id}), $before + 3, 'a cost of 2 counts 2');
+is(($res->json // {})->{rate}{remaining}, 6, 'every allowed check took a rate slot');
 
 # --- dry_run ------------------------------------------------------------------
 $before = used($u->{id});
@@ -174,12 +177,22 @@ denied({ user_id => 'AAAAAAAAAAAAAAAAAAAAAA' }, 'unauthenticated', 'an unknown u
 	is(used($i->{id}), 6, 'another key counts again');
 	is($c->{meter}{used}, 6, 'and says so');
 
+	$db->do(q{UPDATE check_requests SET created_at = UTC_TIMESTAMP(6) - INTERVAL 25 HOUR
+	    WHERE service_key_id = ? AND idempotency_key = ?}, undef, $skid, $key);
+	my $d = check({ user_id => $i->{id}, cost => 3, idempotency_key => $key })->json // {};
+	is($d->{meter}{used}, 9, 'the same key after 24 hours is a new check');
+	$db->do(q{INSERT INTO check_requests (service_key_id, idempotency_key, created_at)
+	    VALUES (?, ?, UTC_TIMESTAMP(6) - INTERVAL 61 SECOND)}, undef, $skid, "$key-lost");
+	$d = check({ user_id => $i->{id}, cost => 1, idempotency_key => "$key-lost" })->json // {};
+	is($d->{meter}{used}, 10, 'a claim left unanswered for a minute is void: decided afresh');
+	is(used($i->{id}), 10, 'counted');
+
 	my $ckey = "idem-c-$$-" . int rand 1e9;
 	my @r = burst(12, { user_id => $i->{id}, cost => 2, idempotency_key => $ckey });
 	is(scalar(grep { $_->[0] == 200 } @r), 12, '12 concurrent duplicates: all 200');
 	is(scalar(grep { encode_json($_->[1]) eq encode_json($r[0][1]) } @r), 12,
 	    'all with the same answer');
-	is(used($i->{id}), 8, 'counted once');
+	is(used($i->{id}), 12, 'counted once');
 }
 
 # --- the 80 and 100 % notices, as the gate sends them -------------------------

@@ -13,6 +13,7 @@ use lib 't/lib';
 
 use Test::More;
 use Mojo::JSON qw(encode_json);
+use Mojo::Promise;
 use TG;
 use TGGate;
 
@@ -71,6 +72,26 @@ sub code_of { my ($r) = @_; return ($r->json // {})->{error}{code} // '' }
 	is($c->{rate}{remaining}, 2, 'counted in its own window');
 	$c = check({ user_id => $u->{id}, bucket => 'other', dry_run => Mojo::JSON::true });
 	is($c->{rate}{remaining}, 2, 'dry_run takes nothing from a bucket');
+
+	# Exact under concurrency: 20 at once against rate.burst=5.
+	my $bp = test_plan(rate => 1000);
+	ctl('plans', 'set', $bp, 'rate.burst=5');
+	my $b = new_user();
+	on_plan($b, $bp);
+	my @uas = map { ua() } 1 .. 20;
+	my @res;
+	Mojo::Promise->all(map { $_->post_p(base() . '/api/v1/check' => bearer($skey) =>
+	    json => { user_id => $b->{id}, bucket => 'burst' }) } @uas)->then(sub {
+		push @res, map { $_->[0]->res->json // {} } @_;
+	})->catch(sub { diag("burst: @_") })->wait;
+	is(scalar(grep { $_->{allowed} } @res), 5, '20 concurrent checks, bucket of 5: exactly 5 pass');
+	is(scalar(grep { ($_->{code} // '') eq 'rate_limited' } @res), 15, '15 rate_limited');
+	my @gate;
+	Mojo::Promise->all(map { $_->get_p(base() . '/demo/poll' => bearer($b->{token})) }
+	    map { ua() } 1 .. 12)->then(sub {
+		push @gate, map { $_->[0]->res->code // 0 } @_;
+	})->catch(sub { diag("burst: @_") })->wait;
+	is(scalar(grep { $_ == 200 } @gate), 12, 'the poll bucket (rate_per_minute 1000) is apart');
 
 	# A check refused after the rate gives its slot back.
 	my $q = test_plan(rate => 5, limits => { compute_minutes => 1 });

@@ -6,6 +6,9 @@
 #                  refusal; dry_run; a retried job counted once)
 #   workspaces.py  a workspace server with a level meter: at most 2
 #                  running, a third refused until one stops
+#   nginx.conf     a workflow API whose submissions and polls have rate
+#                  buckets of their own, and an admins-only location, in
+#                  front of upstream.py
 
 use strict;
 use warnings;
@@ -13,6 +16,7 @@ use lib 't/lib';
 
 use Test::More;
 use File::Temp qw(tempdir);
+use IO::Socket::INET;
 use POSIX ();
 use TG;
 use TGGate;
@@ -104,5 +108,43 @@ is(scalar $db->selectrow_array(q{SELECT level FROM usage_levels WHERE user_id = 
     AND meter = 'workspaces'}, undef, $u->{id}), 2, 'the level is 2');
 ($rc, $out) = run(\%wenv, "$ex/workspaces.py", 'list', $u->{id});
 is($out, "ws2 ws3\n", 'ws2 and ws3 run');
+
+# --- nginx.conf: rate buckets and an admins-only location -----------------
+my $port = $ENV{TG_PORT} + 15;
+my $kid = fork // die "fork: $!";
+if ($kid == 0) {
+	POSIX::setsid();
+	open STDIN, '<', '/dev/null';
+	open STDOUT, '>>', "$ENV{TG_DEVSTACK}/log/example-upstream44.log";
+	open STDERR, '>&', \*STDOUT;
+	exec 'python3', "$ex/upstream.py", $port or POSIX::_exit(127);
+}
+END { my $st = $?; if ($kid) { kill 'TERM', $kid; waitpid $kid, 0 } $? = $st; }
+ok(wait_for(sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1) },
+    15), 'upstream.py listens');
+my $wf = test_plan(rate => 3);
+is((ctl('plans', 'set', $wf, 'rate.submit=1', 'rate.poll=5'))[0], 0,
+    'plans set rate.submit=1 rate.poll=5');
+my $w = new_user();
+on_plan($w, $wf);
+my $h = bearer($w->{key});
+my $r = req(GET => '/examples/workflows/submit', $h);
+is($r->code, 200, 'a workflow submitted');
+is(($r->json // {})->{hello}, $w->{id}, 'upstream.py hears the user');
+is(($r->json // {})->{role}, 'user', 'and the role');
+is(req(GET => '/examples/workflows/submit', $h)->code, 429,
+    'a second submission within the minute: 429 (rate.submit=1)');
+my @polls = map { req(GET => '/examples/workflows/status', $h)->code } 1 .. 5;
+is_deeply(\@polls, [ (200) x 5 ], 'five polls pass: their own bucket');
+is(req(GET => '/examples/workflows/status', $h)->code, 429, 'the sixth poll: 429');
+is(req(GET => '/examples/hello', $h)->code, 200,
+    'the default bucket (rate 3) is untouched by both');
+$r = req(GET => '/examples/admin', $h);
+is($r->code, 403, '/examples/admin: a user is refused');
+is(($r->json // {})->{error}{code}, 'forbidden', 'forbidden');
+$db->do(q{UPDATE users SET role = 'admin' WHERE id = ?}, undef, $w->{id});
+$r = req(GET => '/examples/admin', $h);
+is($r->code, 200, 'an admin passes');
+is(($r->json // {})->{role}, 'admin', 'upstream.py hears X-Tollgate-Role: admin');
 
 done_testing();

@@ -25,27 +25,10 @@ Environment:
                           counts once (retries of one job)
     CHECK_DRY_RUN=1       ask what would happen; count nothing
 """
-import json
 import os
-import ssl
 import sys
-import urllib.error
-import urllib.request
 
-
-def check(body):
-    """POSTs body to /api/v1/check; returns (status, decoded JSON)."""
-    base = os.environ.get("TOLLGATE_URL", "https://127.0.0.1:8443").rstrip("/")
-    ctx = ssl.create_default_context(cafile=os.environ.get("TOLLGATE_CA"))
-    req = urllib.request.Request(
-        base + "/api/v1/check", data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": "Bearer " + os.environ["TOLLGATE_SERVICE_KEY"],
-                 "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=30) as res:
-            return res.status, json.load(res)
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+from tollgate_client import call
 
 
 def main(argv):
@@ -61,7 +44,7 @@ def main(argv):
         body["idempotency_key"] = os.environ["CHECK_IDEMPOTENCY_KEY"]
     if os.environ.get("CHECK_DRY_RUN") == "1":
         body["dry_run"] = True
-    status, ans = check(body)
+    status, ans = call("POST", "/api/v1/check", body)
     if status != 200:
         err = ans.get("error", {})
         print("check: tollgate answered %d %s" % (status, err.get("code", "")),

@@ -8,6 +8,9 @@ and passes on only the allowed ones, with the caller in three headers:
                                   copy the client sent)
     X-Tollgate-Plan               trial, free, pro, ...
     X-Tollgate-Credits-Remaining  credits left after this request
+    X-Tollgate-Role               user or admin
+    X-Tollgate-Meter-Remaining    what is left of the location's meter this
+                                  period (empty: the plan has no limit)
 
 So the service needs no tollgate library and no credential checks. Bind it
 to loopback (or a private socket) so that nginx is the only way in: the
@@ -30,6 +33,8 @@ class Handler(BaseHTTPRequestHandler):
             "hello": user,
             "plan": self.headers.get("X-Tollgate-Plan"),
             "credits_remaining": self.headers.get("X-Tollgate-Credits-Remaining"),
+            "role": self.headers.get("X-Tollgate-Role"),
+            "meter_remaining": self.headers.get("X-Tollgate-Meter-Remaining"),
             "path": self.path,
         })
 

@@ -24,32 +24,16 @@ in a JSON file (a real server would ask its orchestrator).
 Exit 0 when done, 3 when tollgate refused the start (its code and
 message are printed), 1 on any other failure.
 
-Environment: TOLLGATE_URL, TOLLGATE_SERVICE_KEY, TOLLGATE_CA as for
-check.py; WORKSPACES_STATE, the JSON file (default ./workspaces.json).
+Environment: TOLLGATE_URL, TOLLGATE_SERVICE_KEY, TOLLGATE_CA (see
+tollgate_client.py); WORKSPACES_STATE, the JSON file (default ./workspaces.json).
 """
 import json
 import os
-import ssl
 import sys
-import urllib.error
-import urllib.request
+
+from tollgate_client import call
 
 METER = "workspaces"
-
-
-def call(method, path, body):
-    """Sends body to tollgate; returns (status, decoded JSON)."""
-    base = os.environ.get("TOLLGATE_URL", "https://127.0.0.1:8443").rstrip("/")
-    ctx = ssl.create_default_context(cafile=os.environ.get("TOLLGATE_CA"))
-    req = urllib.request.Request(
-        base + path, data=json.dumps(body).encode(), method=method,
-        headers={"Authorization": "Bearer " + os.environ["TOLLGATE_SERVICE_KEY"],
-                 "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=30) as res:
-            return res.status, json.load(res)
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
 
 
 def load():

@@ -27,8 +27,6 @@ static struct sql q_signup_link_find = SQL(
 static struct sql q_signup_link_use = SQL(
     "UPDATE signup_links SET used_at = UTC_TIMESTAMP(6) WHERE "
     "token_hash = ? AND used_at IS NULL");
-static struct sql q_insert_balance = SQL(
-    "INSERT INTO credit_balances (user_id) VALUES (?)");
 static struct sql q_email_taken = SQL(
     "SELECT 1 FROM users WHERE email_lc = ?");
 static struct sql q_insert_token = SQL(
@@ -96,7 +94,7 @@ signup_body(void *v)
 		s->uid = new_id(r->a);
 		if ((rc = db_exec(&q_insert_user, "sssss", s->uid, s->email,
 		    ascii_lower(r->a, s->email), s->name, s->hash)) < 0 ||
-		    (rc = db_exec(&q_insert_balance, "s", s->uid)) < 0)
+		    (rc = credit_balance_open(s->uid)) < 0)
 			return rc;
 	}
 	if ((vt = onetime_token(r, "verify", s->uid, s->email, 48 * 60,
@@ -197,7 +195,7 @@ h_login(struct req *r)
 {
 	struct json_object	*o, *user = NULL, *tokens = NULL;
 	const char		*email = in_str(r, "email");
-	const char		*uid = NULL, *sid;
+	const char		*uid = NULL;
 	bool			 totp = false;
 	long			 retry = 0;
 	int			 rc;
@@ -250,15 +248,11 @@ h_login(struct req *r)
 	}
 	if (totp)
 		login_succeeded(r, ascii_lower(r->a, email));
-	if ((rc = db_begin()) < 0 ||
-	    (rc = session_create(r, uid, "password", NULL, false, &sid)) < 0 ||
-	    (rc = tokens_issue(r, uid, sid, &tokens, NULL)) < 0 ||
-	    (rc = user_json(r, uid, &user)) < 0 ||
-	    (rc = db_commit()) < 0) {
-		db_rollback();
+	if ((rc = session_login(r, uid, "password", NULL, &tokens,
+	    NULL)) < 0 || (rc = user_json(r, uid, &user)) <= 0) {
 		json_object_put(tokens);
 		json_object_put(user);
-		reply_db(r, rc);
+		reply_db(r, rc == 0 ? DB_FAIL : rc);
 		return;
 	}
 	o = json_object_new_object();
@@ -270,8 +264,6 @@ h_login(struct req *r)
 /* ------------------------------------------------------------------ */
 /* One-time tokens, verification and the trial.                        */
 /* ------------------------------------------------------------------ */
-
-#define TX_TRIES	3	/* a transaction that deadlocks is run again */
 
 /*
  * Finds a usable one-time token (unused, unexpired, of one of kinds, a
@@ -343,9 +335,8 @@ static struct sql q_change_email = SQL(
 static struct sql q_user_by_email = SQL(
     "SELECT id, email FROM users WHERE email_lc = ? AND "
     "disabled_at IS NULL");
-static struct sql q_set_password = SQL(
-    "UPDATE users SET password_hash = ?, updated_at = UTC_TIMESTAMP(6) "
-    "WHERE id = ?");
+static struct sql q_token_spent = SQL(
+    "SELECT used_at IS NOT NULL FROM tokens WHERE token_hash = ?");
 static struct sql q_verify_state = SQL(
     "SELECT email, email_lc, email_verified_at IS NOT NULL FROM users "
     "WHERE id = ?");
@@ -483,6 +474,88 @@ account_verified(struct req *r, const char *uid)
 	return mail_welcome(r, uid, email, kind, ends, cfg.trial_credits);
 }
 
+/* A use of a mailed token, run by db_tx_run (maybe more than once). */
+struct token_tx {
+	struct req		*r;
+	const char		*tok;
+	const char		*hash;		/* of the token, once found */
+	const char		*pw_hash;	/* a reset's new password */
+	bool			 want_cookie;	/* a magic link's session */
+	size_t			 headers;	/* before the first try */
+	int			 outcome;	/* TOKEN_* */
+	const char		*uid, *sid, *email_lc;
+	bool			 totp;
+	struct json_object	*tokens, *user;
+};
+
+/*
+ * After a lost COMMIT answer: is the token spent, by this try (its
+ * session, or its new password, is there) when it made one?  Returns 1,
+ * 0, or a DB_* code.
+ */
+static int
+token_committed(void *v)
+{
+	struct token_tx	*t = v;
+	struct dbrows	 row;
+	int		 rc;
+
+	if (t->outcome != TOKEN_OK)
+		return -1;
+	if (t->sid != NULL)
+		return session_exists(t->r, t->sid);
+	if (t->pw_hash != NULL)
+		return password_is(t->r, t->uid, t->pw_hash);
+	if (t->hash == NULL)
+		return -1;
+	if ((rc = db_select(t->r->a, &q_token_spent, &row, "s",
+	    t->hash)) < 0)
+		return rc;
+	return rc == 1 && dbi(&row, 0, 0) ? 1 : 0;
+}
+
+static int
+email_token_body(void *v)
+{
+	struct token_tx	*t = v;
+	struct req	*r = t->r;
+	struct onetime	 o;
+	int		 rc;
+
+	t->outcome = TOKEN_INVALID;
+	if ((rc = onetime_find(r, t->tok, "verify,email_change", &o)) < 0)
+		return rc;
+	t->hash = o.hash;
+	/* A verification link counts for the address it was sent to. */
+	if (rc == 0 || (strcmp(o.kind, "verify") == 0 &&
+	    o.new_email_lc != NULL && strcmp(o.new_email_lc, o.email_lc) != 0))
+		return DB_ABORT;
+	if ((rc = onetime_use(&o)) <= 0)
+		return rc < 0 ? rc : DB_ABORT;
+	if (strcmp(o.kind, "email_change") == 0) {
+		rc = db_exec(&q_change_email, "sss", o.new_email,
+		    o.new_email_lc, o.user_id);
+		if (rc == DB_DUP) {
+			t->outcome = TOKEN_TAKEN;
+			return DB_ABORT;
+		}
+		/* Links sent to the old address die with it. */
+		if (rc < 0 || (rc = db_exec(&q_tokens_kill, "ss", o.user_id,
+		    "verify,reset,magic")) < 0 ||
+		    (rc = db_exec(&q_trial_history_moved, "s",
+		    o.user_id)) < 0 ||
+		    (rc = audit(r, "user.email_change", o.user_id,
+		    o.email)) < 0)
+			return rc;
+		log_info("email_changed", " user=%s", o.user_id);
+	}
+	if ((rc = account_verified(r, o.user_id)) < 0)
+		return rc;
+	t->uid = o.user_id;
+	t->outcome = TOKEN_OK;
+	return 0;
+}
+
 /*
  * Uses a verification or email-change token: the address is verified
  * (an email change takes effect first).  Runs its own transaction.
@@ -493,50 +566,18 @@ account_verified(struct req *r, const char *uid)
 int
 email_token_apply(struct req *r, const char *tok, const char **uid)
 {
-	struct onetime	 o;
-	int		 rc = DB_FAIL, attempt;
+	struct token_tx	 t;
+	int		 rc;
 
-	for (attempt = 0; attempt < TX_TRIES; attempt++) {
-		if ((rc = db_begin()) < 0)
-			return rc;
-		if ((rc = onetime_find(r, tok, "verify,email_change", &o)) <= 0)
-			goto out;
-		/* A verification link counts for the address it was sent to. */
-		if (strcmp(o.kind, "verify") == 0 && o.new_email_lc != NULL &&
-		    strcmp(o.new_email_lc, o.email_lc) != 0) {
-			rc = TOKEN_INVALID;
-			goto out;
-		}
-		if ((rc = onetime_use(&o)) <= 0)
-			goto out;
-		if (strcmp(o.kind, "email_change") == 0) {
-			rc = db_exec(&q_change_email, "sss", o.new_email,
-			    o.new_email_lc, o.user_id);
-			if (rc == DB_DUP) {
-				rc = TOKEN_TAKEN;
-				goto out;
-			}
-			/* Links sent to the old address die with it. */
-			if (rc < 0 || (rc = db_exec(&q_tokens_kill, "ss",
-			    o.user_id, "verify,reset,magic")) < 0 ||
-			    (rc = db_exec(&q_trial_history_moved, "s",
-			    o.user_id)) < 0 ||
-			    (rc = audit(r, "user.email_change", o.user_id,
-			    o.email)) < 0)
-				goto out;
-			log_info("email_changed", " user=%s", o.user_id);
-		}
-		if ((rc = account_verified(r, o.user_id)) < 0 ||
-		    (rc = db_commit()) < 0)
-			goto out;
-		*uid = o.user_id;
-		return TOKEN_OK;
-out:
-		db_rollback();
-		if (rc != DB_RETRY)
-			break;
-	}
-	return rc == 0 ? TOKEN_INVALID : rc;
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.tok = tok;
+	rc = db_tx_run(email_token_body, token_committed, &t, DB_TX_TRIES);
+	if (rc < 0 && rc != DB_ABORT)
+		return rc;
+	if (t.outcome == TOKEN_OK)
+		*uid = t.uid;
+	return t.outcome;
 }
 
 /* Answers a token's failure as the JSON API or a page does. */
@@ -627,11 +668,81 @@ signup_link_use(struct req *r, const char *tok, struct onetime *o)
 	o->user_id = new_id(r->a);
 	if ((rc = db_exec(&q_insert_user, "sssss", o->user_id, email,
 	    o->email_lc, "", NULL)) < 0 ||
-	    (rc = db_exec(&q_insert_balance, "s", o->user_id)) < 0 ||
+	    (rc = credit_balance_open(o->user_id)) < 0 ||
 	    (rc = audit(r, "user.signup", o->user_id, "magic")) < 0)
 		return rc;
 	log_info("signup", " user=%s via=magic", o->user_id);
 	return 1;
+}
+
+/* A magic link's use, run by db_tx_run (maybe more than once). */
+static int
+magic_body(void *v)
+{
+	struct token_tx	*t = v;
+	struct req	*r = t->r;
+	struct onetime	 o;
+	bool		 signup = false;
+	int		 rc;
+
+	r->headers_out.n = t->headers;	/* no cookie of a try before */
+	json_object_put(t->tokens);
+	json_object_put(t->user);
+	t->tokens = t->user = NULL;
+	t->sid = t->hash = NULL;
+	t->outcome = TOKEN_INVALID;
+	if ((rc = onetime_find(r, t->tok, "magic", &o)) < 0)
+		return rc;
+	if (rc == 0) {
+		/* A link that signs up (or claims a guest)? */
+		if ((rc = signup_link_use(r, t->tok, &o)) <= 0)
+			return rc < 0 ? rc : DB_ABORT;
+		signup = true;
+	}
+	t->uid = o.user_id;
+	t->email_lc = o.email_lc;
+	if (o.disabled) {
+		t->outcome = TOKEN_DISABLED;
+		return DB_ABORT;
+	}
+	/*
+	 * The first proof of a never-verified mailbox: whatever was made
+	 * for the account before (a squatter's password, keys, sessions,
+	 * second factor) goes, and asks for nothing.
+	 */
+	if (!o.verified && !signup) {
+		if ((rc = onetime_use(&o)) <= 0)
+			return rc < 0 ? rc : DB_ABORT;
+		if ((rc = account_takeover(r, o.user_id, "magic")) < 0)
+			return rc;
+		o.totp = false;
+	}
+	t->totp = o.totp;
+	if (o.totp) {
+		if (in_str(r, "totp_code") == NULL &&
+		    in_str(r, "recovery_code") == NULL) {
+			t->outcome = TOKEN_TOTP;
+			return DB_ABORT;
+		}
+		if ((rc = second_factor(r, o.user_id, &limited_retry)) < 0)
+			return rc;
+		if (rc == 0 || rc == TOTP_LIMITED) {
+			t->outcome = rc == 0 ? TOKEN_BADCODE : TOKEN_LIMITED;
+			return DB_ABORT;
+		}
+	}
+	if (o.verified && (rc = onetime_use(&o)) <= 0)
+		return rc < 0 ? rc : DB_ABORT;
+	if ((rc = account_verified(r, o.user_id)) < 0 ||
+	    (rc = session_create(r, o.user_id, "magic", NULL,
+	    t->want_cookie, &t->sid)) < 0 ||
+	    (!t->want_cookie && ((rc = tokens_issue(r, o.user_id, t->sid,
+	    &t->tokens, NULL)) < 0 || (rc = user_json(r, o.user_id,
+	    &t->user)) < 0)))
+		return rc;
+	t->hash = o.hash;
+	t->outcome = TOKEN_OK;
+	return 0;
 }
 
 /*
@@ -647,78 +758,39 @@ int
 magic_token_apply(struct req *r, const char *tok, bool want_cookie,
     struct json_object **tokens, struct json_object **user)
 {
-	struct onetime	 o;
-	const char	*sid;
-	bool		 signup;
-	int		 rc = DB_FAIL, attempt;
+	struct token_tx	 t;
+	size_t		 headers = r->headers_out.n;
+	int		 rc;
 
-	for (attempt = 0; attempt < TX_TRIES; attempt++) {
-		*tokens = *user = NULL;
-		if ((rc = db_begin()) < 0)
-			return rc;
-		signup = false;
-		if ((rc = onetime_find(r, tok, "magic", &o)) < 0)
-			goto out;
-		if (rc == 0) {
-			/* A link that signs up (or claims a guest)? */
-			if ((rc = signup_link_use(r, tok, &o)) <= 0)
-				goto out;
-			signup = true;
-		}
-		if (o.disabled) {
-			rc = TOKEN_DISABLED;
-			goto out;
-		}
-		/*
-		 * The first proof of a never-verified mailbox: whatever was
-		 * made for the account before (a squatter's password, keys,
-		 * sessions, second factor) goes, and asks for nothing.
-		 */
-		if (!o.verified && !signup) {
-			if ((rc = onetime_use(&o)) <= 0 ||
-			    (rc = account_takeover(r, o.user_id, "magic")) < 0)
-				goto out;
-			o.totp = false;
-		}
-		if (o.totp) {
-			if (in_str(r, "totp_code") == NULL &&
-			    in_str(r, "recovery_code") == NULL) {
-				rc = TOKEN_TOTP;
-				goto out;
-			}
-			if ((rc = second_factor(r, o.user_id,
-			    &limited_retry)) <= 0 || rc == TOTP_LIMITED) {
-				db_rollback();
-				if (rc == TOTP_LIMITED)
-					return TOKEN_LIMITED;
-				if (rc == 0 && (rc = totp_failed(r, o.user_id,
-				    o.email_lc)) == 0)
-					rc = TOKEN_BADCODE;
-				return rc;
-			}
-		}
-		if ((o.verified && (rc = onetime_use(&o)) <= 0) ||
-		    (rc = account_verified(r, o.user_id)) < 0 ||
-		    (rc = session_create(r, o.user_id, "magic", NULL,
-		    want_cookie, &sid)) < 0 ||
-		    (!want_cookie && ((rc = tokens_issue(r, o.user_id, sid,
-		    tokens, NULL)) < 0 || (rc = user_json(r, o.user_id,
-		    user)) < 0)) ||
-		    (rc = db_commit()) < 0)
-			goto out;
-		if (o.totp)
-			login_succeeded(r, o.email_lc);
-		log_info("magic_login", " user=%s session=%s", o.user_id, sid);
-		return TOKEN_OK;
-out:
-		db_rollback();
-		json_object_put(*tokens);
-		json_object_put(*user);
-		*tokens = *user = NULL;
-		if (rc != DB_RETRY)
-			break;
+	*tokens = *user = NULL;
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.tok = tok;
+	t.want_cookie = want_cookie;
+	t.headers = headers;
+	rc = db_tx_run(magic_body, token_committed, &t, DB_TX_TRIES);
+	if (rc < 0 && rc != DB_ABORT)
+		goto fail;
+	if (t.outcome == TOKEN_BADCODE && (rc = totp_failed(r, t.uid,
+	    t.email_lc)) < 0)
+		goto fail;
+	if (t.outcome != TOKEN_OK) {
+		r->headers_out.n = headers;
+		json_object_put(t.tokens);
+		json_object_put(t.user);
+		return t.outcome;
 	}
-	return rc == 0 ? TOKEN_INVALID : rc;
+	if (t.totp)
+		login_succeeded(r, t.email_lc);
+	log_info("magic_login", " user=%s session=%s", t.uid, t.sid);
+	*tokens = t.tokens;
+	*user = t.user;
+	return TOKEN_OK;
+fail:
+	r->headers_out.n = headers;
+	json_object_put(t.tokens);
+	json_object_put(t.user);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -761,6 +833,35 @@ h_verify_email(struct req *r)
 	reply_json(r, 200, o);
 }
 
+/* A mailed link's transaction, run by db_tx_run (maybe more than once). */
+struct link_tx {
+	struct req	*r;
+	const char	*uid;		/* resend: the account */
+	const char	*email, *kind, *guest;
+	int		 minutes;
+};
+
+static int
+resend_body(void *v)
+{
+	struct link_tx	*t = v;
+	struct req	*r = t->r;
+	struct dbrows	 row;
+	const char	*tok;
+	int		 rc, allowed;
+
+	if ((rc = db_select(r->a, &q_verify_state, &row, "s", t->uid)) < 0)
+		return rc;
+	if (rc == 0 || dbi(&row, 0, 2))
+		return 0;
+	if ((allowed = mail_allowed(r, dbv(&row, 0, 1))) <= 0)
+		return allowed;
+	if ((tok = onetime_token(r, "verify", t->uid, dbv(&row, 0, 0),
+	    48 * 60, &rc)) == NULL)
+		return rc;
+	return mail_verify(r, t->uid, dbv(&row, 0, 0), tok);
+}
+
 /*
  * The core of POST /api/v1/auth/resend-verification: a new link to
  * user uid unless the address is verified already or has had its
@@ -769,29 +870,14 @@ h_verify_email(struct req *r)
 int
 resend_verification_core(struct req *r, const char *uid)
 {
-	struct dbrows	 row;
-	const char	*t;
-	int		 rc, allowed;
+	struct link_tx	 t;
+	int		 rc;
 
-	if ((rc = db_begin()) < 0 ||
-	    (rc = db_select(r->a, &q_verify_state, &row, "s", uid)) < 0)
-		goto dberr;
-	if (rc == 1 && !dbi(&row, 0, 2)) {
-		if ((allowed = mail_allowed(r, dbv(&row, 0, 1))) < 0) {
-			rc = allowed;
-			goto dberr;
-		}
-		if (allowed && ((t = onetime_token(r, "verify", uid,
-		    dbv(&row, 0, 0), 48 * 60, &rc)) == NULL ||
-		    (rc = mail_verify(r, uid, dbv(&row, 0, 0), t)) < 0))
-			goto dberr;
-	}
-	if ((rc = db_commit()) < 0)
-		goto dberr;
-	return 0;
-dberr:
-	db_rollback();
-	return rc;
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.uid = uid;
+	rc = db_tx_run(resend_body, NULL, &t, DB_TX_TRIES);
+	return rc < 0 ? rc : 0;
 }
 
 /*
@@ -812,6 +898,52 @@ h_resend_verification(struct req *r)
 	    "is on its way.");
 }
 
+static int
+mail_link_body(void *v)
+{
+	struct link_tx	*t = v;
+	struct req	*r = t->r;
+	struct dbrows	 row;
+	const char	*email_lc = ascii_lower(r->a, t->email);
+	const char	*tok, *uid;
+	int		 rc, allowed;
+
+	if ((allowed = mail_allowed(r, email_lc)) < 0)
+		return allowed;
+	if ((rc = db_select(r->a, &q_user_by_email, &row, "s", email_lc)) < 0)
+		return rc;
+	if (rc == 1 && allowed) {
+		uid = dbv(&row, 0, 0);
+		if ((tok = onetime_token(r, t->kind, uid, dbv(&row, 0, 1),
+		    t->minutes, &rc)) == NULL)
+			return rc;
+		rc = strcmp(t->kind, "reset") == 0 ?
+		    mail_reset(r, uid, dbv(&row, 0, 1), tok) :
+		    mail_magic(r, uid, dbv(&row, 0, 1), tok);
+		if (rc < 0)
+			return rc;
+		log_info("mail_link", " kind=%s user=%s", t->kind, uid);
+	} else if (rc == 1)
+		log_info("mail_link_throttled", " kind=%s user=%s", t->kind,
+		    dbv(&row, 0, 0));
+	else if (allowed && strcmp(t->kind, "magic") == 0 &&
+	    (t->guest != NULL || cfg.magic_link_signup)) {
+		/*
+		 * No account has this address: the link makes one (or
+		 * claims the guest asking) when it is followed.
+		 */
+		tok = new_token(r->a, "", 32);
+		if ((rc = db_exec(&q_signup_link, "ssssi", token_hash(r->a,
+		    tok), t->email, email_lc, t->guest,
+		    (long long)t->minutes)) < 0 ||
+		    (rc = mail_magic(r, t->guest, t->email, tok)) < 0)
+			return rc;
+		log_info("mail_link", " kind=signup guest=%s",
+		    t->guest != NULL ? t->guest : "-");
+	}
+	return 0;
+}
+
 /*
  * The core of the endpoints that mail a link of kind ("reset" or
  * "magic", valid for minutes) to the account of email, if there is one
@@ -823,53 +955,17 @@ int
 mail_link_core(struct req *r, const char *email, const char *kind,
     int minutes, const char *guest)
 {
-	struct dbrows	 row;
-	const char	*email_lc = ascii_lower(r->a, email);
-	const char	*t, *uid;
-	int		 rc, allowed;
+	struct link_tx	 t;
+	int		 rc;
 
-	if ((rc = db_begin()) < 0)
-		goto dberr;
-	if ((allowed = mail_allowed(r, email_lc)) < 0) {
-		rc = allowed;
-		goto dberr;
-	}
-	if ((rc = db_select(r->a, &q_user_by_email, &row, "s", email_lc)) < 0)
-		goto dberr;
-	if (rc == 1 && allowed) {
-		uid = dbv(&row, 0, 0);
-		if ((t = onetime_token(r, kind, uid, dbv(&row, 0, 1), minutes,
-		    &rc)) == NULL)
-			goto dberr;
-		rc = strcmp(kind, "reset") == 0 ?
-		    mail_reset(r, uid, dbv(&row, 0, 1), t) :
-		    mail_magic(r, uid, dbv(&row, 0, 1), t);
-		if (rc < 0)
-			goto dberr;
-		log_info("mail_link", " kind=%s user=%s", kind, uid);
-	} else if (rc == 1)
-		log_info("mail_link_throttled", " kind=%s user=%s", kind,
-		    dbv(&row, 0, 0));
-	else if (allowed && strcmp(kind, "magic") == 0 &&
-	    (guest != NULL || cfg.magic_link_signup)) {
-		/*
-		 * No account has this address: the link makes one (or
-		 * claims the guest asking) when it is followed.
-		 */
-		t = new_token(r->a, "", 32);
-		if ((rc = db_exec(&q_signup_link, "ssssi", token_hash(r->a, t),
-		    email, email_lc, guest, (long long)minutes)) < 0 ||
-		    (rc = mail_magic(r, guest, email, t)) < 0)
-			goto dberr;
-		log_info("mail_link", " kind=signup guest=%s",
-		    guest != NULL ? guest : "-");
-	}
-	if ((rc = db_commit()) < 0)
-		goto dberr;
-	return 0;
-dberr:
-	db_rollback();
-	return rc;
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.email = email;
+	t.kind = kind;
+	t.minutes = minutes;
+	t.guest = guest;
+	rc = db_tx_run(mail_link_body, NULL, &t, DB_TX_TRIES);
+	return rc < 0 ? rc : 0;
 }
 
 /*
@@ -915,6 +1011,45 @@ h_magic_link(struct req *r)
 	    "a sign-in link is on its way.");
 }
 
+/* A password reset, run by db_tx_run (maybe more than once). */
+static int
+reset_body(void *v)
+{
+	struct token_tx	*t = v;
+	struct req	*r = t->r;
+	struct onetime	 o;
+	const char	*keys;
+	int		 rc;
+
+	t->outcome = TOKEN_INVALID;
+	if ((rc = onetime_find(r, t->tok, "reset", &o)) <= 0 ||
+	    (rc = onetime_use(&o)) <= 0)
+		return rc < 0 ? rc : DB_ABORT;
+	if (!o.verified) {
+		/* A claim: the squatter's everything goes first. */
+		if ((rc = account_takeover(r, o.user_id, "reset")) < 0)
+			return rc;
+		keys = "";
+	} else if ((rc = account_links_spend(r, o.user_id)) < 0 ||
+	    (rc = sessions_revoke_all(o.user_id, NULL,
+	    "password_reset")) < 0 ||
+	    (keys = account_keys_text(r, o.user_id, &rc)) == NULL)
+		return rc;
+	if ((rc = password_set(o.user_id, t->pw_hash)) < 0 ||
+	    (rc = account_verified(r, o.user_id)) < 0 ||
+	    (rc = mail_security_notice(r, o.user_id, o.email,
+	    arena_printf(r->a, "The password of your {product} account "
+	    "was reset, and every session of it was signed out.%s",
+	    keys))) < 0)
+		return rc;
+	log_info("password_reset", " user=%s claim=%d", o.user_id,
+	    !o.verified);
+	t->uid = o.user_id;
+	t->hash = o.hash;
+	t->outcome = TOKEN_OK;
+	return 0;
+}
+
 /*
  * The core of POST /api/v1/auth/password/reset: the reset token tok
  * used to set password pw, the other mailed links spent, every session
@@ -925,9 +1060,8 @@ int
 password_reset_core(struct req *r, const char *tok, const char *pw)
 {
 	struct dbrows	 row;
-	struct onetime	 o;
-	const char	*hash, *keys;
-	int		 rc = DB_FAIL, attempt;
+	struct token_tx	 t;
+	int		 rc;
 
 	/* An unknown, used or expired token costs no hashing. */
 	if (tok == NULL || valid_token(tok, strlen(tok)) != NULL)
@@ -937,42 +1071,15 @@ password_reset_core(struct req *r, const char *tok, const char *pw)
 		return rc;
 	if (rc == 0)
 		return TOKEN_INVALID;
-	if ((hash = password_hash(r->a, pw)) == NULL)
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.tok = tok;
+	if ((t.pw_hash = password_hash(r->a, pw)) == NULL)
 		return password_busy() ? TG_BUSY : DB_FAIL;
-	for (attempt = 0; attempt < TX_TRIES; attempt++) {
-		if ((rc = db_begin()) < 0)
-			break;
-		if ((rc = onetime_find(r, tok, "reset", &o)) <= 0 ||
-		    (rc = onetime_use(&o)) <= 0)
-			goto fail;
-		if (!o.verified) {
-			/* A claim: the squatter's everything goes first. */
-			if ((rc = account_takeover(r, o.user_id, "reset")) < 0)
-				goto fail;
-			keys = "";
-		} else if ((rc = account_links_spend(r, o.user_id)) < 0 ||
-		    (rc = sessions_revoke_all(o.user_id, NULL,
-		    "password_reset")) < 0 ||
-		    (keys = account_keys_text(r, o.user_id, &rc)) == NULL)
-			goto fail;
-		if ((rc = db_exec(&q_set_password, "ss", hash,
-		    o.user_id)) < 0 ||
-		    (rc = account_verified(r, o.user_id)) < 0 ||
-		    (rc = mail_security_notice(r, o.user_id, o.email,
-		    arena_printf(r->a, "The password of your {product} account "
-		    "was reset, and every session of it was signed out.%s",
-		    keys))) < 0 ||
-		    (rc = db_commit()) < 0)
-			goto fail;
-		log_info("password_reset", " user=%s claim=%d", o.user_id,
-		    !o.verified);
-		return 0;
-fail:
-		db_rollback();
-		if (rc != DB_RETRY)
-			break;
-	}
-	return rc == 0 ? TOKEN_INVALID : rc;
+	rc = db_tx_run(reset_body, token_committed, &t, DB_TX_TRIES);
+	if (rc < 0 && rc != DB_ABORT)
+		return rc;
+	return t.outcome == TOKEN_OK ? 0 : t.outcome;
 }
 
 /*

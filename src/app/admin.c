@@ -55,8 +55,6 @@ static struct sql q_set_role = SQL(
 static struct sql q_set_disabled = SQL(
     "UPDATE users SET disabled_at = IF(?, COALESCE(disabled_at, "
     "UTC_TIMESTAMP(6)), NULL), updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
-static struct sql q_delete_user = SQL(
-    "DELETE FROM users WHERE id = ?");
 /* A trial not started yet starts now, for the configured length. */
 static struct sql q_extend_trial = SQL(
     "UPDATE users SET trial_started_at = COALESCE(trial_started_at, "
@@ -88,8 +86,6 @@ static struct sql q_ledger_seen = SQL(
     "SELECT delta, balance_after FROM credit_ledger WHERE request_key = ?");
 static struct sql q_key_of = SQL(
     "SELECT user_id, name FROM api_keys WHERE id = ? FOR UPDATE");
-static struct sql q_key_delete = SQL(
-    "DELETE FROM api_keys WHERE id = ?");
 static struct sql q_session_of = SQL(
     "SELECT user_id FROM sessions WHERE id = ? AND revoked_at IS NULL "
     "FOR UPDATE");
@@ -454,7 +450,7 @@ delete_tx(struct req *r, const char *uid)
 	 */
 	if ((rc = audit_obj(r, "user.delete", uid, NULL)) < 0 ||
 	    (rc = billing_cancel_for_user(r, uid)) < 0 ||
-	    (rc = db_exec(&q_delete_user, "s", uid)) < 0)
+	    (rc = user_delete(uid)) < 0)
 		return rc;
 	return ADM_OK;
 }
@@ -652,7 +648,7 @@ revoke_key_tx(struct req *r, const char *uid, const char *kid)
 	d = json_object_new_object();
 	json_object_object_add(d, "key_id", json_object_new_string(kid));
 	json_object_object_add(d, "name", jstr(dbv(&row, 0, 1)));
-	if ((rc = db_exec(&q_key_delete, "s", kid)) < 0 ||
+	if ((rc = apikey_delete(kid)) < 0 ||
 	    (rc = audit_obj(r, "api_key.delete", uid, d)) < 0)
 		return rc;
 	return ADM_OK;

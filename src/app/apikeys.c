@@ -11,12 +11,24 @@
 
 #include "app/app.h"
 
-#define TRIES	3
-
 static struct sql q_insert_key = SQL(
     "INSERT INTO api_keys (id, user_id, name, preview, key_hash, "
     "expires_at) VALUES (?, ?, ?, ?, ?, IF(? > 0, UTC_TIMESTAMP(6) + "
     "INTERVAL ? DAY, NULL))");
+
+/* A key as shown this once: {id, name, preview, key}, the caller's. */
+static struct json_object *
+key_json(const char *id, const char *name, const char *preview,
+    const char *key)
+{
+	struct json_object	*o = json_object_new_object();
+
+	json_object_object_add(o, "id", json_object_new_string(id));
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "preview", json_object_new_string(preview));
+	json_object_object_add(o, "key", json_object_new_string(key));
+	return o;
+}
 
 /*
  * Makes a key named name for uid, expiring after days (0: never).
@@ -30,18 +42,12 @@ apikey_create(struct req *r, const char *uid, const char *name,
 	const char	*key = new_token(r->a, "tgk_", 32);
 	const char	*id = new_id(r->a);
 	const char	*preview = arena_strndup(r->a, key, 12);
-	struct json_object *o;
 	int		 rc;
 
 	if ((rc = db_exec(&q_insert_key, "sssssii", id, uid, name, preview,
 	    token_hash(r->a, key), days, days)) < 0)
 		return rc;
-	o = json_object_new_object();
-	json_object_object_add(o, "id", json_object_new_string(id));
-	json_object_object_add(o, "name", json_object_new_string(name));
-	json_object_object_add(o, "preview", json_object_new_string(preview));
-	json_object_object_add(o, "key", json_object_new_string(key));
-	*out = o;
+	*out = key_json(id, name, preview, key);
 	return 0;
 }
 
@@ -57,6 +63,8 @@ static struct sql q_list = SQL(
 /* Holds the user's row so that concurrent creations count in turn. */
 static struct sql q_lock_user = SQL(
     "SELECT email FROM users WHERE id = ? FOR UPDATE");
+static struct sql q_key_exists = SQL(
+    "SELECT 1 FROM api_keys WHERE id = ?");
 /* The user's keys, the plan's limit, and the next plan up. */
 static struct sql q_key_quota = SQL(
     "SELECT (SELECT COUNT(*) FROM api_keys k WHERE k.user_id = x.id), "
@@ -119,6 +127,60 @@ h_apikeys_list(struct req *r)
 	reply_json(r, 200, arr);
 }
 
+/* A key's creation, run by db_tx_run (maybe more than once). */
+struct key_tx {
+	struct req		*r;
+	const char		*uid, *name, *refusal;
+	long long		 days;
+	int			 outcome;
+	struct json_object	*key;
+};
+
+static int
+create_body(void *v)
+{
+	struct key_tx	*t = v;
+	struct req	*r = t->r;
+	struct dbrows	 u, q;
+	int		 rc;
+
+	json_object_put(t->key);
+	t->key = NULL;
+	if ((rc = db_select(r->a, &q_lock_user, &u, "s", t->uid)) < 0 ||
+	    (rc = db_select(r->a, &q_key_quota, &q, "s", t->uid)) < 0)
+		return rc;
+	if (u.n == 0 || q.n == 0) {
+		t->outcome = APIKEY_GONE;
+		return DB_ABORT;
+	}
+	if (dbi(&q, 0, 0) >= dbi(&q, 0, 1)) {
+		t->refusal = quota_message(r->a, "api_keys", dbv(&q, 0, 2));
+		t->outcome = APIKEY_QUOTA;
+		return DB_ABORT;
+	}
+	if ((rc = apikey_create(r, t->uid, t->name, t->days, &t->key)) < 0 ||
+	    (rc = mail_text(r, t->uid, "api_key_created", "api_key_created",
+	    dbv(&u, 0, 0), NULL, (const char *[]){ "name", t->name,
+	    NULL })) < 0 ||
+	    (rc = audit(r, "api_key.create", t->uid, t->name)) < 0)
+		return rc;
+	return 0;
+}
+
+/* After a lost COMMIT answer: is this try's key there? */
+static int
+create_committed(void *v)
+{
+	struct key_tx		*t = v;
+	struct json_object	*id;
+	struct dbrows		 row;
+
+	if (t->key == NULL || !json_object_object_get_ex(t->key, "id", &id))
+		return -1;
+	return db_select(t->r->a, &q_key_exists, &row, "s",
+	    json_object_get_string(id));
+}
+
 /*
  * The core of POST /api/v1/api-keys: a key named name for uid, expiring
  * after days (0: never), with a notice mailed and an audit row.  The
@@ -132,44 +194,25 @@ int
 apikey_create_core(struct req *r, const char *uid, const char *name,
     long long days, struct json_object **out, const char **refusal)
 {
-	struct json_object	*key = NULL;
-	struct dbrows		 u, q;
-	int			 rc = DB_FAIL, i;
+	struct key_tx	 t;
+	int		 rc;
 
-	for (i = 0; i < TRIES; i++) {
-		if ((rc = db_begin()) < 0)
-			break;
-		if ((rc = db_select(r->a, &q_lock_user, &u, "s", uid)) < 0 ||
-		    (rc = db_select(r->a, &q_key_quota, &q, "s", uid)) < 0)
-			goto fail;
-		if (u.n == 0 || q.n == 0) {
-			db_rollback();
-			return APIKEY_GONE;
-		}
-		if (dbi(&q, 0, 0) >= dbi(&q, 0, 1)) {
-			db_rollback();
-			*refusal = quota_message(r->a, "api_keys",
-			    dbv(&q, 0, 2));
-			return APIKEY_QUOTA;
-		}
-		if ((rc = apikey_create(r, uid, name, days, &key)) < 0 ||
-		    (rc = mail_text(r, uid, "api_key_created",
-		    "api_key_created", dbv(&u, 0, 0), NULL, (const char *[]){
-		    "name", name, NULL })) < 0 ||
-		    (rc = audit(r, "api_key.create", uid, name)) < 0)
-			goto fail;
-		if ((rc = db_commit()) < 0)
-			goto fail;
-		*out = key;
-		return 0;
-fail:
-		db_rollback();
-		json_object_put(key);
-		key = NULL;
-		if (rc != DB_RETRY)
-			break;
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.uid = uid;
+	t.name = name;
+	t.days = days;
+	if ((rc = db_tx_run(create_body, create_committed, &t,
+	    DB_TX_TRIES)) < 0) {
+		json_object_put(t.key);
+		if (rc != DB_ABORT)
+			return rc;
+		if (t.refusal != NULL)
+			*refusal = t.refusal;
+		return t.outcome;
 	}
-	return rc;
+	*out = t.key;
+	return 0;
 }
 
 /*
@@ -262,7 +305,6 @@ int
 apikey_regenerate_core(struct req *r, const char *uid, const char *id,
     struct json_object **out)
 {
-	struct json_object	*o;
 	const char		*owner, *name, *key, *preview;
 	int			 rc;
 
@@ -275,12 +317,7 @@ apikey_regenerate_core(struct req *r, const char *uid, const char *id,
 		return rc;
 	if (rc == 0)
 		return APIKEY_NOT_FOUND;
-	o = json_object_new_object();
-	json_object_object_add(o, "id", json_object_new_string(id));
-	json_object_object_add(o, "name", json_object_new_string(name));
-	json_object_object_add(o, "preview", json_object_new_string(preview));
-	json_object_object_add(o, "key", json_object_new_string(key));
-	*out = o;
+	*out = key_json(id, name, preview, key);
 	return 0;
 }
 
@@ -308,6 +345,33 @@ h_apikey_regenerate(struct req *r)
 	reply_json(r, 200, o);
 }
 
+/* Deletes API key id: it stops at once.  Rows deleted or DB_*. */
+int
+apikey_delete(const char *id)
+{
+	return db_exec(&q_delete, "s", id);
+}
+
+/* A key's deletion, run by db_tx_run (maybe more than once). */
+struct delete_tx {
+	struct req	*r;
+	const char	*id, *owner, *name;
+	bool		 audit;		/* an admin's: audited */
+};
+
+static int
+delete_body(void *v)
+{
+	struct delete_tx	*t = v;
+	int			 rc;
+
+	if ((rc = apikey_delete(t->id)) < 0 ||
+	    (t->audit && (rc = audit(t->r, "api_key.delete", t->owner,
+	    t->name)) < 0))
+		return rc;
+	return 0;
+}
+
 /*
  * The core of DELETE /api/v1/api-keys/{id}: uid's key, or (admin_ok and
  * the caller an admin) anyone's, with an audit row then.  Returns 0,
@@ -317,21 +381,20 @@ int
 apikey_delete_core(struct req *r, const char *uid, const char *id,
     bool admin_ok)
 {
+	struct delete_tx t;
 	const char	*owner, *name;
 	int		 rc;
 
 	if ((rc = key_owned(r, uid, id, admin_ok, &owner, &name)) != 0)
 		return rc;
-	if ((rc = db_begin()) < 0)
-		return rc;
-	if ((rc = db_exec(&q_delete, "s", id)) < 0 ||
-	    (strcmp(owner, uid) != 0 &&
-	    (rc = audit(r, "api_key.delete", owner, name)) < 0) ||
-	    (rc = db_commit()) < 0) {
-		db_rollback();
-		return rc;
-	}
-	return 0;
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.id = id;
+	t.owner = owner;
+	t.name = name;
+	t.audit = strcmp(owner, uid) != 0;
+	rc = db_tx_run(delete_body, NULL, &t, DB_TX_TRIES);
+	return rc < 0 ? rc : 0;
 }
 
 /*
@@ -366,6 +429,36 @@ static struct sql q_sk_revoke = SQL(
     "UPDATE service_keys SET revoked_at = UTC_TIMESTAMP(6) "
     "WHERE (live_name = ? OR id = ?) AND revoked_at IS NULL");
 
+/* A service key's change, run by db_tx_run (maybe more than once). */
+struct sk_tx {
+	struct req	*r;
+	const char	*id, *name, *key;
+};
+
+static int
+sk_create_body(void *v)
+{
+	struct sk_tx	*t = v;
+	int		 rc;
+
+	if ((rc = db_exec(&q_sk_insert, "ssss", t->id, t->name,
+	    arena_strndup(t->r->a, t->key, 12), token_hash(t->r->a,
+	    t->key))) < 0)
+		return rc;
+	return audit(t->r, "service_key.create", t->id, t->name);
+}
+
+static int
+sk_revoke_body(void *v)
+{
+	struct sk_tx	*t = v;
+	int		 rc;
+
+	if ((rc = db_exec(&q_sk_revoke, "ss", t->name, t->name)) <= 0)
+		return rc < 0 ? rc : DB_ABORT;
+	return audit(t->r, "service_key.revoke", NULL, t->name);
+}
+
 /*
  * tollgatectl service-key create NAME: prints the new key (tgs_...) as
  * the last line; only its hash is kept.
@@ -373,6 +466,7 @@ static struct sql q_sk_revoke = SQL(
 int
 ctl_service_key_create(int argc, char *argv[])
 {
+	struct sk_tx	 t;
 	struct arena	*a;
 	struct req	 r;
 	const char	*key, *id;
@@ -387,13 +481,12 @@ ctl_service_key_create(int argc, char *argv[])
 	key = new_token(a, "tgs_", 32);
 	id = new_id(a);
 	ctl_local_req(&r, a);
-	if ((rc = db_begin()) == 0 &&
-	    (rc = db_exec(&q_sk_insert, "ssss", id, argv[0],
-	    arena_strndup(a, key, 12), token_hash(a, key))) >= 0 &&
-	    (rc = audit(&r, "service_key.create", id, argv[0])) >= 0)
-		rc = db_commit();
-	if (rc < 0) {
-		db_rollback();
+	memset(&t, 0, sizeof(t));
+	t.r = &r;
+	t.id = id;
+	t.name = argv[0];
+	t.key = key;
+	if ((rc = db_tx_run(sk_create_body, NULL, &t, DB_TX_TRIES)) < 0) {
 		fprintf(stderr, "tollgatectl: service-key create: %s\n",
 		    rc == DB_DUP ? "a live key has that name (revoke it "
 		    "first)" : "database error");
@@ -440,6 +533,7 @@ ctl_service_key_list(int argc, char *argv[])
 int
 ctl_service_key_revoke(int argc, char *argv[])
 {
+	struct sk_tx	 t;
 	struct arena	*a;
 	struct req	 r;
 	int		 rc;
@@ -449,25 +543,19 @@ ctl_service_key_revoke(int argc, char *argv[])
 		    "NAME|ID\n");
 		return 2;
 	}
-	if ((rc = db_begin()) < 0 ||
-	    (rc = db_exec(&q_sk_revoke, "ss", argv[0], argv[0])) < 0) {
-		db_rollback();
-		fprintf(stderr, "tollgatectl: service-key revoke: database "
-		    "error\n");
-		return 1;
-	}
-	if (rc == 0) {
-		db_rollback();
+	a = arena_new();
+	ctl_local_req(&r, a);
+	memset(&t, 0, sizeof(t));
+	t.r = &r;
+	t.name = argv[0];
+	rc = db_tx_run(sk_revoke_body, NULL, &t, DB_TX_TRIES);
+	arena_free(a);
+	if (rc == DB_ABORT) {
 		fprintf(stderr, "tollgatectl: no live service key %s\n",
 		    argv[0]);
 		return 1;
 	}
-	a = arena_new();
-	ctl_local_req(&r, a);
-	rc = audit(&r, "service_key.revoke", NULL, argv[0]);
-	arena_free(a);
-	if (rc < 0 || (rc = db_commit()) < 0) {
-		db_rollback();
+	if (rc < 0) {
 		fprintf(stderr, "tollgatectl: service-key revoke: database "
 		    "error\n");
 		return 1;

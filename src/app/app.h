@@ -43,6 +43,12 @@ bool	 auth_route(struct req *);
 struct json_object *user_json_row(const struct dbrows *, size_t row,
 	    size_t col);
 int	 user_json(struct req *, const char *uid, struct json_object **);
+int	 credit_balance_open(const char *uid);
+int	 credit_balance_ensure(const char *uid);
+int	 meter_kind(struct req *, const char *name, const char **kind);
+int	 user_email(struct req *, const char *uid, const char **email);
+int	 user_delete(const char *uid);
+int	 user_profile(struct req *, const char *uid, struct dbrows *);
 
 /* ------------------------------------------------------------------ */
 /* throttle.c: the login throttle                                     */
@@ -71,6 +77,9 @@ int	 login_check(struct req *, const char *email, const char *password,
 	    const char **uid, bool *totp, long *retry);
 int	 me_password_check(struct req *, const char *uid, const char *email,
 	    const char *password, long *retry);
+int	 password_set(const char *uid, const char *hash);
+int	 password_of(struct req *, const char *uid, const char **hash);
+int	 password_is(struct req *, const char *uid, const char *hash);
 
 /* ------------------------------------------------------------------ */
 /* accounts.c: sign-up, login, one-time links, the trial              */
@@ -199,11 +208,16 @@ struct pending {
 	const char	*uid;
 	const char	*kind;
 	const char	*next;
+	/* From pending_user: */
+	const char	*email_lc;
+	bool		 disabled;
+	bool		 totp;
 };
 int	 pending_begin(struct req *, const char *uid, const char *kind,
 	    const char *next);
 /* 1 with *p filled, 0 when none (or expired, or forged), or a DB_* code. */
 int	 pending_read(struct req *, struct pending *);
+int	 pending_user(struct req *, struct pending *);
 void	 pending_clear(struct req *);
 /* The form of the code step (message_html may be NULL), as a page. */
 void	 pending_code_page(struct req *, int status, const char *message_html);
@@ -223,6 +237,8 @@ void	 pending_code_page(struct req *, int status, const char *message_html);
 int	 totp_second_factor(struct req *, const char *uid,
 	    const char *totp_code, const char *recovery_code, long *retry);
 int	 totp_failed(struct req *, const char *uid, const char *email_lc);
+/* Whether uid's second factor is on: 1, 0, or a DB_* code. */
+int	 totp_is_on(struct req *, const char *uid);
 int	 totp_enrol(struct req *, const char *uid, const char **secret32);
 int	 totp_confirm(struct req *, const char *uid, const char *email,
 	    const char *code, struct json_object **codes);
@@ -263,6 +279,10 @@ void	 session_clear_cookie(struct req *);
 int	 tokens_issue(struct req *, const char *uid, const char *sid,
 	    struct json_object **out, const char **refresh_out);
 int	 session_revoke(const char *sid, const char *reason);
+int	 session_exists(struct req *, const char *sid);
+int	 session_login(struct req *, const char *uid, const char *kind,
+	    const char *replace, struct json_object **tokens,
+	    const char **sid);
 int	 sessions_revoke_all(const char *uid, const char *keep,
 	    const char *reason);
 #define SESSION_NOT_FOUND	1
@@ -302,6 +322,9 @@ int	 me_password_core(struct req *, const char *uid, const char *email,
 
 int	 apikey_create(struct req *, const char *uid, const char *name,
 	    long long days, struct json_object **out);
+int	 apikey_delete(const char *id);
+int	 customer_link(const char *uid, const char *cus);
+int	 second_factor_drop(const char *uid, bool codes_only);
 int	 ctl_service_key_create(int, char *[]);
 int	 ctl_service_key_list(int, char *[]);
 int	 ctl_service_key_revoke(int, char *[]);
@@ -441,6 +464,7 @@ handler_fn	 h_billing_checkout;
 handler_fn	 h_billing_portal;
 handler_fn	 h_billing_payments;
 #define BILLING_STRIPE_DOWN	-100	/* a Stripe call failed (beside DB_*) */
+void	 reply_billing_failed(struct req *, int rc);
 #define BILLING_GONE		1	/* no such user */
 #define BILLING_NOT_BUYABLE	2	/* a plan that cannot be bought */
 #define BILLING_SUB_EXISTS	3	/* a subscription is live already */
@@ -523,6 +547,20 @@ const char *mail_from_header(struct arena *);
 char	*mail_compose(struct arena *, const char *id, const char *from,
 	    const char *to, const char *subject, const char *text,
 	    const char *html, const char *date, size_t *len);
+/* The sender's side of the outbox and the trial notices. */
+int	 outbox_expire(void);
+int	 outbox_due(struct arena *, struct dbrows *);
+int	 outbox_claim(const char *id, const char *me);
+int	 outbox_load(struct arena *, const char *id, struct dbrows *);
+int	 outbox_sent(const char *id, const char *me);
+int	 outbox_retry(const char *id, const char *me, const char *err,
+	    int max);
+int	 trial_ending_due(struct arena *, int days, const char *kinds,
+	    struct dbrows *);
+int	 trial_ended_due(struct arena *, struct dbrows *);
+int	 trial_notice(struct req *, const char *uid, const char *to,
+	    const char *kind, int days, const char *ends,
+	    const char *ends_raw);
 
 /* ------------------------------------------------------------------ */
 /* rekey.c: rotating [crypto] key                                     */
@@ -552,6 +590,8 @@ void	 ctl_print_rows(const struct dbrows *, const char *const *cols,
 void	 ctl_local_req(struct req *, struct arena *);
 /* Takes --json out of argv; true when it was there. */
 bool	 ctl_take_json(int *argc, char *argv[]);
+int	 ctl_db_fail(const char *what, int rc);
+char	*ctl_read_line(struct arena *);
 
 /* ------------------------------------------------------------------ */
 /* audit.c: the audit trail                                           */
@@ -619,5 +659,36 @@ handler_fn	 h_metrics;
  */
 int	 schema_check(char *msg, size_t len);
 handler_fn	 h_root;
+
+/* ------------------------------------------------------------------ */
+/* operator.c: tollgatectl's actions on accounts and the outbox        */
+/* ------------------------------------------------------------------ */
+
+/* An account as tollgatectl finds it by its email (op_user_find). */
+struct op_user {
+	const char	*id;
+	const char	*role;
+	bool		 disabled;
+	bool		 verified;
+};
+enum op_action {
+	OP_PROMOTE,		/* to admin */
+	OP_CLAIM,		/* a never-verified account taken, an admin */
+	OP_CREATE_ADMIN,
+	OP_DISABLE,
+	OP_ENABLE,
+	OP_VERIFY,
+	OP_SET_PASSWORD
+};
+#define OP_LAST_ADMIN	2	/* op_user_act: the last admin stays */
+int	 op_user_find(struct arena *, const char *email, struct op_user *);
+int	 op_user_show(struct arena *, const char *email, struct dbrows *);
+int	 op_user_act(struct req *, enum op_action, const struct op_user *,
+	    const char *email, const char *hash);
+int	 op_user_list(struct arena *, const char *q, bool disabled,
+	    long long limit, struct dbrows *);
+int	 op_outbox_list(struct arena *, const char *state, long long limit,
+	    struct dbrows *);
+int	 op_outbox_retry(struct req *, const char *id);
 
 #endif /* TG_APP_H */

@@ -108,8 +108,11 @@ reply_billing_off(struct req *r)
 	    "site.");
 }
 
-/* Answers a failed Stripe call (STRIPE_DOWN) or a DB_* code. */
-static void
+/*
+ * Answers a failed Stripe call (BILLING_STRIPE_DOWN: 503 with
+ * Retry-After) or a DB_* code, for the API and the pages alike.
+ */
+void
 reply_billing_failed(struct req *r, int rc)
 {
 	if (rc != STRIPE_DOWN) {
@@ -119,6 +122,17 @@ reply_billing_failed(struct req *r, int rc)
 	reply_header(r, "Retry-After", "30");
 	reply_error(r, 503, "unavailable", "The payment provider could not "
 	    "be reached. Please try again in a moment.");
+}
+
+/*
+ * Records cus as uid's Stripe customer unless it has one.  Returns 1
+ * when recorded, 0 when uid had one (or is gone), or a DB_* code
+ * (DB_DUP: another account has that customer).
+ */
+int
+customer_link(const char *uid, const char *cus)
+{
+	return db_exec(&q_set_customer, "ss", cus, uid);
 }
 
 /*
@@ -160,7 +174,7 @@ ensure_customer(struct req *r, const char *uid, const char *via,
 	}
 	*cus = arena_strdup(r->a, id);
 	json_object_put(out);
-	if ((rc = db_exec(&q_set_customer, "ss", *cus, uid)) < 0)
+	if ((rc = customer_link(uid, *cus)) < 0)
 		return rc;
 	if (rc == 0) {
 		/* Another request stored one first: use that. */

@@ -20,6 +20,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "app/app.h"
@@ -282,7 +283,7 @@ h_check(struct req *r)
 				*meter = in_str(r, "meter"),
 				*key = in_str(r, "idempotency_key"),
 				*sid, *juid, *prior = NULL;
-	bool			 claimed = false;
+	bool			 claimed = false, counted = false;
 	int			 rc = DB_FAIL;
 
 	if ((cred == NULL) == (uid == NULL)) {
@@ -290,6 +291,10 @@ h_check(struct req *r)
 		    "give either a credential or a user_id");
 		return;
 	}
+	/* A credential as the user sent it: "Bearer " is not part of it. */
+	if (cred != NULL && strncasecmp(cred, "Bearer ", 7) == 0)
+		for (cred += 7; *cred == ' '; cred++)
+			continue;
 	if (meter == NULL)
 		meter = "api_calls";
 	memset(&chk, 0, sizeof(chk));
@@ -351,14 +356,13 @@ h_check(struct req *r)
 	if (v.status == 204 && v.notice != 0)
 		usage_notice(r, v.uid, meter, v.period_start, v.notice, v.used,
 		    v.limit);
+	/*
+	 * Once something was counted (a journal record, a level raised),
+	 * a failure keeps the claim: unanswered, it is void after a minute,
+	 * and until then a retry cannot count twice.
+	 */
+	counted = v.wait_seq != 0 || v.in_db;
 	if (v.status == 503) {
-		/*
-		 * Counted, but not committed in time: the record lands when
-		 * the database is back, so the claim stays (unanswered, it
-		 * is void after a minute) and a retry cannot count twice.
-		 */
-		if (v.wait_seq != 0)
-			claimed = false;
 		rc = DB_DOWN;
 		goto dberr;
 	}
@@ -373,8 +377,8 @@ h_check(struct req *r)
 	reply_json(r, 200, o);
 	return;
 dberr:
-	/* Nothing was decided (or it cannot be told): the next try decides. */
-	if (claimed)
+	/* Nothing was counted: the next try decides afresh. */
+	if (claimed && !counted)
 		db_exec(&q_idem_drop, "ss", r->who.key_id, key);
 	reply_db(r, rc);
 }

@@ -23,10 +23,10 @@ static struct sql q_links_spend = SQL(
     "UPDATE tokens SET used_at = UTC_TIMESTAMP(6) "
     "WHERE user_id = ? AND used_at IS NULL");
 static struct sql q_drop_keys = SQL("DELETE FROM api_keys WHERE user_id = ?");
-static struct sql q_drop_totp = SQL(
-    "DELETE FROM totp_secrets WHERE user_id = ?");
 static struct sql q_drop_recovery = SQL(
     "DELETE FROM recovery_codes WHERE user_id = ?");
+static struct sql q_drop_totp = SQL(
+    "DELETE FROM totp_secrets WHERE user_id = ?");
 static struct sql q_drop_devices = SQL(
     "DELETE FROM device_codes WHERE user_id = ? AND status <> 'used'");
 static struct sql q_drop_password = SQL(
@@ -37,6 +37,23 @@ static struct sql q_enrolment_drop = SQL(
 static struct sql q_keys_of = SQL(
     "SELECT name, preview, DATE_FORMAT(created_at, '%Y-%m-%d') "
     "FROM api_keys WHERE user_id = ? ORDER BY created_at LIMIT 100");
+
+/*
+ * Deletes uid's recovery codes and, unless codes_only, its TOTP secret
+ * (enrolled or pending).  Returns the secrets deleted (0 or 1) or a
+ * DB_* code.
+ */
+int
+second_factor_drop(const char *uid, bool codes_only)
+{
+	int	 n = 0, rc;
+
+	if (!codes_only && (n = db_exec(&q_drop_totp, "s", uid)) < 0)
+		return n;
+	if ((rc = db_exec(&q_drop_recovery, "s", uid)) < 0)
+		return rc;
+	return n;
+}
 
 /*
  * Hands the never-verified account uid to whoever proved its mailbox
@@ -55,8 +72,7 @@ account_takeover(struct req *r, const char *uid, const char *how)
 
 	if ((rc = db_exec(&q_drop_keys, "s", uid)) < 0 ||
 	    (rc = db_exec(&q_links_spend, "s", uid)) < 0 ||
-	    (rc = db_exec(&q_drop_recovery, "s", uid)) < 0 ||
-	    (rc = db_exec(&q_drop_totp, "s", uid)) < 0 ||
+	    (rc = second_factor_drop(uid, false)) < 0 ||
 	    (rc = db_exec(&q_drop_devices, "s", uid)) < 0 ||
 	    (rc = db_exec(&q_drop_password, "s", uid)) < 0 ||
 	    (rc = sessions_revoke_all(uid, NULL, "takeover")) < 0 ||
@@ -122,8 +138,6 @@ account_keys_text(struct req *r, const char *uid, int *rc)
 static struct sql q_session_fresh = SQL(
     "SELECT created_at > UTC_TIMESTAMP(6) - INTERVAL ? SECOND "
     "FROM sessions WHERE id = ?");
-static struct sql q_keys_revoke_all = SQL(
-    "DELETE FROM api_keys WHERE user_id = ?");
 
 /*
  * Whether the caller may make a lasting credential (an API key, a second
@@ -172,6 +186,23 @@ reply_reauth(struct req *r, int rc, long retry)
 		reply_db(r, rc);
 }
 
+/* Every key's revocation, run by db_tx_run (maybe more than once). */
+struct revoke_tx {
+	struct req	*r;
+	const char	*uid;
+	int		 n;
+};
+
+static int
+revoke_all_body(void *v)
+{
+	struct revoke_tx	*t = v;
+
+	if ((t->n = db_exec(&q_drop_keys, "s", t->uid)) < 0)
+		return t->n;
+	return audit(t->r, "apikey.revoke_all", t->uid, NULL);
+}
+
 /*
  * Revokes every API key of uid at once (after a reset notice says which
  * keys the account has).  Returns the number revoked or a DB_* code.
@@ -179,18 +210,16 @@ reply_reauth(struct req *r, int rc, long retry)
 int
 apikeys_revoke_all_core(struct req *r, const char *uid)
 {
-	int	 rc, n;
+	struct revoke_tx	 t;
+	int			 rc;
 
-	if ((rc = db_begin()) < 0)
+	t.r = r;
+	t.uid = uid;
+	t.n = 0;
+	if ((rc = db_tx_run(revoke_all_body, NULL, &t, DB_TX_TRIES)) < 0)
 		return rc;
-	if ((n = db_exec(&q_keys_revoke_all, "s", uid)) < 0 ||
-	    (rc = audit(r, "apikey.revoke_all", uid, NULL)) < 0 ||
-	    (rc = db_commit()) < 0) {
-		db_rollback();
-		return n < 0 ? n : rc;
-	}
-	log_info("apikeys_revoked", " user=%s count=%d", uid, n);
-	return n;
+	log_info("apikeys_revoked", " user=%s count=%d", uid, t.n);
+	return t.n;
 }
 
 /* DELETE /api/v1/api-keys (a login): 204, every key of the caller revoked. */

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app/app.h"
 
@@ -96,6 +97,37 @@ ctl_local_req(struct req *r, struct arena *a)
 	r->a = a;
 	r->remote_addr = "local";
 	r->who.email = "tollgatectl";
+}
+
+/*
+ * Prints tollgatectl's message for a failed database call of what (rc a
+ * DB_* code) on standard error.  Returns the exit status 1.
+ */
+int
+ctl_db_fail(const char *what, int rc)
+{
+	fprintf(stderr, "tollgatectl: %s: %s\n", what, rc == DB_DOWN ?
+	    "the database is unreachable" : rc == DB_DUP ? "already exists" :
+	    "database error (see above)");
+	return 1;
+}
+
+/*
+ * One line of standard input, when it is not a terminal (a password
+ * piped in), without its line end; NULL for none or an empty line.  In
+ * the arena.
+ */
+char *
+ctl_read_line(struct arena *a)
+{
+	char	 line[512];
+	size_t	 n;
+
+	if (isatty(STDIN_FILENO) || fgets(line, sizeof(line), stdin) == NULL)
+		return NULL;
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	return n == 0 ? NULL : arena_strdup(a, line);
 }
 
 /* Removes "--json" from argv (returning true when it was there). */

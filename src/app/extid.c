@@ -57,8 +57,6 @@ static struct sql q_gh_link = SQL(
     "updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
 static struct sql q_create = SQL(
     "INSERT INTO users (id, email, email_lc, name) VALUES (?, ?, ?, ?)");
-static struct sql q_balance = SQL(
-    "INSERT IGNORE INTO credit_balances (user_id) VALUES (?)");
 /* An account without an address: nothing to prove; its trial starts. */
 static struct sql q_verified_no_email = SQL(
     "UPDATE users SET email_verified_at = UTC_TIMESTAMP(6), "
@@ -242,7 +240,7 @@ ext_account(struct req *r, const struct ext_identity *x, const char **uid,
 			/* Never verified: the squatter's everything goes. */
 			if ((rc = account_takeover(r, *uid, x->provider)) < 0 ||
 			    (rc = ext_link(r, x, *uid)) < 0 ||
-			    (rc = db_exec(&q_balance, "s", *uid)) < 0 ||
+			    (rc = credit_balance_ensure(*uid)) < 0 ||
 			    (rc = ext_verified(r, *uid, x)) < 0 ||
 			    (rc = audit(r, arena_printf(r->a, "%s.takeover",
 			    tag), *uid, detail)) < 0)
@@ -270,7 +268,7 @@ ext_account(struct req *r, const struct ext_identity *x, const char **uid,
 	if ((rc = db_exec(&q_create, "ssss", *uid, x->email,
 	    x->email != NULL ? ascii_lower(r->a, x->email) : NULL,
 	    x->name != NULL ? x->name : "")) < 0 ||
-	    (rc = db_exec(&q_balance, "s", *uid)) < 0 ||
+	    (rc = credit_balance_ensure(*uid)) < 0 ||
 	    (rc = ext_link(r, x, *uid)) < 0 ||
 	    (rc = ext_verified(r, *uid, x)) < 0 ||
 	    (rc = audit(r, "user.signup", *uid, x->provider)) < 0)

@@ -23,6 +23,23 @@ static struct sql q_level_set = SQL(
     "updated_at = UTC_TIMESTAMP(6)");
 
 /*
+ * The kind of meter name ("counter", "level"...) into *kind (in the
+ * arena).  Returns 1, 0 for a meter not declared, or a DB_* code.
+ */
+int
+meter_kind(struct req *r, const char *name, const char **kind)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	*kind = NULL;
+	if ((rc = db_select(r->a, &q_kind, &row, "s", name)) <= 0)
+		return rc;
+	*kind = dbv(&row, 0, 0);
+	return 1;
+}
+
+/*
  * PUT /api/v1/usage/levels/{meter} {user_id, level} (service keys only):
  * 200 {meter, level, limit} once the user's level of that meter is
  * level (limit: the user's plan's, null when none); 422 for a meter that
@@ -34,8 +51,8 @@ void
 h_usage_level_put(struct req *r)
 {
 	struct json_object	*o;
-	struct dbrows		 kind, lim;
-	const char		*meter = r->params[0],
+	struct dbrows		 lim;
+	const char		*meter = r->params[0], *kind,
 				*uid = in_str(r, "user_id");
 	long long		 level = in_int(r, "level", 0);
 	int			 rc, i;
@@ -44,9 +61,9 @@ h_usage_level_put(struct req *r)
 		reply_invalid1(r, "meter", "must be a meter name (a-z, 0-9, _)");
 		return;
 	}
-	if ((rc = db_select(r->a, &q_kind, &kind, "s", meter)) < 0)
+	if ((rc = meter_kind(r, meter, &kind)) < 0)
 		goto dberr;
-	if (rc == 0 || strcmp(dbv(&kind, 0, 0), "level") != 0) {
+	if (rc == 0 || strcmp(kind, "level") != 0) {
 		reply_invalid1(r, "meter", "is not a level meter (tollgatectl "
 		    "meters set NAME kind=level)");
 		return;
@@ -107,9 +124,7 @@ ctl_meters_list(int argc, char *argv[])
 	a = arena_new();
 	if ((rc = db_select(a, &q_meters_all, &rows, "")) < 0) {
 		arena_free(a);
-		fprintf(stderr, "tollgatectl: meters list: %s\n", rc ==
-		    DB_DOWN ? "the database is unreachable" : "database error");
-		return 1;
+		return ctl_db_fail("meters list", rc);
 	}
 	printf("%-32s %s\n", "NAME", "KIND");
 	for (i = 0; i < rows.n; i++)
@@ -144,11 +159,8 @@ ctl_meters_set(int argc, char *argv[])
 		    "balance's and stays a sum\n");
 		return 1;
 	}
-	if ((rc = db_exec(&q_meter_set, "ss", argv[0], kind)) < 0) {
-		fprintf(stderr, "tollgatectl: meters set: %s\n", rc ==
-		    DB_DOWN ? "the database is unreachable" : "database error");
-		return 1;
-	}
+	if ((rc = db_exec(&q_meter_set, "ss", argv[0], kind)) < 0)
+		return ctl_db_fail("meters set", rc);
 	printf("meter %s: %s\n", argv[0], kind);
 	return 0;
 }

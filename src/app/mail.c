@@ -161,16 +161,26 @@ mail_text(struct req *r, const char *uid, const char *name,
 	return mail_queue(r, uid, kind, to, subject, text, link);
 }
 
+/*
+ * A mail whose link (base_url, path, the token) is the point of it:
+ * text name, recorded as kind name too.
+ */
+static int
+mail_link(struct req *r, const char *uid, const char *to, const char *name,
+    const char *path, const char *token)
+{
+	const char	*link = arena_printf(r->a, "%s%s?token=%s",
+			    cfg.base_url, path, token);
+	const char	*vars[] = { "link", link, NULL };
+
+	return mail_text(r, uid, name, name, to, link, vars);
+}
+
 /* The verification mail with its link. */
 int
 mail_verify(struct req *r, const char *uid, const char *to, const char *token)
 {
-	const char	*link = arena_printf(r->a, "%s/verify-email?token=%s",
-			    cfg.base_url, token);
-	const char	*vars[] = { "link", link, NULL };
-
-	return mail_text(r, uid, "verification", "verification", to, link,
-	    vars);
+	return mail_link(r, uid, to, "verification", "/verify-email", token);
 }
 
 /*
@@ -201,23 +211,15 @@ mail_welcome(struct req *r, const char *uid, const char *to,
 int
 mail_reset(struct req *r, const char *uid, const char *to, const char *token)
 {
-	const char	*link = arena_printf(r->a, "%s/reset-password?token=%s",
-			    cfg.base_url, token);
-	const char	*vars[] = { "link", link, NULL };
-
-	return mail_text(r, uid, "password_reset", "password_reset", to, link,
-	    vars);
+	return mail_link(r, uid, to, "password_reset", "/reset-password",
+	    token);
 }
 
 /* The one-time login link (valid for 15 minutes). */
 int
 mail_magic(struct req *r, const char *uid, const char *to, const char *token)
 {
-	const char	*link = arena_printf(r->a, "%s/auth/magic?token=%s",
-			    cfg.base_url, token);
-	const char	*vars[] = { "link", link, NULL };
-
-	return mail_text(r, uid, "magic_link", "magic_link", to, link, vars);
+	return mail_link(r, uid, to, "magic_link", "/auth/magic", token);
 }
 
 /* The verification link of an email change, to the new address. */
@@ -225,12 +227,7 @@ int
 mail_email_change(struct req *r, const char *uid, const char *to,
     const char *token)
 {
-	const char	*link = arena_printf(r->a, "%s/verify-email?token=%s",
-			    cfg.base_url, token);
-	const char	*vars[] = { "link", link, NULL };
-
-	return mail_text(r, uid, "email_change", "email_change", to, link,
-	    vars);
+	return mail_link(r, uid, to, "email_change", "/verify-email", token);
 }
 
 /* The notice to the old address that a change to new_email was asked. */
@@ -371,4 +368,186 @@ mail_compose(struct arena *a, const char *id, const char *from,
 	}
 	*len = b.len;
 	return b.p;
+}
+
+/* ------------------------------------------------------------------ */
+/* The sender's side (sender.c): outbox leases and trial notices.      */
+/* ------------------------------------------------------------------ */
+
+#define TRIAL_BATCH	"100"
+
+static struct sql q_due = SQL(
+    "SELECT id FROM outbox WHERE status = 'pending' AND "
+    "next_attempt_at <= UTC_TIMESTAMP(6) ORDER BY next_attempt_at LIMIT 20");
+static struct sql q_claim = SQL(
+    "UPDATE outbox SET status = 'sending', locked_by = ?, "
+    "locked_until = UTC_TIMESTAMP(6) + INTERVAL 5 MINUTE, "
+    "attempts = attempts + 1 WHERE id = ? AND status = 'pending'");
+static struct sql q_load = SQL(
+    "SELECT to_addr, subject, body_text, body_html, attempts, "
+    "DATE_FORMAT(created_at, '%a, %d %b %Y %H:%i:%s +0000') "
+    "FROM outbox WHERE id = ?");
+static struct sql q_sent = SQL(
+    "UPDATE outbox SET status = 'sent', sent_at = UTC_TIMESTAMP(6), "
+    "locked_by = NULL, locked_until = NULL, last_error = NULL "
+    "WHERE id = ? AND locked_by = ?");
+static struct sql q_retry = SQL(
+    "UPDATE outbox SET status = IF(attempts >= ?, 'failed', 'pending'), "
+    "next_attempt_at = UTC_TIMESTAMP(6) + INTERVAL "
+    "LEAST(3600, 10 * POW(2, LEAST(attempts - 1, 12))) SECOND, "
+    "locked_by = NULL, locked_until = NULL, last_error = ? "
+    "WHERE id = ? AND locked_by = ?");
+/* A sender that died holding a lease: its rows go back to the queue. */
+static struct sql q_expire = SQL(
+    "UPDATE outbox SET status = 'pending', locked_by = NULL, "
+    "locked_until = NULL WHERE status = 'sending' AND "
+    "locked_until < UTC_TIMESTAMP(6)");
+
+/* Returns leases run out to the queue.  Rows changed or DB_*. */
+int
+outbox_expire(void)
+{
+	return db_exec(&q_expire, "");
+}
+
+/* The ids of up to 20 messages due, in *due.  Row count or DB_*. */
+int
+outbox_due(struct arena *a, struct dbrows *due)
+{
+	return db_select(a, &q_due, due, "");
+}
+
+/*
+ * Leases message id to sender me (5 minutes).  Returns 1 when this
+ * sender has it, 0 when another has, or a DB_* code.
+ */
+int
+outbox_claim(const char *id, const char *me)
+{
+	return db_exec(&q_claim, "ss", me, id);
+}
+
+/*
+ * Message id in *row: to, subject, text, html, attempts, the Date:
+ * header's value.  Returns 1, 0, or a DB_* code.
+ */
+int
+outbox_load(struct arena *a, const char *id, struct dbrows *row)
+{
+	return db_select(a, &q_load, row, "s", id);
+}
+
+/* Marks message id, leased by me, sent.  Rows changed or DB_*. */
+int
+outbox_sent(const char *id, const char *me)
+{
+	return db_exec(&q_sent, "ss", id, me);
+}
+
+/*
+ * Puts message id, leased by me, back with error err and a back-off
+ * (failed for good after max attempts).  Rows changed or DB_*.
+ */
+int
+outbox_retry(const char *id, const char *me, const char *err, int max)
+{
+	return db_exec(&q_retry, "isss", (long long)max, err, id, me);
+}
+
+static struct sql q_trial_ending = SQL(
+    "SELECT u.id, u.email, DATE_FORMAT(u.trial_ends_at, "
+    "'%Y-%m-%d %H:%i UTC'), GREATEST(1, CEIL(TIMESTAMPDIFF(SECOND, "
+    "UTC_TIMESTAMP(6), u.trial_ends_at) / 86400)), "
+    "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%d %H:%i:%s.%f') "
+    "FROM users u WHERE u.trial_ends_at > UTC_TIMESTAMP(6) AND "
+    "u.trial_ends_at <= UTC_TIMESTAMP(6) + INTERVAL ? DAY AND "
+    "u.email_verified_at IS NOT NULL AND u.email IS NOT NULL AND "
+    "u.disabled_at IS NULL AND "
+    "tg_plan(u.id) = 'trial' AND NOT EXISTS (SELECT 1 FROM "
+    "trial_notices n WHERE n.user_id = u.id AND FIND_IN_SET(n.kind, ?)) "
+    "LIMIT " TRIAL_BATCH);
+static struct sql q_trial_ended = SQL(
+    "SELECT u.id, u.email, DATE_FORMAT(u.trial_ends_at, "
+    "'%Y-%m-%d %H:%i:%s.%f') FROM users u "
+    "WHERE u.trial_ends_at <= UTC_TIMESTAMP(6) AND "
+    "u.trial_ends_at > UTC_TIMESTAMP(6) - INTERVAL 7 DAY AND "
+    "u.email_verified_at IS NOT NULL AND u.email IS NOT NULL AND "
+    "u.disabled_at IS NULL AND "
+    "u.plan_override IS NULL AND tg_live_sub(u.id) IS NULL AND "
+    "NOT EXISTS (SELECT 1 FROM trial_notices n WHERE n.user_id = u.id "
+    "AND n.kind = 'ended') LIMIT " TRIAL_BATCH);
+static struct sql q_notice = SQL(
+    "INSERT IGNORE INTO trial_notices (user_id, kind, trial_ends_at) "
+    "VALUES (?, ?, ?)");
+
+/*
+ * The users on the trial whose trial ends within days and who have had
+ * no notice of kinds (a comma-separated list: the notice and the tighter
+ * ones): id, email, the end for people, the days left, the end as
+ * stored.  Returns the row count or a DB_* code.
+ */
+int
+trial_ending_due(struct arena *a, int days, const char *kinds,
+    struct dbrows *rows)
+{
+	return db_select(a, &q_trial_ending, rows, "is", (long long)days,
+	    kinds);
+}
+
+/*
+ * The users whose trial ended in the last 7 days, with no admin's plan
+ * nor live subscription and no "ended" notice: id, email, the end as
+ * stored.  Returns the row count or a DB_* code.
+ */
+int
+trial_ended_due(struct arena *a, struct dbrows *rows)
+{
+	return db_select(a, &q_trial_ended, rows, "");
+}
+
+/* A trial notice, run by db_tx_run (maybe more than once). */
+struct trial_notice_tx {
+	struct req	*r;
+	const char	*uid, *to, *kind, *ends, *ends_raw;
+	int		 days;
+};
+
+static int
+trial_notice_body(void *v)
+{
+	struct trial_notice_tx	*t = v;
+	int			 rc;
+
+	if ((rc = db_exec(&q_notice, "sss", t->uid, t->kind,
+	    t->ends_raw)) <= 0)
+		return rc < 0 ? rc : DB_ABORT;	/* another sender did it */
+	if ((rc = t->days > 0 ? mail_trial_ending(t->r, t->uid, t->to,
+	    t->days, t->ends) : mail_trial_ended(t->r, t->uid, t->to)) < 0)
+		return rc;
+	return 1;
+}
+
+/*
+ * Records trial notice kind for uid (whose trial ends at ends_raw, as
+ * stored) and queues its mail to to, in one transaction: the row's
+ * INSERT IGNORE decides which of several senders sends it.  days is 0
+ * for "ended".  Returns 1 when this call queued it, 0 when another had,
+ * or a DB_* code.
+ */
+int
+trial_notice(struct req *r, const char *uid, const char *to,
+    const char *kind, int days, const char *ends, const char *ends_raw)
+{
+	struct trial_notice_tx	 t;
+	int			 rc;
+
+	t.r = r;
+	t.uid = uid;
+	t.to = to;
+	t.kind = kind;
+	t.days = days;
+	t.ends = ends;
+	t.ends_raw = ends_raw;
+	rc = db_tx_run(trial_notice_body, NULL, &t, DB_TX_TRIES);
+	return rc == DB_ABORT ? 0 : rc;
 }

@@ -25,17 +25,22 @@ static struct sql q_rename = SQL(
     "WHERE id = ?");
 static struct sql q_email_used = SQL(
     "SELECT 1 FROM users WHERE email_lc = ? AND id <> ?");
-static struct sql q_set_password = SQL(
-    "UPDATE users SET password_hash = ?, updated_at = UTC_TIMESTAMP(6) "
-    "WHERE id = ?");
 /* The other admins, locked, so two last admins cannot both leave. */
 static struct sql q_other_admins = SQL(
     "SELECT id FROM users WHERE role = 'admin' AND disabled_at IS NULL "
     "AND id <> ? FOR UPDATE");
 static struct sql q_role = SQL(
     "SELECT role FROM users WHERE id = ? FOR UPDATE");
-static struct sql q_delete = SQL(
-    "DELETE FROM users WHERE id = ?");
+static struct sql q_exists = SQL(
+    "SELECT 1 FROM users WHERE id = ?");
+
+/* A change of the account, run by db_tx_run (maybe more than once). */
+struct me_tx {
+	struct req	*r;
+	const char	*uid, *email, *cur, *keep, *hash;
+	bool		 taken, last_admin;
+	int		 sent;
+};
 
 /*
  * Answers a failed check of the current password given in field (422
@@ -148,6 +153,33 @@ h_me_patch(struct req *r)
 	reply_json(r, 200, o);
 }
 
+static int
+email_body(void *v)
+{
+	struct me_tx	*t = v;
+	struct req	*r = t->r;
+	struct dbrows	 row;
+	const char	*email_lc = ascii_lower(r->a, t->email), *tok;
+	int		 rc;
+
+	t->taken = false;
+	if ((rc = db_select(r->a, &q_email_used, &row, "ss", email_lc,
+	    t->uid)) < 0)
+		return rc;
+	if (rc > 0) {
+		t->taken = true;
+		return DB_ABORT;
+	}
+	if ((t->sent = mail_allowed(r, email_lc)) <= 0)
+		return t->sent;
+	if ((tok = onetime_token(r, "email_change", t->uid, t->email,
+	    24 * 60, &rc)) == NULL ||
+	    (rc = mail_email_change(r, t->uid, t->email, tok)) < 0 ||
+	    (rc = mail_email_change_notice(r, t->uid, t->cur, t->email)) < 0)
+		return rc;
+	return 0;
+}
+
 /*
  * The core of POST /api/v1/me/email: user uid (whose address is cur)
  * asks to move to email, proving it with the current password pw.  A
@@ -161,39 +193,22 @@ int
 me_email_core(struct req *r, const char *uid, const char *cur,
     const char *email, const char *pw, long *retry)
 {
-	struct dbrows		 row;
-	const char		*email_lc = ascii_lower(r->a, email), *t;
-	int			 rc, allowed;
+	struct me_tx	 t;
+	int		 rc;
 
 	if ((rc = me_password_check(r, uid, cur, pw, retry)) != 0)
 		return rc;
 	if (strcmp(email, cur) == 0)
 		return ME_SAME;
-	if ((rc = db_begin()) < 0)
-		return rc;
-	if ((rc = db_select(r->a, &q_email_used, &row, "ss", email_lc,
-	    uid)) < 0)
-		goto dberr;
-	if (rc > 0) {
-		db_rollback();
-		return ME_TAKEN;
-	}
-	if ((allowed = mail_allowed(r, email_lc)) < 0) {
-		rc = allowed;
-		goto dberr;
-	}
-	if (allowed && ((t = onetime_token(r, "email_change", uid,
-	    email, 24 * 60, &rc)) == NULL ||
-	    (rc = mail_email_change(r, uid, email, t)) < 0 ||
-	    (rc = mail_email_change_notice(r, uid, cur, email)) < 0))
-		goto dberr;
-	if ((rc = db_commit()) < 0)
-		goto dberr;
-	log_info("email_change_asked", " user=%s sent=%d", uid, allowed);
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.uid = uid;
+	t.cur = cur;
+	t.email = email;
+	if ((rc = db_tx_run(email_body, NULL, &t, DB_TX_TRIES)) < 0)
+		return rc == DB_ABORT && t.taken ? ME_TAKEN : rc;
+	log_info("email_change_asked", " user=%s sent=%d", uid, t.sent);
 	return 0;
-dberr:
-	db_rollback();
-	return rc;
 }
 
 /*
@@ -232,6 +247,32 @@ h_me_email(struct req *r)
 	reply_json(r, 202, o);
 }
 
+static int
+password_body(void *v)
+{
+	struct me_tx	*t = v;
+	int		 rc;
+
+	if ((rc = password_set(t->uid, t->hash)) < 0 ||
+	    (rc = sessions_revoke_all(t->uid, t->keep,
+	    "password_change")) < 0 ||
+	    (rc = account_links_spend(t->r, t->uid)) < 0 ||
+	    (rc = mail_security_notice(t->r, t->uid, t->email, "The "
+	    "password of your {product} account was changed, and every other "
+	    "session of it was signed out.")) < 0)
+		return rc;
+	return 0;
+}
+
+/* After a lost COMMIT answer: is the new password (its hash) there? */
+static int
+password_committed(void *v)
+{
+	struct me_tx	*t = v;
+
+	return password_is(t->r, t->uid, t->hash);
+}
+
 /*
  * The core of POST /api/v1/me/password: user uid (address email) proves
  * the current password cur and sets pw; every session but keep_session
@@ -245,6 +286,7 @@ int
 me_password_core(struct req *r, const char *uid, const char *email,
     const char *keep_session, const char *cur, const char *pw, long *retry)
 {
+	struct me_tx	 t;
 	const char	*hash;
 	int		 rc;
 
@@ -252,18 +294,15 @@ me_password_core(struct req *r, const char *uid, const char *email,
 		return rc;
 	if ((hash = password_hash(r->a, pw)) == NULL)
 		return password_busy() ? TG_BUSY : DB_FAIL;
-	if ((rc = db_begin()) < 0 ||
-	    (rc = db_exec(&q_set_password, "ss", hash, uid)) < 0 ||
-	    (rc = sessions_revoke_all(uid, keep_session,
-	    "password_change")) < 0 ||
-	    (rc = account_links_spend(r, uid)) < 0 ||
-	    (rc = mail_security_notice(r, uid, email, "The "
-	    "password of your {product} account was changed, and every other "
-	    "session of it was signed out.")) < 0 ||
-	    (rc = db_commit()) < 0) {
-		db_rollback();
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.uid = uid;
+	t.email = email;
+	t.keep = keep_session;
+	t.hash = hash;
+	if ((rc = db_tx_run(password_body, password_committed, &t,
+	    DB_TX_TRIES)) < 0)
 		return rc;
-	}
 	log_info("password_changed", " user=%s", uid);
 	return 0;
 }
@@ -289,6 +328,52 @@ h_me_password(struct req *r)
 	reply_empty(r, 204);
 }
 
+static int
+delete_body(void *v)
+{
+	struct me_tx	*t = v;
+	struct req	*r = t->r;
+	struct dbrows	 row;
+	int		 rc;
+
+	t->last_admin = false;
+	if ((rc = db_select(r->a, &q_role, &row, "s", t->uid)) < 0)
+		return rc;
+	if (rc == 1 && strcmp(dbv(&row, 0, 0), "admin") == 0) {
+		if ((rc = db_select(r->a, &q_other_admins, &row, "s",
+		    t->uid)) < 0)
+			return rc;
+		if (rc == 0) {
+			t->last_admin = true;
+			return DB_ABORT;
+		}
+	}
+	/*
+	 * The Stripe subscription's cancellation is queued in this
+	 * transaction, so a Stripe outage cannot lose it.  The subscription
+	 * rows stay, with user_id set to NULL by the foreign key.
+	 */
+	if ((rc = billing_cancel_for_user(r, t->uid)) < 0 ||
+	    (rc = audit(r, "user.delete", t->uid, "self")) < 0 ||
+	    (rc = mail_account_deleted(r, t->uid, t->email)) < 0 ||
+	    (rc = user_delete(t->uid)) < 0)
+		return rc;
+	return 0;
+}
+
+/* After a lost COMMIT answer: is the account gone? */
+static int
+delete_committed(void *v)
+{
+	struct me_tx	*t = v;
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(t->r->a, &q_exists, &row, "s", t->uid)) < 0)
+		return rc;
+	return rc == 0 ? 1 : 0;
+}
+
 /*
  * DELETE /api/v1/me {password}: 204, the account and everything it owns
  * (keys, sessions, tokens, balances) deleted, a last mail sent; 409
@@ -298,42 +383,26 @@ h_me_password(struct req *r)
 void
 h_me_delete(struct req *r)
 {
-	struct dbrows	 row;
+	struct me_tx	 t;
 	int		 rc;
 
 	if (!check_password(r, "password"))
 		return;
-	if ((rc = db_begin()) < 0 ||
-	    (rc = db_select(r->a, &q_role, &row, "s", r->who.user_id)) < 0)
-		goto dberr;
-	if (rc == 1 && strcmp(dbv(&row, 0, 0), "admin") == 0) {
-		if ((rc = db_select(r->a, &q_other_admins, &row, "s",
-		    r->who.user_id)) < 0)
-			goto dberr;
-		if (rc == 0) {
-			db_rollback();
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.uid = r->who.user_id;
+	t.email = r->who.email;
+	if ((rc = db_tx_run(delete_body, delete_committed, &t,
+	    DB_TX_TRIES)) < 0) {
+		if (rc == DB_ABORT && t.last_admin)
 			reply_error(r, 409, "last_admin", "The last admin "
 			    "cannot delete their account.");
-			return;
-		}
+		else
+			reply_db(r, rc);
+		return;
 	}
-	/*
-	 * The Stripe subscription's cancellation is queued in this
-	 * transaction, so a Stripe outage cannot lose it.  The subscription
-	 * rows stay, with user_id set to NULL by the foreign key.
-	 */
-	if ((rc = billing_cancel_for_user(r, r->who.user_id)) < 0 ||
-	    (rc = audit(r, "user.delete", r->who.user_id, "self")) < 0 ||
-	    (rc = mail_account_deleted(r, r->who.user_id, r->who.email)) < 0 ||
-	    (rc = db_exec(&q_delete, "s", r->who.user_id)) < 0 ||
-	    (rc = db_commit()) < 0)
-		goto dberr;
 	log_info("account_deleted", " user=%s", r->who.user_id);
 	if (r->who.kind == WHO_COOKIE)
 		session_clear_cookie(r);
 	reply_empty(r, 204);
-	return;
-dberr:
-	db_rollback();
-	reply_db(r, rc);
 }

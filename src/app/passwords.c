@@ -14,6 +14,52 @@ static struct sql q_rehash = SQL(
     "UPDATE users SET password_hash = ? WHERE id = ?");
 static struct sql q_password_of = SQL(
     "SELECT password_hash FROM users WHERE id = ?");
+static struct sql q_set_password = SQL(
+    "UPDATE users SET password_hash = ?, updated_at = UTC_TIMESTAMP(6) "
+    "WHERE id = ?");
+static struct sql q_password_is = SQL(
+    "SELECT 1 FROM users WHERE id = ? AND password_hash = ?");
+
+/*
+ * Sets uid's password to hash (a password_hash result; NULL: none, the
+ * account signs in by mail only).  Returns the rows changed or a DB_*
+ * code.
+ */
+int
+password_set(const char *uid, const char *hash)
+{
+	return db_exec(&q_set_password, "ss", hash, uid);
+}
+
+/*
+ * uid's stored password hash into *hash (in the arena; NULL when it has
+ * none).  Returns 1, 0 when there is no such account, or a DB_* code.
+ */
+int
+password_of(struct req *r, const char *uid, const char **hash)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	*hash = NULL;
+	if ((rc = db_select(r->a, &q_password_of, &row, "s", uid)) <= 0)
+		return rc;
+	*hash = dbv(&row, 0, 0);
+	return 1;
+}
+
+/*
+ * Whether uid's stored password hash is hash (a committed callback's
+ * look after a password was set: every hash has its own salt).
+ * Returns 1, 0, or a DB_* code.
+ */
+int
+password_is(struct req *r, const char *uid, const char *hash)
+{
+	struct dbrows	 row;
+
+	return db_select(r->a, &q_password_is, &row, "ss", uid, hash);
+}
 
 /*
  * The one check of an email and password, for every password login (the

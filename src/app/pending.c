@@ -21,8 +21,29 @@
 #define PENDING_COOKIE	"__Host-tg_2fa"
 #define PENDING_TTL	600	/* seconds to enter the code */
 
-static struct sql q_password_of = SQL(
-    "SELECT password_hash FROM users WHERE id = ?");
+static struct sql q_pending_user = SQL(
+    "SELECT email_lc, disabled_at IS NOT NULL, "
+    "(SELECT enabled_at IS NOT NULL FROM totp_secrets t "
+    "WHERE t.user_id = users.id) FROM users WHERE id = ?");
+
+/*
+ * Fills p->email_lc, p->disabled and p->totp from the account of the
+ * sign-in p (read by pending_read).  Returns 1, 0 when the account is
+ * gone, or a DB_* code.
+ */
+int
+pending_user(struct req *r, struct pending *p)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_pending_user, &row, "s", p->uid)) <= 0)
+		return rc;
+	p->email_lc = dbv(&row, 0, 0);
+	p->disabled = dbi(&row, 0, 1) != 0;
+	p->totp = dbi(&row, 0, 2) != 0;
+	return 1;
+}
 
 /*
  * The stamp of uid's current password (16 hex characters, in the arena),
@@ -31,15 +52,13 @@ static struct sql q_password_of = SQL(
 static const char *
 password_stamp(struct req *r, const char *uid, int *rc)
 {
-	struct dbrows	 row;
 	const char	*h;
 
-	if ((*rc = db_select(r->a, &q_password_of, &row, "s", uid)) <= 0) {
+	if ((*rc = password_of(r, uid, &h)) <= 0) {
 		if (*rc == 0)
 			*rc = DB_FAIL;
 		return NULL;
 	}
-	h = dbv(&row, 0, 0);
 	return arena_strndup(r->a, token_hash(r->a, arena_printf(r->a,
 	    "pending|%s|%s", uid, h != NULL ? h : "-")), 16);
 }

@@ -148,16 +148,6 @@ h_plans(struct req *r)
 /* tollgatectl plans list | set | delete                               */
 /* ------------------------------------------------------------------ */
 
-/* Prints a database failure for tollgatectl.  Returns 1. */
-static int
-ctl_dberr(const char *what, int rc)
-{
-	fprintf(stderr, "tollgatectl: %s: %s\n", what, rc == DB_DOWN ?
-	    "the database is unreachable" : rc == DB_DUP ? "already exists" :
-	    "database error (see the log above)");
-	return 1;
-}
-
 /*
  * tollgatectl plans list [--json]: one line per plan with its meters'
  * limits; with --json an array of {name, display_name, price, currency,
@@ -182,7 +172,7 @@ ctl_plans_list(int argc, char *argv[])
 	    (rc = db_select(a, &q_limits, &l, "")) < 0 ||
 	    (rc = db_select(a, &q_rates, &rt, "")) < 0) {
 		arena_free(a);
-		return ctl_dberr("plans list", rc);
+		return ctl_db_fail("plans list", rc);
 	}
 	if (json) {
 		struct json_object *arr = json_object_new_array(), *o, *lim;
@@ -380,6 +370,75 @@ ctl_plan_field(const char *plan, const char *kv)
 	return db_exec(q, "is", n, plan);
 }
 
+/* A change of the plans, run by db_tx_run (maybe more than once). */
+struct plans_tx {
+	struct req	*r;
+	int		 argc;
+	char		**argv;
+	const char	*bad;		/* set: the argument refused */
+	bool		 created;
+};
+
+static int
+plans_set_body(void *v)
+{
+	struct plans_tx	*t = v;
+	struct arena	*a = t->r->a;
+	const char	*what = "";
+	int		 i, rc;
+
+	for (i = 1; i < t->argc; i++)
+		what = arena_printf(a, "%s%s%s", what, i > 1 ? " " : "",
+		    t->argv[i]);
+	if ((rc = db_exec(&q_plan_make, "ss", t->argv[0], t->argv[0])) < 0)
+		return rc;
+	t->created = rc == 1;
+	for (i = 1; i < t->argc; i++) {
+		if ((rc = ctl_plan_field(t->argv[0], t->argv[i])) == 2) {
+			t->bad = t->argv[i];
+			return DB_ABORT;
+		}
+		if (rc < 0)
+			return rc;
+	}
+	/* The audit trail names the plan and what was set. */
+	return audit(t->r, "plan.set", NULL, arena_printf(a, "%s %s",
+	    t->argv[0], what));
+}
+
+static int
+plans_delete_body(void *v)
+{
+	struct plans_tx	*t = v;
+	int		 rc;
+
+	if ((rc = db_exec(&q_plan_delete, "s", t->argv[0])) <= 0)
+		return rc < 0 ? rc : DB_ABORT;
+	return audit(t->r, "plan.delete", NULL, t->argv[0]);
+}
+
+/*
+ * Runs body over argv (argv[0] the plan) in one transaction, audited as
+ * the operator's.  Returns what db_tx_run returns; *t says the rest.
+ */
+static int
+plans_run(int (*body)(void *), int argc, char *argv[], struct plans_tx *t)
+{
+	struct arena	*a = arena_new();
+	struct req	 r;
+	int		 rc;
+
+	ctl_local_req(&r, a);
+	memset(t, 0, sizeof(*t));
+	t->r = &r;
+	t->argc = argc;
+	t->argv = argv;
+	rc = db_tx_run(body, NULL, t, DB_TX_TRIES);
+	t->r = NULL;
+	arena_free(a);
+	return rc;
+}
+
 /*
  * tollgatectl plans set NAME KEY=VALUE...: makes the plan when it does
  * not exist and sets each value, all in one transaction.  Keys:
@@ -392,10 +451,8 @@ ctl_plan_field(const char *plan, const char *kv)
 int
 ctl_plans_set(int argc, char *argv[])
 {
-	struct arena	*a;
-	struct req	 r;
-	const char	*what;
-	int		 i, rc;
+	struct plans_tx	 t;
+	int		 rc;
 
 	if (argc < 1 || valid_slug(argv[0], strlen(argv[0])) != NULL) {
 		fprintf(stderr, "usage: tollgatectl plans set NAME "
@@ -405,40 +462,17 @@ ctl_plans_set(int argc, char *argv[])
 		    "[limit.METER=N|-]... [rate.BUCKET=N|-]...\n");
 		return 2;
 	}
-	if ((rc = db_begin()) < 0)
-		return ctl_dberr("plans set", rc);
-	a = arena_new();
-	ctl_local_req(&r, a);
-	what = "";
-	for (i = 1; i < argc; i++)
-		what = arena_printf(a, "%s%s%s", what, i > 1 ? " " : "",
-		    argv[i]);
-	if ((rc = db_exec(&q_plan_make, "ss", argv[0], argv[0])) < 0)
-		goto fail;
-	if (rc == 1)
-		printf("created plan %s\n", argv[0]);
-	for (i = 1; i < argc; i++) {
-		if ((rc = ctl_plan_field(argv[0], argv[i])) == 2) {
-			db_rollback();
-			arena_free(a);
-			fprintf(stderr, "tollgatectl: plans set: bad value "
-			    "%s\n", argv[i]);
-			return 2;
-		}
-		if (rc < 0)
-			goto fail;
+	if ((rc = plans_run(plans_set_body, argc, argv, &t)) == DB_ABORT) {
+		fprintf(stderr, "tollgatectl: plans set: bad value %s\n",
+		    t.bad);
+		return 2;
 	}
-	/* The audit trail names the plan and what was set. */
-	if ((rc = audit(&r, "plan.set", NULL, arena_printf(a, "%s %s",
-	    argv[0], what))) < 0 || (rc = db_commit()) < 0)
-		goto fail;
-	arena_free(a);
+	if (rc < 0)
+		return ctl_db_fail("plans set", rc);
+	if (t.created)
+		printf("created plan %s\n", argv[0]);
 	printf("plan %s saved\n", argv[0]);
 	return 0;
-fail:
-	db_rollback();
-	arena_free(a);
-	return ctl_dberr("plans set", rc);
 }
 
 /*
@@ -448,8 +482,8 @@ fail:
 int
 ctl_plans_delete(int argc, char *argv[])
 {
+	struct plans_tx	 t;
 	struct arena	*a;
-	struct req	 r;
 	struct dbrows	 row;
 	int		 rc;
 
@@ -461,29 +495,18 @@ ctl_plans_delete(int argc, char *argv[])
 	rc = db_select(a, &q_plan_exists, &row, "s", argv[0]);
 	arena_free(a);
 	if (rc < 0)
-		return ctl_dberr("plans delete", rc);
+		return ctl_db_fail("plans delete", rc);
 	if (rc == 0) {
 		fprintf(stderr, "tollgatectl: no plan %s\n", argv[0]);
 		return 1;
 	}
-	if ((rc = db_begin()) < 0)
-		return ctl_dberr("plans delete", rc);
-	if ((rc = db_exec(&q_plan_delete, "s", argv[0])) <= 0) {
-		db_rollback();
-		if (rc < 0)
-			return ctl_dberr("plans delete", rc);
+	if ((rc = plans_run(plans_delete_body, argc, argv, &t)) == DB_ABORT) {
 		fprintf(stderr, "tollgatectl: the trial plan cannot be "
 		    "deleted\n");
 		return 1;
 	}
-	a = arena_new();
-	ctl_local_req(&r, a);
-	rc = audit(&r, "plan.delete", NULL, argv[0]);
-	arena_free(a);
-	if (rc < 0 || (rc = db_commit()) < 0) {
-		db_rollback();
-		return ctl_dberr("plans delete", rc);
-	}
+	if (rc < 0)
+		return ctl_db_fail("plans delete", rc);
 	printf("plan %s deleted\n", argv[0]);
 	return 0;
 }

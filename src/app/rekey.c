@@ -149,8 +149,7 @@ ctl_rekey(int argc, char *argv[])
 	arena_free(a);
 	return all_bad > 0 ? 1 : 0;
 dberr:
-	fprintf(stderr, "tollgatectl: rekey: %s\n", rc == DB_DOWN ?
-	    "the database is unreachable" : "database error (see above)");
+	ctl_db_fail("rekey", rc);
 	json_object_put(out);
 	db_close();
 	arena_free(a);

@@ -144,6 +144,94 @@ sessions_revoke_all(const char *uid, const char *keep, const char *reason)
 	return db_exec(&q_revoke_all, "sss", reason, uid, keep ? keep : "");
 }
 
+/*
+ * Whether session sid exists (a committed callback's look: ids are new
+ * for every try, so a session found was made by that try).  Returns 1,
+ * 0, or a DB_* code.
+ */
+int
+session_exists(struct req *r, const char *sid)
+{
+	struct dbrows	 row;
+
+	if (sid == NULL)
+		return -1;
+	return db_select(r->a, &q_session_owner, &row, "s", sid);
+}
+
+/* A sign-in's session, made by db_tx_run (maybe more than once). */
+struct login_tx {
+	struct req		*r;
+	const char		*uid, *kind, *replace;
+	size_t			 headers;
+	bool			 pair;
+	const char		*sid;
+	struct json_object	*tokens;
+};
+
+static int
+login_body(void *v)
+{
+	struct login_tx	*t = v;
+	int		 rc;
+
+	t->r->headers_out.n = t->headers;	/* no cookie of a try before */
+	json_object_put(t->tokens);
+	t->tokens = NULL;
+	t->sid = NULL;
+	if (t->replace != NULL &&
+	    (rc = session_revoke(t->replace, "replaced")) < 0)
+		return rc;
+	if ((rc = session_create(t->r, t->uid, t->kind, NULL, !t->pair,
+	    &t->sid)) < 0)
+		return rc;
+	return t->pair ? tokens_issue(t->r, t->uid, t->sid, &t->tokens,
+	    NULL) : 0;
+}
+
+/* After a lost COMMIT answer: is this try's session there? */
+static int
+login_committed(void *v)
+{
+	struct login_tx	*t = v;
+
+	return session_exists(t->r, t->sid);
+}
+
+/*
+ * Signs uid in (kind: "password", "magic"...) in one transaction, the
+ * session replace (may be NULL) revoked first: with tokens, a token
+ * pair in *tokens (the caller's); without, a session cookie.  Returns 0
+ * with the new session's id in *sid (when sid is given), or a DB_* code
+ * (no cookie is then set).
+ */
+int
+session_login(struct req *r, const char *uid, const char *kind,
+    const char *replace, struct json_object **tokens, const char **sid)
+{
+	struct login_tx	 t;
+	int		 rc;
+
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.uid = uid;
+	t.kind = kind;
+	t.replace = replace;
+	t.headers = r->headers_out.n;
+	t.pair = tokens != NULL;
+	if ((rc = db_tx_run(login_body, login_committed, &t,
+	    DB_TX_TRIES)) < 0) {
+		r->headers_out.n = t.headers;
+		json_object_put(t.tokens);
+		return rc;
+	}
+	if (tokens != NULL)
+		*tokens = t.tokens;
+	if (sid != NULL)
+		*sid = t.sid;
+	return 0;
+}
+
 /* What a refresh came to. */
 enum refresh_outcome {
 	REFRESH_OK,		/* a new pair */

@@ -21,19 +21,15 @@
 #include "app/app.h"
 
 #define TOLERANCE	300	/* seconds between t and now, either way */
-#define TX_TRIES	3
 
 static struct sql q_event = SQL(
     "INSERT INTO stripe_events (id, type, created) VALUES (?, ?, ?)");
+static struct sql q_event_seen = SQL(
+    "SELECT 1 FROM stripe_events WHERE id = ?");
 static struct sql q_user_exists = SQL(
     "SELECT id FROM users WHERE id = ? FOR UPDATE");
 static struct sql q_user_by_customer = SQL(
     "SELECT id FROM users WHERE stripe_customer_id = ?");
-static struct sql q_user_mail = SQL(
-    "SELECT email FROM users WHERE id = ?");
-static struct sql q_link_customer = SQL(
-    "UPDATE users SET stripe_customer_id = ?, updated_at = "
-    "UTC_TIMESTAMP(6) WHERE id = ? AND stripe_customer_id IS NULL");
 /* checkout.session.completed: remember whose subscription it is. */
 static struct sql q_sub_stub = SQL(
     "INSERT INTO subscriptions (id, user_id, stripe_customer_id, status, "
@@ -92,8 +88,6 @@ static struct sql q_payment = SQL(
     "updated_at = UTC_TIMESTAMP(6)");
 static struct sql q_plan_info = SQL(
     "SELECT credits, display_name FROM plans WHERE name = ?");
-static struct sql q_balance_make = SQL(
-    "INSERT IGNORE INTO credit_balances (user_id) VALUES (?)");
 static struct sql q_balance = SQL(
     "SELECT allowance, granted, allowance_plan, "
     "TIMESTAMPDIFF(SECOND, TIMESTAMP('1970-01-01'), "
@@ -151,13 +145,13 @@ static int
 mail_payment(struct req *r, const char *uid, bool paid, long long amount,
     const char *currency, const char *plan_name, const char *url)
 {
-	struct dbrows	 row;
+	const char	*to;
 	const char	*link = arena_printf(r->a, "%s/billing", cfg.base_url);
 	const char	*what = money_text(r->a, amount, currency);
 	const char	*invoice = "";
 	int		 rc;
 
-	if ((rc = db_select(r->a, &q_user_mail, &row, "s", uid)) <= 0)
+	if ((rc = user_email(r, uid, &to)) <= 0)
 		return rc;
 	if (plan_name == NULL)
 		plan_name = "your";
@@ -166,7 +160,7 @@ mail_payment(struct req *r, const char *uid, bool paid, long long amount,
 		    "payment_received.invoice", (const char *[]){
 		    "invoice_url", url, NULL }));
 	return mail_text(r, uid, paid ? "payment_received" : "payment_failed",
-	    paid ? "payment_received" : "payment_failed", dbv(&row, 0, 0),
+	    paid ? "payment_received" : "payment_failed", to,
 	    link, (const char *[]){ "amount", what, "plan", plan_name,
 	    "invoice", invoice, "link", link, NULL });
 }
@@ -191,7 +185,7 @@ grant_allowance(struct req *r, const char *uid, const char *plan,
 	if ((rc = db_select(r->a, &q_plan_info, &info, "s", plan)) <= 0)
 		return rc;
 	credits = dbi(&info, 0, 0);
-	if ((rc = db_exec(&q_balance_make, "s", uid)) < 0 ||
+	if ((rc = credit_balance_ensure(uid)) < 0 ||
 	    (rc = db_select(r->a, &q_balance, &bal, "s", uid)) < 0)
 		return rc;
 	if (rc == 0)
@@ -243,7 +237,7 @@ ev_checkout(struct req *r, struct json_object *o)
 	if (uid == NULL && (rc = user_of_customer(r, cus, &uid)) < 0)
 		return rc;
 	if (uid != NULL && cus != NULL) {
-		rc = db_exec(&q_link_customer, "ss", cus, uid);
+		rc = customer_link(uid, cus);
 		if (rc == DB_DUP)
 			log_warn("stripe_customer_taken", " customer=%s "
 			    "user=%s", cus, uid);
@@ -446,6 +440,46 @@ reply_webhook_bad(struct req *r, const char *why)
 	reply_error(r, 400, "bad_request", why);
 }
 
+/* An event's effect, run by db_tx_run (maybe more than once). */
+struct event_tx {
+	struct req		*r;
+	const char		*id, *type;
+	struct json_object	*o;
+	long long		 created, now;
+	bool			 dup;		/* seen before: nothing done */
+};
+
+static int
+event_body(void *v)
+{
+	struct event_tx	*t = v;
+	int		 rc;
+
+	t->dup = false;
+	if ((rc = db_exec(&q_event, "ssi", t->id, t->type, t->created)) ==
+	    DB_DUP) {
+		t->dup = true;
+		return DB_ABORT;
+	}
+	if (rc < 0 || (rc = apply(t->r, t->type, t->o, t->created,
+	    t->now)) < 0)
+		return rc;
+	return 0;
+}
+
+/*
+ * After a lost COMMIT answer: is the event recorded (its effect came in
+ * the same transaction)?
+ */
+static int
+event_committed(void *v)
+{
+	struct event_tx	*t = v;
+	struct dbrows	 row;
+
+	return db_select(t->r->a, &q_event_seen, &row, "s", t->id);
+}
+
 /*
  * POST /api/v1/billing/webhook: 200 for a correctly signed event (also
  * one seen before, which changes nothing); 400 for a missing or wrong
@@ -458,8 +492,8 @@ h_billing_webhook(struct req *r)
 	struct json_object	*ev, *o, *res;
 	const char		*id, *type;
 	long long		 now, created;
-	int			 rc, attempt;
-	bool			 dup = false;
+	struct event_tx		 t;
+	int			 rc;
 
 	if (cfg.stripe_webhook_secret[0] == '\0') {
 		log_warn("stripe_webhook", " msg=\"[stripe] webhook_secret is "
@@ -502,25 +536,15 @@ h_billing_webhook(struct req *r)
 		reply_webhook_bad(r, "The body is not a Stripe event.");
 		return;
 	}
-	for (attempt = 0; attempt < TX_TRIES; attempt++) {
-		if ((rc = db_begin()) < 0)
-			break;
-		rc = db_exec(&q_event, "ssi", id, type, created);
-		if (rc == DB_DUP) {
-			db_rollback();
-			dup = true;
-			rc = 0;
-			break;
-		}
-		if (rc < 0 || (rc = apply(r, type, o, created, now)) < 0 ||
-		    (rc = db_commit()) < 0) {
-			db_rollback();
-			if (rc == DB_RETRY)
-				continue;
-			break;
-		}
-		break;
-	}
+	t.r = r;
+	t.id = id;
+	t.type = type;
+	t.o = o;
+	t.created = created;
+	t.now = now;
+	if ((rc = db_tx_run(event_body, event_committed, &t,
+	    DB_TX_TRIES)) == DB_ABORT)
+		rc = 0;
 	if (rc < 0) {
 		log_warn("stripe_webhook_failed", " event=%s type=%s rc=%d",
 		    id, type, rc);
@@ -529,7 +553,7 @@ h_billing_webhook(struct req *r)
 		return;
 	}
 	log_info("stripe_webhook", " event=%s type=%s duplicate=%d", id, type,
-	    dup);
+	    t.dup);
 	json_object_put(ev);
 	res = json_object_new_object();
 	json_object_object_add(res, "received", json_object_new_boolean(1));

@@ -27,7 +27,6 @@
 #define SECRET_BYTES	20	/* 160 bits, as RFC 4226 recommends */
 #define RECOVERY_COUNT	10
 #define RECOVERY_LEN	10	/* characters, shown as two groups of five */
-#define TX_TRIES	3
 
 /* Recovery codes: lower-case letters and digits that are not mistaken. */
 static const char recovery_alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789";
@@ -52,12 +51,10 @@ static struct sql q_totp_enable = SQL(
 static struct sql q_totp_step = SQL(
     "UPDATE totp_secrets SET last_step = ? WHERE user_id = ? AND "
     "enabled_at IS NOT NULL AND (last_step IS NULL OR last_step < ?)");
-static struct sql q_totp_delete = SQL(
-    "DELETE FROM totp_secrets WHERE user_id = ?");
-static struct sql q_recovery_clear = SQL(
-    "DELETE FROM recovery_codes WHERE user_id = ?");
 static struct sql q_recovery_add = SQL(
     "INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)");
+static struct sql q_recovery_is = SQL(
+    "SELECT 1 FROM recovery_codes WHERE user_id = ? AND code_hash = ?");
 static struct sql q_recovery_use = SQL(
     "UPDATE recovery_codes SET used_at = UTC_TIMESTAMP(6) "
     "WHERE user_id = ? AND code_hash = ? AND used_at IS NULL");
@@ -88,6 +85,18 @@ oath_ready(void)
 		done = true;
 	}
 	return 0;
+}
+
+/* Whether uid's second factor is on (enrolled and confirmed). */
+int
+totp_is_on(struct req *r, const char *uid)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	if ((rc = db_select(r->a, &q_totp_row, &row, "s", uid)) <= 0)
+		return rc;
+	return dbi(&row, 0, 1) != 0;
 }
 
 /*
@@ -373,6 +382,79 @@ recovery_new(struct arena *a)
 	return c;
 }
 
+/* A confirmation, run by db_tx_run (maybe more than once). */
+struct confirm_tx {
+	struct req		*r;
+	const char		*uid, *email, *code;
+	int			 outcome;
+	const char		*first;		/* this try's first code */
+	struct json_object	*codes;
+};
+
+static int
+confirm_body(void *v)
+{
+	struct confirm_tx	*t = v;
+	struct req		*r = t->r;
+	struct totp_row		 row;
+	long long		 step;
+	const char		*c;
+	int			 rc, i;
+
+	json_object_put(t->codes);
+	t->codes = NULL;
+	t->first = NULL;
+	if ((rc = totp_load(r, t->uid, &row)) < 0)
+		return rc;
+	t->outcome = rc == 0 ? TOTP_NOT_PENDING : row.enabled ? TOTP_ACTIVE :
+	    TOTP_WRONG;
+	if (rc == 0 || row.enabled || !code_matches(r->a, row.secret,
+	    row.secret_len, row.now, t->code, &step))
+		return DB_ABORT;
+	/* Enrolled again meanwhile: that secret is another. */
+	if ((rc = db_exec(&q_totp_enable, "isb", step, t->uid, row.sealed,
+	    row.sealed_len)) <= 0)
+		return rc < 0 ? rc : DB_ABORT;
+	if ((rc = second_factor_drop(t->uid, true)) < 0)
+		return rc;
+	t->codes = json_object_new_array();
+	for (i = 0; i < RECOVERY_COUNT; i++) {
+		c = recovery_new(r->a);
+		if (t->first == NULL)
+			t->first = recovery_hash(r->a, t->uid,
+			    recovery_code_norm(r->a, c));
+		if ((rc = db_exec(&q_recovery_add, "ss", t->uid,
+		    recovery_hash(r->a, t->uid, recovery_code_norm(r->a,
+		    c)))) < 0)
+			return rc;
+		json_object_array_add(t->codes, json_object_new_string(c));
+	}
+	if ((rc = audit(r, "totp.enable", t->uid, NULL)) < 0 ||
+	    (rc = mail_security_notice(r, t->uid, t->email, "Two-factor "
+	    "authentication (TOTP) was turned on for your {product} "
+	    "account: logging in now also asks for a code from your "
+	    "authenticator app.")) < 0)
+		return rc;
+	t->outcome = TOTP_OK;
+	return 0;
+}
+
+/*
+ * After a lost COMMIT answer: are this try's recovery codes there (else
+ * the codes shown once would be lost while the factor is on)?
+ */
+static int
+confirm_committed(void *v)
+{
+	struct confirm_tx	*t = v;
+	struct dbrows		 row;
+
+	if (t->outcome != TOTP_OK || t->first == NULL)
+		return -1;
+	return db_select(t->r->a, &q_recovery_is, &row, "ss", t->uid,
+	    t->first);
+}
+
 /*
  * Confirms uid's pending enrolment with a code from the app: the second
  * factor is on, with ten new recovery codes (returned in *codes, a JSON
@@ -384,62 +466,27 @@ int
 totp_confirm(struct req *r, const char *uid, const char *email,
     const char *code, struct json_object **codes)
 {
-	struct totp_row	 t;
-	long long	 step;
-	const char	*c;
-	int		 rc = DB_FAIL, attempt, i;
+	struct confirm_tx	 t;
+	int			 rc;
 
 	*codes = NULL;
-	for (attempt = 0; attempt < TX_TRIES; attempt++) {
-		if ((rc = totp_load(r, uid, &t)) < 0)
-			return rc;
-		if (rc == 0)
-			return TOTP_NOT_PENDING;
-		if (t.enabled)
-			return TOTP_ACTIVE;
-		if (!code_matches(r->a, t.secret, t.secret_len, t.now, code,
-		    &step))
-			return TOTP_WRONG;
-		*codes = json_object_new_array();
-		if ((rc = db_begin()) < 0)
-			break;
-		if ((rc = db_exec(&q_totp_enable, "isb", step, uid, t.sealed,
-		    t.sealed_len)) <= 0) {
-			/* Enrolled again meanwhile: that secret is another. */
-			db_rollback();
-			json_object_put(*codes);
-			*codes = NULL;
-			if (rc == DB_RETRY)
-				continue;
-			return rc == 0 ? TOTP_WRONG : rc;
-		}
-		if ((rc = db_exec(&q_recovery_clear, "s", uid)) < 0)
-			goto fail;
-		for (i = 0; i < RECOVERY_COUNT; i++) {
-			c = recovery_new(r->a);
-			if ((rc = db_exec(&q_recovery_add, "ss", uid,
-			    recovery_hash(r->a, uid, recovery_code_norm(r->a,
-			    c)))) < 0)
-				goto fail;
-			json_object_array_add(*codes, json_object_new_string(c));
-		}
-		if ((rc = audit(r, "totp.enable", uid, NULL)) < 0 ||
-		    (rc = mail_security_notice(r, uid, email, "Two-factor "
-		    "authentication (TOTP) was turned on for your {product} "
-		    "account: logging in now also asks for a code from your "
-		    "authenticator app.")) < 0 ||
-		    (rc = db_commit()) < 0)
-			goto fail;
-		log_info("totp_enabled", " user=%s", uid);
-		return TOTP_OK;
-fail:
-		db_rollback();
-		json_object_put(*codes);
-		*codes = NULL;
-		if (rc != DB_RETRY)
-			break;
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.uid = uid;
+	t.email = email;
+	t.code = code;
+	rc = db_tx_run(confirm_body, confirm_committed, &t, DB_TX_TRIES);
+	if (rc < 0 && rc != DB_ABORT) {
+		json_object_put(t.codes);
+		return rc;
 	}
-	return rc;
+	if (t.outcome != TOTP_OK) {
+		json_object_put(t.codes);
+		return t.outcome;
+	}
+	log_info("totp_enabled", " user=%s", uid);
+	*codes = t.codes;
+	return TOTP_OK;
 }
 
 /*
@@ -453,10 +500,8 @@ totp_remove(struct req *r, const char *uid, const char *email, bool notify)
 {
 	int	 rc, removed;
 
-	if ((removed = db_exec(&q_totp_delete, "s", uid)) < 0)
+	if ((removed = second_factor_drop(uid, false)) < 0)
 		return removed;
-	if ((rc = db_exec(&q_recovery_clear, "s", uid)) < 0)
-		return rc;
 	if (removed > 0 && notify && (rc = mail_security_notice(r, uid, email,
 	    "Two-factor "
 	    "authentication (TOTP) was turned off for your {product} account: "
@@ -579,6 +624,27 @@ h_totp_confirm(struct req *r)
 	reply_db(r, rc);
 }
 
+/* A second factor's removal, run by db_tx_run (maybe more than once). */
+struct disable_tx {
+	struct req	*r;
+	bool		 enabled;
+};
+
+static int
+disable_body(void *v)
+{
+	struct disable_tx	*t = v;
+	struct req		*r = t->r;
+	int			 rc;
+
+	if ((rc = totp_remove(r, r->who.user_id, r->who.email,
+	    t->enabled)) < 0 ||
+	    (t->enabled && (rc = audit(r, "totp.disable", r->who.user_id,
+	    NULL)) < 0))
+		return rc;
+	return 0;
+}
+
 /*
  * Turns the caller's second factor off, given their password and a code
  * (a current TOTP code or a recovery code); without an active second
@@ -591,9 +657,10 @@ int
 totp_disable(struct req *r, const char *password, const char *code,
     const char **field, long *retry)
 {
+	struct disable_tx dt;
 	struct totp_row	 t;
 	const char	*email_lc = ascii_lower(r->a, r->who.email);
-	int		 rc, attempt;
+	int		 rc;
 
 	/* The one current-password check, with the login throttle. */
 	*field = "password";
@@ -619,23 +686,12 @@ totp_disable(struct req *r, const char *password, const char *code,
 		if (rc < 0)
 			return rc;
 	}
-	for (attempt = 0; attempt < TX_TRIES; attempt++) {
-		if ((rc = db_begin()) < 0)
-			return rc;
-		if ((rc = totp_remove(r, r->who.user_id, r->who.email,
-		    t.enabled)) < 0 ||
-		    (t.enabled && (rc = audit(r, "totp.disable",
-		    r->who.user_id, NULL)) < 0) ||
-		    (rc = db_commit()) < 0) {
-			db_rollback();
-			if (rc == DB_RETRY)
-				continue;
-			return rc;
-		}
-		log_info("totp_disabled", " user=%s", r->who.user_id);
-		return TOTP_OK;
-	}
-	return rc;
+	dt.r = r;
+	dt.enabled = t.enabled;
+	if ((rc = db_tx_run(disable_body, NULL, &dt, DB_TX_TRIES)) < 0)
+		return rc;
+	log_info("totp_disabled", " user=%s", r->who.user_id);
+	return TOTP_OK;
 wrong:
 	if ((rc = login_failed(r, email_lc)) < 0)
 		return rc;

@@ -13,8 +13,6 @@
 
 #include "app/app.h"
 
-#define TRIES	3
-
 /*
  * The user's plan and period, the credits left (as tg_gate counts), the
  * period's bounds as DATETIMEs, and the plan's currency.
@@ -184,8 +182,6 @@ h_usage(struct req *r)
 static struct sql q_notice = SQL(
     "INSERT IGNORE INTO usage_notices (user_id, meter, period_start, "
     "threshold) VALUES (?, ?, ?, ?)");
-static struct sql q_email = SQL(
-    "SELECT email FROM users WHERE id = ?");
 
 /*
  * Records the notice that user uid reached threshold (80 or 100) % of
@@ -197,24 +193,40 @@ static int
 notice_once(struct req *r, const char *uid, const char *meter,
     const char *period_start, int threshold, long long used, long long limit)
 {
-	struct dbrows	 row;
-	const char	*kind, *link;
+	const char	*kind, *link, *to;
 	int		 rc;
 
 	if ((rc = db_exec(&q_notice, "sssi", uid, meter, period_start,
 	    (long long)threshold)) <= 0)
 		return rc;
-	if ((rc = db_select(r->a, &q_email, &row, "s", uid)) <= 0)
+	if ((rc = user_email(r, uid, &to)) <= 0)
 		return rc;
-	if (dbv(&row, 0, 0) == NULL)
+	if (to == NULL)
 		return 0;	/* a guest: no address to tell */
 	link = arena_printf(r->a, "%s/usage", cfg.base_url);
 	kind = threshold >= 100 ? "usage_100" : "usage_80";
-	return mail_text(r, uid, kind, kind, dbv(&row, 0, 0), link,
+	return mail_text(r, uid, kind, kind, to, link,
 	    (const char *[]){ "used", arena_printf(r->a, "%lld", used),
 	    "limit", arena_printf(r->a, "%lld", limit), "meter", meter,
 	    "threshold", arena_printf(r->a, "%d", threshold), "link", link,
 	    NULL });
+}
+
+/* A usage notice, run by db_tx_run (maybe more than once). */
+struct usage_notice_tx {
+	struct req	*r;
+	const char	*uid, *meter, *period_start;
+	int		 threshold;
+	long long	 used, limit;
+};
+
+static int
+usage_notice_body(void *v)
+{
+	struct usage_notice_tx	*t = v;
+
+	return notice_once(t->r, t->uid, t->meter, t->period_start,
+	    t->threshold, t->used, t->limit);
 }
 
 /*
@@ -226,27 +238,32 @@ usage_notice(struct req *r, const char *uid, const char *meter,
     const char *period_start, int threshold, long long used,
     long long limit)
 {
-	int	 rc;
+	struct usage_notice_tx	 t;
+	int			 rc;
 
-	if ((rc = db_begin()) < 0 ||
-	    (rc = notice_once(r, uid, meter, period_start, threshold, used,
-	    limit)) < 0 || (rc = db_commit()) < 0) {
-		db_rollback();
+	t.r = r;
+	t.uid = uid;
+	t.meter = meter;
+	t.period_start = period_start;
+	t.threshold = threshold;
+	t.used = used;
+	t.limit = limit;
+	if ((rc = db_tx_run(usage_notice_body, NULL, &t, DB_TX_TRIES)) < 0)
 		log_warn("usage_notice", " user=%s meter=%s rc=%d", uid, meter,
 		    rc);
-	}
 }
 
 static struct sql q_event = SQL(
     "INSERT INTO usage_events (id, service_key_id, idempotency_key, "
     "user_id, meter, quantity, metadata, cost_micros) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+static struct sql q_event_seen = SQL(
+    "SELECT 1 FROM usage_events WHERE service_key_id = ? AND "
+    "idempotency_key = ?");
 static struct sql q_event_period = SQL(
     "SELECT x.plan, tg_period_start(x.id, x.plan), "
     "tg_period_end(x.id, x.plan) FROM (SELECT u.id, tg_plan(u.id) plan "
     "FROM users u WHERE u.id = ?) x");
-static struct sql q_meter_kind = SQL(
-    "SELECT kind FROM meters WHERE name = ?");
 static struct sql q_event_count = SQL(
     "INSERT INTO usage_counters (user_id, meter, period_start, period_end, "
     "used, cost_micros) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE "
@@ -260,6 +277,73 @@ static struct sql q_event_used = SQL(
     "SELECT c.used, l.period_limit FROM usage_counters c LEFT JOIN "
     "plan_limits l ON l.plan = ? AND l.meter = c.meter WHERE "
     "c.user_id = ? AND c.meter = ? AND c.period_start = ?");
+
+/* A usage event, run by db_tx_run (maybe more than once). */
+struct usage_event_tx {
+	struct req	*r;
+	const char	*uid, *meter;
+	long long	 qty;
+	bool		 has_cost;
+	bool		 no_user;
+};
+
+static int
+usage_event_body(void *v)
+{
+	struct usage_event_tx	*t = v;
+	struct req		*r = t->r;
+	struct dbrows		 per, used;
+	long long		 u, lim;
+	int			 rc, th;
+
+	t->no_user = false;
+	if ((rc = db_select(r->a, &q_event_period, &per, "s", t->uid)) < 0)
+		return rc;
+	if (rc == 0) {
+		t->no_user = true;
+		return DB_ABORT;
+	}
+	if ((rc = db_exec(&q_event, t->has_cost ? "sssssisi" : "sssssisn",
+	    new_id(r->a), r->who.key_id, in_str(r, "idempotency_key"), t->uid,
+	    t->meter, t->qty, in_str(r, "metadata"),
+	    in_int(r, "cost_micros", 0))) == DB_DUP)
+		return DB_ABORT;	/* counted before */
+	if (rc < 0 ||
+	    (rc = db_exec(&q_event_count, "ssssii", t->uid, t->meter,
+	    dbv(&per, 0, 1), dbv(&per, 0, 2), t->qty,
+	    in_int(r, "cost_micros", 0))) < 0 ||
+	    (rc = db_exec(&q_event_daily, "ssi", t->uid, t->meter,
+	    t->qty)) < 0 ||
+	    (rc = db_select(r->a, &q_event_used, &used, "ssss",
+	    dbv(&per, 0, 0), t->uid, t->meter, dbv(&per, 0, 1))) < 0)
+		return rc;
+	if (rc == 1 && dbv(&used, 0, 1) != NULL &&
+	    (lim = dbi(&used, 0, 1)) > 0) {
+		u = dbi(&used, 0, 0);
+		th = u >= lim ? 100 : u * 5 >= lim * 4 ? 80 : 0;
+		if (th > 0 && (rc = notice_once(r, t->uid, t->meter,
+		    dbv(&per, 0, 1), th, u, lim)) < 0)
+			return rc;
+	}
+	if ((rc = meter_report_add(r, t->uid, t->meter, t->qty)) < 0)
+		return rc;
+	return 0;
+}
+
+/*
+ * After a lost COMMIT answer: is the event (its idempotency key, of
+ * this service key) recorded?  The counters came in the same
+ * transaction.
+ */
+static int
+usage_event_committed(void *v)
+{
+	struct usage_event_tx	*t = v;
+	struct dbrows		 row;
+
+	return db_select(t->r->a, &q_event_seen, &row, "ss",
+	    t->r->who.key_id, in_str(t->r, "idempotency_key"));
+}
 
 /*
  * POST /api/v1/usage/events {user_id, meter, quantity, idempotency_key,
@@ -275,11 +359,12 @@ static struct sql q_event_used = SQL(
 void
 h_usage_event(struct req *r)
 {
-	struct dbrows	 per, used, kind;
+	struct usage_event_tx	 t;
 	const char	*uid = in_str(r, "user_id"), *meter = in_str(r, "meter");
+	const char	*kind;
 	const struct input *cost = req_in(r, "cost_micros");
-	long long	 qty = in_int(r, "quantity", 0), u, lim;
-	int		 rc = DB_FAIL, i, th;
+	long long	 qty = in_int(r, "quantity", 0);
+	int		 rc = DB_FAIL;
 	bool		 has_cost = cost != NULL && cost->present &&
 			    !cost->is_null;
 
@@ -288,57 +373,27 @@ h_usage_event(struct req *r)
 		    "or POST /api/v1/check, never by a usage event");
 		return;
 	}
-	if ((rc = db_select(r->a, &q_meter_kind, &kind, "s", meter)) < 0)
+	if ((rc = meter_kind(r, meter, &kind)) < 0)
 		goto dberr;
-	if (rc == 1 && strcmp(dbv(&kind, 0, 0), "level") == 0) {
+	if (rc == 1 && strcmp(kind, "level") == 0) {
 		reply_invalid1(r, "meter", "is a level meter: set its level "
 		    "with PUT /api/v1/usage/levels/{meter}");
 		return;
 	}
-	for (i = 0; i < TRIES; i++) {
-		if ((rc = db_begin()) < 0)
-			goto dberr;
-		if ((rc = db_select(r->a, &q_event_period, &per, "s", uid)) < 0)
-			goto fail;
-		if (rc == 0) {
-			db_rollback();
-			reply_invalid1(r, "user_id", "no such user");
-			return;
-		}
-		if ((rc = db_exec(&q_event, has_cost ? "sssssisi" :
-		    "sssssisn", new_id(r->a), r->who.key_id,
-		    in_str(r, "idempotency_key"), uid, meter, qty,
-		    in_str(r, "metadata"), in_int(r, "cost_micros", 0))) ==
-		    DB_DUP) {
-			db_rollback();
-			reply_empty(r, 202);	/* counted before */
-			return;
-		}
-		if (rc < 0 ||
-		    (rc = db_exec(&q_event_count, "ssssii", uid, meter,
-		    dbv(&per, 0, 1), dbv(&per, 0, 2), qty,
-		    in_int(r, "cost_micros", 0))) < 0 ||
-		    (rc = db_exec(&q_event_daily, "ssi", uid, meter, qty)) < 0 ||
-		    (rc = db_select(r->a, &q_event_used, &used, "ssss",
-		    dbv(&per, 0, 0), uid, meter, dbv(&per, 0, 1))) < 0)
-			goto fail;
-		if (rc == 1 && dbv(&used, 0, 1) != NULL &&
-		    (lim = dbi(&used, 0, 1)) > 0) {
-			u = dbi(&used, 0, 0);
-			th = u >= lim ? 100 : u * 5 >= lim * 4 ? 80 : 0;
-			if (th > 0 && (rc = notice_once(r, uid, meter,
-			    dbv(&per, 0, 1), th, u, lim)) < 0)
-				goto fail;
-		}
-		if ((rc = meter_report_add(r, uid, meter, qty)) < 0 ||
-		    (rc = db_commit()) < 0)
-			goto fail;
-		reply_empty(r, 202);
+	memset(&t, 0, sizeof(t));
+	t.r = r;
+	t.uid = uid;
+	t.meter = meter;
+	t.qty = qty;
+	t.has_cost = has_cost;
+	rc = db_tx_run(usage_event_body, usage_event_committed, &t, DB_TX_TRIES);
+	if (rc == DB_ABORT && t.no_user) {
+		reply_invalid1(r, "user_id", "no such user");
 		return;
-fail:
-		db_rollback();
-		if (rc != DB_RETRY)
-			break;
+	}
+	if (rc >= 0 || rc == DB_ABORT) {
+		reply_empty(r, 202);	/* recorded, or counted before */
+		return;
 	}
 dberr:
 	reply_db(r, rc);

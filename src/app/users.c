@@ -8,6 +8,74 @@
 
 static struct sql q_user = SQL(
     "SELECT " USER_COLUMNS " FROM users u WHERE u.id = ?");
+static struct sql q_profile = SQL(
+    "SELECT " USER_COLUMNS ", (SELECT t.enabled_at IS NOT NULL FROM "
+    "totp_secrets t WHERE t.user_id = u.id), "
+    "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%d %H:%i UTC'), "
+    "u.password_hash IS NOT NULL FROM users u WHERE u.id = ?");
+static struct sql q_insert_balance = SQL(
+    "INSERT INTO credit_balances (user_id) VALUES (?)");
+static struct sql q_ensure_balance = SQL(
+    "INSERT IGNORE INTO credit_balances (user_id) VALUES (?)");
+static struct sql q_email = SQL(
+    "SELECT email FROM users WHERE id = ?");
+static struct sql q_delete = SQL(
+    "DELETE FROM users WHERE id = ?");
+
+/*
+ * The account uid for its /profile page, in *row: USER_COLUMNS, then
+ * whether TOTP is on, the trial's end for people, whether it has a
+ * password.  Returns 1, 0, or a DB_* code.
+ */
+int
+user_profile(struct req *r, const char *uid, struct dbrows *row)
+{
+	return db_select(r->a, &q_profile, row, "s", uid);
+}
+
+/*
+ * uid's address into *email (in the arena; NULL for an account without
+ * one).  Returns 1, 0 when there is no such account, or a DB_* code.
+ */
+int
+user_email(struct req *r, const char *uid, const char **email)
+{
+	struct dbrows	 row;
+	int		 rc;
+
+	*email = NULL;
+	if ((rc = db_select(r->a, &q_email, &row, "s", uid)) <= 0)
+		return rc;
+	*email = dbv(&row, 0, 0);
+	return 1;
+}
+
+/*
+ * Deletes account uid and, by the foreign keys, what it owns.  Returns
+ * the rows deleted or a DB_* code.
+ */
+int
+user_delete(const char *uid)
+{
+	return db_exec(&q_delete, "s", uid);
+}
+
+/* Makes uid's credit balance unless it has one.  Rows or DB_*. */
+int
+credit_balance_ensure(const char *uid)
+{
+	return db_exec(&q_ensure_balance, "s", uid);
+}
+
+/*
+ * Opens a new account's credit balance (empty: the trial or a plan
+ * brings its allowance).  Returns 1 or a DB_* code.
+ */
+int
+credit_balance_open(const char *uid)
+{
+	return db_exec(&q_insert_balance, "s", uid);
+}
 
 /*
  * Builds the contract's user object from a row of USER_COLUMNS starting

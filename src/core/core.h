@@ -213,6 +213,8 @@ bool	 stripe_configured(void);
 /* Each returns NULL when the value is good, else what is wrong.       */
 /* ------------------------------------------------------------------ */
 
+/* The value of hexadecimal digit c, or -1 (percent-decoding's). */
+int		 hex_digit(int c);
 const char	*valid_utf8_text(const char *, size_t, size_t maxbytes);
 const char	*valid_email(const char *, size_t);
 const char	*valid_password(const char *, size_t);

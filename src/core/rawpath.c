@@ -12,18 +12,6 @@
 
 #include "core/core.h"
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * True when raw (the request target as the client sent it, query and
  * all, as in nginx's $request_uri) reaches an upstream as the same path
@@ -49,8 +37,8 @@ raw_path_agrees(const char *raw, const char *uri)
 		if (c == '%') {
 			if (i + 2 >= n)
 				return false;
-			if ((hi = hexval(raw[i + 1])) < 0 ||
-			    (lo = hexval(raw[i + 2])) < 0)
+			if ((hi = hex_digit(raw[i + 1])) < 0 ||
+			    (lo = hex_digit(raw[i + 2])) < 0)
 				return false;
 			c = hi * 16 + lo;
 			if (c == '/' || c == '\\' || c == ';' || c == '\0')

@@ -8,6 +8,19 @@
 
 #include "core/core.h"
 
+/* The value of hexadecimal digit c, or -1 when it is none. */
+int
+hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /*
  * Checks that s is well-formed UTF-8 (no overlongs, surrogates or code
  * points past U+10FFFF), has no NUL or other C0 control but tab, and is

@@ -33,11 +33,7 @@ ctl_gc(int argc, char *argv[])
 		arena_free(a);
 	}
 	db_close();
-	if (rc < 0) {
-		fprintf(stderr, "tollgatectl: gc: %s\n", rc == DB_DOWN ?
-		    "the database is unreachable" : "database error (see "
-		    "above)");
-		return 1;
-	}
+	if (rc < 0)
+		return ctl_db_fail("gc", rc);
 	return 0;
 }

@@ -9,154 +9,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ctl/ctl.h"
 
-static struct sql q_find = SQL(
-    "SELECT id, email_verified_at IS NOT NULL FROM users WHERE email_lc = ?");
-static struct sql q_enable = SQL(
-    "UPDATE users SET disabled_at = NULL, updated_at = UTC_TIMESTAMP(6) "
-    "WHERE id = ? AND disabled_at IS NOT NULL");
-static struct sql q_password = SQL(
-    "UPDATE users SET password_hash = ?, updated_at = UTC_TIMESTAMP(6) "
-    "WHERE id = ?");
-static struct sql q_list = SQL(
-    "SELECT u.id, u.email, u.name, u.role, tg_plan(u.id), "
-    "IF(u.email_verified_at IS NULL, 'no', 'yes'), "
-    "IF(u.disabled_at IS NULL, 'no', 'yes'), "
-    "DATE_FORMAT(u.created_at, '%Y-%m-%dT%H:%i:%sZ') FROM users u "
-    "WHERE (? = '' OR u.email_lc LIKE ? OR u.name LIKE ?) "
-    "AND (? = 0 OR u.disabled_at IS NOT NULL) "
-    "ORDER BY u.created_at, u.id LIMIT ?");
-static struct sql q_outbox = SQL(
-    "SELECT id, kind, to_addr, status, attempts, "
-    "DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ'), "
-    "DATE_FORMAT(next_attempt_at, '%Y-%m-%dT%H:%i:%sZ'), last_error "
-    "FROM outbox WHERE (? = '' AND status <> 'sent' OR status = ?) "
-    "ORDER BY created_at, id LIMIT ?");
-static struct sql q_retry_one = SQL(
-    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = "
-    "UTC_TIMESTAMP(6), last_error = NULL WHERE id = ? AND status = 'failed'");
-static struct sql q_retry_all = SQL(
-    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = "
-    "UTC_TIMESTAMP(6), last_error = NULL WHERE status = 'failed'");
-
-/* Prints a database failure and returns the exit status 1. */
-static int
-dbfail(const char *what, int rc)
-{
-	fprintf(stderr, "tollgatectl: %s: %s\n", what, rc == DB_DOWN ?
-	    "the database is unreachable" : "database error (see above)");
-	return 1;
-}
-
-/* A transaction of these commands, run by db_tx_run. */
-struct op {
-	struct req	*r;
-	const char	*uid, *hash, *what;
-	int		 changed;
-};
-
 /*
- * Looks up the account of email into *uid (and *verified).  Returns 0,
- * or the exit status after printing why not.
+ * Runs action what on the account of email in one transaction.  Returns
+ * the exit status; *changed says whether anything changed.
  */
 static int
-find_user(struct arena *a, const char *email, const char **uid,
-    bool *verified)
+on_user(const char *email, enum op_action what, const char *hash,
+    const char *doing, int *changed)
 {
-	struct dbrows	 row;
-	int		 rc;
+	struct arena	*a = arena_new();
+	struct op_user	 u;
+	struct req	 r;
+	int		 rc, status = 1;
 
-	if ((rc = db_select(a, &q_find, &row, "s", ascii_lower(a, email))) < 0)
-		return dbfail("looking up the user", rc);
+	if ((rc = op_user_find(a, email, &u)) < 0) {
+		status = ctl_db_fail("looking up the user", rc);
+		goto out;
+	}
 	if (rc == 0) {
 		fprintf(stderr, "tollgatectl: no account has the email %s\n",
 		    email);
-		return 1;
-	}
-	*uid = dbv(&row, 0, 0);
-	if (verified != NULL)
-		*verified = dbi(&row, 0, 1) != 0;
-	return 0;
-}
-
-static int
-enable_body(void *v)
-{
-	struct op	*o = v;
-	int		 rc;
-
-	if ((rc = db_exec(&q_enable, "s", o->uid)) < 0)
-		return rc;
-	o->changed = rc;
-	/* No token issued before the disable works again (issue 15). */
-	if (rc > 0 && ((rc = sessions_revoke_all(o->uid, NULL,
-	    "reenabled")) < 0 || (rc = audit(o->r, "user.enable", o->uid,
-	    NULL)) < 0))
-		return rc;
-	return 0;
-}
-
-static int
-verify_body(void *v)
-{
-	struct op	*o = v;
-	int		 rc;
-
-	/* As verify-email does: the trial starts, the welcome mail goes. */
-	if ((rc = account_verified(o->r, o->uid)) < 0 ||
-	    (rc = audit(o->r, "user.verify", o->uid, NULL)) < 0)
-		return rc;
-	o->changed = 1;
-	return 0;
-}
-
-static int
-password_body(void *v)
-{
-	struct op	*o = v;
-	int		 rc;
-
-	if ((rc = db_exec(&q_password, "ss", o->hash, o->uid)) < 0 ||
-	    (rc = account_links_spend(o->r, o->uid)) < 0 ||
-	    (rc = sessions_revoke_all(o->uid, NULL, "password_set")) < 0 ||
-	    (rc = audit(o->r, "user.password", o->uid, "set by tollgatectl")) < 0)
-		return rc;
-	return 0;
-}
-
-/*
- * Runs body on the account of email in one transaction.  Returns the
- * exit status; *changed says whether anything changed.
- */
-static int
-on_user(const char *email, int (*body)(void *), const char *hash,
-    const char *what, int *changed)
-{
-	struct arena	*a = arena_new();
-	struct req	 r;
-	struct op	 o;
-	bool		 verified;
-	int		 rc, status;
-
-	memset(&o, 0, sizeof(o));
-	if ((status = find_user(a, email, &o.uid, &verified)) != 0)
 		goto out;
-	if (body == verify_body && verified) {
+	}
+	status = 0;
+	if (what == OP_VERIFY && u.verified) {
 		*changed = 0;	/* Nothing to do, nothing to audit. */
 		goto out;
 	}
 	ctl_local_req(&r, a);
-	o.r = &r;
-	o.hash = hash;
-	if ((rc = db_tx_run(body, NULL, &o, DB_TX_TRIES)) < 0) {
-		status = dbfail(what, rc);
+	if ((rc = op_user_act(&r, what, &u, NULL, hash)) < 0) {
+		status = ctl_db_fail(doing, rc);
 		goto out;
 	}
-	*changed = o.changed;
-	status = 0;
+	*changed = rc;
 out:
 	db_close();
 	arena_free(a);
@@ -176,7 +64,7 @@ ctl_user_enable(int argc, char *argv[])
 		fprintf(stderr, "usage: tollgatectl user enable EMAIL\n");
 		return 2;
 	}
-	if ((status = on_user(argv[0], enable_body, NULL, "enabling the user",
+	if ((status = on_user(argv[0], OP_ENABLE, NULL, "enabling the user",
 	    &changed)) == 0)
 		printf("%s %s\n", argv[0], changed ? "is enabled" :
 		    "was not disabled");
@@ -197,25 +85,11 @@ ctl_user_verify(int argc, char *argv[])
 		fprintf(stderr, "usage: tollgatectl user verify EMAIL\n");
 		return 2;
 	}
-	if ((status = on_user(argv[0], verify_body, NULL, "verifying the "
+	if ((status = on_user(argv[0], OP_VERIFY, NULL, "verifying the "
 	    "email", &changed)) == 0)
 		printf("%s %s\n", argv[0], changed ? "is verified" :
 		    "was verified already");
 	return status;
-}
-
-/* Reads one line from standard input (no echo is needed: not a tty). */
-static char *
-read_line(struct arena *a)
-{
-	char	 line[512];
-	size_t	 n;
-
-	if (isatty(STDIN_FILENO) || fgets(line, sizeof(line), stdin) == NULL)
-		return NULL;
-	n = strcspn(line, "\r\n");
-	line[n] = '\0';
-	return n == 0 ? NULL : arena_strdup(a, line);
 }
 
 /*
@@ -236,7 +110,7 @@ ctl_user_set_password(int argc, char *argv[])
 		return 2;
 	}
 	a = arena_new();
-	if ((pw = read_line(a)) == NULL) {
+	if ((pw = ctl_read_line(a)) == NULL) {
 		fprintf(stderr, "tollgatectl: give the password on standard "
 		    "input, e.g. printf '%%s\\n' \"$pw\" | tollgatectl user "
 		    "set-password EMAIL\n");
@@ -253,7 +127,7 @@ ctl_user_set_password(int argc, char *argv[])
 		arena_free(a);
 		return 1;
 	}
-	status = on_user(argv[0], password_body, hash, "setting the password",
+	status = on_user(argv[0], OP_SET_PASSWORD, hash, "setting the password",
 	    &changed);
 	if (status == 0)
 		printf("%s has a new password; its sessions are signed out\n",
@@ -273,7 +147,7 @@ ctl_user_list(int argc, char *argv[])
 	    "plan", "verified", "disabled", "created_at" };
 	struct arena	*a;
 	struct dbrows	 rows;
-	const char	*q = "", *like;
+	const char	*q = "";
 	long long	 limit = 1000;
 	bool		 json = ctl_take_json(&argc, argv), disabled = false;
 	int		 i, rc;
@@ -293,12 +167,10 @@ ctl_user_list(int argc, char *argv[])
 		}
 	}
 	a = arena_new();
-	like = arena_printf(a, "%%%s%%", q);
-	rc = db_select(a, &q_list, &rows, "sssii", q, ascii_lower(a, like),
-	    like, (long long)disabled, limit);
+	rc = op_user_list(a, q, disabled, limit, &rows);
 	if (rc < 0) {
 		arena_free(a);
-		return dbfail("user list", rc);
+		return ctl_db_fail("user list", rc);
 	}
 	ctl_print_rows(&rows, cols, sizeof(cols) / sizeof(cols[0]), NULL, json);
 	db_close();
@@ -340,10 +212,9 @@ ctl_outbox_list(int argc, char *argv[])
 		}
 	}
 	a = arena_new();
-	if ((rc = db_select(a, &q_outbox, &rows, "ssi", state, state,
-	    limit)) < 0) {
+	if ((rc = op_outbox_list(a, state, limit, &rows)) < 0) {
 		arena_free(a);
-		return dbfail("outbox list", rc);
+		return ctl_db_fail("outbox list", rc);
 	}
 	ctl_print_rows(&rows, cols, sizeof(cols) / sizeof(cols[0]),
 	    "----n---", json);
@@ -371,19 +242,15 @@ ctl_outbox_retry(int argc, char *argv[])
 	a = arena_new();
 	ctl_local_req(&r, a);
 	if (strcmp(argv[0], "--all-failed") == 0) {
-		if ((rc = db_exec(&q_retry_all, "")) < 0) {
+		if ((n = op_outbox_retry(&r, NULL)) < 0) {
 			arena_free(a);
-			return dbfail("outbox retry", rc);
+			return ctl_db_fail("outbox retry", n);
 		}
-		n = rc;
-		if (n > 0)
-			audit(&r, "outbox.retry", NULL, arena_printf(a,
-			    "%d failed mails", n));
 	} else
 		for (i = 0; i < argc; i++) {
-			if ((rc = db_exec(&q_retry_one, "s", argv[i])) < 0) {
+			if ((rc = op_outbox_retry(&r, argv[i])) < 0) {
 				arena_free(a);
-				return dbfail("outbox retry", rc);
+				return ctl_db_fail("outbox retry", rc);
 			}
 			if (rc == 0) {
 				fprintf(stderr, "tollgatectl: %s is not a "
@@ -392,7 +259,6 @@ ctl_outbox_retry(int argc, char *argv[])
 				continue;
 			}
 			n++;
-			audit(&r, "outbox.retry", NULL, argv[i]);
 		}
 	printf("%d mail%s queued again\n", n, n == 1 ? "" : "s");
 	db_close();

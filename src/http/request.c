@@ -9,18 +9,6 @@
 
 #include "http/http.h"
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Percent-decodes s[0..len) ('+' is a space) into the arena.  Returns the
  * decoded string (its length in *outlen), or NULL on a bad escape.
@@ -39,8 +27,8 @@ url_decode(struct arena *a, const char *s, size_t len, size_t *outlen)
 
 			if (i + 2 >= len)
 				return NULL;
-			if ((hi = hexval((unsigned char)s[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)s[i + 2])) < 0)
+			if ((hi = hex_digit((unsigned char)s[i + 1])) < 0 ||
+			    (lo = hex_digit((unsigned char)s[i + 2])) < 0)
 				return NULL;
 			*o++ = (char)(hi * 16 + lo);
 			i += 2;

@@ -11,12 +11,6 @@
 
 #include "pages/pages.h"
 
-static struct sql q_me = SQL(
-    "SELECT " USER_COLUMNS ", (SELECT t.enabled_at IS NOT NULL FROM "
-    "totp_secrets t WHERE t.user_id = u.id), "
-    "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%d %H:%i UTC'), "
-    "u.password_hash IS NOT NULL FROM users u WHERE u.id = ?");
-
 /* A count with thousands grouped: 100000 -> "100,000", in the arena. */
 static const char *
 num(struct arena *a, long long n)
@@ -37,30 +31,20 @@ num(struct arena *a, long long n)
 	return arena_strdup(a, out);
 }
 
-/* The message of a ?notice= code after a redirect. */
-static const char *
-notice_text(const char *code)
-{
-	static const struct { const char *code, *text; } n[] = {
-		{ "welcome", "Welcome! We sent you a link to verify your "
-		    "email address: open it to start your trial." },
-		{ "name", "Your name has been saved." },
-		{ "resent", "If your address still needs verifying, a new link "
-		    "is on its way." },
-		{ "email", "Check your new address: the change takes effect "
-		    "when you open the link we sent there." },
-		{ "password", "Your password has been changed. Your other "
-		    "sessions have been logged out." },
-		{ "key_deleted", "The API key has been revoked." },
-		{ "session", "The session has been logged out." },
-	};
-	size_t	 i;
-
-	for (i = 0; code != NULL && i < sizeof(n) / sizeof(n[0]); i++)
-		if (strcmp(code, n[i].code) == 0)
-			return n[i].text;
-	return NULL;
-}
+/* The messages of /profile's ?notice= codes after a redirect. */
+static const struct pg_notice_text profile_notices[] = {
+	{ "welcome", "Welcome! We sent you a link to verify your email "
+	    "address: open it to start your trial." },
+	{ "name", "Your name has been saved." },
+	{ "resent", "If your address still needs verifying, a new link is "
+	    "on its way." },
+	{ "email", "Check your new address: the change takes effect when "
+	    "you open the link we sent there." },
+	{ "password", "Your password has been changed. Your other sessions "
+	    "have been logged out." },
+	{ "key_deleted", "The API key has been revoked." },
+	{ "session", "The session has been logged out." },
+};
 
 /* ------------------------------------------------------------------ */
 /* /profile                                                            */
@@ -88,13 +72,9 @@ keys_section(struct page *p, struct json_object *new_key)
 	if ((rc = apikeys_list_core(r, r->who.user_id, &keys)) < 0)
 		return rc;
 	n = json_object_array_length(keys);
-	if (n == 0)
-		buf_puts(&p->b, "<p>You have no API keys.</p>\n");
-	else {
-		buf_puts(&p->b, "<div class=\"scroll\"><table>\n<thead><tr>"
-		    "<th>Name</th><th>Key</th><th>Created</th><th>Last used"
-		    "</th><th>Expires</th><th><span class=\"sr\">Actions"
-		    "</span></th></tr></thead>\n<tbody>\n");
+	if (pg_table(p, n, "You have no API keys.", NULL, (const char *[]){
+	    "Name", "Key", "Created", "Last used", "Expires", ".Actions",
+	    NULL })) {
 		for (i = 0; i < n; i++) {
 			const char *id;
 
@@ -120,7 +100,7 @@ keys_section(struct page *p, struct json_object *new_key)
 			    "%s/delete", id), "Revoke", "danger");
 			buf_puts(&p->b, "</td></tr>\n");
 		}
-		buf_puts(&p->b, "</tbody></table></div>\n");
+		pg_table_end(p);
 		pg_button_form(p, "/profile/keys/revoke-all", "Revoke every key",
 		    "danger");
 	}
@@ -148,11 +128,10 @@ sessions_section(struct page *p)
 
 	if ((rc = sessions_list_core(r, r->who.user_id, &list)) < 0)
 		return rc;
-	buf_puts(&p->b, "<section id=\"sessions\">\n<h2>Sessions</h2>\n"
-	    "<div class=\"scroll\"><table>\n<thead><tr><th>Device</th>"
-	    "<th>Signed in</th><th>Last used</th><th><span class=\"sr\">"
-	    "Actions</span></th></tr></thead>\n<tbody>\n");
+	buf_puts(&p->b, "<section id=\"sessions\">\n<h2>Sessions</h2>\n");
 	n = json_object_array_length(list);
+	pg_table(p, n, NULL, NULL, (const char *[]){ "Device", "Signed in",
+	    "Last used", ".Actions", NULL });
 	for (i = 0; i < n; i++) {
 		const char *id, *client, *addr;
 		bool current;
@@ -188,7 +167,8 @@ sessions_section(struct page *p)
 		buf_puts(&p->b, "</td></tr>\n");
 	}
 	json_object_put(list);
-	buf_puts(&p->b, "</tbody></table></div>\n</section>\n");
+	pg_table_end(p);
+	buf_puts(&p->b, "</section>\n");
 	return 0;
 }
 
@@ -201,18 +181,17 @@ profile_page(struct page *p, int status, struct json_object *new_key)
 {
 	struct req	*r = p->r;
 	struct dbrows	 me;
-	const char	*notice = notice_text(pg_arg(r, "notice"));
 	int		 rc;
 
-	if ((rc = db_select(r->a, &q_me, &me, "s", r->who.user_id)) <= 0) {
+	if ((rc = user_profile(r, r->who.user_id, &me)) <= 0) {
 		json_object_put(new_key);
 		json_object_put(p->errs);
 		reply_db(r, rc == 0 ? DB_FAIL : rc);
 		return;
 	}
 	pg_nav(p, "/profile");
-	if (notice != NULL)
-		pg_notice(p, "notice", notice);
+	pg_notice_of(p, profile_notices, sizeof(profile_notices) /
+	    sizeof(profile_notices[0]));
 	if (p->errs != NULL)
 		pg_notice(p, "error", "Some fields need your attention: see "
 		    "below.");
@@ -289,10 +268,7 @@ h_page_profile(struct req *r)
 static bool
 profile_post(struct req *r, struct page *p)
 {
-	if (!pg_login(r) || !pg_csrf(r))
-		return false;
-	pg_init(p, r);
-	return true;
+	return pg_post(r, p, false);
 }
 
 /* POST /profile/name {name}: 303 to /profile; 422 with the message. */
@@ -671,9 +647,9 @@ usage_money(struct page *p, struct json_object *u)
 	    json_object_object_length(mm) == 0)
 		return;
 	cur = member_str(money, "currency");
-	buf_puts(&p->b, "<section>\n<h2>Cost</h2>\n<div class=\"scroll\">"
-	    "<table class=\"money\">\n<thead><tr><th>Meter</th><th>Cost this "
-	    "period</th></tr></thead>\n<tbody>\n");
+	buf_puts(&p->b, "<section>\n<h2>Cost</h2>\n");
+	pg_table(p, 1, NULL, "money", (const char *[]){ "Meter",
+	    "Cost this period", NULL });
 	json_object_object_foreach(mm, name, v) {
 		buf_puts(&p->b, "<tr id=\"cost-");
 		buf_html(&p->b, name);
@@ -746,10 +722,9 @@ h_page_usage(struct req *r)
 		json_object_object_get_ex(u, "credits", &c);
 		buf_puts(&p.b, num(r->a, member_int(c, "remaining")));
 	}
-	buf_puts(&p.b, "</dd></dl>\n</section>\n<section>\n<h2>Meters</h2>\n"
-	    "<div class=\"scroll\"><table class=\"meters\">\n<thead><tr><th>"
-	    "Meter</th><th>Used</th><th>Limit</th><th><span class=\"sr\">"
-	    "Share</span></th></tr></thead>\n<tbody>\n");
+	buf_puts(&p.b, "</dd></dl>\n</section>\n<section>\n<h2>Meters</h2>\n");
+	pg_table(&p, 1, NULL, "meters", (const char *[]){ "Meter", "Used",
+	    "Limit", ".Share", NULL });
 	if (json_object_object_length(ms) == 0)
 		buf_puts(&p.b, "<tr><td colspan=\"4\">Nothing is metered on "
 		    "your plan.</td></tr>\n");
@@ -775,7 +750,8 @@ h_page_usage(struct req *r)
 		else
 			buf_puts(&p.b, "no limit</td><td></td></tr>\n");
 	}
-	buf_puts(&p.b, "</tbody></table></div>\n</section>\n");
+	pg_table_end(&p);
+	buf_puts(&p.b, "</section>\n");
 	usage_money(&p, u);
 	buf_puts(&p.b, "<section>\n<h2>Daily use</h2>\n");
 	json_object_object_foreach(ms, name2, m2) {
@@ -917,12 +893,8 @@ h_page_billing(struct req *r)
 	}
 	buf_puts(&p.b, "</div>\n</section>\n<section>\n<h2>Payments</h2>\n");
 	n = json_object_array_length(pays);
-	if (n == 0)
-		buf_puts(&p.b, "<p>No payments yet.</p>\n");
-	else {
-		buf_puts(&p.b, "<div class=\"scroll\"><table>\n<thead><tr><th>"
-		    "Date</th><th>Amount</th><th>Status</th><th>Invoice</th>"
-		    "</tr></thead>\n<tbody>\n");
+	if (pg_table(&p, n, "No payments yet.", NULL, (const char *[]){
+	    "Date", "Amount", "Status", "Invoice", NULL })) {
 		for (i = 0; i < n; i++) {
 			struct json_object *py = json_object_array_get_idx(pays,
 			    i);
@@ -943,7 +915,7 @@ h_page_billing(struct req *r)
 			}
 			buf_puts(&p.b, "</td></tr>\n");
 		}
-		buf_puts(&p.b, "</tbody></table></div>\n");
+		pg_table_end(&p);
 	}
 	buf_puts(&p.b, "</section>\n");
 	json_object_put(plans);
@@ -975,19 +947,6 @@ continue_page(struct page *p, const char *url, const char *title,
 	pg_send(p, 200, title);
 }
 
-/* Answers a Stripe outage (INTERIM_STRIPE_DOWN) or a DB_* code. */
-static void
-reply_stripe(struct req *r, int rc)
-{
-	if (rc != BILLING_STRIPE_DOWN) {
-		reply_db(r, rc);
-		return;
-	}
-	reply_header(r, "Retry-After", "30");
-	reply_error(r, 503, "unavailable", "The payment provider could not be "
-	    "reached. Please try again in a moment.");
-}
-
 /*
  * POST /billing/checkout {plan}: 200 with the link to Stripe Checkout;
  * 422 for a plan that cannot be bought; 409 when a subscription is live
@@ -1016,7 +975,7 @@ h_page_checkout(struct req *r)
 	rc = billing_checkout_core(r, r->who.user_id, in_str(r, "plan"),
 	    " via=page", &url);
 	if (rc < 0) {
-		reply_stripe(r, rc);
+		reply_billing_failed(r, rc);
 		return;
 	}
 	if (rc == BILLING_NOT_BUYABLE) {
@@ -1053,7 +1012,7 @@ h_page_portal(struct req *r)
 		return;
 	}
 	if ((rc = billing_portal_core(r, r->who.user_id, " via=page", &url)) < 0) {
-		reply_stripe(r, rc);
+		reply_billing_failed(r, rc);
 		return;
 	}
 	continue_page(&p, url, "Manage billing", "Your invoices, payment "

@@ -33,61 +33,61 @@ who_of(struct json_object *e, const char *what)
 	return email != NULL ? email : member_str(e, what);
 }
 
-/* The newest payments and audit rows of everyone, for /admin. */
-static int
-recent_section(struct page *p)
+/*
+ * Payments as a table (at most max rows), newest first; with who, a
+ * column naming the account (a link to its page).  empty is the sentence
+ * shown when there are none.
+ */
+static void
+payments_table(struct page *p, struct json_object *pays, bool who,
+    size_t max, const char *empty)
 {
-	struct req		*r = p->r;
-	struct json_object	*pays = NULL, *aud = NULL, *e;
-	size_t			 i, n;
-	int			 rc;
+	struct json_object	*e;
+	size_t			 i, n = json_object_array_length(pays);
 
-	if ((rc = admin_payments(r, NULL, &pays)) < 0)
-		return rc;
-	if ((rc = audit_list(r, NULL, 20, &aud)) < 0) {
-		json_object_put(pays);
-		return rc;
-	}
-	buf_puts(&p->b, "<section id=\"payments\">\n<h2>Recent payments</h2>"
-	    "\n");
-	n = json_object_array_length(pays);
-	if (n == 0)
-		buf_puts(&p->b, "<p>None yet.</p>\n");
-	else
-		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
-		    "Date</th><th>Who</th><th>Amount</th><th>Status</th></tr>"
-		    "</thead><tbody>\n");
-	for (i = 0; i < n && i < 20; i++) {
+	if (!pg_table(p, n, empty, NULL, who ?
+	    (const char *[]){ "Date", "Who", "Amount", "Status", NULL } :
+	    (const char *[]){ "Date", "Amount", "Status", NULL }))
+		return;
+	for (i = 0; i < n && i < max; i++) {
 		e = json_object_array_get_idx(pays, i);
 		buf_puts(&p->b, "<tr><td>");
 		pg_time(&p->b, member_str(e, "created_at"));
 		buf_puts(&p->b, "</td><td>");
-		if (member_str(e, "user_id") != NULL && *member_str(e, "email") != '\0') {
+		if (who && member_str(e, "user_id") != NULL &&
+		    *member_str(e, "email") != '\0') {
 			buf_puts(&p->b, "<a href=\"/admin/users/");
 			buf_html(&p->b, member_str(e, "user_id"));
 			buf_puts(&p->b, "\">");
 			buf_html(&p->b, member_str(e, "email"));
-			buf_puts(&p->b, "</a>");
-		} else
-			buf_puts(&p->b, "(deleted account)");
-		buf_puts(&p->b, "</td><td>");
+			buf_puts(&p->b, "</a></td><td>");
+		} else if (who)
+			buf_puts(&p->b, "(deleted account)</td><td>");
 		buf_html(&p->b, money_text(p->r->a, member_int(e, "amount"),
 		    member_str(e, "currency")));
 		buf_puts(&p->b, "</td><td>");
 		buf_html(&p->b, member_str(e, "status"));
 		buf_puts(&p->b, "</td></tr>\n");
 	}
-	if (n > 0)
-		buf_puts(&p->b, "</tbody></table></div>\n");
-	buf_puts(&p->b, "</section>\n<section id=\"recent-audit\">\n<h2>Recent "
-	    "changes</h2>\n");
-	n = json_object_array_length(aud);
-	if (n == 0)
-		buf_puts(&p->b, "<p>Nothing recorded.</p>\n");
-	else
-		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
-		    "When</th><th>Who</th><th>What</th><th>Whom</th><th>From"
-		    "</th></tr></thead><tbody>\n");
+	pg_table_end(p);
+}
+
+/*
+ * Audit rows as a table; with detail, a column of each row's detail
+ * (as JSON).  empty is the sentence shown when there are none.
+ */
+static void
+audit_table(struct page *p, struct json_object *aud, bool detail,
+    const char *empty)
+{
+	struct json_object	*e, *dt;
+	size_t			 i, n = json_object_array_length(aud);
+
+	if (!pg_table(p, n, empty, NULL, detail ?
+	    (const char *[]){ "When", "Who", "What", "Whom", "Detail", "From",
+	    NULL } :
+	    (const char *[]){ "When", "Who", "What", "Whom", "From", NULL }))
+		return;
 	for (i = 0; i < n; i++) {
 		e = json_object_array_get_idx(aud, i);
 		buf_puts(&p->b, "<tr><td>");
@@ -99,11 +99,42 @@ recent_section(struct page *p)
 		buf_puts(&p->b, "</td><td>");
 		put_text(&p->b, who_of(e, "target"));
 		buf_puts(&p->b, "</td><td>");
+		if (detail) {
+			buf_puts(&p->b, "<code>");
+			dt = NULL;
+			json_object_object_get_ex(e, "detail", &dt);
+			if (dt != NULL)
+				buf_html(&p->b, json_object_to_json_string_ext(
+				    dt, JSON_C_TO_STRING_PLAIN |
+				    JSON_C_TO_STRING_NOSLASHESCAPE));
+			buf_puts(&p->b, "</code></td><td>");
+		}
 		put_text(&p->b, member_str(e, "address"));
 		buf_puts(&p->b, "</td></tr>\n");
 	}
-	if (n > 0)
-		buf_puts(&p->b, "</tbody></table></div>\n");
+	pg_table_end(p);
+}
+
+/* The newest payments and audit rows of everyone, for /admin. */
+static int
+recent_section(struct page *p)
+{
+	struct req		*r = p->r;
+	struct json_object	*pays = NULL, *aud = NULL;
+	int			 rc;
+
+	if ((rc = admin_payments(r, NULL, &pays)) < 0)
+		return rc;
+	if ((rc = audit_list(r, NULL, 20, &aud)) < 0) {
+		json_object_put(pays);
+		return rc;
+	}
+	buf_puts(&p->b, "<section id=\"payments\">\n<h2>Recent payments</h2>"
+	    "\n");
+	payments_table(p, pays, true, 20, "None yet.");
+	buf_puts(&p->b, "</section>\n<section id=\"recent-audit\">\n<h2>Recent "
+	    "changes</h2>\n");
+	audit_table(p, aud, false, "Nothing recorded.");
 	buf_puts(&p->b, "</section>\n");
 	json_object_put(pays);
 	json_object_put(aud);
@@ -148,10 +179,9 @@ h_page_admin(struct req *r)
 	    "</form>\n");
 	buf_printf(&p.b, "<p id=\"user-count\">%lld user%s%s</p>\n", total,
 	    total == 1 ? "" : "s", q ? " match" : "");
-	buf_puts(&p.b, "<div class=\"scroll\"><table>\n<thead><tr><th>Email"
-	    "</th><th>Name</th><th>Plan</th><th>Role</th><th>State</th>"
-	    "<th>Created</th></tr></thead>\n<tbody>\n");
 	n = json_object_array_length(users);
+	pg_table(&p, n, NULL, NULL, (const char *[]){ "Email", "Name", "Plan",
+	    "Role", "State", "Created", NULL });
 	for (i = 0; i < n; i++) {
 		u = json_object_array_get_idx(users, i);
 		buf_puts(&p.b, "<tr><td><a href=\"/admin/users/");
@@ -176,7 +206,8 @@ h_page_admin(struct req *r)
 		pg_time(&p.b, member_str(u, "created_at"));
 		buf_puts(&p.b, "</td></tr>\n");
 	}
-	buf_puts(&p.b, "</tbody></table></div>\n<nav class=\"pager\" "
+	pg_table_end(&p);
+	buf_puts(&p.b, "<nav class=\"pager\" "
 	    "aria-label=\"Pages\">");
 	if (page > 1) {
 		buf_printf(&p.b, "<a rel=\"prev\" href=\"/admin?page=%lld",
@@ -219,23 +250,13 @@ h_page_admin(struct req *r)
 	pg_send(&p, 200, "Admin: users");
 }
 
-/* The message of an admin ?notice= code. */
-static const char *
-admin_notice(const char *code)
-{
-	static const struct { const char *code, *text; } n[] = {
-		{ "saved", "The changes have been saved." },
-		{ "credits", "The credits have been granted." },
-		{ "trial", "The trial's end has been moved." },
-		{ "revoked", "Revoked: it stops working at once." },
-	};
-	size_t	 i;
-
-	for (i = 0; code != NULL && i < sizeof(n) / sizeof(n[0]); i++)
-		if (strcmp(code, n[i].code) == 0)
-			return n[i].text;
-	return NULL;
-}
+/* The messages of an admin page's ?notice= codes. */
+static const struct pg_notice_text admin_notices[] = {
+	{ "saved", "The changes have been saved." },
+	{ "credits", "The credits have been granted." },
+	{ "trial", "The trial's end has been moved." },
+	{ "revoked", "Revoked: it stops working at once." },
+};
 
 /* The user's API keys and live sessions, with revoke buttons. */
 static int
@@ -254,12 +275,8 @@ access_section(struct page *p, const char *uid)
 	}
 	buf_puts(&p->b, "<section id=\"access\">\n<h2>API keys</h2>\n");
 	n = json_object_array_length(keys);
-	if (n == 0)
-		buf_puts(&p->b, "<p>None.</p>\n");
-	else
-		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
-		    "Name</th><th>Key</th><th>Created</th><th>Last used</th>"
-		    "<th></th></tr></thead><tbody>\n");
+	pg_table(p, n, "None.", NULL, (const char *[]){ "Name", "Key",
+	    "Created", "Last used", ".Actions", NULL });
 	for (i = 0; i < n; i++) {
 		k = json_object_array_get_idx(keys, i);
 		buf_puts(&p->b, "<tr><td>");
@@ -276,16 +293,12 @@ access_section(struct page *p, const char *uid)
 		buf_puts(&p->b, "</td></tr>\n");
 	}
 	if (n > 0)
-		buf_puts(&p->b, "</tbody></table></div>\n");
+		pg_table_end(p);
 	json_object_put(keys);
 	buf_puts(&p->b, "<h2>Sessions</h2>\n");
 	n = json_object_array_length(ss);
-	if (n == 0)
-		buf_puts(&p->b, "<p>None.</p>\n");
-	else
-		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
-		    "Client</th><th>Kind</th><th>From</th><th>Signed in</th>"
-		    "<th>Last used</th><th></th></tr></thead><tbody>\n");
+	pg_table(p, n, "None.", NULL, (const char *[]){ "Client", "Kind",
+	    "From", "Signed in", "Last used", ".Actions", NULL });
 	for (i = 0; i < n; i++) {
 		k = json_object_array_get_idx(ss, i);
 		buf_puts(&p->b, "<tr><td>");
@@ -305,7 +318,7 @@ access_section(struct page *p, const char *uid)
 		buf_puts(&p->b, "</td></tr>\n");
 	}
 	if (n > 0)
-		buf_puts(&p->b, "</tbody></table></div>\n");
+		pg_table_end(p);
 	json_object_put(ss);
 	buf_puts(&p->b, "</section>\n");
 	return 0;
@@ -460,30 +473,8 @@ user_credits_trial(struct page *p, const char *uid)
 static void
 user_payments(struct page *p, struct json_object *pays)
 {
-	struct json_object	*e;
-	size_t			 i, n;
-
-	n = json_object_array_length(pays);
 	buf_puts(&p->b, "<section>\n<h2>Payments</h2>\n");
-	if (n == 0)
-		buf_puts(&p->b, "<p>None.</p>\n");
-	else {
-		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
-		    "Date</th><th>Amount</th><th>Status</th></tr></thead>"
-		    "<tbody>\n");
-		for (i = 0; i < n; i++) {
-			e = json_object_array_get_idx(pays, i);
-			buf_puts(&p->b, "<tr><td>");
-			pg_time(&p->b, member_str(e, "created_at"));
-			buf_puts(&p->b, "</td><td>");
-			buf_html(&p->b, money_text(p->r->a,
-			    member_int(e, "amount"), member_str(e, "currency")));
-			buf_puts(&p->b, "</td><td>");
-			buf_html(&p->b, member_str(e, "status"));
-			buf_puts(&p->b, "</td></tr>\n");
-		}
-		buf_puts(&p->b, "</tbody></table></div>\n");
-	}
+	payments_table(p, pays, false, (size_t)-1, "None.");
 	buf_puts(&p->b, "</section>\n");
 }
 
@@ -491,41 +482,8 @@ user_payments(struct page *p, struct json_object *pays)
 static void
 user_audit(struct page *p, struct json_object *audit)
 {
-	struct json_object	*e;
-	size_t			 i, n;
-
-	n = json_object_array_length(audit);
 	buf_puts(&p->b, "<section id=\"audit\">\n<h2>Audit trail</h2>\n");
-	if (n == 0)
-		buf_puts(&p->b, "<p>Nothing recorded.</p>\n");
-	else {
-		buf_puts(&p->b, "<div class=\"scroll\"><table><thead><tr><th>"
-		    "When</th><th>Who</th><th>What</th><th>Whom</th><th>"
-		    "Detail</th><th>From</th></tr></thead><tbody>\n");
-		for (i = 0; i < n; i++) {
-			struct json_object *dt;
-
-			e = json_object_array_get_idx(audit, i);
-			buf_puts(&p->b, "<tr><td>");
-			pg_time(&p->b, member_str(e, "at"));
-			buf_puts(&p->b, "</td><td>");
-			put_text(&p->b, who_of(e, "actor"));
-			buf_puts(&p->b, "</td><td>");
-			buf_html(&p->b, member_str(e, "action"));
-			buf_puts(&p->b, "</td><td>");
-			put_text(&p->b, who_of(e, "target"));
-			buf_puts(&p->b, "</td><td><code>");
-			json_object_object_get_ex(e, "detail", &dt);
-			if (dt != NULL)
-				buf_html(&p->b, json_object_to_json_string_ext(
-				    dt, JSON_C_TO_STRING_PLAIN |
-				    JSON_C_TO_STRING_NOSLASHESCAPE));
-			buf_puts(&p->b, "</code></td><td>");
-			put_text(&p->b, member_str(e, "address"));
-			buf_puts(&p->b, "</td></tr>\n");
-		}
-		buf_puts(&p->b, "</tbody></table></div>\n");
-	}
+	audit_table(p, audit, true, "Nothing recorded.");
 	buf_puts(&p->b, "</section>\n");
 }
 
@@ -552,7 +510,6 @@ admin_user_page(struct page *p, int status, const char *uid)
 	struct req		*r = p->r;
 	struct json_object	*d = NULL, *u, *audit = NULL, *pays = NULL,
 				*plans = NULL;
-	const char		*notice;
 	int			 rc;
 
 	if ((rc = admin_user_detail(r, uid, &d)) <= 0) {
@@ -572,8 +529,8 @@ admin_user_page(struct page *p, int status, const char *uid)
 
 	pg_nav(p, "/admin");
 	buf_puts(&p->b, "<p><a href=\"/admin\">← All users</a></p>\n");
-	if ((notice = admin_notice(pg_arg(r, "notice"))) != NULL)
-		pg_notice(p, "notice", notice);
+	pg_notice_of(p, admin_notices, sizeof(admin_notices) /
+	    sizeof(admin_notices[0]));
 	if (pg_err_text(p, "_form") != NULL)
 		pg_notice(p, "error", pg_err_text(p, "_form"));
 	user_summary(p, uid, d);
@@ -640,13 +597,11 @@ admin_failed(struct page *p, int rc)
 	}
 }
 
+/* The common start of the admin pages' POST handlers. */
 static bool
 admin_post(struct req *r, struct page *p)
 {
-	if (!pg_admin(r) || !pg_csrf(r))
-		return false;
-	pg_init(p, r);
-	return true;
+	return pg_post(r, p, true);
 }
 
 /*

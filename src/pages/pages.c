@@ -44,6 +44,19 @@ pg_login(struct req *r)
 	return false;
 }
 
+/*
+ * The start of a page's POST handler: a login (with admin, an admin's),
+ * a good CSRF field, then *p ready.  Returns false when it answered.
+ */
+bool
+pg_post(struct req *r, struct page *p, bool admin)
+{
+	if (!(admin ? pg_admin(r) : pg_login(r)) || !pg_csrf(r))
+		return false;
+	pg_init(p, r);
+	return true;
+}
+
 /* Like pg_login, and the person must be an admin (else a 403 page). */
 bool
 pg_admin(struct req *r)
@@ -151,6 +164,68 @@ pg_notice(struct page *p, const char *cls, const char *text)
 	    strcmp(cls, "error") == 0 ? "alert" : "status");
 	buf_html(&p->b, text);
 	buf_puts(&p->b, "</p>\n");
+}
+
+/*
+ * Shows the message of the request's ?notice= code (after a redirect)
+ * when the table tab (n entries) has it.
+ */
+void
+pg_notice_of(struct page *p, const struct pg_notice_text *tab, size_t n)
+{
+	const char	*code = pg_arg(p->r, "notice");
+	size_t		 i;
+
+	for (i = 0; code != NULL && i < n; i++)
+		if (strcmp(code, tab[i].code) == 0) {
+			pg_notice(p, "notice", tab[i].text);
+			return;
+		}
+}
+
+/*
+ * Opens a table (class cls, may be NULL) with the column heads (a NULL-
+ * terminated list of plain text; one starting with "." is for screen
+ * readers only, as ".Actions" over buttons) for rows rows.  With no
+ * rows and empty given, writes that sentence instead and returns false.
+ * Returns whether the table is open: pg_table_end closes it.
+ */
+bool
+pg_table(struct page *p, size_t rows, const char *empty, const char *cls,
+    const char *const *heads)
+{
+	size_t	 i;
+
+	if (rows == 0 && empty != NULL) {
+		buf_puts(&p->b, "<p>");
+		buf_html(&p->b, empty);
+		buf_puts(&p->b, "</p>\n");
+		return false;
+	}
+	buf_puts(&p->b, "<div class=\"scroll\"><table");
+	if (cls != NULL)
+		buf_printf(&p->b, " class=\"%s\"", cls);
+	buf_puts(&p->b, ">\n<thead><tr>");
+	for (i = 0; heads[i] != NULL; i++) {
+		if (heads[i][0] == '.') {
+			buf_puts(&p->b, "<th><span class=\"sr\">");
+			buf_html(&p->b, heads[i] + 1);
+			buf_puts(&p->b, "</span></th>");
+		} else {
+			buf_puts(&p->b, "<th>");
+			buf_html(&p->b, heads[i]);
+			buf_puts(&p->b, "</th>");
+		}
+	}
+	buf_puts(&p->b, "</tr></thead>\n<tbody>\n");
+	return true;
+}
+
+/* Closes a table pg_table opened. */
+void
+pg_table_end(struct page *p)
+{
+	buf_puts(&p->b, "</tbody></table></div>\n");
 }
 
 /* Opens a POST form to action with its CSRF field. */
@@ -459,30 +534,6 @@ login_verify(struct req *r, const char *email, const char *password,
 	}
 }
 
-/* A login's session, made in a transaction db_tx_run may repeat. */
-struct login_tx {
-	struct req	*r;
-	const char	*uid;
-	size_t		 headers;
-};
-
-static int
-login_body(void *v)
-{
-	struct login_tx	*t = v;
-	struct req	*r = t->r;
-	const char	*sid;
-	int		 rc;
-
-	r->headers_out.n = t->headers;
-	if (r->who.kind == WHO_COOKIE &&
-	    (rc = session_revoke(r->who.session_id, "replaced")) < 0)
-		return rc;
-	if ((rc = session_create(r, t->uid, "password", NULL, true, &sid)) < 0)
-		return rc;
-	return 0;
-}
-
 /*
  * POST /login (username, password, next): 303 to next or /profile with
  * a fresh session cookie; the form again with the message: 401 wrong
@@ -493,7 +544,6 @@ void
 h_page_login_post(struct req *r)
 {
 	struct page	 p;
-	struct login_tx	 t;
 	const char	*uid = NULL, *msg = NULL, *next;
 	bool		 totp = false;
 	long		 retry = 0;
@@ -558,13 +608,9 @@ h_page_login_post(struct req *r)
 		login_succeeded(r, ascii_lower(r->a, in_str(r, "username")));
 	}
 	/* A fresh session id; the one this browser had ends here. */
-	t.r = r;
-	t.uid = uid;
-	t.headers = r->headers_out.n;
-	if ((rc = db_tx_run(login_body, NULL, &t, DB_TX_TRIES)) < 0) {
-		r->headers_out.n = t.headers;
+	if ((rc = session_login(r, uid, "password", r->who.kind == WHO_COOKIE ?
+	    r->who.session_id : NULL, NULL, NULL)) < 0)
 		goto dberr;
-	}
 	next = safe_next(in_str(r, "next"), "/profile");
 	log_info("login", " user=%s via=page", uid);
 	reply_redirect(r, 303, next);

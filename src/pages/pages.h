@@ -24,6 +24,7 @@ struct page {
 void	 pg_init(struct page *, struct req *);
 bool	 pg_login(struct req *);
 bool	 pg_admin(struct req *);
+bool	 pg_post(struct req *, struct page *, bool admin);
 bool	 pg_csrf(struct req *);
 bool	 pg_csrf_signin(struct req *);
 bool	 pg_reauth(struct req *, const char *action);
@@ -32,6 +33,15 @@ bool	 pg_take(struct page *);
 void	 pg_error(struct page *, const char *field, const char *message);
 const char *pg_err_text(struct page *, const char *field);
 void	 pg_notice(struct page *, const char *cls, const char *text);
+/* A ?notice= code and the message it stands for (pg_notice_of). */
+struct pg_notice_text {
+	const char	*code;
+	const char	*text;
+};
+void	 pg_notice_of(struct page *, const struct pg_notice_text *, size_t);
+bool	 pg_table(struct page *, size_t rows, const char *empty,
+	    const char *cls, const char *const *heads);
+void	 pg_table_end(struct page *);
 void	 pg_form(struct page *, const char *action, const char *cls);
 void	 pg_hidden(struct page *, const char *name, const char *value);
 void	 pg_input(struct page *, const char *label, const char *name,

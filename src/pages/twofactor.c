@@ -18,15 +18,6 @@
 
 #include "pages/pages.h"
 
-static struct sql q_pending_user = SQL(
-    "SELECT email_lc, disabled_at IS NOT NULL, "
-    "(SELECT enabled_at IS NOT NULL FROM totp_secrets t "
-    "WHERE t.user_id = users.id) FROM users WHERE id = ?");
-static struct sql q_totp_on = SQL(
-    "SELECT enabled_at IS NOT NULL FROM totp_secrets WHERE user_id = ?");
-
-
-
 /* The page of a pending sign-in that is gone. */
 static void
 pending_gone(struct req *r)
@@ -70,10 +61,9 @@ void
 h_page_login_totp_post(struct req *r)
 {
 	struct pending	 p;
-	struct dbrows	 row;
 	const char	*code = in_str(r, "totp_code");
 	const char	*rec = in_str(r, "recovery_code");
-	const char	*email_lc, *sid;
+	const char	*email_lc;
 	long		 retry = 0;
 	int		 rc;
 
@@ -94,14 +84,14 @@ h_page_login_totp_post(struct req *r)
 		code = NULL;
 	if (rec != NULL && *rec == '\0')
 		rec = NULL;
-	if ((rc = db_select(r->a, &q_pending_user, &row, "s", p.uid)) < 0)
+	if ((rc = pending_user(r, &p)) < 0)
 		goto dberr;
 	if (rc == 0) {
 		pending_gone(r);
 		return;
 	}
-	email_lc = dbv(&row, 0, 0);
-	if (dbi(&row, 0, 1)) {
+	email_lc = p.email_lc;
+	if (p.disabled) {
 		pending_clear(r);
 		reply_error(r, 403, "account_disabled", "This account has "
 		    "been disabled.");
@@ -119,7 +109,7 @@ h_page_login_totp_post(struct req *r)
 		return;
 	}
 	/* TOTP turned off meanwhile (by an admin): the first factor holds. */
-	if (dbi(&row, 0, 2)) {
+	if (p.totp) {
 		if (code == NULL && rec == NULL) {
 			pending_code_page(r, 401, "<p class=\"error\">Enter the code "
 			    "from your authenticator app, or a recovery code."
@@ -149,16 +139,9 @@ h_page_login_totp_post(struct req *r)
 		}
 	}
 	login_succeeded(r, email_lc);
-	if ((rc = db_begin()) < 0)
+	if ((rc = session_login(r, p.uid, p.kind, r->who.kind == WHO_COOKIE ?
+	    r->who.session_id : NULL, NULL, NULL)) < 0)
 		goto dberr;
-	if ((r->who.kind == WHO_COOKIE && (rc = session_revoke(
-	    r->who.session_id, "replaced")) < 0) ||
-	    (rc = session_create(r, p.uid, p.kind, NULL, true, &sid)) < 0 ||
-	    (rc = db_commit()) < 0) {
-		db_rollback();
-		r->headers_out.n = 0;	/* no cookie of a rollback */
-		goto dberr;
-	}
 	pending_clear(r);
 	log_info("login", " user=%s via=%s totp=1", p.uid, p.kind);
 	reply_redirect(r, 303, p.next);
@@ -380,7 +363,6 @@ h_page_totp_confirm(struct req *r)
 void
 h_page_totp_off(struct req *r)
 {
-	struct dbrows	 row;
 	struct buf	 b;
 	const char	*field = NULL;
 	long		 retry = 0;
@@ -400,15 +382,14 @@ h_page_totp_off(struct req *r)
 	}
 	buf_init(&b, r->a);
 	if (rc == TOTP_WRONG) {
-		if ((rc = db_select(r->a, &q_totp_on, &row, "s",
-		    r->who.user_id)) < 0) {
+		if ((rc = totp_is_on(r, r->who.user_id)) < 0) {
 			reply_db(r, rc);
 			return;
 		}
 		buf_puts(&b, strcmp(field, "password") == 0 ?
 		    "<p class=\"error\">Your password is wrong.</p>\n" :
 		    "<p class=\"error\">The code is wrong.</p>\n");
-		totp_profile_section(r, &b, rc == 1 && dbi(&row, 0, 0));
+		totp_profile_section(r, &b, rc == 1);
 		reply_html(r, 422, "Two-factor authentication", b.p);
 		return;
 	}

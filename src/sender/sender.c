@@ -20,7 +20,6 @@
 #define MAX_ATTEMPTS	30
 #define MARK_TRIES	60	/* seconds to keep marking a sent message */
 #define TRIAL_EVERY	5	/* seconds between trial-notice passes */
-#define TRIAL_BATCH	"100"
 
 static volatile sig_atomic_t	 stop;
 
@@ -30,33 +29,6 @@ on_stop(int sig)
 	(void)sig;
 	stop = 1;
 }
-
-static struct sql q_due = SQL(
-    "SELECT id FROM outbox WHERE status = 'pending' AND "
-    "next_attempt_at <= UTC_TIMESTAMP(6) ORDER BY next_attempt_at LIMIT 20");
-static struct sql q_claim = SQL(
-    "UPDATE outbox SET status = 'sending', locked_by = ?, "
-    "locked_until = UTC_TIMESTAMP(6) + INTERVAL 5 MINUTE, "
-    "attempts = attempts + 1 WHERE id = ? AND status = 'pending'");
-static struct sql q_load = SQL(
-    "SELECT to_addr, subject, body_text, body_html, attempts, "
-    "DATE_FORMAT(created_at, '%a, %d %b %Y %H:%i:%s +0000') "
-    "FROM outbox WHERE id = ?");
-static struct sql q_sent = SQL(
-    "UPDATE outbox SET status = 'sent', sent_at = UTC_TIMESTAMP(6), "
-    "locked_by = NULL, locked_until = NULL, last_error = NULL "
-    "WHERE id = ? AND locked_by = ?");
-static struct sql q_retry = SQL(
-    "UPDATE outbox SET status = IF(attempts >= ?, 'failed', 'pending'), "
-    "next_attempt_at = UTC_TIMESTAMP(6) + INTERVAL "
-    "LEAST(3600, 10 * POW(2, LEAST(attempts - 1, 12))) SECOND, "
-    "locked_by = NULL, locked_until = NULL, last_error = ? "
-    "WHERE id = ? AND locked_by = ?");
-/* A sender that died holding a lease: its rows go back to the queue. */
-static struct sql q_expire = SQL(
-    "UPDATE outbox SET status = 'pending', locked_by = NULL, "
-    "locked_until = NULL WHERE status = 'sending' AND "
-    "locked_until < UTC_TIMESTAMP(6)");
 
 /*
  * Marks a delivered message sent.  The relay has it now, so this must
@@ -72,7 +44,7 @@ mark_sent(const char *id, const char *me)
 	int		 i, rc = DB_FAIL;
 
 	for (i = 0; i < MARK_TRIES; i++) {
-		if ((rc = db_exec(&q_sent, "ss", id, me)) >= 0)
+		if ((rc = outbox_sent(id, me)) >= 0)
 			return true;
 		if (rc != DB_DOWN && rc != DB_RETRY)
 			break;
@@ -91,7 +63,7 @@ deliver(struct arena *a, const char *id, const char *me)
 	char		*msg;
 	size_t		 len;
 
-	if (db_select(a, &q_load, &row, "s", id) != 1)
+	if (outbox_load(a, id, &row) != 1)
 		return;		/* the lease runs out; it comes back */
 	msg = mail_compose(a, id, mail_from_header(a), dbv(&row, 0, 0),
 	    dbv(&row, 0, 1), dbv(&row, 0, 2), dbv(&row, 0, 3), dbv(&row, 0, 5),
@@ -105,7 +77,7 @@ deliver(struct arena *a, const char *id, const char *me)
 	}
 	log_warn("mail_deferred", " id=%s attempt=%lld err=\"%s\"", id,
 	    dbi(&row, 0, 4), err);
-	db_exec(&q_retry, "isss", (long long)MAX_ATTEMPTS, err, id, me);
+	outbox_retry(id, me, err, MAX_ATTEMPTS);
 }
 
 /* One pass over the outbox.  Returns the number of messages tried. */
@@ -116,13 +88,13 @@ outbox_pass(struct arena *a, const char *me)
 	size_t		 i;
 	int		 n, tried = 0;
 
-	db_exec(&q_expire, "");
-	if ((n = db_select(a, &q_due, &due, "")) <= 0)
+	outbox_expire();
+	if ((n = outbox_due(a, &due)) <= 0)
 		return 0;
 	for (i = 0; i < due.n && !stop; i++) {
 		const char *id = dbv(&due, i, 0);
 
-		if (db_exec(&q_claim, "ss", me, id) != 1)
+		if (outbox_claim(id, me) != 1)
 			continue;	/* another sender has it */
 		deliver(a, id, me);
 		tried++;
@@ -151,60 +123,21 @@ static const struct {
 	{ "7d", 7, "1d,3d,7d" },
 };
 
-static struct sql q_trial_ending = SQL(
-    "SELECT u.id, u.email, DATE_FORMAT(u.trial_ends_at, "
-    "'%Y-%m-%d %H:%i UTC'), GREATEST(1, CEIL(TIMESTAMPDIFF(SECOND, "
-    "UTC_TIMESTAMP(6), u.trial_ends_at) / 86400)), "
-    "DATE_FORMAT(u.trial_ends_at, '%Y-%m-%d %H:%i:%s.%f') "
-    "FROM users u WHERE u.trial_ends_at > UTC_TIMESTAMP(6) AND "
-    "u.trial_ends_at <= UTC_TIMESTAMP(6) + INTERVAL ? DAY AND "
-    "u.email_verified_at IS NOT NULL AND u.email IS NOT NULL AND "
-    "u.disabled_at IS NULL AND "
-    "tg_plan(u.id) = 'trial' AND NOT EXISTS (SELECT 1 FROM "
-    "trial_notices n WHERE n.user_id = u.id AND FIND_IN_SET(n.kind, ?)) "
-    "LIMIT " TRIAL_BATCH);
-static struct sql q_trial_ended = SQL(
-    "SELECT u.id, u.email, DATE_FORMAT(u.trial_ends_at, "
-    "'%Y-%m-%d %H:%i:%s.%f') FROM users u "
-    "WHERE u.trial_ends_at <= UTC_TIMESTAMP(6) AND "
-    "u.trial_ends_at > UTC_TIMESTAMP(6) - INTERVAL 7 DAY AND "
-    "u.email_verified_at IS NOT NULL AND u.email IS NOT NULL AND "
-    "u.disabled_at IS NULL AND "
-    "u.plan_override IS NULL AND tg_live_sub(u.id) IS NULL AND NOT EXISTS (SELECT 1 FROM "
-    "trial_notices n WHERE n.user_id = u.id AND n.kind = 'ended') "
-    "LIMIT " TRIAL_BATCH);
-static struct sql q_notice = SQL(
-    "INSERT IGNORE INTO trial_notices (user_id, kind, trial_ends_at) "
-    "VALUES (?, ?, ?)");
-
 /*
- * Records notice kind for user uid and queues its mail, in one
- * transaction.  days is 0 for "ended".
+ * Records notice kind for user uid and queues its mail (mail.c's
+ * trial_notice); days is 0 for "ended".
  */
 static void
-trial_notice(struct req *r, const char *uid, const char *to,
+trial_notice_send(struct req *r, const char *uid, const char *to,
     const char *kind, int days, const char *ends, const char *ends_raw)
 {
 	int	 rc;
 
-	if ((rc = db_begin()) < 0)
-		return;
-	if ((rc = db_exec(&q_notice, "sss", uid, kind, ends_raw)) < 0)
-		goto fail;
-	if (rc == 0) {		/* another sender has done it */
-		db_rollback();
-		return;
-	}
-	rc = days > 0 ? mail_trial_ending(r, uid, to, days, ends) :
-	    mail_trial_ended(r, uid, to);
-	if (rc < 0 || (rc = db_commit()) < 0)
-		goto fail;
-	log_info("trial_notice", " user=%s kind=%s", uid, kind);
-	return;
-fail:
-	db_rollback();
-	log_warn("trial_notice_failed", " user=%s kind=%s rc=%d", uid, kind,
-	    rc);
+	if ((rc = trial_notice(r, uid, to, kind, days, ends, ends_raw)) < 0)
+		log_warn("trial_notice_failed", " user=%s kind=%s rc=%d", uid,
+		    kind, rc);
+	else if (rc > 0)
+		log_info("trial_notice", " user=%s kind=%s", uid, kind);
 }
 
 /* One pass of trial notices. */
@@ -218,19 +151,20 @@ trial_pass(struct arena *a)
 	memset(&r, 0, sizeof(r));
 	r.a = a;
 	for (k = 0; k < sizeof(ending) / sizeof(ending[0]) && !stop; k++) {
-		if (db_select(a, &q_trial_ending, &rows, "is",
-		    (long long)ending[k].days, ending[k].kinds) <= 0)
+		if (trial_ending_due(a, ending[k].days, ending[k].kinds,
+		    &rows) <= 0)
 			continue;
 		for (i = 0; i < rows.n && !stop; i++)
-			trial_notice(&r, dbv(&rows, i, 0), dbv(&rows, i, 1),
-			    ending[k].kind, (int)dbi(&rows, i, 3),
-			    dbv(&rows, i, 2), dbv(&rows, i, 4));
+			trial_notice_send(&r, dbv(&rows, i, 0),
+			    dbv(&rows, i, 1), ending[k].kind,
+			    (int)dbi(&rows, i, 3), dbv(&rows, i, 2),
+			    dbv(&rows, i, 4));
 	}
-	if (stop || db_select(a, &q_trial_ended, &rows, "") <= 0)
+	if (stop || trial_ended_due(a, &rows) <= 0)
 		return;
 	for (i = 0; i < rows.n && !stop; i++)
-		trial_notice(&r, dbv(&rows, i, 0), dbv(&rows, i, 1), "ended",
-		    0, NULL, dbv(&rows, i, 2));
+		trial_notice_send(&r, dbv(&rows, i, 0), dbv(&rows, i, 1),
+		    "ended", 0, NULL, dbv(&rows, i, 2));
 }
 
 int
