@@ -111,8 +111,11 @@ rec_json(struct json_object *arr, const struct eng_rec *r)
 }
 
 /*
- * Commits what the journal holds beyond jflushed, in batches.  Returns
- * the number of records committed, or a DB_* code (nothing moved; the
+ * Commits what the journal holds beyond jflushed when it is called, in
+ * batches of at most BATCH_MAX; records published meanwhile wait for the
+ * next call (else, under load, it would go on committing a few records
+ * at a time and the flusher's pacing would never apply).  Returns the
+ * number of records committed, or a DB_* code (nothing moved; the
  * records stay for the next try).
  */
 int
@@ -120,12 +123,12 @@ eng_flush(struct arena *a)
 {
 	struct json_object	*arr;
 	struct dbrows		 row;
-	uint64_t		 from, to, head, s;
+	uint64_t		 from, to, s, head;
 	int			 rc, total = 0;
 
+	head = __atomic_load_n(&eng->h.jhead, __ATOMIC_ACQUIRE);
 	for (;;) {
 		from = __atomic_load_n(&eng->h.jflushed, __ATOMIC_ACQUIRE) + 1;
-		head = __atomic_load_n(&eng->h.jhead, __ATOMIC_ACQUIRE);
 		if (head < from)
 			return total;
 		to = head - from + 1 > BATCH_MAX ? from + BATCH_MAX - 1 : head;

@@ -21,10 +21,11 @@
 #define SEEN_MAX	16384	/* change ids remembered above the floor */
 #define GAP_WAIT	5.0	/* seconds an id gap may stay open */
 /*
- * Polls begin at most this often: every check waiting meanwhile passes
- * on the next one, so under load a poll serves many checks, and the
- * database answers a bounded number of polls (1,000 a second) however
- * many checks come.  A check waits half of it on average.
+ * Polls begin at most this often: every check that comes meanwhile
+ * passes on the next one, so under load a poll serves many checks, and
+ * the database answers at most 1,000 polls a second however many checks
+ * come (without it, each check woke the engine for a poll of its own).
+ * A check waits half of it on average.
  */
 #define POLL_GAP	0.001
 
@@ -190,7 +191,8 @@ eng_engine_run(void)
 		_exit(1);
 	log_info("engine_start", " host=%s", eng->h.host);
 
-	for (;;) {
+	for (now = 0;;) {
+		eng_pace(now, POLL_GAP);
 		/*
 		 * A check that came when started was s waits for epoch s + 1:
 		 * an iteration whose poll began after it came.
@@ -243,8 +245,7 @@ eng_engine_run(void)
 			eng_doze(eng_engine_fd, &eng->h.engine_idle, 1000,
 			    gates_waiting);
 			db_idle();
-		} else
-			eng_pace(now, POLL_GAP);
+		}
 	}
 	db_close();
 	log_info("engine_stop", "%s", "");
