@@ -323,9 +323,6 @@ static struct sql q_trial_ledger = SQL(
     "INSERT INTO credit_ledger (id, user_id, kind, delta, balance_after, "
     "reason) SELECT ?, user_id, 'trial', ?, allowance + granted, "
     "'trial started' FROM credit_balances WHERE user_id = ?");
-static struct sql q_trial_no_mail = SQL(
-    "INSERT IGNORE INTO trial_notices (user_id, kind, trial_ends_at) "
-    "SELECT id, 'ended', trial_ends_at FROM users WHERE id = ?");
 static struct sql q_trial_ends = SQL(
     "SELECT DATE_FORMAT(trial_ends_at, '%Y-%m-%d %H:%i UTC') FROM users "
     "WHERE id = ?");
@@ -465,7 +462,7 @@ account_verified(struct req *r, const char *uid)
 			kind = WELCOME_TRIAL;
 		} else {
 			/* No "trial ended" mail for a trial never had. */
-			if ((rc = db_exec(&q_trial_no_mail, "s", uid)) < 0)
+			if ((rc = trial_mail_skip(uid)) < 0)
 				return rc;
 			kind = WELCOME_HAD_TRIAL;
 		}

@@ -45,6 +45,7 @@ struct json_object *user_json_row(const struct dbrows *, size_t row,
 int	 user_json(struct req *, const char *uid, struct json_object **);
 int	 credit_balance_open(const char *uid);
 int	 credit_balance_ensure(const char *uid);
+int	 trial_mail_skip(const char *uid);
 int	 meter_kind(struct req *, const char *name, const char **kind);
 int	 user_email(struct req *, const char *uid, const char **email);
 int	 user_delete(const char *uid);
@@ -385,6 +386,7 @@ handler_fn	 h_gate;
  */
 const char	*deny_message(struct arena *, const char *code,
 		    const char *meter, const char *next, const char *role);
+bool		 gate_uri_normal(const char *uri);
 
 /* ------------------------------------------------------------------ */
 /* check.c: decisions for services (POST /api/v1/check)               */

@@ -79,10 +79,6 @@ static struct sql q_trial_over = SQL(
     "UPDATE users SET trial_started_at = UTC_TIMESTAMP(6), "
     "trial_ends_at = UTC_TIMESTAMP(6) WHERE id = ? AND "
     "trial_started_at IS NULL");
-/* No "trial ended" mail for a trial never had. */
-static struct sql q_trial_no_mail = SQL(
-    "INSERT IGNORE INTO trial_notices (user_id, kind, trial_ends_at) "
-    "SELECT id, 'ended', trial_ends_at FROM users WHERE id = ?");
 static struct sql q_trial_given = SQL(
     "SELECT trial_ends_at > trial_started_at FROM users WHERE id = ?");
 /* An ID token's nonce, spent: one ID token, one sign-in. */
@@ -149,7 +145,7 @@ ext_verified(struct req *r, const char *uid, const struct ext_identity *x)
 		return rc;
 	fresh = rc == 1;
 	if (!fresh && ((rc = db_exec(&q_trial_over, "s", uid)) < 0 ||
-	    (rc = db_exec(&q_trial_no_mail, "s", uid)) < 0))
+	    (rc = trial_mail_skip(uid)) < 0))
 		return rc;
 	if (x->email != NULL)
 		rc = account_verified(r, uid);

@@ -154,9 +154,12 @@ gate_meter(struct req *r, const char **meter, long long *cost)
 	return true;
 }
 
-/* True when nginx's normalised URI holds no dot segment or "//". */
-static bool
-uri_normal(const char *u)
+/*
+ * True when nginx's normalised URI holds no dot segment or "//" (the
+ * gate's location passes $uri; nothing passed counts as normal).
+ */
+bool
+gate_uri_normal(const char *u)
 {
 	size_t	 n;
 
@@ -197,7 +200,7 @@ h_gate(struct req *r)
 		return;
 	}
 	uri = req_env(r, "TOLLGATE_URI");
-	if (!gate_meter(r, &meter, &cost) || !uri_normal(uri)) {
+	if (!gate_meter(r, &meter, &cost) || !gate_uri_normal(uri)) {
 		log_err("gate_config", " meter=\"%s\" uri=\"%s\"", meter,
 		    uri != NULL ? uri : "");
 		gate_rl(r, NULL, NULL, NULL);

@@ -31,8 +31,6 @@ static struct sql q_guest_insert = SQL(
     "INSERT INTO users (id, email, email_lc, name, guest_at, "
     "email_verified_at, plan_override) VALUES (?, NULL, NULL, '', "
     "UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), 'guest')");
-static struct sql q_guest_balance = SQL(
-    "INSERT INTO credit_balances (user_id) VALUES (?)");
 /*
  * Guests never claimed and without activity for [guest] days: made that
  * long ago, and no session of theirs used since.
@@ -93,7 +91,7 @@ guest_body(void *v)
 	g->user = g->tokens = NULL;
 	g->uid = new_id(r->a);
 	if ((rc = db_exec(&q_guest_insert, "s", g->uid)) < 0 ||
-	    (rc = db_exec(&q_guest_balance, "s", g->uid)) < 0 ||
+	    (rc = credit_balance_open(g->uid)) < 0 ||
 	    (rc = session_create(r, g->uid, "guest", NULL, false, &sid)) < 0 ||
 	    (rc = tokens_issue(r, g->uid, sid, &g->tokens, NULL)) < 0 ||
 	    (rc = user_json(r, g->uid, &g->user)) < 0)

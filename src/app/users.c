@@ -17,6 +17,10 @@ static struct sql q_insert_balance = SQL(
     "INSERT INTO credit_balances (user_id) VALUES (?)");
 static struct sql q_ensure_balance = SQL(
     "INSERT IGNORE INTO credit_balances (user_id) VALUES (?)");
+/* No "trial ended" mail for a trial never had. */
+static struct sql q_trial_no_mail = SQL(
+    "INSERT IGNORE INTO trial_notices (user_id, kind, trial_ends_at) "
+    "SELECT id, 'ended', trial_ends_at FROM users WHERE id = ?");
 static struct sql q_email = SQL(
     "SELECT email FROM users WHERE id = ?");
 static struct sql q_delete = SQL(
@@ -65,6 +69,16 @@ int
 credit_balance_ensure(const char *uid)
 {
 	return db_exec(&q_ensure_balance, "s", uid);
+}
+
+/*
+ * Records that uid is owed no "trial ended" mail (it never had a trial:
+ * a second account of a person whose trial is over).  Rows or DB_*.
+ */
+int
+trial_mail_skip(const char *uid)
+{
+	return db_exec(&q_trial_no_mail, "s", uid);
 }
 
 /*

@@ -159,6 +159,7 @@ void		 eng_wake_flusher(void);
 void		 eng_wake_gates(uint32_t why);
 void		 eng_doze(int fd, uint32_t *idle, int ms, bool (*busy)(void));
 void		 eng_pace(double started, double gap);
+void		 eng_signals(void (*on_term)(int));
 void		 eng_metrics_render(struct buf *);
 
 /* cache.c */

@@ -40,21 +40,11 @@ journal_pending(void)
 void
 eng_flusher_run(void)
 {
-	struct sigaction	 sa;
 	struct arena		*a;
-	sigset_t		 none;
 	double			 stop_at = 0, started;
 	int			 rc;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	eng_signals(on_term);
 	if ((a = arena_new()) == NULL)
 		_exit(1);
 	log_info("flusher_start", " host=%s journal=%llu/%llu", eng->h.host,

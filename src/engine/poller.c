@@ -170,23 +170,13 @@ gates_waiting(void)
 void
 eng_engine_run(void)
 {
-	struct sigaction	 sa;
 	struct arena		*a;
 	struct dbrows		 row;
 	double			 now, next_sweep = 0, stop_at = 0;
-	sigset_t		 none;
 	int			 rc;
 	bool			 ready = false;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	eng_signals(on_term);
 	if ((a = arena_new()) == NULL)
 		_exit(1);
 	log_info("engine_start", " host=%s", eng->h.host);

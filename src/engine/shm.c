@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <poll.h>
@@ -228,6 +229,28 @@ eng_wake_gates(uint32_t why)
 		if (__atomic_fetch_and(&eng->h.gate_waiting[i], ~why,
 		    __ATOMIC_ACQ_REL) & why)
 			poke(eng_gate_fd[i]);
+}
+
+/*
+ * The signals of a process the master forked (a gate worker, the engine,
+ * the flusher): SIGTERM calls on_term (stop when done), SIGPIPE, SIGHUP
+ * and SIGINT are ignored, and nothing stays blocked from the master.
+ */
+void
+eng_signals(void (*on_term)(int))
+{
+	struct sigaction	 sa;
+	sigset_t		 none;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 /* Sleeps until gap seconds after started (now, when that is past). */

@@ -247,26 +247,6 @@ deny_now(struct conn *c, int status, const char *code)
 	c->st = C_WRITE;
 }
 
-/* True when nginx's normalised URI holds no dot segment or "//". */
-static bool
-uri_normal(const char *u)
-{
-	size_t	 n;
-
-	if (*u == '\0')
-		return true;
-	if (*u != '/' || strstr(u, "//") != NULL)
-		return false;
-	for (; *u != '\0'; u += n) {
-		u++;
-		n = strcspn(u, "/");
-		if ((n == 1 && u[0] == '.') || (n == 2 && u[0] == '.' &&
-		    u[1] == '.'))
-			return false;
-	}
-	return true;
-}
-
 /* The exp claim of a JWT whose signature was checked, or 0. */
 static time_t
 jwt_exp(const char *tok)
@@ -482,7 +462,7 @@ take_request(struct conn *c)
 	    (c->chk.bucket != NULL && valid_slug(c->bucket,
 	    strlen(c->bucket)) != NULL) || (c->chk.role != NULL &&
 	    strcmp(c->role, "admin") != 0) ||
-	    c->chk.cost < 0 || !uri_normal(uri)) {
+	    c->chk.cost < 0 || !gate_uri_normal(uri)) {
 		log_err("gate_config", " meter=\"%s\" uri=\"%s\"", c->meter, uri);
 		deny_now(c, 403, "forbidden");
 		return;
@@ -822,22 +802,12 @@ void
 eng_gate_run(int lfd, int index)
 {
 	struct epoll_event	 ev, evs[256];
-	struct sigaction	 sa;
-	sigset_t		 none;
 	uint64_t		 n;
 	int			 i, k, efd;
 	bool			 listening = true;
 	double			 stop_at = 0, next_idle = 0, idle_at = 0;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	eng_signals(on_term);
 	me = index;
 	efd = eng_gate_fd[index];
 	for (k = 0; k < (int)nroutes; k++)
