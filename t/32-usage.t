@@ -137,20 +137,22 @@ is_deeply($us->{meters}{credits}, { used => 1, limit => 10000 },
 	    WHERE id = ?}, undef, $o->{id});
 	my $h = dbh();
 	$h->do(q{SET time_zone = '+00:00', @tg_fallback = 'free'});
-	my $sth = $h->prepare(q{CALL tg_gate('k', ?, '', 'credits', 1, 10)});
+	# What the engine's lease sees (asking for no slice: a lookup).
+	my $sth = $h->prepare(q{CALL tg_lease('t32host000000000000000', 'k', ?, '',
+	    'credits', 1, 10, 0, 0, 0)});
 	my $hash = `python3 -c 'import hashlib,sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=32, key=bytes.fromhex(sys.argv[2])).hexdigest())' '$o->{key}' '${\ conf_get('crypto', 'key')}'`;
 	chomp $hash;
 	$sth->execute($hash);
 	my $row = $sth->fetchrow_arrayref // [];
 	$sth->finish;
-	is($row->[0], 204, 'fallback plan: allowed');
-	is($row->[3], 'free', 'fallback plan: free');
-	is($row->[4], 99, 'fallback plan: the trial\'s credits ended, free\'s granted');
+	is($row->[0], 0, 'fallback plan: the key is good');
+	is($row->[6], 'free', 'fallback plan: free');
+	is($row->[15], 100, 'fallback plan: the trial\'s credits ended, free\'s granted');
 	$h->do(q{SET @tg_fallback = ''});
 	$sth->execute($hash);
 	$row = $sth->fetchrow_arrayref // [];
 	$sth->finish;
-	is($row->[0], 402, 'no fallback plan: 402');
+	is($row->[6], undef, 'no fallback plan: no plan (the gate answers 402, t/30)');
 }
 
 # --- Usage events (service keys) --------------------------------------

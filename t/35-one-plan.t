@@ -126,13 +126,15 @@ agree($granted, 'pro', $pro_credits + 5, 'pro with 5 granted');
 	is($plan, 'free', 'fallback: tg_plan is the fallback plan');
 	my $hash = `python3 -c 'import hashlib,sys; print(hashlib.blake2b(sys.argv[1].encode(), digest_size=32, key=bytes.fromhex(sys.argv[2])).hexdigest())' '$o->{key}' '${\ conf_get('crypto', 'key')}'`;
 	chomp $hash;
-	my $sth = $h->prepare(q{CALL tg_gate('k', ?, '', 'api_calls', 1, 10)});
+	# The engine's lease, asking for no slice (a lookup).
+	my $sth = $h->prepare(q{CALL tg_lease('t35host000000000000000', 'k', ?, '',
+	    'api_calls', 1, 10, 0, 0, 0)});
 	$sth->execute($hash);
 	my $row = $sth->fetchrow_arrayref // [];
 	$sth->finish;
-	is($row->[0], 204, 'fallback: the gate allows');
-	is($row->[3], $plan, 'fallback: the gate\'s plan is tg_plan');
-	is($row->[4], $credits, 'fallback: the gate\'s credits are tg_credits');
+	is($row->[0], 0, 'fallback: the key is good');
+	is($row->[6], $plan, 'fallback: the lease\'s plan is tg_plan');
+	is($row->[15], $credits, 'fallback: the lease\'s credits are tg_credits');
 	$h->do(q{SET @tg_fallback = ''});
 	is(($h->selectrow_array('SELECT tg_plan(?)', undef, $o->{id}))[0], undef,
 	    'no fallback: no plan');

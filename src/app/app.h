@@ -379,7 +379,7 @@ bool	 api_limit(struct req *);
 handler_fn	 h_gate;
 /*
  * The message a client is told with a gate denial's code (the gate
- * workers, h_gate and POST /api/v1/check all use this one): meter and
+ * workers and POST /api/v1/check use this one): meter and
  * next (the next plan up, may be NULL) word quota_exceeded; role (may
  * be NULL) says a forbidden came from a location's $tollgate_role.  A
  * static string or in the arena.

@@ -3,9 +3,10 @@
  * current billing period, the events the operator's services report with
  * a service key, and the 80 % and 100 % notices.  Counters live in
  * usage_counters (per period) and usage_daily (per UTC day); the gate
- * counts through tg_gate, events through h_usage_event, and both send
- * the notices through usage_notice.  Plans and periods follow the SQL
- * functions tg_plan and tg_period_start/_end (sql/020-gate.sql).
+ * counts through the engine's journal (src/engine/), events through
+ * h_usage_event, and both send the notices through usage_notice.  Plans
+ * and periods follow the SQL functions tg_plan and tg_period_start/_end
+ * (sql/035-rules.sql).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -14,7 +15,7 @@
 #include "app/app.h"
 
 /*
- * The user's plan and period, the credits left (as tg_gate counts), the
+ * The user's plan and period, the credits left (as the gate counts), the
  * period's bounds as DATETIMEs, and the plan's currency.
  */
 static struct sql q_state = SQL(
