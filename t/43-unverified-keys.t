@@ -13,8 +13,10 @@ use Test::More;
 use Mojo::JSON qw(encode_json);
 use TG;
 use TGGate;
+use TGMail qw(sink_start wait_mail mail_token);
 
 my $db = gdb();
+sink_start();	# the verification mail of a user below
 my ($skid);
 
 sub restart {
@@ -70,6 +72,20 @@ is(scalar $db->selectrow_array(q{SELECT COUNT(*) FROM credit_ledger WHERE user_i
     AND kind = 'spend'}, undef, $n->{id}), 7, 'every spend is in the ledger');
 is(scalar $db->selectrow_array('SELECT email_verified_at IS NULL FROM users WHERE id = ?',
     undef, $n->{id}), 1, 'the account is still unverified');
+# Verified later, through the mailed link: the trial starts, and what
+# the key spent before stays spent (the trial's credits are granted once).
+my $v = new_user(unverified => 1);
+is(scalar(grep { $_ == 200 } map { req(GET => '/demo/spend', bearer($v->{key}))->code }
+    1 .. 7), 7, 'another unverified key spends 7 credits');
+my $vm = wait_mail($v->{email}, sub { ($_[0]{subject} // '') =~ /verify/i });
+ok($vm, 'its verification mail');
+is(json_post('/api/v1/auth/verify-email', { token => $vm ? mail_token($vm,
+    '/verify-email') : 'none' })->code, 200, 'verified through the link');
+my $vc = check({ user_id => $v->{id}, meter => 'credits', cost => 4 });
+is($vc->{credits_remaining}, 3, 'after verification: still 3 left, not 10');
+is($vc->{code}, 'trial_credits_exhausted', 'and 4 do not fit');
+is(scalar $db->selectrow_array(q{SELECT COUNT(*) FROM credit_ledger WHERE user_id = ?
+    AND kind = 'trial'}, undef, $v->{id}), 1, 'one trial grant in the ledger');
 my $d = new_user(unverified => 1);
 $db->do('UPDATE users SET disabled_at = UTC_TIMESTAMP(6) WHERE id = ?', undef, $d->{id});
 is(code_of(req(GET => '/demo/echo', bearer($d->{key}))), 'account_disabled',

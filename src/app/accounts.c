@@ -314,11 +314,19 @@ static struct sql q_trial_credits = SQL(
     "INSERT INTO credit_balances (user_id, allowance, allowance_plan, "
     "allowance_period_start, allowance_period_end) "
     "SELECT id, ?, 'trial', trial_started_at, trial_ends_at FROM users "
-    "WHERE id = ? ON DUPLICATE KEY UPDATE allowance = VALUES(allowance), "
+    "WHERE id = ? ON DUPLICATE KEY UPDATE "
+    "allowance = IF(?, allowance, VALUES(allowance)), "
     "allowance_plan = 'trial', "
     "allowance_period_start = VALUES(allowance_period_start), "
     "allowance_period_end = VALUES(allowance_period_end), "
     "updated_at = UTC_TIMESTAMP(6)");
+/*
+ * Whether the trial's credits were granted before the address was
+ * verified ([trial] require_verified_email = no: the key spent from them).
+ */
+static struct sql q_trial_granted = SQL(
+    "SELECT allowance_plan <=> 'trial' FROM credit_balances "
+    "WHERE user_id = ? FOR UPDATE");
 static struct sql q_trial_ledger = SQL(
     "INSERT INTO credit_ledger (id, user_id, kind, delta, balance_after, "
     "reason) SELECT ?, user_id, 'trial', ?, allowance + granted, "
@@ -421,10 +429,10 @@ onetime_use(const struct onetime *o)
 int
 account_verified(struct req *r, const char *uid)
 {
-	struct dbrows	 row;
+	struct dbrows	 row, bal;
 	const char	*email, *email_lc, *ends = NULL;
 	enum welcome	 kind = WELCOME_PLAIN;
-	bool		 fresh;
+	bool		 fresh, granted = false;
 	int		 rc;
 
 	if ((rc = db_exec(&q_mark_verified, "s", uid)) <= 0)
@@ -445,12 +453,23 @@ account_verified(struct req *r, const char *uid)
 				return rc;
 			fresh = rc == 1 && dbi(&row, 0, 0) != 0;
 		}
+		/*
+		 * A fresh trial whose credits the key already spent from
+		 * (granted before verification) keeps what is left: the
+		 * trial's credits are granted once.
+		 */
+		if (fresh) {
+			if ((rc = db_select(r->a, &q_trial_granted, &bal, "s",
+			    uid)) < 0)
+				return rc;
+			granted = rc == 1 && dbi(&bal, 0, 0) != 0;
+		}
 		if ((rc = db_exec(&q_trial_start, "iis", (long long)fresh,
 		    (long long)cfg.trial_days, uid)) < 0 ||
-		    (rc = db_exec(&q_trial_credits, "is", fresh ?
-		    cfg.trial_credits : 0LL, uid)) < 0)
+		    (rc = db_exec(&q_trial_credits, "isi", fresh ?
+		    cfg.trial_credits : 0LL, uid, (long long)granted)) < 0)
 			return rc;
-		if (fresh && cfg.trial_credits > 0 &&
+		if (fresh && !granted && cfg.trial_credits > 0 &&
 		    (rc = db_exec(&q_trial_ledger, "sis", new_id(r->a),
 		    cfg.trial_credits, uid)) < 0)
 			return rc;
