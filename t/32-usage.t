@@ -11,7 +11,7 @@ use lib 't/lib';
 
 use Test::More;
 use Mojo::Promise;
-use TG;
+use TG qw(:DEFAULT ctl);
 use TGGate;
 
 my $db = gdb();
@@ -20,13 +20,6 @@ END {
 	$db->do('DELETE FROM plans WHERE name = ?', undef, $_) for @ctl_plans;
 	$db->do('DELETE FROM usage_events WHERE service_key_id = ?', undef, $_) for @skeys;
 	$db->do('DELETE FROM service_keys WHERE id = ?', undef, $_) for @skeys;
-}
-
-# tollgatectl against the running stack; returns (exit status, output).
-sub ctl {
-	my @args = @_;
-	my $out = `$ENV{TG_BUILD}/src/tollgatectl -c $ENV{TG_CONF} @args 2>&1`;
-	return ($? >> 8, $out);
 }
 
 # --- Plans ------------------------------------------------------------

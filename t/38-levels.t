@@ -15,7 +15,7 @@ use lib 't/lib';
 use Test::More;
 use Mojo::Promise;
 use POSIX ();
-use TG;
+use TG qw(:DEFAULT ctl);
 use TGGate;
 require './t/60-helpers.pl';
 
@@ -28,12 +28,6 @@ END {
 		$db->do('DELETE FROM usage_events WHERE service_key_id = ?', undef, $skid);
 		$db->do('DELETE FROM service_keys WHERE id = ?', undef, $skid);
 	}
-}
-
-sub ctl {
-	my @args = @_;
-	my $out = `$ENV{TG_BUILD}/src/tollgatectl -c $ENV{TG_CONF} @args 2>&1`;
-	return ($? >> 8, $out);
 }
 
 # --- tollgatectl ------------------------------------------------------------

@@ -14,7 +14,7 @@ use lib 't/lib';
 use Test::More;
 use Mojo::JSON qw(encode_json);
 use Mojo::Promise;
-use TG;
+use TG qw(:DEFAULT ctl);
 use TGGate;
 
 my $db = gdb();
@@ -24,12 +24,6 @@ END {
 		$db->do('DELETE FROM check_requests WHERE service_key_id = ?', undef, $skid);
 		$db->do('DELETE FROM service_keys WHERE id = ?', undef, $skid);
 	}
-}
-
-sub ctl {
-	my @args = @_;
-	my $out = `$ENV{TG_BUILD}/src/tollgatectl -c $ENV{TG_CONF} @args 2>&1`;
-	return ($? >> 8, $out);
 }
 
 my ($rc, $out) = ctl('service-key', 'create', "svc40_$$");

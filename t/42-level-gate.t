@@ -14,7 +14,7 @@ use lib 't/lib';
 use Test::More;
 use Mojo::JSON qw(encode_json);
 use Mojo::Promise;
-use TG;
+use TG qw(:DEFAULT ctl);
 use TGGate;
 
 my $db = gdb();
@@ -28,11 +28,6 @@ END {
 	}
 }
 
-sub ctl {
-	my @args = @_;
-	my $out = `$ENV{TG_BUILD}/src/tollgatectl -c $ENV{TG_CONF} @args 2>&1`;
-	return ($? >> 8, $out);
-}
 my ($rc, $out) = ctl('service-key', 'create', "svc42_$$");
 my ($skey) = $out =~ /(tgs_\S+)\s*\z/;
 $skid = $db->selectrow_array('SELECT id FROM service_keys WHERE name = ? AND '

@@ -18,7 +18,7 @@ use Test::More;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX ();
-use TG;
+use TG qw(:DEFAULT run_with ctl);
 use TGGate;
 
 my $root = $ENV{TG_ROOT};
@@ -34,22 +34,6 @@ END {
 	}
 }
 
-# Runs a command with extra environment; returns (exit status, output).
-sub run {
-	my ($env, @cmd) = @_;
-	local @ENV{ keys %$env } = values %$env;
-	my $pid = open(my $fh, '-|') // die "fork: $!";
-	if ($pid == 0) {
-		open STDERR, '>&', \*STDOUT;
-		exec @cmd or POSIX::_exit(127);
-	}
-	local $/;
-	my $out = <$fh> // '';
-	close $fh;
-	return ($? >> 8, $out);
-}
-sub ctl { return run({}, "$ENV{TG_BUILD}/src/tollgatectl", '-c', $ENV{TG_CONF}, @_) }
-
 my ($rc, $out) = ctl('service-key', 'create', $name);
 my ($skey) = $out =~ /(tgs_\S+)\s*\z/;
 ok($skey, 'a service key') or diag($out);
@@ -60,28 +44,28 @@ my %env = (TOLLGATE_URL => base(), TOLLGATE_SERVICE_KEY => $skey // '',
 my $p = test_plan(rate => 1000, credits => 5);
 my $u = new_user();
 on_plan($u, $p);
-($rc, $out) = run(\%env, "$ex/check.py", $u->{token});
+($rc, $out) = run_with(\%env, "$ex/check.py", $u->{token});
 is($rc, 0, 'check.py with the user\'s token: allowed (exit 0)') or diag($out);
 like($out, qr/^allowed 1 api_calls for \Q$u->{id}\E \(plan \Q$p\E\)/m, 'and says so');
-($rc, $out) = run(\%env, "$ex/check.py", $u->{key}, 'credits', 3);
+($rc, $out) = run_with(\%env, "$ex/check.py", $u->{key}, 'credits', 3);
 is($rc, 0, 'an API key spends 3 credits') or diag($out);
 like($out, qr/; 2 left/, '2 credits left');
-($rc, $out) = run(\%env, "$ex/check.py", "user:$u->{id}", 'credits', 3);
+($rc, $out) = run_with(\%env, "$ex/check.py", "user:$u->{id}", 'credits', 3);
 is($rc, 3, 'a user id: 3 more do not fit (exit 3)') or diag($out);
 like($out, qr/^refused quota_exceeded: /m, 'refused with the gate\'s code');
-($rc, $out) = run({ %env, CHECK_DRY_RUN => 1 }, "$ex/check.py", "user:$u->{id}",
+($rc, $out) = run_with({ %env, CHECK_DRY_RUN => 1 }, "$ex/check.py", "user:$u->{id}",
     'credits', 2);
 is($rc, 0, 'dry run: 2 would fit');
-($rc, $out) = run({ %env, CHECK_IDEMPOTENCY_KEY => "job-$$" }, "$ex/check.py",
+($rc, $out) = run_with({ %env, CHECK_IDEMPOTENCY_KEY => "job-$$" }, "$ex/check.py",
     "user:$u->{id}", 'credits', 1);
 is($rc, 0, 'a job spends 1') or diag($out);
-($rc, $out) = run({ %env, CHECK_IDEMPOTENCY_KEY => "job-$$" }, "$ex/check.py",
+($rc, $out) = run_with({ %env, CHECK_IDEMPOTENCY_KEY => "job-$$" }, "$ex/check.py",
     "user:$u->{id}", 'credits', 1);
 is($rc, 0, 'the job retried: the first answer again');
 like($out, qr/; 1 left/, 'still 1 left');
 is(scalar $db->selectrow_array(q{SELECT COUNT(*) FROM credit_ledger WHERE user_id = ?
     AND kind = 'spend'}, undef, $u->{id}), 2, 'two spends in the ledger, not three');
-($rc, $out) = run({ %env, TOLLGATE_SERVICE_KEY => 'tgs_not_a_key' }, "$ex/check.py",
+($rc, $out) = run_with({ %env, TOLLGATE_SERVICE_KEY => 'tgs_not_a_key' }, "$ex/check.py",
     "user:$u->{id}");
 is($rc, 1, 'a bad service key: exit 1');
 like($out, qr/answered 401/, 'tollgate answered 401');
@@ -91,22 +75,22 @@ is((ctl('meters', 'set', 'workspaces', 'kind=level'))[0], 0, 'meters set workspa
 is((ctl('plans', 'set', $p, 'limit.workspaces=2'))[0], 0, 'plans set limit.workspaces=2');
 my $dir = tempdir("services44-XXXXXX", TMPDIR => 1, CLEANUP => 1);
 my %wenv = (%env, WORKSPACES_STATE => "$dir/state.json");
-($rc, $out) = run(\%wenv, "$ex/workspaces.py", 'start', $u->{id}, 'ws1');
+($rc, $out) = run_with(\%wenv, "$ex/workspaces.py", 'start', $u->{id}, 'ws1');
 is($rc, 0, 'workspaces.py start ws1') or diag($out);
 like($out, qr/^started ws1 .*\(1 of 2 running\)/m, '1 of 2 running');
-($rc, $out) = run(\%wenv, "$ex/workspaces.py", 'start', $u->{id}, 'ws2');
+($rc, $out) = run_with(\%wenv, "$ex/workspaces.py", 'start', $u->{id}, 'ws2');
 like($out, qr/\(2 of 2 running\)/, 'ws2: 2 of 2');
-($rc, $out) = run(\%wenv, "$ex/workspaces.py", 'start', $u->{id}, 'ws3');
+($rc, $out) = run_with(\%wenv, "$ex/workspaces.py", 'start', $u->{id}, 'ws3');
 is($rc, 3, 'a third is refused (exit 3)') or diag($out);
 like($out, qr/^refused quota_exceeded/m, 'quota_exceeded');
-($rc, $out) = run(\%wenv, "$ex/workspaces.py", 'stop', $u->{id}, 'ws1');
+($rc, $out) = run_with(\%wenv, "$ex/workspaces.py", 'stop', $u->{id}, 'ws1');
 is($rc, 0, 'ws1 stops') or diag($out);
 like($out, qr/\(1 running\)/, '1 running');
-($rc, $out) = run(\%wenv, "$ex/workspaces.py", 'start', $u->{id}, 'ws3');
+($rc, $out) = run_with(\%wenv, "$ex/workspaces.py", 'start', $u->{id}, 'ws3');
 is($rc, 0, 'now ws3 starts') or diag($out);
 is(scalar $db->selectrow_array(q{SELECT level FROM usage_levels WHERE user_id = ?
     AND meter = 'workspaces'}, undef, $u->{id}), 2, 'the level is 2');
-($rc, $out) = run(\%wenv, "$ex/workspaces.py", 'list', $u->{id});
+($rc, $out) = run_with(\%wenv, "$ex/workspaces.py", 'list', $u->{id});
 is($out, "ws2 ws3\n", 'ws2 and ws3 run');
 
 # --- nginx.conf: rate buckets and an admins-only location -----------------

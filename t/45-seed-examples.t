@@ -16,8 +16,7 @@ use warnings;
 use lib 't/lib';
 
 use Test::More;
-use POSIX ();
-use TG;
+use TG qw(:DEFAULT run_with ctl);
 use TGGate;
 
 my $ex = "$ENV{TG_ROOT}/contrib/examples";
@@ -32,22 +31,6 @@ END {
 		$db->do('DELETE FROM service_keys WHERE name = ?', undef, $name);
 	}
 }
-
-# Runs a command with extra environment; returns (exit status, output).
-sub run {
-	my ($env, @cmd) = @_;
-	local @ENV{ keys %$env } = values %$env;
-	my $pid = open(my $fh, '-|') // die "fork: $!";
-	if ($pid == 0) {
-		open STDERR, '>&', \*STDOUT;
-		exec @cmd or POSIX::_exit(127);
-	}
-	local $/;
-	my $out = <$fh> // '';
-	close $fh;
-	return ($? >> 8, $out);
-}
-sub ctl { return run({}, "$ENV{TG_BUILD}/src/tollgatectl", '-c', $ENV{TG_CONF}, @_) }
 
 my ($rc, $out) = ctl('service-key', 'create', $name);
 my ($skey) = $out =~ /(tgs_\S+)\s*\z/;
@@ -64,15 +47,15 @@ sub usage_of {
 my $p = test_plan(rate => 1000, credits => 10);
 my $u = new_user();
 on_plan($u, $p);
-($rc, $out) = run(\%env, "$ex/chat.py", $u->{key}, 'm1', 'hello');
+($rc, $out) = run_with(\%env, "$ex/chat.py", $u->{key}, 'm1', 'hello');
 is($rc, 0, 'chat: a short message is answered') or diag($out);
 like($out, qr/^You said: hello$/m, 'chat: the answer');
 like($out, qr/\(1 credits; 9 left\)/, 'chat: a short answer costs 1 credit');
 my $long = 'x' x 100;	# "You said: " + 100 = 110 characters: 3 credits
-($rc, $out) = run(\%env, "$ex/chat.py", $u->{key}, 'm2', $long);
+($rc, $out) = run_with(\%env, "$ex/chat.py", $u->{key}, 'm2', $long);
 is($rc, 0, 'chat: a long message is answered') or diag($out);
 like($out, qr/\(3 credits; 6 left\)/, 'chat: a long answer costs 3');
-($rc, $out) = run(\%env, "$ex/chat.py", $u->{key}, 'm2', $long);
+($rc, $out) = run_with(\%env, "$ex/chat.py", $u->{key}, 'm2', $long);
 is($rc, 0, 'chat: the same message again (a retry)');
 like($out, qr/\(3 credits; 6 left\)/, 'chat: charged once');
 is(usage_of($u)->{credits}{remaining}, 6, 'chat: /api/v1/usage shows 6 left');
@@ -81,10 +64,10 @@ is(scalar $db->selectrow_array(q{SELECT COUNT(*) FROM credit_ledger
     'chat: two spends in the ledger');
 # The longest answer (200 characters) costs 5: with 6 left one fits, with
 # 1 left none does, and the dry run refuses before the model is asked.
-($rc, $out) = run(\%env, "$ex/chat.py", $u->{key}, 'm3', 'y' x 190);
+($rc, $out) = run_with(\%env, "$ex/chat.py", $u->{key}, 'm3', 'y' x 190);
 is($rc, 0, 'chat: a 5-credit answer') or diag($out);
 like($out, qr/\(5 credits; 1 left\)/, 'chat: 1 left');
-($rc, $out) = run(\%env, "$ex/chat.py", $u->{key}, 'm4', 'hi');
+($rc, $out) = run_with(\%env, "$ex/chat.py", $u->{key}, 'm4', 'hi');
 is($rc, 3, 'chat: 1 credit left cannot pay for the longest answer: refused')
     or diag($out);
 like($out, qr/^refused quota_exceeded: /m, 'chat: the gate\'s code');
@@ -92,18 +75,18 @@ is(usage_of($u)->{credits}{remaining}, 1, 'chat: the refusal spent nothing');
 
 # --- llm-proxy.py: a quota of 12 tokens; a usage log. -------------------------
 is((ctl('plans', 'set', $p, 'limit.tokens=12'))[0], 0, 'plans set limit.tokens=12');
-($rc, $out) = run(\%env, "$ex/llm-proxy.py", $u->{token}, 'r1', 'one two three');
+($rc, $out) = run_with(\%env, "$ex/llm-proxy.py", $u->{token}, 'r1', 'one two three');
 is($rc, 0, 'llm-proxy: allowed') or diag($out);
 like($out, qr/^three two one$/m, 'llm-proxy: the completion');
 like($out, qr/\(6 tokens with stand-in-1\)/, 'llm-proxy: 6 tokens');
-($rc, $out) = run(\%env, "$ex/llm-proxy.py", $u->{token}, 'r1', 'one two three');
+($rc, $out) = run_with(\%env, "$ex/llm-proxy.py", $u->{token}, 'r1', 'one two three');
 is($rc, 0, 'llm-proxy: the same request again');
 is(usage_of($u)->{meters}{tokens}{used}, 6, 'llm-proxy: the event counted once');
-($rc, $out) = run(\%env, "$ex/llm-proxy.py", $u->{token}, 'r2', 'a b c d');
+($rc, $out) = run_with(\%env, "$ex/llm-proxy.py", $u->{token}, 'r2', 'a b c d');
 is($rc, 0, 'llm-proxy: 6 of 12 used: allowed') or diag($out);
 is(usage_of($u)->{meters}{tokens}{used}, 14, 'llm-proxy: 14 used (an event is '
     . 'what happened: no limit refuses it)');
-($rc, $out) = run(\%env, "$ex/llm-proxy.py", $u->{token}, 'r3', 'more');
+($rc, $out) = run_with(\%env, "$ex/llm-proxy.py", $u->{token}, 'r3', 'more');
 is($rc, 3, 'llm-proxy: past the quota, refused before the model') or diag($out);
 like($out, qr/^refused quota_exceeded: Tokens quota exceeded/m,
     'llm-proxy: the gate\'s message names the meter');
@@ -117,13 +100,13 @@ is(($r2 // {})->{cost_micros}, 16000, 'llm-proxy: and its price');
 # --- video-export.py: compute minutes once per job; a guest is refused. -------
 is((ctl('plans', 'set', $p, 'limit.compute_minutes=30'))[0], 0,
     'plans set limit.compute_minutes=30');
-($rc, $out) = run(\%env, "$ex/video-export.py", $u->{key}, 'job1', 20);
+($rc, $out) = run_with(\%env, "$ex/video-export.py", $u->{key}, 'job1', 20);
 is($rc, 0, 'video-export: job1 (20 minutes) rendered') or diag($out);
 like($out, qr/\(20 of 30 used\)/, 'video-export: 20 of 30');
-($rc, $out) = run(\%env, "$ex/video-export.py", $u->{key}, 'job1', 20);
+($rc, $out) = run_with(\%env, "$ex/video-export.py", $u->{key}, 'job1', 20);
 is($rc, 0, 'video-export: job1 run again by the platform');
 is(usage_of($u)->{meters}{compute_minutes}{used}, 20, 'video-export: counted once');
-($rc, $out) = run(\%env, "$ex/video-export.py", $u->{key}, 'job2', 20);
+($rc, $out) = run_with(\%env, "$ex/video-export.py", $u->{key}, 'job2', 20);
 is($rc, 3, 'video-export: 20 more do not fit: refused') or diag($out);
 like($out, qr/^refused quota_exceeded: Compute quota exceeded/m,
     'video-export: the gate\'s message');
@@ -131,7 +114,7 @@ my $g = json_post('/api/v1/auth/guest', {});
 is($g->code, 201, 'a guest account');
 my $gtok = eval { $g->json->{tokens}{access_token} } // '';
 my $gid = eval { $g->json->{user}{id} };
-($rc, $out) = run(\%env, "$ex/video-export.py", $gtok, 'job3', 1);
+($rc, $out) = run_with(\%env, "$ex/video-export.py", $gtok, 'job3', 1);
 is($rc, 3, 'video-export: a guest has no compute minutes: refused') or diag($out);
 like($out, qr/^refused quota_exceeded: /m, 'video-export: quota_exceeded');
 $db->do('DELETE FROM users WHERE id = ?', undef, $gid) if $gid;

@@ -13,7 +13,7 @@ use lib 't/lib';
 
 use Test::More;
 use Mojo::JSON qw(decode_json);
-use TG;
+use TG qw(:DEFAULT ctl);
 use TGGate;
 require './t/60-helpers.pl';
 
@@ -24,12 +24,6 @@ END {
 	$db->do('DELETE FROM usage_events WHERE service_key_id = ?', undef, $_) for @skeys;
 	$db->do('DELETE FROM service_keys WHERE id = ?', undef, $_) for @skeys;
 	$db->do(q{DELETE FROM meters WHERE name = ?}, undef, "lvl36_$$");
-}
-
-sub ctl {
-	my @args = @_;
-	my $out = `$ENV{TG_BUILD}/src/tollgatectl -c $ENV{TG_CONF} @args 2>&1`;
-	return ($? >> 8, $out);
 }
 
 my ($rc, $out) = ctl('service-key', 'create', "svc36_$$");

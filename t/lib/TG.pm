@@ -13,9 +13,12 @@ use Mojo::UserAgent;
 use Mojo::JSON qw(encode_json);
 use Time::HiRes qw(sleep time);
 use DBI;
+use POSIX ();
 
 our @EXPORT = qw(base ua req json_post dbh settle devstack master_pid worker_pids gate_pids engine_pid flusher_pid
     wait_for error_ok conf_get);
+# Not in everyone's namespace (some tests have a ctl of their own).
+our @EXPORT_OK = qw(run_with ctl);
 
 BEGIN {
 	for my $v (qw(TG_BASE TG_DEVSTACK TG_CONF TG_ROOT)) {
@@ -97,6 +100,25 @@ sub dbh {
 	      selectrow_array selectrow_arrayref selectrow_hashref
 	      selectall_arrayref selectall_hashref selectcol_arrayref) } });
 }
+
+# Runs a command (no shell) with extra environment; returns its exit
+# status and its output and errors together.
+sub run_with {
+	my ($env, @cmd) = @_;
+	local @ENV{ keys %$env } = values %$env;
+	my $pid = open(my $fh, '-|') // die "fork: $!";
+	if ($pid == 0) {
+		open STDERR, '>&', \*STDOUT;
+		exec @cmd or POSIX::_exit(127);
+	}
+	local $/;
+	my $out = <$fh> // '';
+	close $fh;
+	return ($? >> 8, $out);
+}
+
+# tollgatectl against the running stack; returns (exit status, output).
+sub ctl { return run_with({}, "$ENV{TG_BUILD}/src/tollgatectl", '-c', $ENV{TG_CONF}, @_) }
 
 # Runs `contrib/devstack @args`; its output goes to stderr so it cannot
 # mix with TAP.  Returns true when it succeeded.
