@@ -97,21 +97,6 @@ wait_epoch(void)
 	return true;
 }
 
-/* Waits until the journal's record seq is committed; false after 3 s. */
-static bool
-wait_flush(uint64_t seq)
-{
-	double	 t0 = eng_now();
-
-	while (__atomic_load_n(&eng->h.jflushed, __ATOMIC_ACQUIRE) < seq) {
-		if (eng_now() - t0 > FLUSH_WAIT)
-			return false;
-		eng_wake_flusher();
-		nap();
-	}
-	return true;
-}
-
 /*
  * Decides chk as a gate check would: barrier, decision, a new try after
  * a recall (twice at most), then the COMMIT of what it counted.  Fills v
@@ -144,7 +129,7 @@ decide(struct req *r, struct eng_check *chk, struct eng_verdict *v)
 	 * back): it is given only after its records are committed, whatever
 	 * [server] gate_wait_commit says.
 	 */
-	if (v->wait_seq != 0 && !wait_flush(v->wait_seq))
+	if (v->wait_seq != 0 && !eng_journal_wait(v->wait_seq, FLUSH_WAIT))
 		v->status = 503, v->code = "unavailable";
 }
 

@@ -171,6 +171,7 @@ struct eng_meter *eng_meter_get(struct eng_user *, const char *meter,
 
 /* journal.c */
 uint64_t	 eng_journal_add(const struct eng_rec *);
+bool		 eng_journal_wait(uint64_t seq, double max);
 bool		 eng_journal_settle(double max);
 int		 eng_flush(struct arena *);
 

@@ -41,7 +41,7 @@ void
 eng_flusher_run(void)
 {
 	struct arena		*a;
-	double			 stop_at = 0, started;
+	double			 stop_at = 0, started = 0;
 	int			 rc;
 
 	eng_signals(on_term);
@@ -50,7 +50,6 @@ eng_flusher_run(void)
 	log_info("flusher_start", " host=%s journal=%llu/%llu", eng->h.host,
 	    (unsigned long long)eng->h.jflushed,
 	    (unsigned long long)eng->h.jhead);
-	started = 0;
 	for (;;) {
 		if (!cfg.gate_wait_commit && !stopping)
 			eng_pace(started, FLUSH_GAP);

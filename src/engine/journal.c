@@ -47,33 +47,43 @@ eng_journal_add(const struct eng_rec *r)
 }
 
 /*
+ * Waits, at most max seconds, until the journal's record seq is
+ * committed, waking the flusher.  False when it was not in time (the
+ * database is away).
+ */
+bool
+eng_journal_wait(uint64_t seq, double max)
+{
+	struct timespec	 ts = { 0, 200000 };
+	double		 until;
+
+	if (eng == NULL)
+		return true;
+	until = eng_now() + max;
+	while (__atomic_load_n(&eng->h.jflushed, __ATOMIC_ACQUIRE) < seq) {
+		if (eng_now() > until)
+			return false;
+		eng_wake_flusher();
+		nanosleep(&ts, NULL);
+	}
+	return true;
+}
+
+/*
  * Waits, at most max seconds, until every record published before the
  * call is committed.  Checks are answered once their records are in the
  * journal ([server] gate_wait_commit = no), so a request that reads what
  * checks counted (usage, credits, the ledger) calls this first and sees
  * every check this host answered before it.  False: the flusher did not
- * get there in time (the database is away); the caller reads anyway.
+ * get there in time; the caller reads anyway.
  */
 bool
 eng_journal_settle(double max)
 {
-	struct timespec	 ts = { 0, 500000 };
-	uint64_t	 head;
-	double		 until;
-
 	if (eng == NULL)
 		return true;
-	head = __atomic_load_n(&eng->h.jhead, __ATOMIC_ACQUIRE);
-	if (__atomic_load_n(&eng->h.jflushed, __ATOMIC_ACQUIRE) >= head)
-		return true;
-	until = eng_now() + max;
-	eng_wake_flusher();
-	while (__atomic_load_n(&eng->h.jflushed, __ATOMIC_ACQUIRE) < head) {
-		if (eng_now() > until)
-			return false;
-		nanosleep(&ts, NULL);
-	}
-	return true;
+	return eng_journal_wait(__atomic_load_n(&eng->h.jhead,
+	    __ATOMIC_ACQUIRE), max);
 }
 
 /* Adds one record to the batch's JSON array. */

@@ -302,6 +302,18 @@ jwt_check_memo(const char *tok, const char **uid, const char **sid)
 }
 
 /*
+ * A request for the app functions this worker calls (rekeying, a trusted
+ * token's user, a usage notice): they read only its arena.
+ */
+static struct req *
+bare_req(struct req *rq)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->a = ar;
+	return rq;
+}
+
+/*
  * The user of a trusted token, through the memo: TRUST_USER with the id
  * in *uid, or another TRUST_* (or DB_*) code of trust_user.  The first
  * sight of a token verifies it (fetching the issuer's keys when its kid
@@ -326,9 +338,7 @@ trust_check_memo(const char *tok, const char **uid)
 		if (m->rc == TRUST_USER)
 			return TRUST_EXPIRED;
 	}
-	memset(&rq, 0, sizeof(rq));
-	rq.a = ar;
-	rc = trust_user(&rq, tok, uid, &exp);
+	rc = trust_user(bare_req(&rq), tok, uid, &exp);
 	if (rc != TRUST_USER && rc != TRUST_BAD && rc != TRUST_EXPIRED)
 		return rc;	/* not a trusted issuer's, down, disabled */
 	if (rc == TRUST_USER && strlen(*uid) >= sizeof(m->uid))
@@ -397,9 +407,8 @@ rekey_if_unknown(char kind, const char *a, const char *cred)
 	}
 	if (known)
 		return;
-	memset(&rq, 0, sizeof(rq));
-	rq.a = ar;
-	hash_rekey(&rq, kind == 'k' ? HASHED_API_KEY : HASHED_COOKIE, cred);
+	hash_rekey(bare_req(&rq), kind == 'k' ? HASHED_API_KEY :
+	    HASHED_COOKIE, cred);
 }
 
 /* The session cookie's value in a Cookie header, or NULL. */
@@ -554,10 +563,8 @@ send_notice(const struct eng_verdict *v, const char *meter)
 {
 	struct req	 rq;
 
-	memset(&rq, 0, sizeof(rq));
-	rq.a = ar;
-	usage_notice(&rq, v->uid, meter, v->period_start, v->notice, v->used,
-	    v->limit);
+	usage_notice(bare_req(&rq), v->uid, meter, v->period_start, v->notice,
+	    v->used, v->limit);
 }
 
 /* Parks c until the engine's epoch or the flusher moves. */
