@@ -235,7 +235,7 @@ h_apikey_create(struct req *r)
 	rc = apikey_create_core(r, r->who.user_id, in_str(r, "name"),
 	    in_int(r, "expires_in_days", 0), &key, &refusal);
 	if (rc == APIKEY_GONE) {
-		reply_unauth(r, "unauthenticated", "The account is gone.");
+		reply_gone(r);
 		return;
 	}
 	if (rc == APIKEY_QUOTA) {

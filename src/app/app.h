@@ -50,6 +50,8 @@ int	 meter_kind(struct req *, const char *name, const char **kind);
 int	 user_email(struct req *, const char *uid, const char **email);
 int	 user_delete(const char *uid);
 int	 user_profile(struct req *, const char *uid, struct dbrows *);
+void	 reply_gone(struct req *);
+void	 reply_own(struct req *, int rc, int gone, struct json_object *);
 
 /* ------------------------------------------------------------------ */
 /* throttle.c: the login throttle                                     */

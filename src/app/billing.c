@@ -272,18 +272,11 @@ billing_state_core(struct req *r, const char *uid, struct json_object **out)
 void
 h_billing_get(struct req *r)
 {
-	struct json_object	*o;
+	struct json_object	*o = NULL;
 	int			 rc;
 
-	if ((rc = billing_state_core(r, r->who.user_id, &o)) == BILLING_GONE) {
-		reply_unauth(r, "unauthenticated", "The account is gone.");
-		return;
-	}
-	if (rc < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	reply_json(r, 200, o);
+	rc = billing_state_core(r, r->who.user_id, &o);
+	reply_own(r, rc, BILLING_GONE, o);
 }
 
 /*

@@ -74,7 +74,7 @@ h_client_config(struct req *r)
 	if ((rc = user_json(r, r->who.user_id, &user)) == 0 ||
 	    (rc > 0 && (rc = usage_core(r, r->who.user_id, &usage)) ==
 	    USAGE_GONE)) {
-		reply_unauth(r, "unauthenticated", "The account is gone.");
+		reply_gone(r);
 		goto out;
 	}
 	if (rc < 0 || (rc = plans_core(r, &plans)) < 0) {

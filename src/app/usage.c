@@ -166,18 +166,11 @@ credits_now(struct req *r, const char *uid, long long *remaining)
 void
 h_usage(struct req *r)
 {
-	struct json_object	*o;
+	struct json_object	*o = NULL;
 	int			 rc;
 
-	if ((rc = usage_core(r, r->who.user_id, &o)) == USAGE_GONE) {
-		reply_unauth(r, "unauthenticated", "The account is gone.");
-		return;
-	}
-	if (rc < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	reply_json(r, 200, o);
+	rc = usage_core(r, r->who.user_id, &o);
+	reply_own(r, rc, USAGE_GONE, o);
 }
 
 static struct sql q_notice = SQL(

@@ -121,6 +121,30 @@ user_json_row(const struct dbrows *row, size_t i, size_t c)
 	return u;
 }
 
+/* The 401 of a JSON handler whose caller's account went meanwhile. */
+void
+reply_gone(struct req *r)
+{
+	reply_unauth(r, "unauthenticated", "The account is gone.");
+}
+
+/*
+ * Answers a JSON GET of the caller's own state, which a core built into
+ * o and returned rc for: 401 when rc is gone (that core's code for an
+ * account that went meanwhile), the database's error when rc < 0, else
+ * 200 with o (consumed).
+ */
+void
+reply_own(struct req *r, int rc, int gone, struct json_object *o)
+{
+	if (rc == gone)
+		reply_gone(r);
+	else if (rc < 0)
+		reply_db(r, rc);
+	else
+		reply_json(r, 200, o);
+}
+
 /*
  * Loads user uid's object into *out (owned by the caller).  Returns 1,
  * 0 when there is no such user, or a DB_* code.
