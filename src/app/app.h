@@ -168,6 +168,8 @@ int	 ext_signin(struct req *, const struct ext_identity *,
 const char *ext_verified_email(struct req *, struct json_object *claims);
 const char *ext_subject(struct req *, struct json_object *claims);
 const char *ext_name(struct req *, struct json_object *claims);
+void	 ext_page(struct req *, int status, const char *title,
+	    const char *message, const char *again, const char *again_label);
 
 /* trust.c: tokens of a [trust NAME] issuer -> a tollgate user. */
 #define TRUST_NONE	0
@@ -216,7 +218,7 @@ struct pending {
 	bool		 disabled;
 	bool		 totp;
 };
-int	 pending_begin(struct req *, const char *uid, const char *kind,
+void	 pending_ask(struct req *, const char *uid, const char *kind,
 	    const char *next);
 /* 1 with *p filled, 0 when none (or expired, or forged), or a DB_* code. */
 int	 pending_read(struct req *, struct pending *);

@@ -382,3 +382,32 @@ ext_name(struct req *r, struct json_object *claims)
 	return s != NULL && valid_name(s, strlen(s)) == NULL ?
 	    arena_strdup(r->a, s) : NULL;
 }
+
+/*
+ * Ends a GitHub or OpenID sign-in on a page: the message (plain text,
+ * escaped here), then the ways on: a link to again (a path) that says
+ * again_label when again is not NULL, and the email login.  A 503 asks
+ * to come back in 30 seconds.  An HTML answer, never a 500.
+ */
+void
+ext_page(struct req *r, int status, const char *title, const char *message,
+    const char *again, const char *again_label)
+{
+	struct buf	 b;
+
+	buf_init(&b, r->a);
+	buf_puts(&b, "<p class=\"error\">");
+	buf_html(&b, message);
+	buf_puts(&b, "</p>\n<p>");
+	if (again != NULL) {
+		buf_puts(&b, "<a href=\"");
+		buf_html(&b, again);
+		buf_puts(&b, "\">");
+		buf_html(&b, again_label);
+		buf_puts(&b, "</a> · ");
+	}
+	buf_puts(&b, "<a href=\"/login\">Log in with your email</a></p>\n");
+	if (status == 503)
+		reply_header(r, "Retry-After", "30");
+	reply_html(r, status, title, b.p);
+}

@@ -41,23 +41,12 @@ struct ghuser {
 /* Outcomes of the calls to GitHub. */
 enum ghres { GH_OK, GH_DOWN, GH_BADCODE, GH_REFUSED, GH_NOEMAIL };
 
-/*
- * Ends the flow on a page: the message (plain text, escaped here) and
- * the ways on.  An HTML answer, never a 500.
- */
+/* Ends the flow on a page (ext_page), with a link to start again. */
 static void
 gh_page(struct req *r, int status, const char *title, const char *message)
 {
-	struct buf	 b;
-
-	buf_init(&b, r->a);
-	buf_puts(&b, "<p class=\"error\">");
-	buf_html(&b, message);
-	buf_puts(&b, "</p>\n<p><a href=\"" GH_PATH "\">Sign in with GitHub "
-	    "again</a> · <a href=\"/login\">Log in with your email</a></p>\n");
-	if (status == 503)
-		reply_header(r, "Retry-After", "30");
-	reply_html(r, status, title, b.p);
+	ext_page(r, status, title, message, GH_PATH,
+	    "Sign in with GitHub again");
 }
 
 static void
@@ -401,12 +390,7 @@ h_github_callback(struct req *r)
 		    "account. Log in with your email instead.");
 		return;
 	case EXT_TOTP:
-		/* The code first (/login/totp); the session comes after. */
-		if ((rc = pending_begin(r, uid, "github", "/profile")) < 0) {
-			reply_db(r, rc);
-			return;
-		}
-		pending_code_page(r, 200, NULL);
+		pending_ask(r, uid, "github", "/profile");
 		return;
 	default:
 		break;

@@ -64,30 +64,19 @@ provider_of(const char *name, size_t *i)
 }
 
 /*
- * Ends the flow on a page: the message (plain text, escaped here) and
- * the ways on.  An HTML answer, never a 500.
+ * Ends the flow on a page (ext_page), with a link to start again at
+ * provider pname (none when it is NULL).
  */
 static void
 oidc_page(struct req *r, int status, const char *pname, const char *title,
     const char *message)
 {
-	struct buf	 b;
-
-	buf_init(&b, r->a);
-	buf_puts(&b, "<p class=\"error\">");
-	buf_html(&b, message);
-	buf_puts(&b, "</p>\n<p>");
-	if (pname != NULL) {
-		buf_puts(&b, "<a href=\"" OIDC_PATH "/");
-		buf_html(&b, pname);
-		buf_puts(&b, "\">Sign in with ");
-		buf_html(&b, pname);
-		buf_puts(&b, " again</a> · ");
-	}
-	buf_puts(&b, "<a href=\"/login\">Log in with your email</a></p>\n");
-	if (status == 503)
-		reply_header(r, "Retry-After", "30");
-	reply_html(r, status, title, b.p);
+	if (pname == NULL)
+		ext_page(r, status, title, message, NULL, NULL);
+	else
+		ext_page(r, status, title, message, arena_printf(r->a,
+		    OIDC_PATH "/%s", pname), arena_printf(r->a,
+		    "Sign in with %s again", pname));
 }
 
 static void
@@ -473,12 +462,7 @@ h_oidc_callback(struct req *r)
 		    "this provider. Log in with your email instead.");
 		return;
 	case EXT_TOTP:
-		/* The code first (/login/totp); the session comes after. */
-		if ((rc = pending_begin(r, uid, "oidc", "/profile")) < 0) {
-			reply_db(r, rc);
-			return;
-		}
-		pending_code_page(r, 200, NULL);
+		pending_ask(r, uid, "oidc", "/profile");
 		return;
 	default:
 		break;

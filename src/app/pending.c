@@ -67,10 +67,9 @@ password_stamp(struct req *r, const char *uid, int *rc)
  * Starts a browser sign-in of uid (kind: "password", "github", ...) whose
  * first factor is good and whose TOTP is on: sets the cookie that lets
  * POST /login/totp finish it, then go to next (a relative path; /profile
- * when NULL).  The caller answers (the code form, or a redirect to
- * /login/totp).  Returns 0 or a DB_* code.
+ * when NULL).  pending_ask answers.  Returns 0 or a DB_* code.
  */
-int
+static int
 pending_begin(struct req *r, const char *uid, const char *kind,
     const char *next)
 {
@@ -137,6 +136,23 @@ pending_read(struct req *r, struct pending *p)
 	p->kind = f[1];
 	p->next = safe_next(f[4], "/profile");
 	return 1;
+}
+
+/*
+ * Starts the pending sign-in of uid (pending_begin's kind and next) and
+ * answers with the form of the code step; the session comes after the
+ * code.  Answers 503 or 500 when the database failed.
+ */
+void
+pending_ask(struct req *r, const char *uid, const char *kind,
+    const char *next)
+{
+	int	 rc;
+
+	if ((rc = pending_begin(r, uid, kind, next)) < 0)
+		reply_db(r, rc);
+	else
+		pending_code_page(r, 200, NULL);
 }
 
 /* Forgets the pending sign-in in the browser. */

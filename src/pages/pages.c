@@ -577,10 +577,8 @@ h_page_login_post(struct req *r)
 		/* Without a code: the code step (pages/totp.c) comes next. */
 		if ((code == NULL || *code == '\0') &&
 		    (rec == NULL || *rec == '\0')) {
-			if ((rc = pending_begin(r, uid, "password",
-			    safe_next(in_str(r, "next"), "/profile"))) < 0)
-				goto dberr;
-			pending_code_page(r, 200, NULL);
+			pending_ask(r, uid, "password", safe_next(in_str(r,
+			    "next"), "/profile"));
 			return;
 		}
 		if ((rc = totp_second_factor(r, uid, code != NULL &&
