@@ -354,6 +354,7 @@ h_oidc_callback(struct req *r)
 	struct oidc_cookie	 k;
 	struct ext_identity	 x;
 	struct json_object	*claims = NULL;
+	enum ores		 res;
 	const char		*state = in_str(r, "state");
 	const char		*code = in_str(r, "code");
 	const char		*error = in_str(r, "error");
@@ -401,13 +402,12 @@ h_oidc_callback(struct req *r)
 		    "authorization code. Please start again.");
 		return;
 	}
-	if ((d = discover(r, i)) == NULL) {
-		oidc_page(r, 503, pn, "Sign-in unavailable", "The sign-in "
-		    "provider could not be reached. Please try again in a "
-		    "minute.");
-		return;
-	}
-	switch (oidc_token(r, p, d, &k, code, &claims)) {
+	/* Without its discovery document, the provider is down. */
+	if ((d = discover(r, i)) == NULL)
+		res = O_DOWN;
+	else
+		res = oidc_token(r, p, d, &k, code, &claims);
+	switch (res) {
 	case O_OK:
 		break;
 	case O_DOWN:
