@@ -634,82 +634,84 @@ admin_credits(struct req *r, const char *uid, long long delta,
 	return rc;
 }
 
+/*
+ * The row q reads for t->id (its owner's id first) into *row, when it
+ * belongs to user t->uid.  Returns ADM_OK, ADM_NOT_FOUND (no such row
+ * of that user) or a DB_* code.
+ */
 static int
-revoke_key_tx(struct req *r, const char *uid, const char *kid)
+owned_row(struct adm_tx *t, struct sql *q, struct dbrows *row)
+{
+	int	 rc;
+
+	if ((rc = db_select(t->r->a, q, row, "s", t->id)) < 0)
+		return rc;
+	if (rc == 0 || strcmp(dbv(row, 0, 0), t->uid) != 0)
+		return ADM_NOT_FOUND;
+	return ADM_OK;
+}
+
+/*
+ * Revokes API key t->id of user t->uid (it stops working at once).
+ * Returns ADM_OK, ADM_NOT_FOUND (no such key of that user) or a DB_*
+ * code.
+ */
+static int
+revoke_key_body(struct adm_tx *t)
 {
 	struct dbrows		 row;
 	struct json_object	*d;
 	int			 rc;
 
-	if ((rc = db_select(r->a, &q_key_of, &row, "s", kid)) < 0)
+	if ((rc = owned_row(t, &q_key_of, &row)) != ADM_OK ||
+	    (rc = apikey_delete(t->id)) < 0)
 		return rc;
-	if (rc == 0 || strcmp(dbv(&row, 0, 0), uid) != 0)
-		return ADM_NOT_FOUND;
 	d = json_object_new_object();
-	json_object_object_add(d, "key_id", json_object_new_string(kid));
+	json_object_object_add(d, "key_id", json_object_new_string(t->id));
 	json_object_object_add(d, "name", jstr(dbv(&row, 0, 1)));
-	if ((rc = apikey_delete(kid)) < 0 ||
-	    (rc = audit_obj(r, "api_key.delete", uid, d)) < 0)
-		return rc;
-	return ADM_OK;
+	return audit_obj(t->r, "api_key.delete", t->uid, d);
 }
 
 /*
- * Revokes API key kid of user uid (it stops working at once).  Returns
- * ADM_OK, ADM_NOT_FOUND (no such key of that user) or a DB_* code.
+ * Revokes session t->id of user t->uid (its tokens stop at once).
+ * Returns ADM_OK, ADM_NOT_FOUND (no such live session of that user) or
+ * a DB_* code.
  */
 static int
-revoke_key_body(struct adm_tx *t)
+revoke_session_body(struct adm_tx *t)
 {
-	return revoke_key_tx(t->r, t->uid, t->id);
+	struct dbrows		 row;
+	struct json_object	*d;
+	int			 rc;
+
+	if ((rc = owned_row(t, &q_session_of, &row)) != ADM_OK ||
+	    (rc = session_revoke(t->id, "admin")) < 0)
+		return rc;
+	d = json_object_new_object();
+	json_object_object_add(d, "session_id", json_object_new_string(t->id));
+	return audit_obj(t->r, "session.revoke", t->uid, d);
+}
+
+/* Runs revocation body for id of user uid; its ADM_* or DB_* code. */
+static int
+revoke(struct req *r, const char *uid, const char *id,
+    int (*body)(struct adm_tx *))
+{
+	struct adm_tx	 t = { .r = r, .uid = uid, .id = id, .body = body };
+
+	return adm_run(&t, NULL);
 }
 
 int
 admin_revoke_key(struct req *r, const char *uid, const char *kid)
 {
-	struct adm_tx	 t = { .r = r, .uid = uid, .id = kid,
-			    .body = revoke_key_body };
-
-	return adm_run(&t, NULL);
-}
-
-static int
-revoke_session_tx(struct req *r, const char *uid, const char *sid)
-{
-	struct dbrows		 row;
-	struct json_object	*d;
-	int			 rc;
-
-	if ((rc = db_select(r->a, &q_session_of, &row, "s", sid)) < 0)
-		return rc;
-	if (rc == 0 || strcmp(dbv(&row, 0, 0), uid) != 0)
-		return ADM_NOT_FOUND;
-	d = json_object_new_object();
-	json_object_object_add(d, "session_id", json_object_new_string(sid));
-	if ((rc = session_revoke(sid, "admin")) < 0 ||
-	    (rc = audit_obj(r, "session.revoke", uid, d)) < 0)
-		return rc;
-	return ADM_OK;
-}
-
-/*
- * Revokes session sid of user uid (its tokens stop at once).  Returns
- * ADM_OK, ADM_NOT_FOUND (no such live session of that user) or a DB_*
- * code.
- */
-static int
-revoke_session_body(struct adm_tx *t)
-{
-	return revoke_session_tx(t->r, t->uid, t->id);
+	return revoke(r, uid, kid, revoke_key_body);
 }
 
 int
 admin_revoke_session(struct req *r, const char *uid, const char *sid)
 {
-	struct adm_tx	 t = { .r = r, .uid = uid, .id = sid,
-			    .body = revoke_session_body };
-
-	return adm_run(&t, NULL);
+	return revoke(r, uid, sid, revoke_session_body);
 }
 
 /*
@@ -769,20 +771,34 @@ reply_adm(struct req *r, int rc)
 	}
 }
 
-/* Answers 200 {user} for uid after a change. */
-static void
-reply_user(struct req *r, const char *uid)
+/*
+ * The answer {user} for uid after a change, owned by the caller; NULL
+ * when it answered already (404 for a user gone, or the database's
+ * error).
+ */
+static struct json_object *
+user_answer(struct req *r, const char *uid)
 {
 	struct json_object	*o, *u = NULL;
 	int			 rc;
 
 	if ((rc = admin_user_object(r, uid, &u)) <= 0) {
 		reply_adm(r, rc == 0 ? ADM_NOT_FOUND : rc);
-		return;
+		return NULL;
 	}
 	o = json_object_new_object();
 	json_object_object_add(o, "user", u);
-	reply_json(r, 200, o);
+	return o;
+}
+
+/* Answers 200 {user} for uid after a change. */
+static void
+reply_user(struct req *r, const char *uid)
+{
+	struct json_object	*o;
+
+	if ((o = user_answer(r, uid)) != NULL)
+		reply_json(r, 200, o);
 }
 
 /* GET /api/v1/admin/users ?q=&page=: 200 {users, total, page, per_page}. */
@@ -874,7 +890,7 @@ h_admin_user_delete(struct req *r)
 void
 h_admin_extend_trial(struct req *r)
 {
-	struct json_object	*o, *u = NULL, *t;
+	struct json_object	*o, *t;
 	const char		*ends = NULL;
 	int			 rc;
 
@@ -883,12 +899,8 @@ h_admin_extend_trial(struct req *r)
 		reply_adm(r, rc);
 		return;
 	}
-	if ((rc = admin_user_object(r, r->params[0], &u)) <= 0) {
-		reply_adm(r, rc == 0 ? ADM_NOT_FOUND : rc);
+	if ((o = user_answer(r, r->params[0])) == NULL)
 		return;
-	}
-	o = json_object_new_object();
-	json_object_object_add(o, "user", u);
 	t = json_object_new_object();
 	json_object_object_add(t, "ends_at", jstr(ends));
 	json_object_object_add(o, "trial", t);
