@@ -80,15 +80,10 @@ keys_section(struct page *p, struct json_object *new_key)
 
 			k = json_object_array_get_idx(keys, i);
 			id = member_str(k, "id");
-			buf_puts(&p->b, "<tr><td>");
-			buf_html(&p->b, member_str(k, "name"));
-			buf_puts(&p->b, "</td><td><code>");
-			buf_html(&p->b, member_str(k, "preview"));
-			buf_puts(&p->b, "…</code></td><td>");
-			pg_time(&p->b, member_str(k, "created_at"));
-			buf_puts(&p->b, "</td><td>");
-			pg_time(&p->b, member_str(k, "last_used_at"));
-			buf_puts(&p->b, "</td><td>");
+			buf_puts(&p->b, "<tr>");
+			pg_key_cells(p, k);
+			pg_used_cells(p, k);
+			buf_puts(&p->b, "<td>");
 			if (member_str(k, "expires_at") == NULL)
 				buf_puts(&p->b, "never");
 			else
@@ -157,14 +152,10 @@ sessions_section(struct page *p)
 			buf_puts(&p->b, " from ");
 			buf_html(&p->b, addr);
 		}
-		buf_puts(&p->b, "</small></td><td>");
-		pg_time(&p->b, member_str(e, "created_at"));
-		buf_puts(&p->b, "</td><td>");
-		pg_time(&p->b, member_str(e, "last_used_at"));
-		buf_puts(&p->b, "</td><td class=\"actions\">");
-		pg_button_form(p, arena_printf(r->a, "/profile/sessions/%s/"
-		    "delete", id), current ? "Log out" : "Revoke", "danger");
-		buf_puts(&p->b, "</td></tr>\n");
+		buf_puts(&p->b, "</small></td>");
+		pg_used_cells(p, e);
+		pg_revoke_cell(p, arena_printf(r->a, "/profile/sessions/%s/"
+		    "delete", id), current ? "Log out" : "Revoke");
 	}
 	json_object_put(list);
 	pg_table_end(p);

@@ -258,13 +258,53 @@ static const struct pg_notice_text admin_notices[] = {
 	{ "revoked", "Revoked: it stops working at once." },
 };
 
+/* The cells of a session's row before its times: client, kind, from. */
+static void
+session_cells(struct page *p, struct json_object *e)
+{
+	buf_puts(&p->b, "<td>");
+	put_text(&p->b, member_str(e, "client_name") ?
+	    member_str(e, "client_name") : member_str(e, "user_agent"));
+	buf_puts(&p->b, "</td><td>");
+	buf_html(&p->b, member_str(e, "kind"));
+	buf_puts(&p->b, "</td><td>");
+	put_text(&p->b, member_str(e, "address"));
+	buf_puts(&p->b, "</td>");
+}
+
+/*
+ * A table of user uid's API keys or sessions (list, consumed) under
+ * heads: a row has the cells that cells writes, the times, and a button
+ * that posts to /admin/users/{uid}/{what}/{id}/delete.
+ */
+static void
+access_table(struct page *p, const char *uid, struct json_object *list,
+    const char *what, const char *const *heads,
+    void (*cells)(struct page *, struct json_object *))
+{
+	struct json_object	*e;
+	size_t			 i, n = json_object_array_length(list);
+
+	pg_table(p, n, "None.", NULL, heads);
+	for (i = 0; i < n; i++) {
+		e = json_object_array_get_idx(list, i);
+		buf_puts(&p->b, "<tr>");
+		cells(p, e);
+		pg_used_cells(p, e);
+		pg_revoke_cell(p, arena_printf(p->r->a, "/admin/users/%s/%s/%s/"
+		    "delete", uid, what, member_str(e, "id")), "Revoke");
+	}
+	if (n > 0)
+		pg_table_end(p);
+	json_object_put(list);
+}
+
 /* The user's API keys and live sessions, with revoke buttons. */
 static int
 access_section(struct page *p, const char *uid)
 {
 	struct req		*r = p->r;
-	struct json_object	*keys = NULL, *ss = NULL, *k;
-	size_t			 i, n;
+	struct json_object	*keys = NULL, *ss = NULL;
 	int			 rc;
 
 	if ((rc = apikeys_list_core(r, uid, &keys)) < 0)
@@ -274,52 +314,12 @@ access_section(struct page *p, const char *uid)
 		return rc;
 	}
 	buf_puts(&p->b, "<section id=\"access\">\n<h2>API keys</h2>\n");
-	n = json_object_array_length(keys);
-	pg_table(p, n, "None.", NULL, (const char *[]){ "Name", "Key",
-	    "Created", "Last used", ".Actions", NULL });
-	for (i = 0; i < n; i++) {
-		k = json_object_array_get_idx(keys, i);
-		buf_puts(&p->b, "<tr><td>");
-		buf_html(&p->b, member_str(k, "name"));
-		buf_puts(&p->b, "</td><td><code>");
-		buf_html(&p->b, member_str(k, "preview"));
-		buf_puts(&p->b, "…</code></td><td>");
-		pg_time(&p->b, member_str(k, "created_at"));
-		buf_puts(&p->b, "</td><td>");
-		pg_time(&p->b, member_str(k, "last_used_at"));
-		buf_puts(&p->b, "</td><td class=\"actions\">");
-		pg_button_form(p, arena_printf(r->a, "/admin/users/%s/keys/%s/"
-		    "delete", uid, member_str(k, "id")), "Revoke", "danger");
-		buf_puts(&p->b, "</td></tr>\n");
-	}
-	if (n > 0)
-		pg_table_end(p);
-	json_object_put(keys);
+	access_table(p, uid, keys, "keys", (const char *[]){ "Name", "Key",
+	    "Created", "Last used", ".Actions", NULL }, pg_key_cells);
 	buf_puts(&p->b, "<h2>Sessions</h2>\n");
-	n = json_object_array_length(ss);
-	pg_table(p, n, "None.", NULL, (const char *[]){ "Client", "Kind",
-	    "From", "Signed in", "Last used", ".Actions", NULL });
-	for (i = 0; i < n; i++) {
-		k = json_object_array_get_idx(ss, i);
-		buf_puts(&p->b, "<tr><td>");
-		put_text(&p->b, member_str(k, "client_name") ?
-		    member_str(k, "client_name") : member_str(k, "user_agent"));
-		buf_puts(&p->b, "</td><td>");
-		buf_html(&p->b, member_str(k, "kind"));
-		buf_puts(&p->b, "</td><td>");
-		put_text(&p->b, member_str(k, "address"));
-		buf_puts(&p->b, "</td><td>");
-		pg_time(&p->b, member_str(k, "created_at"));
-		buf_puts(&p->b, "</td><td>");
-		pg_time(&p->b, member_str(k, "last_used_at"));
-		buf_puts(&p->b, "</td><td class=\"actions\">");
-		pg_button_form(p, arena_printf(r->a, "/admin/users/%s/sessions/"
-		    "%s/delete", uid, member_str(k, "id")), "Revoke", "danger");
-		buf_puts(&p->b, "</td></tr>\n");
-	}
-	if (n > 0)
-		pg_table_end(p);
-	json_object_put(ss);
+	access_table(p, uid, ss, "sessions", (const char *[]){ "Client",
+	    "Kind", "From", "Signed in", "Last used", ".Actions", NULL },
+	    session_cells);
 	buf_puts(&p->b, "</section>\n");
 	return 0;
 }

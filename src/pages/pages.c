@@ -290,16 +290,50 @@ pg_submit(struct page *p, const char *label, const char *cls)
 	buf_puts(&p->b, "</button>\n</form>\n");
 }
 
-/*
- * A one-button form posting to action (used for revoke, log out...).
- * confirm_name, when given, adds a required checkbox of that name.
- */
+/* A one-button form posting to action (used for revoke, log out...). */
 void
 pg_button_form(struct page *p, const char *action, const char *label,
     const char *cls)
 {
 	pg_form(p, action, "inline");
 	pg_submit(p, label, cls);
+}
+
+/* The "Name" and "Key" cells of API key k's row (its preview). */
+void
+pg_key_cells(struct page *p, struct json_object *k)
+{
+	buf_puts(&p->b, "<td>");
+	buf_html(&p->b, member_str(k, "name"));
+	buf_puts(&p->b, "</td><td><code>");
+	buf_html(&p->b, member_str(k, "preview"));
+	buf_puts(&p->b, "…</code></td>");
+}
+
+/*
+ * The "Created" and "Last used" cells of an API key's or a session's
+ * row, from e's created_at and last_used_at.
+ */
+void
+pg_used_cells(struct page *p, struct json_object *e)
+{
+	buf_puts(&p->b, "<td>");
+	pg_time(&p->b, member_str(e, "created_at"));
+	buf_puts(&p->b, "</td><td>");
+	pg_time(&p->b, member_str(e, "last_used_at"));
+	buf_puts(&p->b, "</td>");
+}
+
+/*
+ * The last cell of an API key's or a session's row, which it ends: the
+ * button (label: "Revoke", "Log out") that posts to action.
+ */
+void
+pg_revoke_cell(struct page *p, const char *action, const char *label)
+{
+	buf_puts(&p->b, "<td class=\"actions\">");
+	pg_button_form(p, action, label, "danger");
+	buf_puts(&p->b, "</td></tr>\n");
 }
 
 /* The navigation bar of a signed-in person; current is the page's path. */

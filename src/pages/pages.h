@@ -50,6 +50,9 @@ void	 pg_input(struct page *, const char *label, const char *name,
 void	 pg_submit(struct page *, const char *label, const char *cls);
 void	 pg_button_form(struct page *, const char *action,
 	    const char *label, const char *cls);
+void	 pg_key_cells(struct page *, struct json_object *);
+void	 pg_used_cells(struct page *, struct json_object *);
+void	 pg_revoke_cell(struct page *, const char *action, const char *label);
 void	 pg_nav(struct page *, const char *current);
 void	 pg_send(struct page *, int status, const char *title);
 void	 pg_time(struct buf *, const char *rfc3339);
