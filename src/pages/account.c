@@ -249,10 +249,8 @@ h_page_profile(struct req *r)
 {
 	struct page	 p;
 
-	if (!pg_login(r))
-		return;
-	pg_init(&p, r);
-	profile_page(&p, 200, NULL);
+	if (pg_get(r, &p, false))
+		profile_page(&p, 200, NULL);
 }
 
 /* The common start of the profile's POST handlers. */
@@ -669,9 +667,8 @@ h_page_usage(struct req *r)
 	long			 first, last, today;
 	int			 rc;
 
-	if (!pg_login(r))
+	if (!pg_get(r, &p, false))
 		return;
-	pg_init(&p, r);
 	if ((rc = usage_core(r, r->who.user_id, &u)) != 0) {
 		reply_db(r, rc == USAGE_GONE ? DB_FAIL : rc);
 		return;
@@ -776,9 +773,8 @@ h_page_billing(struct req *r)
 	size_t			 i, n;
 	int			 rc;
 
-	if (!pg_login(r))
+	if (!pg_get(r, &p, false))
 		return;
-	pg_init(&p, r);
 	if ((rc = plans_core(r, &plans)) < 0 ||
 	    (rc = billing_state_core(r, r->who.user_id, &bill)) != 0 ||
 	    (rc = billing_payments_core(r, r->who.user_id, 100, &pays)) < 0) {

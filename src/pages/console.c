@@ -152,9 +152,8 @@ h_page_admin(struct req *r)
 	size_t			 i, n;
 	int			 rc;
 
-	if (!pg_admin(r))
+	if (!pg_get(r, &p, true))
 		return;
-	pg_init(&p, r);
 	if (!pg_take(&p)) {
 		json_object_put(p.errs);
 		p.errs = NULL;
@@ -561,10 +560,8 @@ h_page_admin_user(struct req *r)
 {
 	struct page	 p;
 
-	if (!pg_admin(r))
-		return;
-	pg_init(&p, r);
-	admin_user_page(&p, 200, r->params[0]);
+	if (pg_get(r, &p, true))
+		admin_user_page(&p, 200, r->params[0]);
 }
 
 /* Shows the outcome of an admin action that did not succeed. */
@@ -605,6 +602,68 @@ admin_post(struct req *r, struct page *p)
 }
 
 /*
+ * The common start of the admin pages' form handlers: false when it
+ * answered, with a refusal or with the user's page again (422) showing
+ * the messages of the form's bad fields.
+ */
+static bool
+admin_form(struct req *r, struct page *p)
+{
+	if (!admin_post(r, p))
+		return false;
+	if (pg_take(p))
+		return true;
+	admin_user_page(p, 422, r->params[0]);
+	return false;
+}
+
+/* Shows user r->params[0]'s page again (422) with message at field. */
+static void
+admin_again(struct page *p, const char *field, const char *message)
+{
+	pg_error(p, field, message);
+	admin_user_page(p, 422, p->r->params[0]);
+}
+
+/* Answers 303 back to the page of user r->params[0], showing notice. */
+static void
+admin_back(struct req *r, const char *notice)
+{
+	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice=%s",
+	    r->params[0], notice));
+}
+
+/*
+ * Answers the revocation of one of user r->params[0]'s API keys or
+ * sessions (what: "API key", "session") by the code rc of
+ * admin_revoke_key or _session: 303 back; 404 when it is not the user's.
+ */
+static void
+admin_revoked(struct req *r, int rc, const char *what)
+{
+	if (rc == ADM_NOT_FOUND)
+		reply_error(r, 404, "not_found", arena_printf(r->a, "This user "
+		    "has no such %s.", what));
+	else if (rc != ADM_OK)
+		reply_db(r, rc);
+	else
+		admin_back(r, "revoked#access");
+}
+
+/*
+ * Ends an admin action on the user's page by its ADM_* or DB_* code rc:
+ * 303 back showing notice, else admin_failed.
+ */
+static void
+admin_done(struct page *p, int rc, const char *notice)
+{
+	if (rc != ADM_OK)
+		admin_failed(p, rc);
+	else
+		admin_back(p->r, notice);
+}
+
+/*
  * POST /admin/users/{id} {plan?, role?, disabled?, totp?}: 303 back to
  * the user's page; 409 (the page, with the message) for the last admin.
  */
@@ -614,7 +673,6 @@ h_page_admin_update(struct req *r)
 	struct page		 p;
 	struct admin_change	 c;
 	const char		*role, *plan;
-	int			 rc;
 
 	if (!admin_post(r, &p))
 		return;
@@ -623,22 +681,19 @@ h_page_admin_update(struct req *r)
 	if (!pg_take(&p)) {
 		json_object_put(p.errs);
 		p.errs = NULL;
-		pg_error(&p, "_form", "The form was not valid.");
-		admin_user_page(&p, 422, r->params[0]);
+		admin_again(&p, "_form", "The form was not valid.");
 		return;
 	}
 	role = in_str(r, "role");
 	plan = in_str(r, "plan");
 	if (role != NULL && strcmp(role, "user") != 0 &&
 	    strcmp(role, "admin") != 0) {
-		pg_error(&p, "_form", "The role must be user or admin.");
-		admin_user_page(&p, 422, r->params[0]);
+		admin_again(&p, "_form", "The role must be user or admin.");
 		return;
 	}
 	if (in_present(r, "totp") && in_bool(r, "totp", false)) {
-		pg_error(&p, "_form", "An admin can only turn the second "
+		admin_again(&p, "_form", "An admin can only turn the second "
 		    "factor off.");
-		admin_user_page(&p, 422, r->params[0]);
 		return;
 	}
 	c.role = role;
@@ -649,12 +704,7 @@ h_page_admin_update(struct req *r)
 	if (in_present(r, "disabled"))
 		c.disabled = in_bool(r, "disabled", false) ? 1 : 0;
 	c.totp_off = in_present(r, "totp");
-	if ((rc = admin_update(r, r->params[0], &c)) != ADM_OK) {
-		admin_failed(&p, rc);
-		return;
-	}
-	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice="
-	    "saved", r->params[0]));
+	admin_done(&p, admin_update(r, r->params[0], &c), "saved");
 }
 
 /* POST /admin/users/{id}/credits {delta, reason}: 303; 422 the page. */
@@ -663,23 +713,14 @@ h_page_admin_credits(struct req *r)
 {
 	struct page	 p;
 	long long	 applied, remaining;
-	int		 rc;
 
-	if (!admin_post(r, &p))
+	if (!admin_form(r, &p))
 		return;
-	if (!pg_take(&p) || in_int(r, "delta", 0) == 0) {
-		if (p.errs == NULL)
-			pg_error(&p, "delta", "must not be zero");
-		admin_user_page(&p, 422, r->params[0]);
-		return;
-	}
-	if ((rc = admin_credits(r, r->params[0], in_int(r, "delta", 0),
-	    in_str(r, "reason"), &applied, &remaining)) != ADM_OK) {
-		admin_failed(&p, rc);
-		return;
-	}
-	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice="
-	    "credits", r->params[0]));
+	if (in_int(r, "delta", 0) == 0)
+		admin_again(&p, "delta", "must not be zero");
+	else
+		admin_done(&p, admin_credits(r, r->params[0], in_int(r, "delta",
+		    0), in_str(r, "reason"), &applied, &remaining), "credits");
 }
 
 /* POST /admin/users/{id}/extend-trial {days}: 303; 422 the page. */
@@ -688,21 +729,10 @@ h_page_admin_trial(struct req *r)
 {
 	struct page	 p;
 	const char	*ends;
-	int		 rc;
 
-	if (!admin_post(r, &p))
-		return;
-	if (!pg_take(&p)) {
-		admin_user_page(&p, 422, r->params[0]);
-		return;
-	}
-	if ((rc = admin_extend_trial(r, r->params[0], in_int(r, "days", 0),
-	    &ends)) != ADM_OK) {
-		admin_failed(&p, rc);
-		return;
-	}
-	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice="
-	    "trial", r->params[0]));
+	if (admin_form(r, &p))
+		admin_done(&p, admin_extend_trial(r, r->params[0], in_int(r,
+		    "days", 0), &ends), "trial");
 }
 
 /*
@@ -717,12 +747,8 @@ h_page_admin_delete(struct req *r)
 	bool			 same;
 	int			 rc;
 
-	if (!admin_post(r, &p))
+	if (!admin_form(r, &p))
 		return;
-	if (!pg_take(&p)) {
-		admin_user_page(&p, 422, r->params[0]);
-		return;
-	}
 	if ((rc = admin_user_detail(r, r->params[0], &d)) <= 0) {
 		admin_failed(&p, rc == 0 ? ADM_NOT_FOUND : rc);
 		return;
@@ -734,8 +760,8 @@ h_page_admin_delete(struct req *r)
 	    in_str(r, "confirm"))) == 0;
 	json_object_put(d);
 	if (!same) {
-		pg_error(&p, "confirm", "does not match the account's email");
-		admin_user_page(&p, 422, r->params[0]);
+		admin_again(&p, "confirm", "does not match the account's "
+		    "email");
 		return;
 	}
 	if ((rc = admin_delete(r, r->params[0])) != ADM_OK) {
@@ -750,20 +776,10 @@ void
 h_page_admin_key_delete(struct req *r)
 {
 	struct page	 p;
-	int		 rc;
 
-	if (!admin_post(r, &p))
-		return;
-	if ((rc = admin_revoke_key(r, r->params[0], r->params[1])) != ADM_OK) {
-		if (rc == ADM_NOT_FOUND)
-			reply_error(r, 404, "not_found", "This user has no such "
-			    "API key.");
-		else
-			reply_db(r, rc);
-		return;
-	}
-	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice="
-	    "revoked#access", r->params[0]));
+	if (admin_post(r, &p))
+		admin_revoked(r, admin_revoke_key(r, r->params[0],
+		    r->params[1]), "API key");
 }
 
 /* POST /admin/users/{id}/sessions/{sid}/delete: 303 back; 404. */
@@ -771,19 +787,8 @@ void
 h_page_admin_session_delete(struct req *r)
 {
 	struct page	 p;
-	int		 rc;
 
-	if (!admin_post(r, &p))
-		return;
-	if ((rc = admin_revoke_session(r, r->params[0], r->params[1])) !=
-	    ADM_OK) {
-		if (rc == ADM_NOT_FOUND)
-			reply_error(r, 404, "not_found", "This user has no such "
-			    "session.");
-		else
-			reply_db(r, rc);
-		return;
-	}
-	reply_redirect(r, 303, arena_printf(r->a, "/admin/users/%s?notice="
-	    "revoked#access", r->params[0]));
+	if (admin_post(r, &p))
+		admin_revoked(r, admin_revoke_session(r, r->params[0],
+		    r->params[1]), "session");
 }

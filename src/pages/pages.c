@@ -45,16 +45,23 @@ pg_login(struct req *r)
 }
 
 /*
- * The start of a page's POST handler: a login (with admin, an admin's),
- * a good CSRF field, then *p ready.  Returns false when it answered.
+ * The start of a page's GET handler: a login (with admin, an admin's),
+ * then *p ready.  Returns false when it answered.
  */
 bool
-pg_post(struct req *r, struct page *p, bool admin)
+pg_get(struct req *r, struct page *p, bool admin)
 {
-	if (!(admin ? pg_admin(r) : pg_login(r)) || !pg_csrf(r))
+	if (!(admin ? pg_admin(r) : pg_login(r)))
 		return false;
 	pg_init(p, r);
 	return true;
+}
+
+/* The start of a page's POST handler: pg_get, then a good CSRF field. */
+bool
+pg_post(struct req *r, struct page *p, bool admin)
+{
+	return pg_get(r, p, admin) && pg_csrf(r);
 }
 
 /* Like pg_login, and the person must be an admin (else a 403 page). */

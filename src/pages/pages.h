@@ -24,6 +24,7 @@ struct page {
 void	 pg_init(struct page *, struct req *);
 bool	 pg_login(struct req *);
 bool	 pg_admin(struct req *);
+bool	 pg_get(struct req *, struct page *, bool admin);
 bool	 pg_post(struct req *, struct page *, bool admin);
 bool	 pg_csrf(struct req *);
 bool	 pg_csrf_signin(struct req *);
