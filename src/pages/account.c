@@ -260,24 +260,45 @@ profile_post(struct req *r, struct page *p)
 	return pg_post(r, p, false);
 }
 
+/*
+ * The common start of the profile's form handlers: false when it
+ * answered, with a refusal or with /profile again (422) showing the
+ * messages of the form's bad fields.
+ */
+static bool
+profile_form(struct req *r, struct page *p)
+{
+	if (!profile_post(r, p))
+		return false;
+	if (pg_take(p))
+		return true;
+	profile_page(p, 422, NULL);
+	return false;
+}
+
+/*
+ * Ends a profile action whose core returned rc: the database's error
+ * when rc < 0, else 303 to /profile showing notice.
+ */
+static void
+profile_done(struct req *r, int rc, const char *notice)
+{
+	if (rc < 0)
+		reply_db(r, rc);
+	else
+		reply_redirect(r, 303, arena_printf(r->a, "/profile?notice=%s",
+		    notice));
+}
+
 /* POST /profile/name {name}: 303 to /profile; 422 with the message. */
 void
 h_page_profile_name(struct req *r)
 {
 	struct page	 p;
-	int		 rc;
 
-	if (!profile_post(r, &p))
-		return;
-	if (!pg_take(&p)) {
-		profile_page(&p, 422, NULL);
-		return;
-	}
-	if ((rc = me_rename_core(r, r->who.user_id, in_str(r, "name"))) < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	reply_redirect(r, 303, "/profile?notice=name");
+	if (profile_form(r, &p))
+		profile_done(r, me_rename_core(r, r->who.user_id, in_str(r,
+		    "name")), "name");
 }
 
 /* POST /profile/resend: 303 to /profile, a new verification link sent. */
@@ -285,15 +306,10 @@ void
 h_page_profile_resend(struct req *r)
 {
 	struct page	 p;
-	int		 rc;
 
-	if (!profile_post(r, &p))
-		return;
-	if ((rc = resend_verification_core(r, r->who.user_id)) < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	reply_redirect(r, 303, "/profile?notice=resent");
+	if (profile_post(r, &p))
+		profile_done(r, resend_verification_core(r, r->who.user_id),
+		    "resent");
 }
 
 /*
@@ -307,35 +323,28 @@ h_page_profile_email(struct req *r)
 	long		 retry;
 	int		 rc;
 
-	if (!profile_post(r, &p))
+	if (!profile_form(r, &p))
 		return;
-	if (!pg_take(&p)) {
-		profile_page(&p, 422, NULL);
-		return;
-	}
 	rc = me_email_core(r, r->who.user_id, r->who.email, in_str(r, "email"),
 	    in_str(r, "password"), &retry);
-	if (rc < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	if (rc == ME_WRONG || rc == ME_THROTTLED) {
+	switch (rc) {
+	case ME_WRONG:
+	case ME_THROTTLED:
 		pg_error(&p, "password", "is wrong");
 		profile_page(&p, 422, NULL);
-		return;
-	}
-	if (rc == ME_TAKEN) {
+		break;
+	case ME_TAKEN:
 		pg_error(&p, "email", "An account with this email already "
 		    "exists.");
 		profile_page(&p, 409, NULL);
-		return;
-	}
-	if (rc == ME_SAME) {
+		break;
+	case ME_SAME:
 		pg_error(&p, "email", "is already your email address");
 		profile_page(&p, 422, NULL);
-		return;
+		break;
+	default:
+		profile_done(r, rc, "email");
 	}
-	reply_redirect(r, 303, "/profile?notice=email");
 }
 
 /*
@@ -349,25 +358,16 @@ h_page_profile_password(struct req *r)
 	long		 retry;
 	int		 rc;
 
-	if (!profile_post(r, &p))
+	if (!profile_form(r, &p))
 		return;
-	if (!pg_take(&p)) {
-		profile_page(&p, 422, NULL);
-		return;
-	}
 	rc = me_password_core(r, r->who.user_id, r->who.email,
 	    r->who.session_id, in_str(r, "current_password"),
 	    in_str(r, "new_password"), &retry);
-	if (rc < 0) {
-		reply_db(r, rc);
-		return;
-	}
 	if (rc > 0) {
 		pg_error(&p, "current_password", "is wrong");
 		profile_page(&p, 422, NULL);
-		return;
-	}
-	reply_redirect(r, 303, "/profile?notice=password");
+	} else
+		profile_done(r, rc, "password");
 }
 
 /*
@@ -436,15 +436,10 @@ void
 h_page_keys_revoke_all(struct req *r)
 {
 	struct page	 p;
-	int		 rc;
 
-	if (!profile_post(r, &p))
-		return;
-	if ((rc = apikeys_revoke_all_core(r, r->who.user_id)) < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	reply_redirect(r, 303, "/profile?notice=key_deleted#keys");
+	if (profile_post(r, &p))
+		profile_done(r, apikeys_revoke_all_core(r, r->who.user_id),
+		    "key_deleted#keys");
 }
 
 /* POST /profile/keys/{id}/delete: 303 to /profile; 403 not yours. */
@@ -457,15 +452,10 @@ h_page_key_delete(struct req *r)
 	if (!profile_post(r, &p))
 		return;
 	rc = apikey_delete_core(r, r->who.user_id, r->params[0], false);
-	if (rc < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	if (rc > 0) {
+	if (rc > 0)
 		reply_error(r, 403, "forbidden", "This API key is not yours.");
-		return;
-	}
-	reply_redirect(r, 303, "/profile?notice=key_deleted#keys");
+	else
+		profile_done(r, rc, "key_deleted#keys");
 }
 
 /*
@@ -481,21 +471,15 @@ h_page_session_delete(struct req *r)
 
 	if (!profile_post(r, &p))
 		return;
-	if ((rc = session_delete_core(r, r->who.user_id, sid, false)) < 0)
-		goto dberr;
-	if (rc != 0) {
+	rc = session_delete_core(r, r->who.user_id, sid, false);
+	if (rc > 0)
 		reply_error(r, 403, "forbidden", "This session is not yours.");
-		return;
-	}
-	if (r->who.session_id != NULL && strcmp(r->who.session_id, sid) == 0) {
+	else if (rc == 0 && r->who.session_id != NULL &&
+	    strcmp(r->who.session_id, sid) == 0) {
 		session_clear_cookie(r);
 		reply_redirect(r, 303, "/login?notice=logout");
-		return;
-	}
-	reply_redirect(r, 303, "/profile?notice=session#sessions");
-	return;
-dberr:
-	reply_db(r, rc);
+	} else
+		profile_done(r, rc, "session#sessions");
 }
 
 /* ------------------------------------------------------------------ */
