@@ -113,13 +113,6 @@ like_pattern(struct arena *a, const char *s)
 	return b.p;
 }
 
-/* A JSON string, or null for NULL. */
-static struct json_object *
-jstr(const char *s)
-{
-	return s != NULL ? json_object_new_string(s) : NULL;
-}
-
 /*
  * Lists users matching q (email or name, NULL for all) on page (from 1).
  * Returns 0 with {users, total, page, per_page} in *out (owned by the
@@ -185,11 +178,13 @@ admin_user_object(struct req *r, const char *uid, struct json_object **out)
 	json_object_object_add(u, "totp",
 	    json_object_new_boolean(dbi(&row, 0, 8) != 0));
 	t = json_object_new_object();
-	json_object_object_add(t, "started_at", jstr(dbv(&row, 0, 9)));
-	json_object_object_add(t, "ends_at", jstr(dbv(&row, 0, 10)));
+	json_object_object_add(t, "started_at", jstr_or_null(dbv(&row, 0, 9)));
+	json_object_object_add(t, "ends_at", jstr_or_null(dbv(&row, 0, 10)));
 	json_object_object_add(u, "trial", t);
-	json_object_object_add(u, "plan_override", jstr(dbv(&row, 0, 11)));
-	json_object_object_add(u, "github_login", jstr(dbv(&row, 0, 12)));
+	json_object_object_add(u, "plan_override",
+	    jstr_or_null(dbv(&row, 0, 11)));
+	json_object_object_add(u, "github_login",
+	    jstr_or_null(dbv(&row, 0, 12)));
 	*out = u;
 	return 1;
 }
@@ -220,11 +215,14 @@ admin_user_detail(struct req *r, const char *uid, struct json_object **out)
 		goto fail;
 	if (rows.n == 1) {
 		sub = json_object_new_object();
-		json_object_object_add(sub, "id", jstr(dbv(&rows, 0, 4)));
-		json_object_object_add(sub, "plan", jstr(dbv(&rows, 0, 0)));
-		json_object_object_add(sub, "status", jstr(dbv(&rows, 0, 1)));
+		json_object_object_add(sub, "id",
+		    jstr_or_null(dbv(&rows, 0, 4)));
+		json_object_object_add(sub, "plan",
+		    jstr_or_null(dbv(&rows, 0, 0)));
+		json_object_object_add(sub, "status",
+		    jstr_or_null(dbv(&rows, 0, 1)));
 		json_object_object_add(sub, "current_period_end",
-		    jstr(dbv(&rows, 0, 2)));
+		    jstr_or_null(dbv(&rows, 0, 2)));
 		json_object_object_add(sub, "cancel_at_period_end",
 		    json_object_new_boolean(dbi(&rows, 0, 3) != 0));
 	} else
@@ -241,9 +239,10 @@ admin_user_detail(struct req *r, const char *uid, struct json_object **out)
 	    json_object_new_int64(dbi(&rows, 0, 0)));
 	json_object_object_add(cr, "granted",
 	    json_object_new_int64(dbi(&rows, 0, 1)));
-	json_object_object_add(cr, "allowance_plan", jstr(dbv(&rows, 0, 2)));
+	json_object_object_add(cr, "allowance_plan",
+	    jstr_or_null(dbv(&rows, 0, 2)));
 	json_object_object_add(cr, "allowance_period_end",
-	    jstr(dbv(&rows, 0, 3)));
+	    jstr_or_null(dbv(&rows, 0, 3)));
 	json_object_object_add(o, "credits", cr);
 	*out = o;
 	return 1;
@@ -259,8 +258,8 @@ change_detail(const char *what, const char *from, const char *to)
 	struct json_object	*d = json_object_new_object();
 
 	json_object_object_add(d, "field", json_object_new_string(what));
-	json_object_object_add(d, "from", jstr(from));
-	json_object_object_add(d, "to", jstr(to));
+	json_object_object_add(d, "from", jstr_or_null(from));
+	json_object_object_add(d, "to", jstr_or_null(to));
 	return d;
 }
 
@@ -492,7 +491,7 @@ extend_tx(struct req *r, const char *uid, long long days, const char **ends)
 	*ends = dbv(&row, 0, 0);
 	d = json_object_new_object();
 	json_object_object_add(d, "days", json_object_new_int64(days));
-	json_object_object_add(d, "ends_at", jstr(*ends));
+	json_object_object_add(d, "ends_at", jstr_or_null(*ends));
 	if ((rc = db_exec(&q_move_allowance, "ss", dbv(&row, 0, 2), uid)) < 0 ||
 	    (rc = db_exec(&q_clear_notices, "s", uid)) < 0 ||
 	    (rc = audit_obj(r, "user.extend_trial", uid, d)) < 0)
@@ -668,7 +667,7 @@ revoke_key_body(struct adm_tx *t)
 		return rc;
 	d = json_object_new_object();
 	json_object_object_add(d, "key_id", json_object_new_string(t->id));
-	json_object_object_add(d, "name", jstr(dbv(&row, 0, 1)));
+	json_object_object_add(d, "name", jstr_or_null(dbv(&row, 0, 1)));
 	return audit_obj(t->r, "api_key.delete", t->uid, d);
 }
 
@@ -733,15 +732,21 @@ admin_payments(struct req *r, const char *user_id, struct json_object **out)
 	arr = json_object_new_array();
 	for (i = 0; i < rows.n; i++) {
 		p = json_object_new_object();
-		json_object_object_add(p, "id", jstr(dbv(&rows, i, 0)));
-		json_object_object_add(p, "user_id", jstr(dbv(&rows, i, 1)));
-		json_object_object_add(p, "email", jstr(dbv(&rows, i, 2)));
+		json_object_object_add(p, "id", jstr_or_null(dbv(&rows, i, 0)));
+		json_object_object_add(p, "user_id",
+		    jstr_or_null(dbv(&rows, i, 1)));
+		json_object_object_add(p, "email",
+		    jstr_or_null(dbv(&rows, i, 2)));
 		json_object_object_add(p, "amount",
 		    json_object_new_int64(dbi(&rows, i, 3)));
-		json_object_object_add(p, "currency", jstr(dbv(&rows, i, 4)));
-		json_object_object_add(p, "status", jstr(dbv(&rows, i, 5)));
-		json_object_object_add(p, "created_at", jstr(dbv(&rows, i, 6)));
-		json_object_object_add(p, "invoice_url", jstr(dbv(&rows, i, 7)));
+		json_object_object_add(p, "currency",
+		    jstr_or_null(dbv(&rows, i, 4)));
+		json_object_object_add(p, "status",
+		    jstr_or_null(dbv(&rows, i, 5)));
+		json_object_object_add(p, "created_at",
+		    jstr_or_null(dbv(&rows, i, 6)));
+		json_object_object_add(p, "invoice_url",
+		    jstr_or_null(dbv(&rows, i, 7)));
 		json_object_array_add(arr, p);
 	}
 	*out = arr;
@@ -902,7 +907,7 @@ h_admin_extend_trial(struct req *r)
 	if ((o = user_answer(r, r->params[0])) == NULL)
 		return;
 	t = json_object_new_object();
-	json_object_object_add(t, "ends_at", jstr(ends));
+	json_object_object_add(t, "ends_at", jstr_or_null(ends));
 	json_object_object_add(o, "trial", t);
 	reply_json(r, 200, o);
 }

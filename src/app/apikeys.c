@@ -104,8 +104,8 @@ apikeys_list_core(struct req *r, const char *uid, struct json_object **out)
 	for (i = 0; i < rows.n; i++) {
 		o = json_object_new_object();
 		for (c = 0; c < 6; c++)
-			json_object_object_add(o, cols[c], dbv(&rows, i, c) ?
-			    json_object_new_string(dbv(&rows, i, c)) : NULL);
+			json_object_object_add(o, cols[c],
+			    jstr_or_null(dbv(&rows, i, c)));
 		json_object_array_add(arr, o);
 	}
 	*out = arr;

@@ -54,13 +54,6 @@ audit(struct req *r, const char *action, const char *target_id,
 	return audit_obj(r, action, target_id, d);
 }
 
-/* A string or null. */
-static struct json_object *
-str_or_null(const char *v)
-{
-	return v != NULL ? json_object_new_string(v) : NULL;
-}
-
 /*
  * Lists the newest limit audit rows, of everything or of those whose
  * actor or target is user_id, as [{at, actor, action, target, detail,
@@ -88,20 +81,22 @@ audit_list(struct req *r, const char *user_id, long long limit,
 		e = json_object_new_object();
 		json_object_object_add(e, "at",
 		    json_object_new_string(dbv(&rows, i, 0)));
-		json_object_object_add(e, "actor", str_or_null(dbv(&rows, i, 1)));
+		json_object_object_add(e, "actor",
+		    jstr_or_null(dbv(&rows, i, 1)));
 		json_object_object_add(e, "actor_email",
-		    str_or_null(dbv(&rows, i, 2)));
+		    jstr_or_null(dbv(&rows, i, 2)));
 		json_object_object_add(e, "action",
 		    json_object_new_string(dbv(&rows, i, 3)));
-		json_object_object_add(e, "target", str_or_null(dbv(&rows, i, 4)));
+		json_object_object_add(e, "target",
+		    jstr_or_null(dbv(&rows, i, 4)));
 		json_object_object_add(e, "target_email",
-		    str_or_null(dbv(&rows, i, 5)));
+		    jstr_or_null(dbv(&rows, i, 5)));
 		dj = dbv(&rows, i, 6);
 		d = dj != NULL ? parse_json_object(dj, rows.len[i * rows.ncol
 		    + 6]) : NULL;
 		json_object_object_add(e, "detail", d);
-		json_object_object_add(e, "address", dbv(&rows, i, 7) ?
-		    json_object_new_string(dbv(&rows, i, 7)) : NULL);
+		json_object_object_add(e, "address",
+		    jstr_or_null(dbv(&rows, i, 7)));
 		json_object_array_add(arr, e);
 	}
 	*out = arr;

@@ -252,11 +252,11 @@ billing_state_core(struct req *r, const char *uid, struct json_object **out)
 		status = "canceled";
 	o = json_object_new_object();
 	json_object_object_add(o, "plan",
-	    plan ? json_object_new_string(plan) : NULL);
+	    jstr_or_null(plan));
 	json_object_object_add(o, "status",
-	    status ? json_object_new_string(status) : NULL);
+	    jstr_or_null(status));
 	json_object_object_add(o, "current_period_end",
-	    end ? json_object_new_string(end) : NULL);
+	    jstr_or_null(end));
 	json_object_object_add(o, "cancel_at_period_end",
 	    json_object_new_boolean(status != NULL && !dbi(&row, 0, 4) &&
 	    dbi(&row, 0, 3) != 0));
@@ -436,8 +436,8 @@ billing_payments_core(struct req *r, const char *uid, size_t max,
 		    json_object_new_string(dbv(&rows, i, 3)));
 		json_object_object_add(p, "created_at",
 		    json_object_new_string(dbv(&rows, i, 4)));
-		json_object_object_add(p, "invoice_url", dbv(&rows, i, 5) ?
-		    json_object_new_string(dbv(&rows, i, 5)) : NULL);
+		json_object_object_add(p, "invoice_url",
+		    jstr_or_null(dbv(&rows, i, 5)));
 		json_object_array_add(a, p);
 	}
 	*out = a;

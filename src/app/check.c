@@ -185,8 +185,7 @@ answer(struct req *r, const struct eng_verdict *v, const char *meter,
 	    NULL)));
 	json_object_object_add(o, "user_id", known ?
 	    json_object_new_string(v->uid) : NULL);
-	json_object_object_add(o, "plan", v->plan != NULL ?
-	    json_object_new_string(v->plan) : NULL);
+	json_object_object_add(o, "plan", jstr_or_null(v->plan));
 	json_object_object_add(o, "role", known && v->role != NULL ?
 	    json_object_new_string(v->role) : NULL);
 	json_object_object_add(o, "credits_remaining",

@@ -104,21 +104,19 @@ h_me_get(struct req *r)
 	o = json_object_new_object();
 	json_object_object_add(o, "user", user_json_row(&row, 0, 0));
 	t = json_object_new_object();
-	json_object_object_add(t, "ends_at", dbv(&row, 0, c) ?
-	    json_object_new_string(dbv(&row, 0, c)) : NULL);
+	json_object_object_add(t, "ends_at", jstr_or_null(dbv(&row, 0, c)));
 	json_object_object_add(t, "credits_remaining",
 	    json_object_new_int64(dbi(&row, 0, c + 2)));
 	json_object_object_add(o, "trial", t);
 	s = NULL;
 	if (dbv(&row, 0, c + 6) != NULL) {
 		s = json_object_new_object();
-		json_object_object_add(s, "plan", dbv(&row, 0, c + 3) ?
-		    json_object_new_string(dbv(&row, 0, c + 3)) : NULL);
+		json_object_object_add(s, "plan",
+		    jstr_or_null(dbv(&row, 0, c + 3)));
 		json_object_object_add(s, "status",
 		    json_object_new_string(dbv(&row, 0, c + 4)));
 		json_object_object_add(s, "current_period_end",
-		    dbv(&row, 0, c + 5) ?
-		    json_object_new_string(dbv(&row, 0, c + 5)) : NULL);
+		    jstr_or_null(dbv(&row, 0, c + 5)));
 	}
 	json_object_object_add(o, "subscription", s);
 	reply_json(r, 200, o);

@@ -401,13 +401,6 @@ dberr:
 	reply_db(r, rc);
 }
 
-/* A string member, or null. */
-static struct json_object *
-jstr_or_null(const char *s)
-{
-	return s != NULL ? json_object_new_string(s) : NULL;
-}
-
 /*
  * The live sessions of uid, newest first, as an array (the caller's) of
  * {id, created_at, last_used_at, user_agent, client_name, kind, address,

@@ -93,13 +93,10 @@ usage_core(struct req *r, const char *uid, struct json_object **out)
 	    (rc = db_select(r->a, &q_money, &mo, "ss", uid, ps)) < 0)
 		return rc;
 	o = json_object_new_object();
-	json_object_object_add(o, "plan", plan ? json_object_new_string(plan) :
-	    NULL);
+	json_object_object_add(o, "plan", jstr_or_null(plan));
 	period = json_object_new_object();
-	json_object_object_add(period, "start", dbv(&st, 0, 1) ?
-	    json_object_new_string(dbv(&st, 0, 1)) : NULL);
-	json_object_object_add(period, "end", dbv(&st, 0, 2) ?
-	    json_object_new_string(dbv(&st, 0, 2)) : NULL);
+	json_object_object_add(period, "start", jstr_or_null(dbv(&st, 0, 1)));
+	json_object_object_add(period, "end", jstr_or_null(dbv(&st, 0, 2)));
 	json_object_object_add(o, "period", period);
 	meters = json_object_new_object();
 	for (i = 0; i < mr.n; i++) {

@@ -105,13 +105,13 @@ user_json_row(const struct dbrows *row, size_t i, size_t c)
 	json_object_object_add(u, "id", json_object_new_string(dbv(row, i, c)));
 	/* A guest (section 3) has no address yet: email null. */
 	json_object_object_add(u, "email",
-	    email ? json_object_new_string(email) : NULL);
+	    jstr_or_null(email));
 	json_object_object_add(u, "name",
 	    json_object_new_string(dbv(row, i, c + 2)));
 	json_object_object_add(u, "role",
 	    json_object_new_string(dbv(row, i, c + 3)));
 	json_object_object_add(u, "plan",
-	    plan ? json_object_new_string(plan) : NULL);
+	    jstr_or_null(plan));
 	json_object_object_add(u, "email_verified",
 	    json_object_new_boolean(dbi(row, i, c + 5) != 0));
 	json_object_object_add(u, "created_at",

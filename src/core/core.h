@@ -321,6 +321,7 @@ int	 http_call_within(struct arena *, const char *method,
 struct json_object *parse_json_object(const char *, size_t);
 /* Zeroes every string inside a parsed body before it is put. */
 void	 json_wipe(struct json_object *);
+struct json_object *jstr_or_null(const char *);
 
 /* Appends key=value to an urlencoded form or query, escaping both. */
 void	 form_add(struct buf *, const char *key, const char *val);

@@ -178,3 +178,10 @@ json_wipe(struct json_object *o)
 		break;
 	}
 }
+
+/* A JSON string of s, or null (NULL) when s is NULL; the caller's. */
+struct json_object *
+jstr_or_null(const char *s)
+{
+	return s != NULL ? json_object_new_string(s) : NULL;
+}
