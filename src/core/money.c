@@ -16,6 +16,29 @@ static const char *const zero_decimal[] = {
 };
 
 /*
+ * What the formatters share: currency's code in upper case into cur
+ * ("" for NULL or ""), amount's absolute value into *abs_amount (negated
+ * as unsigned, so LLONG_MIN is no overflow).  Returns whether the
+ * currency has no minor unit (a zero-decimal one).
+ */
+static bool
+money_parts(long long amount, const char *currency, char cur[4],
+    unsigned long long *abs_amount)
+{
+	size_t	 i;
+
+	for (i = 0; currency != NULL && i < 3 && currency[i] != '\0'; i++)
+		cur[i] = (char)toupper((unsigned char)currency[i]);
+	cur[i] = '\0';
+	*abs_amount = amount < 0 ? 0ULL - (unsigned long long)amount :
+	    (unsigned long long)amount;
+	for (i = 0; i < sizeof(zero_decimal) / sizeof(zero_decimal[0]); i++)
+		if (strcmp(cur, zero_decimal[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
  * "29.00 USD", "-1.50 EUR", "1000 JPY": amount in the smallest unit of
  * currency (an ISO 4217 code in any case; NULL or "" prints none).  The
  * result is in the arena.
@@ -23,21 +46,12 @@ static const char *const zero_decimal[] = {
 char *
 money_text(struct arena *a, long long amount, const char *currency)
 {
-	char		 cur[4];
-	size_t		 i;
-	unsigned long long abs_amount;
-	const char	*sign = amount < 0 ? "-" : "";
+	char			 cur[4];
+	unsigned long long	 abs_amount;
+	const char		*sign = amount < 0 ? "-" : "";
 
-	for (i = 0; currency != NULL && i < 3 && currency[i] != '\0'; i++)
-		cur[i] = (char)toupper((unsigned char)currency[i]);
-	cur[i] = '\0';
-	/* Negated as unsigned, so LLONG_MIN is no overflow. */
-	abs_amount = amount < 0 ? 0ULL - (unsigned long long)amount :
-	    (unsigned long long)amount;
-	for (i = 0; i < sizeof(zero_decimal) / sizeof(zero_decimal[0]); i++)
-		if (strcmp(cur, zero_decimal[i]) == 0)
-			return arena_printf(a, "%s%llu %s", sign, abs_amount,
-			    cur);
+	if (money_parts(amount, currency, cur, &abs_amount))
+		return arena_printf(a, "%s%llu %s", sign, abs_amount, cur);
 	return arena_printf(a, "%s%llu.%02llu%s%s", sign, abs_amount / 100,
 	    abs_amount % 100, cur[0] != '\0' ? " " : "", cur);
 }
@@ -51,19 +65,12 @@ money_text(struct arena *a, long long amount, const char *currency)
 char *
 money_micros_text(struct arena *a, long long micros, const char *currency)
 {
-	char		 cur[4], frac[8];
-	size_t		 i, keep = 2;
-	unsigned long long abs_amount;
-	const char	*sign = micros < 0 ? "-" : "";
+	char			 cur[4], frac[8];
+	size_t			 i, keep;
+	unsigned long long	 abs_amount;
+	const char		*sign = micros < 0 ? "-" : "";
 
-	for (i = 0; currency != NULL && i < 3 && currency[i] != '\0'; i++)
-		cur[i] = (char)toupper((unsigned char)currency[i]);
-	cur[i] = '\0';
-	abs_amount = micros < 0 ? 0ULL - (unsigned long long)micros :
-	    (unsigned long long)micros;
-	for (i = 0; i < sizeof(zero_decimal) / sizeof(zero_decimal[0]); i++)
-		if (strcmp(cur, zero_decimal[i]) == 0)
-			keep = 0;
+	keep = money_parts(micros, currency, cur, &abs_amount) ? 0 : 2;
 	snprintf(frac, sizeof(frac), "%06llu", abs_amount % 1000000);
 	for (i = 6; i > keep && frac[i - 1] == '0'; i--)
 		continue;
