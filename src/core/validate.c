@@ -156,21 +156,28 @@ valid_name(const char *s, size_t len)
 	return "is required";
 }
 
+#define LOWER_DIGITS	"abcdefghijklmnopqrstuvwxyz0123456789"
+/* Letters, digits, - and _ (base64url's alphabet). */
+#define URL_SAFE	"ABCDEFGHIJKLMNOPQRSTUVWXYZ" LOWER_DIGITS "-_"
+
+/* Whether all len bytes of s are characters of set. */
+static bool
+only_of(const char *s, size_t len, const char *set)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] == '\0' || strchr(set, s[i]) == NULL)
+			return false;
+	return true;
+}
+
 /* An opaque URL-safe token of 16 to 512 characters. */
 const char *
 valid_token(const char *s, size_t len)
 {
-	size_t	 i;
-
-	if (len < 16 || len > 512)
+	if (len < 16 || len > 512 || !only_of(s, len, URL_SAFE))
 		return "is not a valid token";
-	for (i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			return "is not a valid token";
-	}
 	return NULL;
 }
 
@@ -187,14 +194,8 @@ valid_id(const char *s, size_t len)
 const char *
 valid_slug(const char *s, size_t len)
 {
-	size_t	 i;
-
-	if (len == 0 || len > 64)
+	if (len == 0 || len > 64 || !only_of(s, len, LOWER_DIGITS "_"))
 		return "must be 1 to 64 of a-z, 0-9 and _";
-	for (i = 0; i < len; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-			return "must be 1 to 64 of a-z, 0-9 and _";
 	return NULL;
 }
 
@@ -205,16 +206,8 @@ valid_slug(const char *s, size_t len)
 const char *
 valid_key_name(const char *s, size_t len)
 {
-	size_t	 i;
-
-	if (len == 0 || len > 64)
+	if (len == 0 || len > 64 || !only_of(s, len, URL_SAFE))
 		return "must be 1 to 64 of letters, digits, - and _";
-	for (i = 0; i < len; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
-		    s[i] == '-'))
-			return "must be 1 to 64 of letters, digits, - and _";
 	return NULL;
 }
 

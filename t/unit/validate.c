@@ -86,6 +86,8 @@ static const struct vcase tokens[] = {
 	{ "abcdefghijklmnop=", 0, 0 },
 	{ "abcdefghijklmnop/", 0, 0 },
 	{ "abcdefgh ijklmnop", 0, 0 },
+	{ "abcdefgh\0ijklmnop", 17, 0 },
+	{ "abcdefghijklmnopé", 0, 0 },
 };
 
 static const struct vcase ids[] = {
@@ -101,6 +103,8 @@ static const struct vcase slugs[] = {
 	{ "Pro", 0, 0 },
 	{ "", 0, 0 },
 	{ "a-b", 0, 0 },
+	{ "a\0b", 3, 0 },
+	{ "café", 0, 0 },
 };
 
 static const struct vcase key_names[] = {
@@ -112,6 +116,8 @@ static const struct vcase key_names[] = {
 	{ "", 0, 0 },
 	{ "video export", 0, 0 },
 	{ "video.export", 0, 0 },
+	{ "video\0export", 12, 0 },
+	{ "vidéo", 0, 0 },
 	{ "vid\xc3\xa9o", 0, 0 },
 };
 
