@@ -101,6 +101,38 @@ inherited_socket(void)
 	return 3;
 }
 
+/* Removes what a previous run left at path when it is a socket. */
+static void
+unlink_stale_socket(const char *path)
+{
+	struct stat	 st;
+
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+}
+
+/*
+ * Gives the unix socket at path, listening on fd, [server] socket_group
+ * (when it is set); what names it in the log.  Returns fd, or -1 (fd
+ * closed) when it cannot.
+ */
+static int
+socket_group(int fd, const char *path, const char *what)
+{
+	struct group	*gr;
+
+	if (cfg.socket_group[0] == '\0')
+		return fd;
+	if ((gr = getgrnam(cfg.socket_group)) == NULL ||
+	    chown(path, (uid_t)-1, gr->gr_gid) < 0) {
+		log_err(what, " path=%s group=%s msg=\"cannot set group\"",
+		    path, cfg.socket_group);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /*
  * The FastCGI socket: the one systemd passed, else a new one at
  * [server] socket with the configured group and mode 0660.
@@ -108,8 +140,6 @@ inherited_socket(void)
 static int
 open_socket(void)
 {
-	struct stat	 st;
-	struct group	*gr;
 	mode_t		 old;
 	int		 fd;
 
@@ -121,8 +151,7 @@ open_socket(void)
 		    "socket_group are the socket unit's business\"");
 		return fd;
 	}
-	if (lstat(cfg.socket, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(cfg.socket);
+	unlink_stale_socket(cfg.socket);
 	old = umask(0117);
 	fd = FCGX_OpenSocket(cfg.socket, 1024);
 	umask(old);
@@ -130,16 +159,7 @@ open_socket(void)
 		log_err("socket", " path=%s msg=\"cannot listen\"", cfg.socket);
 		return -1;
 	}
-	if (cfg.socket_group[0] != '\0') {
-		if ((gr = getgrnam(cfg.socket_group)) == NULL ||
-		    chown(cfg.socket, (uid_t)-1, gr->gr_gid) < 0) {
-			log_err("socket", " path=%s group=%s msg=\"cannot set "
-			    "group\"", cfg.socket, cfg.socket_group);
-			close(fd);
-			return -1;
-		}
-	}
-	return fd;
+	return socket_group(fd, cfg.socket, "socket");
 }
 
 /*
@@ -151,8 +171,6 @@ static int
 open_gate_socket(void)
 {
 	struct sockaddr_un	 sun;
-	struct stat		 st;
-	struct group		*gr;
 	mode_t			 old;
 	int			 fd;
 
@@ -164,8 +182,7 @@ open_gate_socket(void)
 		return -1;
 	}
 	strncpy(sun.sun_path, cfg.gate_socket, sizeof(sun.sun_path) - 1);
-	if (lstat(cfg.gate_socket, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(cfg.gate_socket);
+	unlink_stale_socket(cfg.gate_socket);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0)) < 0)
 		return -1;
 	old = umask(0117);
@@ -178,15 +195,7 @@ open_gate_socket(void)
 		return -1;
 	}
 	umask(old);
-	if (cfg.socket_group[0] != '\0' &&
-	    ((gr = getgrnam(cfg.socket_group)) == NULL ||
-	    chown(cfg.gate_socket, (uid_t)-1, gr->gr_gid) < 0)) {
-		log_err("gate_socket", " path=%s group=%s msg=\"cannot set "
-		    "group\"", cfg.gate_socket, cfg.socket_group);
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return socket_group(fd, cfg.gate_socket, "gate_socket");
 }
 
 /*
