@@ -78,36 +78,5 @@ CREATE TABLE IF NOT EXISTS plan_rates (
 ALTER TABLE meter_reports MODIFY COLUMN status
 	ENUM('pending', 'sent', 'failed', 'skipped') NOT NULL DEFAULT 'pending';
 
--- tg_level_raise(uid, meter, cost) raises uid's level of meter by cost
--- when level + cost stays within the limit of uid's plan on that meter
--- (no row in plan_limits: no limit; a cost of 0, a pure check, passes
--- only while the level is below the limit, as contract section 7 says of
--- cost 0), and returns one row: allowed (1 or
--- 0), the level after it, and the limit (NULL: none).  The decision is
--- the UPDATE's WHERE clause under the row's lock, so of any number of
--- concurrent raises exactly those that fit pass.  It runs in the
--- caller's transaction (autocommit: on its own).  For POST /api/v1/check
--- and the gate (issue 18, once the engine lands).
-CREATE OR REPLACE PROCEDURE tg_level_raise(
-	IN p_uid CHAR(22) CHARACTER SET ascii,
-	IN p_meter VARCHAR(64) CHARACTER SET ascii,
-	IN p_cost BIGINT)
-MODIFIES SQL DATA
-BEGIN
-	DECLARE v_limit BIGINT DEFAULT NULL;
-	DECLARE v_ok INT DEFAULT 0;
-	DECLARE CONTINUE HANDLER FOR NOT FOUND BEGIN END;
-
-	SELECT l.period_limit INTO v_limit FROM plan_limits l
-	    WHERE l.plan = tg_plan(p_uid) AND l.meter = p_meter;
-	INSERT IGNORE INTO usage_levels (user_id, meter, level)
-	    SELECT u.id, p_meter, 0 FROM users u WHERE u.id = p_uid;
-	UPDATE usage_levels SET level = level + p_cost,
-	    updated_at = UTC_TIMESTAMP(6)
-	    WHERE user_id = p_uid AND meter = p_meter AND p_cost >= 0 AND
-	    (v_limit IS NULL OR level + GREATEST(p_cost, 1) <= v_limit);
-	SET v_ok = ROW_COUNT();
-	SELECT v_ok > 0 AS allowed, (SELECT v.level FROM usage_levels v
-	    WHERE v.user_id = p_uid AND v.meter = p_meter) AS level,
-	    v_limit AS `limit`;
-END;
+-- tg_level_raise, which raises a level within its limit, is in
+-- routines/meters.sql.

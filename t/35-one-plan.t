@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# One copy of each business rule (sql/035-rules.sql): for a matrix of
+# One copy of each business rule (sql/routines/rules.sql): for a matrix of
 # users (trial, unverified, lapsed trial, admin override, subscription,
 # a lapsed allowance with granted credits), GET /api/v1/me,
 # GET /api/v1/usage, the gate's X-Tollgate-Plan and

@@ -113,7 +113,7 @@ like($res->body, qr{id="delta-error">}, 'credits 422: the message at the amount'
 like($res->body, qr{id="reason-error">Reason is required\.<}, 'credits 422: the message at the reason');
 $res = bpost($ua, "/admin/users/$uid/credits", { delta => '12', reason => 'thanks <3' });
 is($res->code, 303, 'credits: 303');
-# The one credits figure (sql/035-rules.sql, tg_credits): the 10 the trial
+# The one credits figure (sql/routines/rules.sql, tg_credits): the 10 the trial
 # will bring (the user is not verified yet) and the 12 granted, as
 # /api/v1/me and /api/v1/usage say too.
 like(bget($ua, "/admin/users/$uid")->body, qr{id="user-credits">22 \(}, 'credits: 12 granted, 22 in all');

@@ -125,6 +125,10 @@ my @sql = map { s{.*/}{}r } glob("$root/sql/*.sql");
 my @isql = map { s{.*/}{}r } glob('/usr/share/tollgate/sql/*.sql');
 ok(@sql > 0, 'the checkout has migrations');
 is_deeply(\@isql, \@sql, '/usr/share/tollgate/sql holds every migration');
+my @rsql = map { s{.*/}{}r } glob("$root/sql/routines/*.sql");
+my @irsql = map { s{.*/}{}r } glob('/usr/share/tollgate/sql/routines/*.sql');
+ok(@rsql > 0, 'the checkout has routines');
+is_deeply(\@irsql, \@rsql, '/usr/share/tollgate/sql/routines holds every routines file');
 
 # The user and the configuration.
 my @pw = getpwnam('tollgate');

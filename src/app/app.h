@@ -33,7 +33,7 @@ bool	 auth_route(struct req *);
 /*
  * The columns user_json_row reads, from users aliased as u.  The plan,
  * the live subscription, the billing period and the credits left are
- * the stored functions of sql/035-rules.sql (tg_plan, tg_live_sub,
+ * the stored functions of sql/routines/rules.sql (tg_plan, tg_live_sub,
  * tg_period_start and _end, tg_credits): one copy of each rule.
  */
 #define USER_COLUMNS							\

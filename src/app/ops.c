@@ -64,20 +64,24 @@ h_root(struct req *r)
 
 static struct sql q_schema = SQL(
     "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+static struct sql q_routines = SQL(
+    "SELECT digest FROM schema_routines WHERE id = 1");
 
 /*
  * Compares the database's schema version (its highest applied
- * migration) with the one this build expects.  Returns 0 when they are
- * equal, DB_DOWN when the database cannot be asked, and 1 when they
- * differ, with a sentence for the operator in msg.
+ * migration) and the digest of its routines (sql/routines, recorded by
+ * tollgatectl migrate) with the ones this build expects.  Returns 0 when
+ * they are equal, DB_DOWN when the database cannot be asked, and 1 when
+ * they differ, with a sentence for the operator in msg.
  */
 int
 schema_check(char *msg, size_t len)
 {
 	struct arena	*a;
-	struct dbrows	 q;
+	struct dbrows	 q, rq;
 	long long	 have;
-	int		 rc, want = tg_schema_version();
+	bool		 same = false;
+	int		 rc, rrc = 0, want = tg_schema_version();
 
 	if ((a = arena_new()) == NULL) {
 		snprintf(msg, len, "out of memory");
@@ -90,15 +94,24 @@ schema_check(char *msg, size_t len)
 	}
 	rc = db_select(a, &q_schema, &q, "");
 	have = rc == 1 ? dbi(&q, 0, 0) : 0;
+	/* No schema_routines table (DB_FAIL): an older tollgatectl migrated. */
+	if (rc != DB_DOWN && (rrc = db_select(a, &q_routines, &rq, "")) == 1)
+		same = strcmp(dbv(&rq, 0, 0), tg_routines_digest()) == 0;
 	arena_free(a);
-	if (rc == DB_DOWN) {
+	if (rc == DB_DOWN || rrc == DB_DOWN) {
 		snprintf(msg, len, "the database cannot be reached");
 		return DB_DOWN;
 	}
 	/* No schema_migrations table (DB_FAIL): nothing was ever applied. */
-	if (have == want) {
+	if (have == want && same) {
 		snprintf(msg, len, "schema version %lld", have);
 		return 0;
+	}
+	if (have == want) {
+		snprintf(msg, len, "the database's stored routines are not "
+		    "the ones this tollgate %s was built with (sql/routines): "
+		    "run its 'tollgatectl migrate'", tg_version());
+		return 1;
 	}
 	if (have < want)
 		snprintf(msg, len, "the database's schema is at version %lld, "

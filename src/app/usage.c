@@ -6,7 +6,7 @@
  * counts through the engine's journal (src/engine/), events through
  * h_usage_event, and both send the notices through usage_notice.  Plans
  * and periods follow the SQL functions tg_plan and tg_period_start/_end
- * (sql/035-rules.sql).
+ * (sql/routines/rules.sql).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -27,7 +27,7 @@ static struct sql q_state = SQL(
     "FROM (SELECT y.id, y.plan, tg_period_start(y.id, y.plan) ps, "
     "tg_period_end(y.id, y.plan) pe FROM (SELECT u.id, tg_plan(u.id) plan "
     "FROM users u WHERE u.id = ?) y) x");
-/* The one credits figure of a user (sql/035-rules.sql). */
+/* The one credits figure of a user (sql/routines/rules.sql). */
 static struct sql q_credits_now = SQL(
     "SELECT tg_credits(?, ?) FROM users WHERE id = ?");
 /* The daily counts of a user's meters between two days. */
@@ -136,7 +136,7 @@ usage_core(struct req *r, const char *uid, struct json_object **out)
 }
 
 /*
- * Every credit user uid can spend now (tg_credits, sql/035-rules.sql):
+ * Every credit user uid can spend now (tg_credits, sql/routines/rules.sql):
  * the one figure of /api/v1/usage, /api/v1/me and the admin's view
  * (contract section 3), for answers that are not built on those reads.
  * Returns 0 with it in *remaining, USAGE_GONE, or a DB_* code.

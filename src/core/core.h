@@ -372,6 +372,7 @@ int	 stripe_signature_check(const char *header, const char *body,
 const char *tg_version(void);
 /* The schema version this build expects: its highest sql/NNN-*.sql. */
 int	 tg_schema_version(void);
+const char *tg_routines_digest(void);
 
 /* ------------------------------------------------------------------ */
 /* metrics.c: counters shared by all workers (may be lost).            */

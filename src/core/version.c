@@ -1,7 +1,8 @@
 /*
- * What this build is: the package version and the schema version it
- * expects, the highest migration in sql/ when it was built (make writes
- * schema_version.h from the file names, see Makefile.am).
+ * What this build is: the package version and the schema it expects:
+ * the highest migration in sql/ when it was built, and the SHA-256 of
+ * the files of sql/routines/ (make writes schema_version.h from them,
+ * see Makefile.am).
  */
 #include "core/core.h"
 #include "core/schema_version.h"
@@ -16,4 +17,10 @@ int
 tg_schema_version(void)
 {
 	return TG_SCHEMA_VERSION;
+}
+
+const char *
+tg_routines_digest(void)
+{
+	return TG_ROUTINES_DIGEST;
 }

@@ -15,6 +15,13 @@
  * they take turns through a lease row in schema_lock (not GET_LOCK,
  * which Galera does not replicate, and not a row lock, which the
  * implicit commit of the first DDL statement would release).
+ *
+ * The stored functions, procedures and triggers are not numbered steps:
+ * they live in the sql directory's routines/ folder, one copy each, and
+ * migrate creates them all (CREATE OR REPLACE) after the numbered steps
+ * whenever a step was applied or the files' SHA-256 differs from the one
+ * recorded in schema_routines.  tollgated compares that record with the
+ * digest it was built with (ops.c, schema_check).
  */
 
 #include <sys/stat.h>
@@ -36,6 +43,7 @@
 
 #include <mysql.h>
 #include <mysqld_error.h>
+#include <sodium.h>
 
 #include "ctl/ctl.h"
 
@@ -57,7 +65,7 @@ struct migration {
 	char	*path;		/* dir + "/" + file, owned by the array */
 };
 
-/* The migration files of a directory, sorted by version. */
+/* The migration files of a directory, sorted by version (then name). */
 struct migrations {
 	struct migration *v;
 	size_t		  n;
@@ -312,8 +320,8 @@ db_open(bool create)
 }
 
 /*
- * Makes the two tables migrate itself needs, the record of applied
- * steps and the lease row, and the lease row itself.  Every statement
+ * Makes the tables migrate itself needs (the record of applied steps,
+ * the lease row, the record of the routines) and the lease row itself.  Every statement
  * is safe to repeat.  Returns 0, or -1 after printing the error.
  */
 static int
@@ -337,6 +345,14 @@ schema_bootstrap(MYSQL *m)
 		" COLLATE=utf8mb4_unicode_ci",
 		"INSERT IGNORE INTO schema_lock (id, holder, expires_at)"
 		" VALUES (1, NULL, NULL)",
+		"CREATE TABLE IF NOT EXISTS schema_routines ("
+		" id TINYINT NOT NULL,"
+		" digest CHAR(64) CHARACTER SET ascii COLLATE ascii_bin"
+		"  NOT NULL,"
+		" applied_at DATETIME(6) NOT NULL DEFAULT UTC_TIMESTAMP(6),"
+		" PRIMARY KEY (id)"
+		") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+		" COLLATE=utf8mb4_unicode_ci",
 	};
 	size_t	 i;
 
@@ -575,7 +591,9 @@ migration_cmp(const void *a, const void *b)
 {
 	const struct migration *x = a, *y = b;
 
-	return (x->version > y->version) - (x->version < y->version);
+	if (x->version != y->version)
+		return (x->version > y->version) - (x->version < y->version);
+	return strcmp(x->file, y->file);
 }
 
 /*
@@ -600,13 +618,28 @@ migration_version(const char *name)
 }
 
 /*
- * Reads the migration files of dir into *ms, sorted by version; other
- * files are ignored.  Two files with the same version are an error.
- * Returns 0, or -1 after printing the error.  *ms is the caller's to
- * free with migrations_free, also on error.
+ * Returns 0 when name is a routines file's ("name.sql", not hidden), -1
+ * otherwise: the version of every routines file, for sqlfiles_load.
+ */
+static long
+routine_version(const char *name)
+{
+	size_t	 len = strlen(name);
+
+	return name[0] != '.' && len > 4 &&
+	    strcmp(name + len - 4, ".sql") == 0 ? 0 : -1;
+}
+
+/*
+ * Reads the .sql files of dir that version() accepts (it returns their
+ * number, or -1 for a file to ignore) into *ms, sorted by number, then
+ * name.  Two numbered files with the same number are an error.  Returns
+ * 0, or -1 after printing the error.  *ms is the caller's to free with
+ * migrations_free, also on error.
  */
 static int
-migrations_load(const char *dir, struct migrations *ms)
+sqlfiles_load(const char *dir, long (*version)(const char *),
+    struct migrations *ms)
 {
 	DIR		*d;
 	struct dirent	*de;
@@ -625,7 +658,7 @@ migrations_load(const char *dir, struct migrations *ms)
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
-		if ((v = migration_version(de->d_name)) < 0)
+		if ((v = version(de->d_name)) < 0)
 			continue;
 		if (asprintf(&path, "%s/%s", dir, de->d_name) < 0) {
 			fprintf(stderr, "%s: out of memory\n", progname);
@@ -658,7 +691,8 @@ migrations_load(const char *dir, struct migrations *ms)
 	if (ms->n > 0)
 		qsort(ms->v, ms->n, sizeof(ms->v[0]), migration_cmp);
 	for (i = 1; i < ms->n; i++)
-		if (ms->v[i].version == ms->v[i - 1].version) {
+		if (ms->v[i].version > 0 &&
+		    ms->v[i].version == ms->v[i - 1].version) {
 			fprintf(stderr, "%s: %s and %s have the same "
 			    "number\n", progname, ms->v[i - 1].path,
 			    ms->v[i].path);
@@ -836,6 +870,95 @@ schema_version(MYSQL *m, long long *v)
 }
 
 /*
+ * Reads the routines files of the sql directory dir (dir/routines, NAME.sql)
+ * into *rs, in name order, and their SHA-256, as tollgated's build
+ * computed it (Makefile.am), into hex.  Returns 0, or -1 after printing
+ * the error.  *rs is the caller's to free with migrations_free.
+ */
+static int
+routines_load(const char *dir, struct migrations *rs, char hex[65])
+{
+	crypto_hash_sha256_state st;
+	unsigned char	 h[crypto_hash_sha256_BYTES];
+	char		*path, *sql;
+	size_t		 i, len;
+	int		 rc;
+
+	rs->v = NULL;
+	rs->n = 0;
+	if (asprintf(&path, "%s/routines", dir) < 0) {
+		fprintf(stderr, "%s: out of memory\n", progname);
+		return -1;
+	}
+	rc = sqlfiles_load(path, routine_version, rs);
+	if (rc == 0 && rs->n == 0) {
+		fprintf(stderr, "%s: %s: no routines files (NAME.sql)\n",
+		    progname, path);
+		rc = -1;
+	}
+	free(path);
+	if (rc < 0)
+		return -1;
+	crypto_hash_sha256_init(&st);
+	for (i = 0; i < rs->n; i++) {
+		if ((sql = file_read(rs->v[i].path, &len)) == NULL)
+			return -1;
+		crypto_hash_sha256_update(&st, (unsigned char *)sql, len);
+		free(sql);
+	}
+	crypto_hash_sha256_final(&st, h);
+	sodium_bin2hex(hex, 65, h, sizeof(h));
+	return 0;
+}
+
+/*
+ * Returns whether the database's routines are the ones whose digest is
+ * hex, as 1 or 0 (0 also before migrate first made schema_routines), or
+ * -1 after printing the error.
+ */
+static int
+routines_current(MYSQL *m, const char *hex)
+{
+	char		 sql[192];
+	long long	 n;
+	unsigned	 err;
+
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM schema_routines "
+	    "WHERE id = 1 AND digest = '%s'", hex);
+	if (db_int(m, sql, "reading schema_routines", &n, &err) == 0)
+		return n > 0;
+	if (err == ER_NO_SUCH_TABLE)
+		return 0;
+	db_warn(m, "reading schema_routines");
+	return -1;
+}
+
+/*
+ * Creates every routine of rs (each file is CREATE OR REPLACE
+ * statements), under the lease held as me, then records their digest.
+ * Returns 0, or -1 after printing the error.
+ */
+static int
+routines_apply(MYSQL *m, const struct migrations *rs, const char *hex,
+    const char *me)
+{
+	char	 sql[256];
+	size_t	 i;
+
+	for (i = 0; i < rs->n; i++) {
+		if (lease_renew(m, me) < 0 || migration_apply(m, &rs->v[i]) < 0)
+			return -1;
+		printf("applied routines/%s\n", rs->v[i].file);
+		fflush(stdout);
+	}
+	snprintf(sql, sizeof(sql), "INSERT INTO schema_routines (id, digest, "
+	    "applied_at) VALUES (1, '%s', UTC_TIMESTAMP(6)) ON DUPLICATE KEY "
+	    "UPDATE digest = VALUES(digest), applied_at = VALUES(applied_at)",
+	    hex);
+	return db_run(m, sql, "recording the routines") < 0 ? -1 : 0;
+}
+
+/*
  * Parses the arguments of migrate and version: an optional --sql-dir
  * DIR (or --sql-dir=DIR).  The directory is, in order: the argument,
  * $TOLLGATE_SQL_DIR, the compiled-in TOLLGATE_SQLDIR.  Returns 0, or 2
@@ -870,19 +993,19 @@ sqldir_args(int argc, char *argv[], const char **dir)
 static int
 cmd_migrate(int argc, char *argv[])
 {
-	struct migrations ms = { NULL, 0 };
+	struct migrations ms = { NULL, 0 }, rs = { NULL, 0 };
 	MYSQL		*m = NULL;
 	const char	*dir;
-	char		 me[128];
+	char		 me[128], hex[65];
 	long long	 version;
 	bool		 leased = false;
-	size_t		 i;
+	size_t		 i, applied = 0;
 	int		 done, rc = 1;
 
 	if ((rc = sqldir_args(argc, argv, &dir)) != 0)
 		return rc;
 	rc = 1;
-	if (migrations_load(dir, &ms) < 0)
+	if (sqlfiles_load(dir, migration_version, &ms) < 0)
 		goto out;
 	if (ms.n == 0) {
 		fprintf(stderr, "%s: %s: no migration files (NNN-name.sql)\n",
@@ -906,7 +1029,16 @@ cmd_migrate(int argc, char *argv[])
 			goto out;
 		printf("applied %s\n", ms.v[i].file);
 		fflush(stdout);
+		applied++;
 	}
+	/*
+	 * The routines again after any step: a step that rebuilt a table
+	 * took the table's triggers with it.
+	 */
+	if (routines_load(dir, &rs, hex) < 0 ||
+	    (done = routines_current(m, hex)) < 0 ||
+	    ((applied > 0 || !done) && routines_apply(m, &rs, hex, me) < 0))
+		goto out;
 	if (schema_version(m, &version) < 0)
 		goto out;
 	if (version > ms.v[ms.n - 1].version)
@@ -922,21 +1054,24 @@ out:
 		mysql_close(m);
 	}
 	migrations_free(&ms);
+	migrations_free(&rs);
 	return rc;
 }
 
 /*
  * version [--sql-dir DIR]: prints the schema version, and on stderr how
- * many migrations of the sql directory are still to be applied.
+ * many migrations of the sql directory are still to be applied (or that
+ * its routines are not the database's).
  * Returns 0, 1 on an error, 2 on bad usage.
  */
 static int
 cmd_version(int argc, char *argv[])
 {
-	struct migrations ms = { NULL, 0 };
+	struct migrations ms = { NULL, 0 }, rs = { NULL, 0 };
 	struct stat	 st;
 	MYSQL		*m = NULL;
 	const char	*dir;
+	char		 hex[65];
 	long long	 version;
 	size_t		 i, pending = 0;
 	int		 done, rc;
@@ -950,7 +1085,7 @@ cmd_version(int argc, char *argv[])
 	rc = 0;
 	/* The pending count is advice: its failures do not fail. */
 	if (version == 0 || stat(dir, &st) != 0 ||
-	    migrations_load(dir, &ms) < 0) {
+	    sqlfiles_load(dir, migration_version, &ms) < 0) {
 		migrations_free(&ms);
 		goto out;
 	}
@@ -963,10 +1098,15 @@ cmd_version(int argc, char *argv[])
 	if (pending > 0)
 		fprintf(stderr, "%s: %zu migration(s) in %s not applied; "
 		    "run %s migrate\n", progname, pending, dir, progname);
+	else if (routines_load(dir, &rs, hex) == 0 &&
+	    routines_current(m, hex) == 0)
+		fprintf(stderr, "%s: the routines in %s/routines are not the "
+		    "database's; run %s migrate\n", progname, dir, progname);
 out:
 	if (m != NULL)
 		mysql_close(m);
 	migrations_free(&ms);
+	migrations_free(&rs);
 	return rc;
 }
 

@@ -6,8 +6,8 @@
  * Everything comes from the cache when it can: the credential's user,
  * the user's state, and this host's slices of the rate window, the
  * meter's quota and the balance.  When something is missing or a slice
- * is too small, one CALL of tg_lease (sql/040-engine.sql) looks it up and
- * reserves a new slice in one transaction; the decision is then taken
+ * is too small, one CALL of tg_lease (sql/routines/engine.sql) looks it
+ * up and reserves a new slice in one transaction; the decision is taken
  * here, within the slices.  What the check counts and spends goes to the
  * journal, and the caller answers once the flusher has committed it.
  */
@@ -28,7 +28,7 @@ static struct sql q_lease = SQL(
     "CALL tg_lease(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 static struct sql q_bucket = SQL(
     "CALL tg_bucket(?, ?, ?, ?)");
-/* A level meter (sql/050-services.sql): raised, or only looked at. */
+/* A level meter (tg_level_raise, routines/meters.sql): raised, or seen. */
 static struct sql q_level_raise = SQL(
     "CALL tg_level_raise(?, ?, ?)");
 static struct sql q_level_peek = SQL(
