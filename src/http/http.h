@@ -209,6 +209,8 @@ void	 reply_db(struct req *, int rc);
 void	 reply_unauth(struct req *, const char *code, const char *message);
 /* 429 with Retry-After and the X-RateLimit-* headers. */
 void	 reply_rate_limited(struct req *, long limit, long reset_seconds);
+/* Retry-After: seconds, at least 1. */
+void	 reply_retry_after(struct req *, long seconds);
 /* An HTML page: title is escaped here, body_html must be escaped. */
 void	 reply_html(struct req *, int status, const char *title,
 	    const char *body_html);

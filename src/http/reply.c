@@ -211,6 +211,15 @@ reply_unauth(struct req *r, const char *code, const char *message)
 }
 
 void
+reply_retry_after(struct req *r, long seconds)
+{
+	char	 v[32];
+
+	snprintf(v, sizeof(v), "%ld", seconds < 1 ? 1 : seconds);
+	reply_header(r, "Retry-After", v);
+}
+
+void
 reply_rate_limited(struct req *r, long limit, long reset_seconds)
 {
 	char	 v[32];

@@ -601,12 +601,8 @@ h_page_login_post(struct req *r)
 	    &uid, &totp, &status, &msg, &retry)) < 0)
 		goto dberr;
 	if (rc == 0) {
-		if (status == 429) {
-			char v[32];
-
-			snprintf(v, sizeof(v), "%ld", retry < 1 ? 1 : retry);
-			reply_header(r, "Retry-After", v);
-		}
+		if (status == 429)
+			reply_retry_after(r, retry);
 		pg_error(&p, "password", msg);
 		login_page(r, &p, status, false);
 		return;
@@ -626,10 +622,7 @@ h_page_login_post(struct req *r)
 		    *code != '\0' ? code : NULL, rec, &retry)) < 0)
 			goto dberr;
 		if (rc == TOTP_LIMITED) {
-			char v[32];
-
-			snprintf(v, sizeof(v), "%ld", retry < 1 ? 1 : retry);
-			reply_header(r, "Retry-After", v);
+			reply_retry_after(r, retry);
 			pg_error(&p, "totp_code", "Too many wrong codes. Please "
 			    "wait a few minutes and try again.");
 			login_page(r, &p, 429, true);
@@ -927,10 +920,7 @@ pg_reauth(struct req *r, const char *action)
 	}
 	pg_init(&p, r);
 	if (rc == ME_THROTTLED) {
-		char v[32];
-
-		snprintf(v, sizeof(v), "%ld", retry < 1 ? 1 : retry);
-		reply_header(r, "Retry-After", v);
+		reply_retry_after(r, retry);
 		status = 429;
 		pg_error(&p, "password", "Too many wrong passwords. Please "
 		    "wait a few minutes and try again.");

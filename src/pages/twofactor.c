@@ -100,10 +100,7 @@ h_page_login_totp_post(struct req *r)
 	if ((rc = login_throttled(r, email_lc, &retry)) < 0)
 		goto dberr;
 	if (rc == 1) {
-		char v[32];
-
-		snprintf(v, sizeof(v), "%ld", retry < 1 ? 1 : retry);
-		reply_header(r, "Retry-After", v);
+		reply_retry_after(r, retry);
 		pending_code_page(r, 429, "<p class=\"error\">Too many failed tries. "
 		    "Please wait a few minutes and try again.</p>\n");
 		return;
@@ -120,10 +117,7 @@ h_page_login_totp_post(struct req *r)
 		    &retry)) < 0)
 			goto dberr;
 		if (rc == TOTP_LIMITED) {
-			char v[32];
-
-			snprintf(v, sizeof(v), "%ld", retry < 1 ? 1 : retry);
-			reply_header(r, "Retry-After", v);
+			reply_retry_after(r, retry);
 			pending_code_page(r, 429, "<p class=\"error\">Too many "
 			    "wrong codes for this account. Please wait a few "
 			    "minutes and try again.</p>\n");
