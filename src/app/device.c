@@ -419,12 +419,10 @@ h_page_device(struct req *r)
 	}
 	buf_puts(&b, ".</p>\n<p>Approve only if you started this sign-in "
 	    "yourself and the application shows this same code. It gets a "
-	    "session of its own, which you can revoke on your profile.</p>\n"
-	    "<form method=\"post\" action=\"/device\">\n");
-	csrf_field(r, &b);
-	buf_puts(&b, "\n<input type=\"hidden\" name=\"user_code\" value=\"");
-	buf_html(&b, code);
-	buf_puts(&b, "\">\n<p><button type=\"submit\" name=\"action\" "
+	    "session of its own, which you can revoke on your profile.</p>\n");
+	csrf_form(r, &b, "/device");
+	form_hidden(&b, "user_code", code);
+	buf_puts(&b, "<p><button type=\"submit\" name=\"action\" "
 	    "value=\"approve\">Approve</button>\n<button type=\"submit\" "
 	    "name=\"action\" value=\"deny\" class=\"secondary\">Deny</button>"
 	    "</p>\n</form>\n");

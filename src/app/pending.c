@@ -173,10 +173,9 @@ pending_code_page(struct req *r, int status, const char *message_html)
 	if (message_html != NULL)
 		buf_puts(&b, message_html);
 	buf_puts(&b, "<p>Your account has two-factor authentication on: "
-	    "enter the code from your authenticator app.</p>\n"
-	    "<form method=\"post\" action=\"/login/totp\">\n");
-	csrf_field(r, &b);
-	buf_puts(&b, "\n<p><label>Code <input name=\"totp_code\" "
+	    "enter the code from your authenticator app.</p>\n");
+	csrf_form(r, &b, "/login/totp");
+	buf_puts(&b, "<p><label>Code <input name=\"totp_code\" "
 	    "inputmode=\"numeric\" pattern=\"[0-9 ]*\" "
 	    "autocomplete=\"one-time-code\" autofocus></label></p>\n"
 	    "<p><label>Or a recovery code <input name=\"recovery_code\" "

@@ -96,3 +96,26 @@ csrf_field(struct req *r, struct buf *b)
 	buf_html(b, csrf_token(r));
 	buf_puts(b, "\">");
 }
+
+/*
+ * Opens a POST form to action (escaped here) with its CSRF field, for
+ * the caller to fill and close.
+ */
+void
+csrf_form(struct req *r, struct buf *b, const char *action)
+{
+	buf_puts(b, "<form method=\"post\" action=\"");
+	buf_html(b, action);
+	buf_puts(b, "\">\n");
+	csrf_field(r, b);
+	buf_puts(b, "\n");
+}
+
+/* Appends a hidden input name (not escaped) = value (escaped; NULL: ""). */
+void
+form_hidden(struct buf *b, const char *name, const char *value)
+{
+	buf_printf(b, "<input type=\"hidden\" name=\"%s\" value=\"", name);
+	buf_html(b, value != NULL ? value : "");
+	buf_puts(b, "\">\n");
+}

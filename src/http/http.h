@@ -226,6 +226,8 @@ const char *csrf_token(struct req *);
 bool	 csrf_ok(struct req *);
 bool	 csrf_ok_signin(struct req *);
 void	 csrf_field(struct req *, struct buf *);
+void	 csrf_form(struct req *, struct buf *, const char *action);
+void	 form_hidden(struct buf *, const char *name, const char *value);
 
 
 handler_fn	 h_static_css;

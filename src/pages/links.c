@@ -38,12 +38,10 @@ h_page_verify_email(struct req *r)
 	buf_puts(&b, "<p>Confirm that this email address is yours: it is "
 	    "the address of a tollgate account (or the new address an "
 	    "account asked to move to). If you did not ask for this, close "
-	    "this page and nothing happens.</p>\n"
-	    "<form method=\"post\" action=\"/verify-email\">\n");
-	csrf_field(r, &b);
-	buf_puts(&b, "\n<input type=\"hidden\" name=\"token\" value=\"");
-	buf_html(&b, token);
-	buf_puts(&b, "\">\n<p><button type=\"submit\">Confirm my email "
+	    "this page and nothing happens.</p>\n");
+	csrf_form(r, &b, "/verify-email");
+	form_hidden(&b, "token", token);
+	buf_puts(&b, "<p><button type=\"submit\">Confirm my email "
 	    "address</button></p>\n</form>\n");
 	reply_html(r, 200, "Confirm your email address", b.p);
 }
@@ -82,11 +80,8 @@ h_page_verify_email_post(struct req *r)
 static void
 magic_form(struct req *r, struct buf *b, const char *token, bool ask_code)
 {
-	buf_puts(b, "<form method=\"post\" action=\"/auth/magic\">\n");
-	csrf_field(r, b);
-	buf_puts(b, "\n<input type=\"hidden\" name=\"token\" value=\"");
-	buf_html(b, token);
-	buf_puts(b, "\">\n");
+	csrf_form(r, b, "/auth/magic");
+	form_hidden(b, "token", token);
 	if (ask_code)
 		buf_puts(b, "<p><label>Code from your authenticator app "
 		    "<input name=\"totp_code\" inputmode=\"numeric\" "

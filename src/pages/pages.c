@@ -249,9 +249,7 @@ pg_form(struct page *p, const char *action, const char *cls)
 void
 pg_hidden(struct page *p, const char *name, const char *value)
 {
-	buf_printf(&p->b, "<input type=\"hidden\" name=\"%s\" value=\"", name);
-	buf_html(&p->b, value ? value : "");
-	buf_puts(&p->b, "\">\n");
+	form_hidden(&p->b, name, value);
 }
 
 /*

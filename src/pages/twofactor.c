@@ -148,17 +148,6 @@ dberr:
 /* The TOTP section of /profile and its forms.                         */
 /* ------------------------------------------------------------------ */
 
-/* A form with its CSRF field, posting to action, left open. */
-static void
-form_open(struct req *r, struct buf *b, const char *action)
-{
-	buf_puts(b, "<form method=\"post\" action=\"");
-	buf_html(b, action);
-	buf_puts(b, "\">\n");
-	csrf_field(r, b);
-	buf_puts(b, "\n");
-}
-
 /*
  * Appends the profile's two-factor section for the signed-in user (on
  * says whether TOTP is on): the state, and the button that starts an
@@ -173,14 +162,14 @@ totp_profile_section(struct req *r, struct buf *b, bool on)
 		buf_puts(b, "<p><span class=\"tag\">Off</span> Protect your "
 		    "account with a code from an authenticator app (TOTP) "
 		    "when you log in.</p>\n");
-		form_open(r, b, "/profile/totp");
+		csrf_form(r, b, "/profile/totp");
 		buf_puts(b, "<p><button type=\"submit\">Set up two-factor "
 		    "authentication</button></p>\n</form>\n</section>\n");
 		return;
 	}
 	buf_puts(b, "<p><span class=\"tag ok\">On</span> Logging in asks for "
 	    "a code from your authenticator app.</p>\n");
-	form_open(r, b, "/profile/totp/off");
+	csrf_form(r, b, "/profile/totp/off");
 	buf_puts(b, "<p><label>Your password <input type=\"password\" "
 	    "name=\"password\" autocomplete=\"current-password\" required>"
 	    "</label></p>\n<p><label>A code from your app, or a recovery "
@@ -241,7 +230,7 @@ enrol_page(struct req *r, int status, const char *secret,
 	buf_html(&b, uri);
 	buf_puts(&b, "\">Open in an authenticator app on this device</a>"
 	    "</p>\n");
-	form_open(r, &b, "/profile/totp/confirm");
+	csrf_form(r, &b, "/profile/totp/confirm");
 	buf_puts(&b, "<p><label>Code <input name=\"code\" "
 	    "inputmode=\"numeric\" autocomplete=\"one-time-code\" required>"
 	    "</label></p>\n<p><button type=\"submit\">Turn on</button></p>\n"
