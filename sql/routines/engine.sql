@@ -72,7 +72,8 @@ MODIFIES SQL DATA
 proc: BEGIN
 	DECLARE v_now DATETIME(6) DEFAULT UTC_TIMESTAMP(6);
 	DECLARE v_uid CHAR(22) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL;
-	DECLARE v_obj CHAR(22) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL;
+	DECLARE v_obj, v_sid, v_suid
+		CHAR(22) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL;
 	DECLARE v_disabled, v_verified, v_valid, v_is_trial, v_paying,
 		v_recall TINYINT DEFAULT 0;
 	DECLARE v_plan
@@ -95,20 +96,18 @@ proc: BEGIN
 
 	SET @tg_engine = 1;
 	decide: BEGIN
-	IF p_kind = 'j' THEN
+	-- A session cookie names its session by the cookie's hash; a JWT
+	-- by the session's and the user's ids.
+	IF p_kind = 'c' THEN
+		SELECT s.id, s.user_id INTO v_sid, v_suid FROM sessions s
+		WHERE s.cookie_hash = p_a;
+	ELSEIF p_kind = 'j' THEN
+		SET v_sid = p_a, v_suid = p_b;
+	END IF;
+	IF p_kind = 'k' THEN
 		SELECT u.id, u.disabled_at IS NOT NULL,
-		    u.email_verified_at IS NOT NULL, s.revoked_at IS NULL AND
-		    (s.expires_at IS NULL OR s.expires_at > v_now), s.id,
-		    s.expires_at, u.trial_ends_at
-		INTO v_uid, v_disabled, v_verified, v_valid, v_obj, v_cred_end,
-		    v_trial_end
-		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.id = p_a AND s.user_id = p_b;
-	ELSEIF p_kind = 'k' THEN
-		SELECT u.id, u.disabled_at IS NOT NULL,
-		    u.email_verified_at IS NOT NULL,
-		    k.expires_at IS NULL OR k.expires_at > v_now, k.id,
-		    k.expires_at, u.trial_ends_at
+		    u.email_verified_at IS NOT NULL, tg_key_live(k.expires_at),
+		    k.id, k.expires_at, u.trial_ends_at
 		INTO v_uid, v_disabled, v_verified, v_valid, v_obj, v_cred_end,
 		    v_trial_end
 		FROM api_keys k JOIN users u ON u.id = k.user_id
@@ -124,13 +123,13 @@ proc: BEGIN
 		FROM users u WHERE u.id = p_a;
 	ELSE
 		SELECT u.id, u.disabled_at IS NOT NULL,
-		    u.email_verified_at IS NOT NULL, s.revoked_at IS NULL AND
-		    (s.expires_at IS NULL OR s.expires_at > v_now), s.id,
+		    u.email_verified_at IS NOT NULL,
+		    tg_session_live(s.revoked_at, s.expires_at), s.id,
 		    s.expires_at, u.trial_ends_at
 		INTO v_uid, v_disabled, v_verified, v_valid, v_obj, v_cred_end,
 		    v_trial_end
 		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.cookie_hash = p_a;
+		WHERE s.id = v_sid AND s.user_id = v_suid;
 	END IF;
 	SELECT role INTO v_role FROM users WHERE id = v_uid;
 	IF v_uid IS NULL OR (NOT v_valid AND p_kind <> 'k') THEN

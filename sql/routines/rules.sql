@@ -42,6 +42,11 @@
 -- /api/v1/usage, the gate's X-Tollgate-Credits-Remaining and the admin's
 -- user detail all report this number.
 --
+-- tg_session_live(revoked_at, expires_at): a session (and the JWTs and
+-- cookie of it) counts until it is revoked or expires.  tg_key_live(
+-- expires_at): an API key counts until it expires (it is deleted when
+-- revoked).
+--
 -- The rate window (a plan's rate_per_minute at the gate, a bucket's
 -- rate.NAME, the API's [limits] api_per_minute): a fixed window that
 -- opens at the first request counted in it and lasts 60 seconds; the
@@ -111,6 +116,18 @@ RETURN IF(EXISTS (SELECT 1 FROM plans p WHERE p.name = p_plan AND
 	    s.current_period_start IS NOT NULL),
 	CAST(DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-01') AS DATETIME(6)) +
 	    INTERVAL 1 MONTH)));
+
+CREATE OR REPLACE FUNCTION tg_session_live(p_revoked_at DATETIME(6),
+	p_expires_at DATETIME(6))
+RETURNS TINYINT
+NOT DETERMINISTIC NO SQL
+RETURN p_revoked_at IS NULL AND (p_expires_at IS NULL OR
+	p_expires_at > UTC_TIMESTAMP(6));
+
+CREATE OR REPLACE FUNCTION tg_key_live(p_expires_at DATETIME(6))
+RETURNS TINYINT
+NOT DETERMINISTIC NO SQL
+RETURN p_expires_at IS NULL OR p_expires_at > UTC_TIMESTAMP(6);
 
 CREATE OR REPLACE FUNCTION tg_window_live(p_ws DATETIME(6),
 	p_now DATETIME(6))
