@@ -31,13 +31,17 @@ sub views {
 	$v{usage} = [ $us->{plan}, $us->{credits}{remaining} ];
 	my $ad = api(GET => "/api/v1/admin/users/$u->{id}", $admin)->json // {};
 	$v{admin} = [ $ad->{user}{plan}, $ad->{credits}{remaining} ];
-	# The gate's view: the second of two checks.  Seen in CI twice in
-	# some thirty runs: the first check of the file's first user answered
-	# 200 without X-Tollgate-Plan and -Credits-Remaining (an engine issue
-	# noted in the session's closing note); the rule is what this test
-	# compares, so it reads the settled answer.
-	req(GET => '/demo/echo', bearer($u->{key}));
+	# The gate's view.  Twice in some thirty full CI runs (never in a
+	# run of this file alone, nor in 8 runs after t/33 and t/34) the
+	# first check of the file's first user came back 200 from the demo
+	# upstream without X-Tollgate-Plan and -Credits-Remaining.  Such an
+	# answer is shown (for whoever meets it next) and the check asked
+	# again; a wrong plan or credits is never asked again.
 	my $res = req(GET => '/demo/echo', bearer($u->{key}));
+	if (($res->code // 0) == 200 && !defined(($res->json // {})->{plan})) {
+		diag('the gate passed without its headers: ' . $res->body);
+		$res = req(GET => '/demo/echo', bearer($u->{key}));
+	}
 	if (($res->code // 0) == 200) {
 		my $g = $res->json // {};
 		$v{gate} = [ $g->{plan}, $g->{credits_remaining} ];
@@ -56,9 +60,7 @@ sub agree {
 		is($v->{$src}[0], $plan, "$name: $src plan");
 		is($v->{$src}[1], $credits, "$name: $src credits");
 	}
-	if ($o{no_gate}) {
-		# See the call below.
-	} elsif ($o{gate_status}) {
+	if ($o{gate_status}) {
 		is($v->{gate}[2], $o{gate_status}, "$name: the gate answers "
 		    . $o{gate_status});
 	} else {
@@ -68,13 +70,8 @@ sub agree {
 	}
 }
 
-# The file's first user is compared without the gate: in full CI runs
-# (never alone) its checks came back without the plan headers, an engine
-# bug noted in the closing note.  The trial's gate view is compared below
-# (a canceled subscription back to the trial, a trial with granted
-# credits).
 my $trial = new_user();
-agree($trial, 'trial', 10, 'trial', no_gate => 1);
+agree($trial, 'trial', 10, 'trial');
 
 my $unver = new_user(unverified => 1);
 my $v = views($unver);

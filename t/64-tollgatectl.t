@@ -104,6 +104,14 @@ my $shown = eval { decode_json($out) } // {};
 is($shown->{email}, $ue, 'user show: the account as JSON (email found in any ASCII case)');
 is($shown->{role}, 'admin', 'user show: the role');
 ok(exists $shown->{disabled} && exists $shown->{api_keys}, 'user show: disabled and api_keys');
+# Its live sessions: an expired one does not count (the live-session rule).
+my $live = $shown->{sessions} // 0;
+cmp_ok($live, '>=', 1, 'user show: the sign-up session is live');
+$dbh->do(q{UPDATE sessions SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND
+    WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at LIMIT 1}, undef, $u->{user}{id});
+(undef, $out) = ctl(undef, 'user', 'show', $ue);
+$shown = eval { decode_json($out) } // {};
+is($shown->{sessions}, $live - 1, 'user show: an expired session is not a live one');
 ($rc, undef, $err) = ctl(undef, 'user', 'show', 'nobody-' . int(rand 1e9) . '@example.com');
 is($rc, 1, 'user show of an unknown email: exit 1');
 like($err, qr/no account has the email/, 'user show: the message');

@@ -19,6 +19,44 @@
 -- asked to give them back.  A meter declared `level` (the meters table)
 -- gets no slices: the row's last column says so, and the engine decides
 -- such a check in the database each time with tg_level_raise.
+-- A slice: at least what is needed, else an eighth of what is free (so
+-- slices shrink to one as the limit nears), at most cap, never more
+-- than is free.  A meter's or the balance's slice lasts 30 seconds, and
+-- never past the period's end.
+CREATE OR REPLACE FUNCTION tg_slice(p_free BIGINT, p_need BIGINT,
+	p_cap BIGINT)
+RETURNS BIGINT
+DETERMINISTIC NO SQL
+RETURN LEAST(p_free, GREATEST(p_need, LEAST(p_free DIV 8, p_cap)));
+
+CREATE OR REPLACE FUNCTION tg_slice_end(p_now DATETIME(6), p_pe DATETIME(6))
+RETURNS DATETIME(6)
+DETERMINISTIC NO SQL
+RETURN LEAST(p_now + INTERVAL 30 SECOND,
+	COALESCE(p_pe, p_now + INTERVAL 30 SECOND));
+
+-- tg_slices_held(uid, res, ps, host, now, OUT held, OUT others): what
+-- every host holds of uid's res (of the period that started at ps; any,
+-- for NULL) and does not use yet, and how much of it other hosts than
+-- host hold.  A slice counts until 5 seconds after it expired: its
+-- records had time to land by then.
+CREATE OR REPLACE PROCEDURE tg_slices_held(
+	IN p_uid CHAR(22) CHARACTER SET ascii,
+	IN p_res VARCHAR(64) CHARACTER SET ascii,
+	IN p_ps DATETIME(6),
+	IN p_host CHAR(22) CHARACTER SET ascii,
+	IN p_now DATETIME(6),
+	OUT p_held BIGINT,
+	OUT p_others BIGINT)
+READS SQL DATA
+SELECT COALESCE(SUM(GREATEST(0, granted - used)), 0),
+	COALESCE(SUM(IF(host_id <> p_host, GREATEST(0, granted - used), 0)),
+	0)
+INTO p_held, p_others
+FROM gate_leases WHERE user_id = p_uid AND res = p_res AND
+	(p_ps IS NULL OR period_start = p_ps) AND
+	expires_at > p_now - INTERVAL 5 SECOND;
+
 CREATE OR REPLACE PROCEDURE tg_lease(
 	IN p_host CHAR(22) CHARACTER SET ascii,
 	IN p_kind CHAR(1) CHARACTER SET ascii,
@@ -34,7 +72,8 @@ MODIFIES SQL DATA
 proc: BEGIN
 	DECLARE v_now DATETIME(6) DEFAULT UTC_TIMESTAMP(6);
 	DECLARE v_uid CHAR(22) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL;
-	DECLARE v_obj CHAR(22) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL;
+	DECLARE v_obj, v_sid, v_suid
+		CHAR(22) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL;
 	DECLARE v_disabled, v_verified, v_valid, v_is_trial, v_paying,
 		v_recall TINYINT DEFAULT 0;
 	DECLARE v_plan
@@ -57,20 +96,18 @@ proc: BEGIN
 
 	SET @tg_engine = 1;
 	decide: BEGIN
-	IF p_kind = 'j' THEN
+	-- A session cookie names its session by the cookie's hash; a JWT
+	-- by the session's and the user's ids.
+	IF p_kind = 'c' THEN
+		SELECT s.id, s.user_id INTO v_sid, v_suid FROM sessions s
+		WHERE s.cookie_hash = p_a;
+	ELSEIF p_kind = 'j' THEN
+		SET v_sid = p_a, v_suid = p_b;
+	END IF;
+	IF p_kind = 'k' THEN
 		SELECT u.id, u.disabled_at IS NOT NULL,
-		    u.email_verified_at IS NOT NULL, s.revoked_at IS NULL AND
-		    (s.expires_at IS NULL OR s.expires_at > v_now), s.id,
-		    s.expires_at, u.trial_ends_at
-		INTO v_uid, v_disabled, v_verified, v_valid, v_obj, v_cred_end,
-		    v_trial_end
-		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.id = p_a AND s.user_id = p_b;
-	ELSEIF p_kind = 'k' THEN
-		SELECT u.id, u.disabled_at IS NOT NULL,
-		    u.email_verified_at IS NOT NULL,
-		    k.expires_at IS NULL OR k.expires_at > v_now, k.id,
-		    k.expires_at, u.trial_ends_at
+		    u.email_verified_at IS NOT NULL, tg_key_live(k.expires_at),
+		    k.id, k.expires_at, u.trial_ends_at
 		INTO v_uid, v_disabled, v_verified, v_valid, v_obj, v_cred_end,
 		    v_trial_end
 		FROM api_keys k JOIN users u ON u.id = k.user_id
@@ -86,13 +123,13 @@ proc: BEGIN
 		FROM users u WHERE u.id = p_a;
 	ELSE
 		SELECT u.id, u.disabled_at IS NOT NULL,
-		    u.email_verified_at IS NOT NULL, s.revoked_at IS NULL AND
-		    (s.expires_at IS NULL OR s.expires_at > v_now), s.id,
+		    u.email_verified_at IS NOT NULL,
+		    tg_session_live(s.revoked_at, s.expires_at), s.id,
 		    s.expires_at, u.trial_ends_at
 		INTO v_uid, v_disabled, v_verified, v_valid, v_obj, v_cred_end,
 		    v_trial_end
 		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.cookie_hash = p_a;
+		WHERE s.id = v_sid AND s.user_id = v_suid;
 	END IF;
 	SELECT role INTO v_role FROM users WHERE id = v_uid;
 	IF v_uid IS NULL OR (NOT v_valid AND p_kind <> 'k') THEN
@@ -143,17 +180,15 @@ proc: BEGIN
 		INSERT INTO rate_windows (user_id, bucket, window_start, count)
 		VALUES (v_uid, 'gate', v_now, 0)
 		ON DUPLICATE KEY UPDATE count = count;
-		SELECT IF(window_start > v_now - INTERVAL 60 SECOND, count, 0),
-		    IF(window_start > v_now - INTERVAL 60 SECOND, window_start,
-		    v_now)
+		SELECT IF(tg_window_live(window_start, v_now), count, 0),
+		    IF(tg_window_live(window_start, v_now), window_start, v_now)
 		INTO v_count, v_ws
 		FROM rate_windows WHERE user_id = v_uid AND bucket = 'gate'
 		FOR UPDATE;
 		IF p_need_rate > 0 THEN
 			SET v_free = v_rate - v_count;
 			IF v_free >= p_need_rate THEN
-				SET v_g_rate = LEAST(v_free, GREATEST(p_need_rate,
-				    LEAST(v_free DIV 8, 100000)));
+				SET v_g_rate = tg_slice(v_free, p_need_rate, 100000);
 				UPDATE rate_windows SET window_start = v_ws,
 				    count = v_count + v_g_rate
 				WHERE user_id = v_uid AND bucket = 'gate';
@@ -161,12 +196,12 @@ proc: BEGIN
 				INSERT INTO gate_leases (user_id, res, host_id,
 				    period_start, granted, used, expires_at)
 				VALUES (v_uid, 'rate', p_host, v_ws, v_g_rate, 0,
-				    v_ws + INTERVAL 60 SECOND)
+				    tg_window_end(v_ws))
 				ON DUPLICATE KEY UPDATE
 				    granted = IF(period_start = v_ws, granted, 0)
 					+ v_g_rate,
 				    period_start = v_ws,
-				    expires_at = v_ws + INTERVAL 60 SECOND;
+				    expires_at = tg_window_end(v_ws);
 			ELSEIF EXISTS (SELECT 1 FROM gate_leases WHERE
 			    user_id = v_uid AND res = 'rate' AND host_id <> p_host
 			    AND period_start = v_ws AND granted > 0) THEN
@@ -184,19 +219,12 @@ proc: BEGIN
 		SELECT used INTO v_used FROM usage_counters
 		WHERE user_id = v_uid AND meter = p_meter AND
 		    period_start = v_ps FOR UPDATE;
-		SELECT COALESCE(SUM(GREATEST(0, granted - used)), 0),
-		    COALESCE(SUM(IF(host_id <> p_host, GREATEST(0,
-		    granted - used), 0)), 0)
-		INTO v_held, v_others
-		FROM gate_leases WHERE user_id = v_uid AND res = p_meter AND
-		    period_start = v_ps AND
-		    expires_at > v_now - INTERVAL 5 SECOND;
+		CALL tg_slices_held(v_uid, p_meter, v_ps, p_host, v_now, v_held,
+		    v_others);
 		SET v_free = v_limit - v_used - v_held;
 		IF p_need_meter > 0 AND v_free >= p_need_meter THEN
-			SET v_g_meter = LEAST(v_free, GREATEST(p_need_meter,
-			    LEAST(v_free DIV 8, 1000000)));
-			SET v_exp = LEAST(v_now + INTERVAL 30 SECOND,
-			    COALESCE(v_pe, v_now + INTERVAL 30 SECOND));
+			SET v_g_meter = tg_slice(v_free, p_need_meter, 1000000);
+			SET v_exp = tg_slice_end(v_now, v_pe);
 			INSERT INTO gate_leases (user_id, res, host_id,
 			    period_start, granted, used, expires_at)
 			VALUES (v_uid, p_meter, p_host, v_ps, v_g_meter, 0, v_exp)
@@ -218,19 +246,13 @@ proc: BEGIN
 		CALL tg_allowance_renew(v_uid, v_plan, v_ps, v_pe, v_is_trial,
 		    v_plan_credits, p_trial_credits,
 		    p_meter = 'credits' AND p_cost > 0, v_allow, v_granted);
-		SELECT COALESCE(SUM(GREATEST(0, granted - used)), 0),
-		    COALESCE(SUM(IF(host_id <> p_host, GREATEST(0,
-		    granted - used), 0)), 0)
-		INTO v_held, v_others
-		FROM gate_leases WHERE user_id = v_uid AND res = 'credits' AND
-		    expires_at > v_now - INTERVAL 5 SECOND;
+		CALL tg_slices_held(v_uid, 'credits', NULL, p_host, v_now, v_held,
+		    v_others);
 		SET v_credits = v_allow + v_granted;
 		SET v_free = v_credits - v_held;
 		IF p_need_credits > 0 AND v_free >= p_need_credits THEN
-			SET v_g_cred = LEAST(v_free, GREATEST(p_need_credits,
-			    LEAST(v_free DIV 8, 1000000)));
-			SET v_exp = LEAST(v_now + INTERVAL 30 SECOND,
-			    COALESCE(v_pe, v_now + INTERVAL 30 SECOND));
+			SET v_g_cred = tg_slice(v_free, p_need_credits, 1000000);
+			SET v_exp = tg_slice_end(v_now, v_pe);
 			INSERT INTO gate_leases (user_id, res, host_id,
 			    period_start, granted, used, expires_at)
 			VALUES (v_uid, 'credits', p_host, COALESCE(v_ps, v_now),
@@ -255,8 +277,7 @@ proc: BEGIN
 
 	SELECT v_status, v_code, v_uid, v_obj, v_disabled, v_verified, v_plan,
 	    v_is_trial, v_rate, v_count, v_g_rate,
-	    IF(v_ws IS NULL, 60000000, GREATEST(0, TIMESTAMPDIFF(MICROSECOND,
-	    v_now, v_ws + INTERVAL 60 SECOND))),
+	    tg_window_left_us(v_ws, v_now),
 	    v_limit, v_used, v_g_meter, v_credits, v_g_cred, v_ps,
 	    TIMESTAMPDIFF(SECOND, v_now, LEAST(COALESCE(v_pe,
 	    v_now + INTERVAL 1 HOUR), COALESCE(v_trial_end, v_now +

@@ -68,8 +68,8 @@ BEGIN
 	INSERT INTO bucket_windows (user_id, bucket, window_start, count)
 	SELECT u.id, p_bucket, v_now, 0 FROM users u WHERE u.id = p_uid
 	ON DUPLICATE KEY UPDATE count = count;
-	SELECT IF(window_start > v_now - INTERVAL 60 SECOND, count, 0),
-	    IF(window_start > v_now - INTERVAL 60 SECOND, window_start, v_now)
+	SELECT IF(tg_window_live(window_start, v_now), count, 0),
+	    IF(tg_window_live(window_start, v_now), window_start, v_now)
 	INTO v_count, v_ws
 	FROM bucket_windows WHERE user_id = p_uid AND bucket = p_bucket
 	FOR UPDATE;
@@ -93,8 +93,7 @@ BEGIN
 	END IF;
 	COMMIT;
 	SELECT v_ok, COALESCE(v_limit, 0), COALESCE(v_count, 0),
-	    IF(v_ws IS NULL, 60000000, GREATEST(0, TIMESTAMPDIFF(MICROSECOND,
-	    v_now, v_ws + INTERVAL 60 SECOND))), v_ws;
+	    tg_window_left_us(v_ws, v_now), v_ws;
 END;
 
 -- tg_meter_report_add(uid, meter, quantity, interval) adds quantity to

@@ -42,6 +42,19 @@
 -- /api/v1/usage, the gate's X-Tollgate-Credits-Remaining and the admin's
 -- user detail all report this number.
 --
+-- tg_session_live(revoked_at, expires_at): a session (and the JWTs and
+-- cookie of it) counts until it is revoked or expires.  tg_key_live(
+-- expires_at): an API key counts until it expires (it is deleted when
+-- revoked).
+--
+-- The rate window (a plan's rate_per_minute at the gate, a bucket's
+-- rate.NAME, the API's [limits] api_per_minute): a fixed window that
+-- opens at the first request counted in it and lasts 60 seconds; the
+-- first request after it opens the next.  tg_window_live(ws, now):
+-- whether the window that opened at ws is open at now; tg_window_end(ws)
+-- when it closes; tg_window_left_us(ws, now) its microseconds left (a
+-- whole window when none is open).
+--
 -- tg_credit_refresh(uid, trial_credits): tg_allowance_renew for the
 -- user's plan and period now, for a change to the balance outside the
 -- gate (an admin's grant).  A trial that has not started (the address is
@@ -103,6 +116,36 @@ RETURN IF(EXISTS (SELECT 1 FROM plans p WHERE p.name = p_plan AND
 	    s.current_period_start IS NOT NULL),
 	CAST(DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-01') AS DATETIME(6)) +
 	    INTERVAL 1 MONTH)));
+
+CREATE OR REPLACE FUNCTION tg_session_live(p_revoked_at DATETIME(6),
+	p_expires_at DATETIME(6))
+RETURNS TINYINT
+NOT DETERMINISTIC NO SQL
+RETURN p_revoked_at IS NULL AND (p_expires_at IS NULL OR
+	p_expires_at > UTC_TIMESTAMP(6));
+
+CREATE OR REPLACE FUNCTION tg_key_live(p_expires_at DATETIME(6))
+RETURNS TINYINT
+NOT DETERMINISTIC NO SQL
+RETURN p_expires_at IS NULL OR p_expires_at > UTC_TIMESTAMP(6);
+
+CREATE OR REPLACE FUNCTION tg_window_live(p_ws DATETIME(6),
+	p_now DATETIME(6))
+RETURNS TINYINT
+DETERMINISTIC NO SQL
+RETURN p_ws > p_now - INTERVAL 60 SECOND;
+
+CREATE OR REPLACE FUNCTION tg_window_end(p_ws DATETIME(6))
+RETURNS DATETIME(6)
+DETERMINISTIC NO SQL
+RETURN p_ws + INTERVAL 60 SECOND;
+
+CREATE OR REPLACE FUNCTION tg_window_left_us(p_ws DATETIME(6),
+	p_now DATETIME(6))
+RETURNS BIGINT
+DETERMINISTIC NO SQL
+RETURN IF(p_ws IS NULL, 60000000, GREATEST(0, TIMESTAMPDIFF(MICROSECOND,
+	p_now, tg_window_end(p_ws))));
 
 CREATE OR REPLACE FUNCTION tg_allowance_live(
 	p_b_plan VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin,

@@ -310,27 +310,20 @@ static struct sql q_trial_start = SQL(
     "UPDATE users SET trial_started_at = UTC_TIMESTAMP(6), "
     "trial_ends_at = IF(? > 0, UTC_TIMESTAMP(6) + INTERVAL ? DAY, "
     "UTC_TIMESTAMP(6)) WHERE id = ? AND trial_started_at IS NULL");
-static struct sql q_trial_credits = SQL(
+/*
+ * A trial had before (by this address or subject) ends as it starts: its
+ * balance says the trial was had, with no credits, so the allowance rule
+ * never grants the trial's credits to this account later.
+ */
+static struct sql q_trial_had = SQL(
     "INSERT INTO credit_balances (user_id, allowance, allowance_plan, "
     "allowance_period_start, allowance_period_end) "
-    "SELECT id, ?, 'trial', trial_started_at, trial_ends_at FROM users "
-    "WHERE id = ? ON DUPLICATE KEY UPDATE "
-    "allowance = IF(?, allowance, VALUES(allowance)), "
+    "SELECT id, 0, 'trial', trial_started_at, trial_ends_at FROM users "
+    "WHERE id = ? ON DUPLICATE KEY UPDATE allowance = 0, "
     "allowance_plan = 'trial', "
     "allowance_period_start = VALUES(allowance_period_start), "
     "allowance_period_end = VALUES(allowance_period_end), "
     "updated_at = UTC_TIMESTAMP(6)");
-/*
- * Whether the trial's credits were granted before the address was
- * verified ([trial] require_verified_email = no: the key spent from them).
- */
-static struct sql q_trial_granted = SQL(
-    "SELECT allowance_plan <=> 'trial' FROM credit_balances "
-    "WHERE user_id = ? FOR UPDATE");
-static struct sql q_trial_ledger = SQL(
-    "INSERT INTO credit_ledger (id, user_id, kind, delta, balance_after, "
-    "reason) SELECT ?, user_id, 'trial', ?, allowance + granted, "
-    "'trial started' FROM credit_balances WHERE user_id = ?");
 static struct sql q_trial_ends = SQL(
     "SELECT DATE_FORMAT(trial_ends_at, '%Y-%m-%d %H:%i UTC') FROM users "
     "WHERE id = ?");
@@ -429,10 +422,10 @@ onetime_use(const struct onetime *o)
 int
 account_verified(struct req *r, const char *uid)
 {
-	struct dbrows	 row, bal;
+	struct dbrows	 row;
 	const char	*email, *email_lc, *ends = NULL;
 	enum welcome	 kind = WELCOME_PLAIN;
-	bool		 fresh, granted = false;
+	bool		 fresh;
 	int		 rc;
 
 	if ((rc = db_exec(&q_mark_verified, "s", uid)) <= 0)
@@ -454,24 +447,15 @@ account_verified(struct req *r, const char *uid)
 			fresh = rc == 1 && dbi(&row, 0, 0) != 0;
 		}
 		/*
-		 * A fresh trial whose credits the key already spent from
-		 * (granted before verification) keeps what is left: the
-		 * trial's credits are granted once.
+		 * A fresh trial's credits come by the allowance rule
+		 * (credit_refresh), which grants them once: a key that spent
+		 * from them before the address was verified ([trial]
+		 * require_verified_email = no) keeps what is left.
 		 */
-		if (fresh) {
-			if ((rc = db_select(r->a, &q_trial_granted, &bal, "s",
-			    uid)) < 0)
-				return rc;
-			granted = rc == 1 && dbi(&bal, 0, 0) != 0;
-		}
 		if ((rc = db_exec(&q_trial_start, "iis", (long long)fresh,
 		    (long long)cfg.trial_days, uid)) < 0 ||
-		    (rc = db_exec(&q_trial_credits, "isi", fresh ?
-		    cfg.trial_credits : 0LL, uid, (long long)granted)) < 0)
-			return rc;
-		if (fresh && !granted && cfg.trial_credits > 0 &&
-		    (rc = db_exec(&q_trial_ledger, "sis", new_id(r->a),
-		    cfg.trial_credits, uid)) < 0)
+		    (rc = fresh ? credit_refresh(uid) :
+		    db_exec(&q_trial_had, "s", uid)) < 0)
 			return rc;
 		if (fresh) {
 			if ((rc = db_select(r->a, &q_trial_ends, &row, "s",

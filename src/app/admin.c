@@ -70,9 +70,7 @@ static struct sql q_move_allowance = SQL(
     "allowance_plan = 'trial'");
 static struct sql q_clear_notices = SQL(
     "DELETE FROM trial_notices WHERE user_id = ?");
-/* The allowance brought up to date (sql/045), then the balance, locked. */
-static struct sql q_refresh_balance = SQL(
-    "CALL tg_credit_refresh(?, ?)");
+/* After credit_refresh: the balance, locked. */
 static struct sql q_lock_balance = SQL(
     "SELECT granted, allowance FROM credit_balances WHERE user_id = ? "
     "FOR UPDATE");
@@ -540,8 +538,7 @@ credits_tx(struct req *r, const char *uid, long long delta,
 		return rc;
 	if (rc == 0)
 		return ADM_NOT_FOUND;
-	if ((rc = db_exec(&q_refresh_balance, "si", uid,
-	    (long long)cfg.trial_credits)) < 0 ||
+	if ((rc = credit_refresh(uid)) < 0 ||
 	    (rc = db_select(r->a, &q_lock_balance, &row, "s", uid)) < 0)
 		return rc;
 	if (rc == 0)

@@ -45,6 +45,7 @@ struct json_object *user_json_row(const struct dbrows *, size_t row,
 int	 user_json(struct req *, const char *uid, struct json_object **);
 int	 credit_balance_open(const char *uid);
 int	 credit_balance_ensure(const char *uid);
+int	 credit_refresh(const char *uid);
 int	 trial_mail_skip(const char *uid);
 int	 meter_kind(struct req *, const char *name, const char **kind);
 int	 user_email(struct req *, const char *uid, const char **email);

@@ -13,21 +13,19 @@
 /* A JWT's session and user, in one lookup. */
 static struct sql q_by_session = SQL(
     "SELECT u.id, u.role, u.email, u.name, u.disabled_at IS NOT NULL, "
-    "s.revoked_at IS NOT NULL OR (s.expires_at IS NOT NULL AND "
-    "s.expires_at <= UTC_TIMESTAMP(6)) "
+    "NOT tg_session_live(s.revoked_at, s.expires_at) "
     "FROM sessions s JOIN users u ON u.id = s.user_id "
     "WHERE s.id = ? AND s.user_id = ?");
 /* A session cookie's session and user. */
 static struct sql q_by_cookie = SQL(
     "SELECT u.id, u.role, u.email, u.name, u.disabled_at IS NOT NULL, "
-    "s.revoked_at IS NOT NULL OR (s.expires_at IS NOT NULL AND "
-    "s.expires_at <= UTC_TIMESTAMP(6)), s.id "
+    "NOT tg_session_live(s.revoked_at, s.expires_at), s.id "
     "FROM sessions s JOIN users u ON u.id = s.user_id "
     "WHERE s.cookie_hash = ?");
 /* An API key and its owner. */
 static struct sql q_by_key = SQL(
     "SELECT u.id, u.role, u.email, u.name, u.disabled_at IS NOT NULL, "
-    "k.expires_at IS NOT NULL AND k.expires_at <= UTC_TIMESTAMP(6), k.id, "
+    "NOT tg_key_live(k.expires_at), k.id, "
     "k.last_used_at IS NULL OR "
     "k.last_used_at < UTC_TIMESTAMP(6) - INTERVAL 60 SECOND "
     "FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?");

@@ -241,8 +241,8 @@ h_apikeys_delete_all(struct req *r)
 
 static struct sql q_guest_session = SQL(
     "SELECT u.id FROM sessions s JOIN users u ON u.id = s.user_id "
-    "WHERE s.id = ? AND s.user_id = ? AND s.revoked_at IS NULL AND "
-    "(s.expires_at IS NULL OR s.expires_at > UTC_TIMESTAMP(6)) AND "
+    "WHERE s.id = ? AND s.user_id = ? AND "
+    "tg_session_live(s.revoked_at, s.expires_at) AND "
     "u.guest_at IS NOT NULL AND u.email IS NULL AND u.disabled_at IS NULL");
 static struct sql q_guest_credits = SQL(
     "SELECT tg_credits(u.id, ?), COALESCE(b.granted, 0) FROM users u "

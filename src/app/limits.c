@@ -9,19 +9,20 @@
 #include "app/app.h"
 
 /*
- * Counts one request in the user's window of bucket, opening a new
- * window when the old one is over.  Assignments run left to right, so
- * count is decided on the old window_start before it moves.
+ * Counts one request in the user's API window (the rate window's rule:
+ * tg_window_live, sql/routines/rules.sql), opening a new window when the
+ * old one is over.  Assignments run left to right, so count is decided
+ * on the old window_start before it moves.
  */
 static struct sql q_api_hit = SQL(
     "INSERT INTO rate_windows (user_id, bucket, window_start, count) "
     "VALUES (?, 'api', UTC_TIMESTAMP(6), 1) ON DUPLICATE KEY UPDATE "
-    "count = IF(window_start <= UTC_TIMESTAMP(6) - INTERVAL 60 SECOND, 1, "
-    "count + 1), window_start = IF(window_start <= UTC_TIMESTAMP(6) - "
-    "INTERVAL 60 SECOND, UTC_TIMESTAMP(6), window_start)");
+    "count = IF(tg_window_live(window_start, UTC_TIMESTAMP(6)), "
+    "count + 1, 1), window_start = IF(tg_window_live(window_start, "
+    "UTC_TIMESTAMP(6)), window_start, UTC_TIMESTAMP(6))");
 static struct sql q_api_window = SQL(
-    "SELECT count, GREATEST(1, CEIL(TIMESTAMPDIFF(MICROSECOND, "
-    "UTC_TIMESTAMP(6), window_start + INTERVAL 60 SECOND) / 1000000)) "
+    "SELECT count, GREATEST(1, CEIL(tg_window_left_us(window_start, "
+    "UTC_TIMESTAMP(6)) / 1000000)) "
     "FROM rate_windows WHERE user_id = ? AND bucket = 'api'");
 
 /* Adds X-RateLimit-Limit, -Remaining and -Reset. */

@@ -22,7 +22,8 @@ static struct sql q_show = SQL(
     "SELECT " USER_COLUMNS ", u.disabled_at IS NOT NULL, "
     "(SELECT COUNT(*) FROM api_keys k WHERE k.user_id = u.id), "
     "(SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id AND "
-    "s.revoked_at IS NULL) FROM users u WHERE u.email_lc = ?");
+    "tg_session_live(s.revoked_at, s.expires_at)) "
+    "FROM users u WHERE u.email_lc = ?");
 static struct sql q_disable = SQL(
     "UPDATE users SET disabled_at = UTC_TIMESTAMP(6), updated_at = "
     "UTC_TIMESTAMP(6) WHERE id = ? AND disabled_at IS NULL");

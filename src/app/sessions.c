@@ -24,8 +24,7 @@ static struct sql q_find_refresh = SQL(
     "rt.expires_at <= UTC_TIMESTAMP(6), "
     "rt.used_at IS NOT NULL AND "
     "rt.used_at > UTC_TIMESTAMP(6) - INTERVAL 10 SECOND, "
-    "rt.successor_enc, s.revoked_at IS NOT NULL OR "
-    "(s.expires_at IS NOT NULL AND s.expires_at <= UTC_TIMESTAMP(6)), "
+    "rt.successor_enc, NOT tg_session_live(s.revoked_at, s.expires_at), "
     "u.disabled_at IS NOT NULL "
     "FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id "
     "JOIN users u ON u.id = s.user_id WHERE rt.token_hash = ? FOR UPDATE");
@@ -44,8 +43,8 @@ static struct sql q_list_sessions = SQL(
     "SELECT id, DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ'), "
     "DATE_FORMAT(last_used_at, '%Y-%m-%dT%H:%i:%sZ'), user_agent, "
     "client_name, kind, address FROM sessions WHERE user_id = ? AND "
-    "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > "
-    "UTC_TIMESTAMP(6)) ORDER BY created_at DESC LIMIT 200");
+    "tg_session_live(revoked_at, expires_at) "
+    "ORDER BY created_at DESC LIMIT 200");
 static struct sql q_session_owner = SQL(
     "SELECT user_id, revoked_at IS NOT NULL FROM sessions WHERE id = ?");
 static struct sql q_revoke_all = SQL(

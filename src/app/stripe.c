@@ -88,20 +88,6 @@ static struct sql q_payment = SQL(
     "updated_at = UTC_TIMESTAMP(6)");
 static struct sql q_plan_info = SQL(
     "SELECT credits, display_name FROM plans WHERE name = ?");
-static struct sql q_balance = SQL(
-    "SELECT allowance, granted, allowance_plan, "
-    "TIMESTAMPDIFF(SECOND, TIMESTAMP('1970-01-01'), "
-    "allowance_period_start) FROM credit_balances WHERE user_id = ? "
-    "FOR UPDATE");
-static struct sql q_grant = SQL(
-    "UPDATE credit_balances SET allowance = ?, allowance_plan = ?, "
-    "allowance_period_start = FROM_UNIXTIME(?), "
-    "allowance_period_end = FROM_UNIXTIME(?), "
-    "updated_at = UTC_TIMESTAMP(6) WHERE user_id = ?");
-static struct sql q_ledger = SQL(
-    "INSERT INTO credit_ledger (id, user_id, kind, delta, balance_after, "
-    "reason) VALUES (?, ?, ?, ?, ?, ?)");
-
 static const char *
 id_at(struct json_object *o, const char *path)
 {
@@ -163,55 +149,6 @@ mail_payment(struct req *r, const char *uid, bool paid, long long amount,
 	    paid ? "payment_received" : "payment_failed", to,
 	    link, (const char *[]){ "amount", what, "plan", plan_name,
 	    "invoice", invoice, "link", link, NULL });
-}
-
-/*
- * Grants plan's credit allowance to uid for the period [start, end)
- * (unix seconds), once per period: what is left of the previous
- * allowance lapses.  A period older than the one granted, or already
- * over, changes nothing.  Returns 0 or a DB_* code.
- */
-static int
-grant_allowance(struct req *r, const char *uid, const char *plan,
-    long long start, long long end, long long now)
-{
-	struct dbrows	 bal, info;
-	long long	 credits, old, granted;
-	const char	*old_plan;
-	int		 rc;
-
-	if (start <= 0 || end <= start || end <= now)
-		return 0;
-	if ((rc = db_select(r->a, &q_plan_info, &info, "s", plan)) <= 0)
-		return rc;
-	credits = dbi(&info, 0, 0);
-	if ((rc = credit_balance_ensure(uid)) < 0 ||
-	    (rc = db_select(r->a, &q_balance, &bal, "s", uid)) < 0)
-		return rc;
-	if (rc == 0)
-		return 0;
-	old = dbi(&bal, 0, 0);
-	granted = dbi(&bal, 0, 1);
-	old_plan = dbv(&bal, 0, 2);
-	if (dbv(&bal, 0, 3) != NULL && old_plan != NULL &&
-	    strcmp(old_plan, "trial") != 0 && (dbi(&bal, 0, 3) > start ||
-	    (dbi(&bal, 0, 3) == start && strcmp(old_plan, plan) == 0)))
-		return 0;
-	if (old > 0 && (rc = db_exec(&q_ledger, "sssiis", new_id(r->a), uid,
-	    "lapse", -old, granted, arena_printf(r->a, "%s allowance ended",
-	    old_plan ? old_plan : "previous"))) < 0)
-		return rc;
-	if ((rc = db_exec(&q_grant, "issss", credits, plan,
-	    arena_printf(r->a, "%lld", start), arena_printf(r->a, "%lld", end),
-	    uid)) < 0)
-		return rc;
-	if (credits > 0 && (rc = db_exec(&q_ledger, "sssiis", new_id(r->a),
-	    uid, "allowance", credits, credits + granted, arena_printf(r->a,
-	    "%s period", plan))) < 0)
-		return rc;
-	log_info("allowance_granted", " user=%s plan=%s credits=%lld", uid,
-	    plan, credits);
-	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -326,6 +263,9 @@ ev_subscription(struct req *r, struct json_object *o, long long t,
 	if (rc < 0 || (uid != NULL && (rc = db_exec(&q_payments_link, "ss",
 	    uid, id)) < 0))
 		return rc;
+	/* The allowance follows the plan and period the row says now. */
+	if (uid != NULL && (rc = credit_refresh(uid)) < 0)
+		return rc;
 	log_info("stripe_subscription", " id=%s status=%s plan=%s user=%s "
 	    "deleted=%d", id, status, plan ? plan : "-", uid ? uid : "-",
 	    deleted);
@@ -334,8 +274,7 @@ ev_subscription(struct req *r, struct json_object *o, long long t,
 
 /* invoice.paid and invoice.payment_failed. */
 static int
-ev_invoice(struct req *r, struct json_object *o, long long t, bool paid,
-    long long now)
+ev_invoice(struct req *r, struct json_object *o, long long t, bool paid)
 {
 	struct dbrows	 row;
 	const char	*inv = json_str_at(o, "id"), *cus = id_at(o, "customer");
@@ -396,12 +335,16 @@ ev_invoice(struct req *r, struct json_object *o, long long t, bool paid,
 		plan_name = rc == 1 ? dbv(&row, 0, 1) : plan;
 	}
 	if (paid) {
-		if (uid != NULL && plan != NULL && (rc = grant_allowance(r,
-		    uid, plan, json_int_at(o, "lines.data.0.period.start", 0),
-		    json_int_at(o, "lines.data.0.period.end", 0), now)) < 0)
-			return rc;
 		if (sub != NULL && (rc = db_exec(&q_sub_status, "sisis",
 		    "active", t, sub, t, "past_due")) < 0)
+			return rc;
+		/*
+		 * The period's allowance, by the rule every other path uses:
+		 * the plan and period are the subscription's, as its events
+		 * set them (ev_subscription refreshes it too, so the order
+		 * of the events does not matter).
+		 */
+		if (uid != NULL && (rc = credit_refresh(uid)) < 0)
 			return rc;
 	} else if (sub != NULL && (rc = db_exec(&q_sub_status, "sisis",
 	    "past_due", t, sub, t, "active,trialing,past_due")) < 0)
@@ -416,8 +359,7 @@ ev_invoice(struct req *r, struct json_object *o, long long t, bool paid,
 
 /* Applies one event inside the transaction.  Returns 0 or a DB_* code. */
 static int
-apply(struct req *r, const char *type, struct json_object *o, long long t,
-    long long now)
+apply(struct req *r, const char *type, struct json_object *o, long long t)
 {
 	if (strcmp(type, "checkout.session.completed") == 0)
 		return ev_checkout(r, o);
@@ -427,9 +369,9 @@ apply(struct req *r, const char *type, struct json_object *o, long long t,
 	if (strcmp(type, "customer.subscription.deleted") == 0)
 		return ev_subscription(r, o, t, true);
 	if (strcmp(type, "invoice.paid") == 0)
-		return ev_invoice(r, o, t, true, now);
+		return ev_invoice(r, o, t, true);
 	if (strcmp(type, "invoice.payment_failed") == 0)
-		return ev_invoice(r, o, t, false, now);
+		return ev_invoice(r, o, t, false);
 	return 0;	/* not one that changes anything here */
 }
 
@@ -445,7 +387,7 @@ struct event_tx {
 	struct req		*r;
 	const char		*id, *type;
 	struct json_object	*o;
-	long long		 created, now;
+	long long		 created;
 	bool			 dup;		/* seen before: nothing done */
 };
 
@@ -461,8 +403,7 @@ event_body(void *v)
 		t->dup = true;
 		return DB_ABORT;
 	}
-	if (rc < 0 || (rc = apply(t->r, t->type, t->o, t->created,
-	    t->now)) < 0)
+	if (rc < 0 || (rc = apply(t->r, t->type, t->o, t->created)) < 0)
 		return rc;
 	return 0;
 }
@@ -541,7 +482,6 @@ h_billing_webhook(struct req *r)
 	t.type = type;
 	t.o = o;
 	t.created = created;
-	t.now = now;
 	if ((rc = db_tx_run(event_body, event_committed, &t,
 	    DB_TX_TRIES)) == DB_ABORT)
 		rc = 0;

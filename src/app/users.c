@@ -17,6 +17,8 @@ static struct sql q_insert_balance = SQL(
     "INSERT INTO credit_balances (user_id) VALUES (?)");
 static struct sql q_ensure_balance = SQL(
     "INSERT IGNORE INTO credit_balances (user_id) VALUES (?)");
+static struct sql q_credit_refresh = SQL(
+    "CALL tg_credit_refresh(?, ?)");
 /* No "trial ended" mail for a trial never had. */
 static struct sql q_trial_no_mail = SQL(
     "INSERT IGNORE INTO trial_notices (user_id, kind, trial_ends_at) "
@@ -69,6 +71,20 @@ int
 credit_balance_ensure(const char *uid)
 {
 	return db_exec(&q_ensure_balance, "s", uid);
+}
+
+/*
+ * Brings uid's credit allowance up to date by the allowance rule
+ * (tg_credit_refresh, sql/routines/rules.sql: a lapsed allowance lapses,
+ * the current period's is granted, with their ledger rows) and leaves
+ * the balance row locked until the caller's transaction ends.  Rows or
+ * DB_*.
+ */
+int
+credit_refresh(const char *uid)
+{
+	return db_exec(&q_credit_refresh, "si", uid,
+	    (long long)cfg.trial_credits);
 }
 
 /*
