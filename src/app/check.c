@@ -239,9 +239,9 @@ claim(struct req *r, const char *key, const char **out)
 void
 h_check(struct req *r)
 {
+	struct outcome		 out = OUTCOME_INIT;
 	struct eng_check	 chk;
 	struct eng_verdict	 v;
-	struct json_object	*o = NULL;
 	const char		*cred = in_str(r, "credential"),
 				*uid = in_str(r, "user_id"),
 				*meter = in_str(r, "meter"),
@@ -251,9 +251,9 @@ h_check(struct req *r)
 	int			 rc = DB_FAIL;
 
 	if ((cred == NULL) == (uid == NULL)) {
-		reply_invalid1(r, cred == NULL ? "credential" : "user_id",
+		outcome_invalid(&out, cred == NULL ? "credential" : "user_id",
 		    "give either a credential or a user_id");
-		return;
+		goto out;
 	}
 	/* A credential as the user sent it: "Bearer " is not part of it. */
 	if (cred != NULL && strncasecmp(cred, "Bearer ", 7) == 0)
@@ -275,12 +275,13 @@ h_check(struct req *r)
 		if ((rc = claim(r, key, &prior)) < 0)
 			goto dberr;
 		if (rc == 0) {
-			if ((o = json_tokener_parse(prior)) == NULL) {
+			/* The answer the first request with this key got. */
+			if ((out.body = json_tokener_parse(prior)) == NULL) {
 				rc = DB_FAIL;
 				goto dberr;
 			}
-			reply_json(r, 200, o);
-			return;
+			out.status = 200;
+			goto out;
 		}
 		claimed = true;
 	}
@@ -330,19 +331,19 @@ h_check(struct req *r)
 		rc = DB_DOWN;
 		goto dberr;
 	}
-	if ((o = answer(r, &v, meter, &rc)) == NULL)
+	if ((out.body = answer(r, &v, meter, &rc)) == NULL)
 		goto dberr;
 	if (claimed && (rc = db_exec(&q_idem_put, "sss",
-	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
-	    r->who.key_id, key)) < 0) {
-		json_object_put(o);
+	    json_object_to_json_string_ext(out.body, JSON_C_TO_STRING_PLAIN),
+	    r->who.key_id, key)) < 0)
 		goto dberr;
-	}
-	reply_json(r, 200, o);
-	return;
+	out.status = 200;
+	goto out;
 dberr:
 	/* Nothing was counted: the next try decides afresh. */
 	if (claimed && !counted)
 		db_exec(&q_idem_drop, "ss", r->who.key_id, key);
-	reply_db(r, rc);
+	out.rc = rc;
+out:
+	reply_outcome(r, &out);
 }
