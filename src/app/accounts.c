@@ -188,12 +188,13 @@ h_signup(struct req *r)
 /*
  * POST /api/v1/auth/login (JSON {email, password} or the form
  * username=&password=): 200 {user, tokens}; 401 invalid_credentials or
- * totp_required; 403 account_disabled; 429 while throttled.
+ * totp_required; 403 account_disabled; 422; 429 while throttled; 503.
  */
 void
 h_login(struct req *r)
 {
-	struct json_object	*o, *user = NULL, *tokens = NULL;
+	struct outcome		 out = OUTCOME_INIT;
+	struct json_object	*user = NULL, *tokens = NULL;
 	const char		*email = in_str(r, "email");
 	const char		*uid = NULL;
 	bool			 totp = false;
@@ -203,62 +204,65 @@ h_login(struct req *r)
 	if (email == NULL)
 		email = in_str(r, "username");
 	if (email == NULL) {
-		reply_invalid1(r, r->json ? "email" : "username", "is required");
-		return;
+		outcome_invalid(&out, r->json ? "email" : "username",
+		    "is required");
+		goto out;
 	}
 	switch ((rc = login_check(r, email, in_str(r, "password"), &uid, &totp,
 	    &retry))) {
 	case LOGIN_OK:
 		break;
 	case LOGIN_THROTTLED:
-		reply_throttled(r, retry);
-		return;
+		outcome_throttled(&out, retry);
+		goto out;
 	case LOGIN_WRONG:
-		reply_unauth(r, "invalid_credentials", "The email or password "
-		    "is wrong.");
-		return;
+		outcome_refuse(&out, 401, "invalid_credentials", "The email or "
+		    "password is wrong.");
+		goto out;
 	case LOGIN_DISABLED:
-		reply_error(r, 403, "account_disabled", "This account has "
-		    "been disabled.");
-		return;
+		outcome_refuse(&out, 403, "account_disabled", "This account "
+		    "has been disabled.");
+		goto out;
 	default:
-		reply_db(r, rc);
-		return;
+		out.rc = rc;
+		goto out;
 	}
 	if (totp && in_str(r, "totp_code") == NULL &&
 	    in_str(r, "recovery_code") == NULL) {
-		reply_unauth(r, "totp_required", "This account needs its "
-		    "second factor: send totp_code or recovery_code.");
-		return;
+		outcome_refuse(&out, 401, "totp_required", "This account needs "
+		    "its second factor: send totp_code or recovery_code.");
+		goto out;
 	}
-	if (totp && ((rc = second_factor(r, uid, &retry)) <= 0 ||
-	    rc == TOTP_LIMITED)) {
-		if (rc == TOTP_LIMITED) {
-			reply_throttled(r, retry);
-			return;
+	if (totp) {
+		if ((rc = second_factor(r, uid, &retry)) == TOTP_LIMITED) {
+			outcome_throttled(&out, retry);
+			goto out;
 		}
 		if (rc == 0 && (rc = totp_failed(r, uid, ascii_lower(r->a,
 		    email))) == 0) {
-			reply_unauth(r, "invalid_credentials", "The email, "
-			    "password or second factor is wrong.");
-			return;
+			outcome_refuse(&out, 401, "invalid_credentials", "The "
+			    "email, password or second factor is wrong.");
+			goto out;
 		}
-		reply_db(r, rc);
-		return;
-	}
-	if (totp)
+		if (rc <= 0) {
+			out.rc = rc;
+			goto out;
+		}
 		login_succeeded(r, ascii_lower(r->a, email));
+	}
 	if ((rc = session_login(r, uid, "password", NULL, &tokens,
 	    NULL)) < 0 || (rc = user_json(r, uid, &user)) <= 0) {
 		json_object_put(tokens);
 		json_object_put(user);
-		reply_db(r, rc == 0 ? DB_FAIL : rc);
-		return;
+		out.rc = rc == 0 ? DB_FAIL : rc;
+		goto out;
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "user", user);
-	json_object_object_add(o, "tokens", tokens);
-	reply_json(r, 200, o);
+	out.status = 200;
+	out.body = json_object_new_object();
+	json_object_object_add(out.body, "user", user);
+	json_object_object_add(out.body, "tokens", tokens);
+out:
+	reply_outcome(r, &out);
 }
 
 /* ------------------------------------------------------------------ */

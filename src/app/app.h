@@ -60,6 +60,7 @@ void	 reply_own(struct req *, int rc, int gone, struct json_object *);
 
 int	 login_throttled(struct req *, const char *email_lc, long *retry);
 int	 login_failed(struct req *, const char *email_lc);
+void	 outcome_throttled(struct outcome *, long retry);
 void	 reply_throttled(struct req *, long retry);
 void	 login_succeeded(struct req *, const char *email_lc);
 int	 account_throttled(struct req *, const char *kind, const char *id,

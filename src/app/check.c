@@ -25,8 +25,6 @@
 
 #include "app/app.h"
 
-#define EPOCH_WAIT	5.0	/* seconds for the barrier, then 503 */
-#define FLUSH_WAIT	3.0	/* seconds for the COMMIT, then 503 */
 #define DUP_WAIT	10.0	/* seconds a duplicate waits for the first */
 
 /* A claim's row made 24 h ago, or left unanswered for a minute, is void. */
@@ -75,51 +73,31 @@ nap(void)
 }
 
 /*
- * The gate's barrier: waits for an engine iteration that began after
- * now.  Returns false when the engine cannot reach the database (the
- * cache cannot be shown current: 503).
- */
-static bool
-wait_epoch(void)
-{
-	uint64_t	 until, fails;
-	double		 t0 = eng_now();
-
-	until = __atomic_load_n(&eng->h.started, __ATOMIC_SEQ_CST) + 1;
-	fails = __atomic_load_n(&eng->h.fails, __ATOMIC_ACQUIRE);
-	while (__atomic_load_n(&eng->h.epoch, __ATOMIC_ACQUIRE) < until) {
-		if (__atomic_load_n(&eng->h.fails, __ATOMIC_ACQUIRE) >
-		    fails + 1 || eng_now() - t0 > EPOCH_WAIT)
-			return false;
-		eng_wake_engine();
-		nap();
-	}
-	return true;
-}
-
-/*
- * Decides chk as a gate check would: barrier, decision, a new try after
- * a recall (twice at most), then the COMMIT of what it counted.  Fills v
- * (status 503 when the engine or the database cannot answer).
+ * Decides chk as a gate check would: the gate's barrier (blocking here,
+ * where the gate workers park the connection), the decision, a new try
+ * after a recall, then the COMMIT of what it counted.  Fills v (status
+ * 503 when the engine or the database cannot answer).
  */
 static void
 decide(struct req *r, struct eng_check *chk, struct eng_verdict *v)
 {
-	int	 tries;
+	struct eng_barrier	 bar = { 0, 0, 0 };
+	int			 rc;
 
-	for (tries = 0;; tries++) {
-		if (!wait_epoch()) {
+	do {
+		eng_barrier_set(&bar);
+		while ((rc = eng_barrier_state(&bar)) == 0) {
+			eng_wake_engine();
+			nap();
+		}
+		if (rc < 0) {
 			memset(v, 0, sizeof(*v));
 			v->status = 503, v->code = "unavailable";
 			return;
 		}
-		chk->final = tries >= 2;
 		eng_decide(r->a, chk, v);
-		if (!v->retry)
-			break;
-	}
-	if (v->status == 204 && v->wait_seq == 0 && chk->cost > 0 &&
-	    !chk->dry && !v->in_db) {
+	} while (v->retry);
+	if (eng_lost(chk, v)) {
 		/* The journal is full: the database is away. */
 		v->status = 503, v->code = "unavailable";
 		return;
@@ -129,7 +107,8 @@ decide(struct req *r, struct eng_check *chk, struct eng_verdict *v)
 	 * back): it is given only after its records are committed, whatever
 	 * [server] gate_wait_commit says.
 	 */
-	if (v->wait_seq != 0 && !eng_journal_wait(v->wait_seq, FLUSH_WAIT))
+	if (v->wait_seq != 0 && !eng_journal_wait(v->wait_seq,
+	    ENG_COMMIT_WAIT))
 		v->status = 503, v->code = "unavailable";
 }
 
@@ -259,9 +238,9 @@ claim(struct req *r, const char *key, const char **out)
 void
 h_check(struct req *r)
 {
+	struct outcome		 out = OUTCOME_INIT;
 	struct eng_check	 chk;
 	struct eng_verdict	 v;
-	struct json_object	*o = NULL;
 	const char		*cred = in_str(r, "credential"),
 				*uid = in_str(r, "user_id"),
 				*meter = in_str(r, "meter"),
@@ -271,9 +250,9 @@ h_check(struct req *r)
 	int			 rc = DB_FAIL;
 
 	if ((cred == NULL) == (uid == NULL)) {
-		reply_invalid1(r, cred == NULL ? "credential" : "user_id",
+		outcome_invalid(&out, cred == NULL ? "credential" : "user_id",
 		    "give either a credential or a user_id");
-		return;
+		goto out;
 	}
 	/* A credential as the user sent it: "Bearer " is not part of it. */
 	if (cred != NULL && strncasecmp(cred, "Bearer ", 7) == 0)
@@ -295,12 +274,13 @@ h_check(struct req *r)
 		if ((rc = claim(r, key, &prior)) < 0)
 			goto dberr;
 		if (rc == 0) {
-			if ((o = json_tokener_parse(prior)) == NULL) {
+			/* The answer the first request with this key got. */
+			if ((out.body = json_tokener_parse(prior)) == NULL) {
 				rc = DB_FAIL;
 				goto dberr;
 			}
-			reply_json(r, 200, o);
-			return;
+			out.status = 200;
+			goto out;
 		}
 		claimed = true;
 	}
@@ -350,19 +330,19 @@ h_check(struct req *r)
 		rc = DB_DOWN;
 		goto dberr;
 	}
-	if ((o = answer(r, &v, meter, &rc)) == NULL)
+	if ((out.body = answer(r, &v, meter, &rc)) == NULL)
 		goto dberr;
 	if (claimed && (rc = db_exec(&q_idem_put, "sss",
-	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
-	    r->who.key_id, key)) < 0) {
-		json_object_put(o);
+	    json_object_to_json_string_ext(out.body, JSON_C_TO_STRING_PLAIN),
+	    r->who.key_id, key)) < 0)
 		goto dberr;
-	}
-	reply_json(r, 200, o);
-	return;
+	out.status = 200;
+	goto out;
 dberr:
 	/* Nothing was counted: the next try decides afresh. */
 	if (claimed && !counted)
 		db_exec(&q_idem_drop, "ss", r->who.key_id, key);
-	reply_db(r, rc);
+	out.rc = rc;
+out:
+	reply_outcome(r, &out);
 }

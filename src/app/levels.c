@@ -50,7 +50,7 @@ meter_kind(struct req *r, const char *name, const char **kind)
 void
 h_usage_level_put(struct req *r)
 {
-	struct json_object	*o;
+	struct outcome		 out = OUTCOME_INIT;
 	struct dbrows		 lim;
 	const char		*meter = r->params[0], *kind,
 				*uid = in_str(r, "user_id");
@@ -58,21 +58,23 @@ h_usage_level_put(struct req *r)
 	int			 rc, i;
 
 	if (meter == NULL || valid_slug(meter, strlen(meter)) != NULL) {
-		reply_invalid1(r, "meter", "must be a meter name (a-z, 0-9, _)");
-		return;
+		outcome_invalid(&out, "meter", "must be a meter name (a-z, 0-9, "
+		    "_)");
+		goto out;
 	}
-	if ((rc = meter_kind(r, meter, &kind)) < 0)
-		goto dberr;
+	if ((out.rc = rc = meter_kind(r, meter, &kind)) < 0)
+		goto out;
 	if (rc == 0 || strcmp(kind, "level") != 0) {
-		reply_invalid1(r, "meter", "is not a level meter (tollgatectl "
+		outcome_invalid(&out, "meter", "is not a level meter (tollgatectl "
 		    "meters set NAME kind=level)");
-		return;
+		goto out;
 	}
-	if ((rc = db_select(r->a, &q_user_limit, &lim, "ss", uid, meter)) < 0)
-		goto dberr;
+	if ((out.rc = rc = db_select(r->a, &q_user_limit, &lim, "ss", uid,
+	    meter)) < 0)
+		goto out;
 	if (rc == 0) {
-		reply_invalid1(r, "user_id", "no such user");
-		return;
+		outcome_invalid(&out, "user_id", "no such user");
+		goto out;
 	}
 	/* A single statement: retried alone on a deadlock. */
 	for (i = 0; i < DB_TX_TRIES; i++)
@@ -81,20 +83,21 @@ h_usage_level_put(struct req *r)
 			break;
 	if (rc == DB_FAIL) {
 		/* The user went between the two statements. */
-		reply_invalid1(r, "user_id", "no such user");
-		return;
+		outcome_invalid(&out, "user_id", "no such user");
+		goto out;
 	}
-	if (rc < 0)
-		goto dberr;
-	o = json_object_new_object();
-	json_object_object_add(o, "meter", json_object_new_string(meter));
-	json_object_object_add(o, "level", json_object_new_int64(level));
-	json_object_object_add(o, "limit", dbv(&lim, 0, 1) ?
+	if ((out.rc = rc) < 0)
+		goto out;
+	out.status = 200;
+	out.body = json_object_new_object();
+	json_object_object_add(out.body, "meter",
+	    json_object_new_string(meter));
+	json_object_object_add(out.body, "level",
+	    json_object_new_int64(level));
+	json_object_object_add(out.body, "limit", dbv(&lim, 0, 1) ?
 	    json_object_new_int64(dbi(&lim, 0, 1)) : NULL);
-	reply_json(r, 200, o);
-	return;
-dberr:
-	reply_db(r, rc);
+out:
+	reply_outcome(r, &out);
 }
 
 /* ------------------------------------------------------------------ */

@@ -375,11 +375,11 @@ apply(struct req *r, const char *type, struct json_object *o, long long t)
 	return 0;	/* not one that changes anything here */
 }
 
-/* Answers a webhook that is not accepted: 400 with a reason. */
+/* A webhook that is not accepted: 400 with a reason. */
 static void
-reply_webhook_bad(struct req *r, const char *why)
+webhook_refuse(struct outcome *o, const char *why)
 {
-	reply_error(r, 400, "bad_request", why);
+	outcome_refuse(o, 400, "bad_request", why);
 }
 
 /* An event's effect, run by db_tx_run (maybe more than once). */
@@ -430,7 +430,8 @@ event_committed(void *v)
 void
 h_billing_webhook(struct req *r)
 {
-	struct json_object	*ev, *o, *res;
+	struct outcome		 out = OUTCOME_INIT;
+	struct json_object	*ev = NULL, *o;
 	const char		*id, *type;
 	long long		 now, created;
 	struct event_tx		 t;
@@ -439,12 +440,12 @@ h_billing_webhook(struct req *r)
 	if (cfg.stripe_webhook_secret[0] == '\0') {
 		log_warn("stripe_webhook", " msg=\"[stripe] webhook_secret is "
 		    "not configured\"");
-		reply_webhook_bad(r, "Webhooks are not configured.");
-		return;
+		webhook_refuse(&out, "Webhooks are not configured.");
+		goto out;
 	}
 	if ((rc = db_unix_now(r->a, &now)) < 0) {
-		reply_db(r, rc);
-		return;
+		out.rc = rc;
+		goto out;
 	}
 	switch (stripe_signature_check(req_env(r, "HTTP_STRIPE_SIGNATURE"),
 	    r->body, r->body_len, cfg.stripe_webhook_secret, now, TOLERANCE)) {
@@ -452,19 +453,19 @@ h_billing_webhook(struct req *r)
 		break;
 	case -2:
 		log_warn("stripe_webhook_stale", "%s", "");
-		reply_webhook_bad(r, "The Stripe-Signature timestamp is too "
+		webhook_refuse(&out, "The Stripe-Signature timestamp is too "
 		    "far from now.");
-		return;
+		goto out;
 	default:
 		log_warn("stripe_webhook_bad_signature", "%s", "");
-		reply_webhook_bad(r, "The Stripe-Signature is missing or "
+		webhook_refuse(&out, "The Stripe-Signature is missing or "
 		    "wrong.");
-		return;
+		goto out;
 	}
 	/* The raw body has been authenticated: now it may be parsed. */
 	if ((ev = parse_json_object(r->body, r->body_len)) == NULL) {
-		reply_webhook_bad(r, "The body is not a JSON event.");
-		return;
+		webhook_refuse(&out, "The body is not a JSON event.");
+		goto out;
 	}
 	id = json_str_at(ev, "id");
 	type = json_str_at(ev, "type");
@@ -473,9 +474,8 @@ h_billing_webhook(struct req *r)
 	if (id == NULL || *id == '\0' || strlen(id) > 255 || type == NULL ||
 	    strlen(type) > 128 || o == NULL ||
 	    !json_object_is_type(o, json_type_object)) {
-		json_object_put(ev);
-		reply_webhook_bad(r, "The body is not a Stripe event.");
-		return;
+		webhook_refuse(&out, "The body is not a Stripe event.");
+		goto out;
 	}
 	t.r = r;
 	t.id = id;
@@ -488,14 +488,16 @@ h_billing_webhook(struct req *r)
 	if (rc < 0) {
 		log_warn("stripe_webhook_failed", " event=%s type=%s rc=%d",
 		    id, type, rc);
-		json_object_put(ev);
-		reply_db(r, rc);
-		return;
+		out.rc = rc;
+		goto out;
 	}
 	log_info("stripe_webhook", " event=%s type=%s duplicate=%d", id, type,
 	    t.dup);
+	out.status = 200;
+	out.body = json_object_new_object();
+	json_object_object_add(out.body, "received",
+	    json_object_new_boolean(1));
+out:
 	json_object_put(ev);
-	res = json_object_new_object();
-	json_object_object_add(res, "received", json_object_new_boolean(1));
-	reply_json(r, 200, res);
+	reply_outcome(r, &out);
 }

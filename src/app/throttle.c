@@ -96,11 +96,23 @@ login_succeeded(struct req *r, const char *email_lc)
 	db_exec(&q_throttle_clear, "s", account_key(r, "2fa", email_lc));
 }
 
+/* Fills o with the 429 of a throttled login (retry: seconds). */
+void
+outcome_throttled(struct outcome *o, long retry)
+{
+	o->status = 429;
+	o->limit = cfg.login_failures;
+	o->retry = retry;
+}
+
 /* Answers 429 for a throttled login. */
 void
 reply_throttled(struct req *r, long retry)
 {
-	reply_rate_limited(r, cfg.login_failures, retry);
+	struct outcome	 o = OUTCOME_INIT;
+
+	outcome_throttled(&o, retry);
+	reply_outcome(r, &o);
 }
 
 /*

@@ -400,7 +400,7 @@ decide_local(struct arena *a, struct eng_user *u, const struct eng_check *chk,
 		v->status = 403;
 		v->code = u->is_trial ? "trial_credits_exhausted" :
 		    "quota_exceeded";
-		if (recall && !chk->final) {
+		if (recall && chk->tries < ENG_RETRIES) {
 			/* Other hosts give slices back: ask again first. */
 			v->retry = true;
 			return;
@@ -569,15 +569,26 @@ touch(const char *key, char kind, const char *obj, const char *uid)
 }
 
 /*
+ * Whether check chk, allowed with verdict v, was lost: it counts, but its
+ * record found no room in the journal (the database has been away long
+ * enough to fill it).  The caller answers 503.
+ */
+bool
+eng_lost(const struct eng_check *chk, const struct eng_verdict *v)
+{
+	return v->status == 204 && v->wait_seq == 0 && chk->cost > 0 &&
+	    !chk->dry && !v->in_db;
+}
+
+/*
  * Decides one check.  v->status is 204 or the denial's status (503 when
  * the database cannot be asked); v->wait_seq, when not 0, is the journal
  * record to wait for before answering; v->retry asks the caller to try
  * again after the next engine epoch (slices were recalled from other
- * hosts).
+ * hosts; at most ENG_RETRIES times: chk->tries counts the decisions).
  */
 void
-eng_decide(struct arena *a, const struct eng_check *chk,
-    struct eng_verdict *v)
+eng_decide(struct arena *a, struct eng_check *chk, struct eng_verdict *v)
 {
 	struct eng_cred		*c;
 	struct eng_user		*u = NULL;
@@ -681,8 +692,9 @@ decide:
 		decide_bucket(a, u, chk, recall, v);
 	else
 		decide_local(a, u, chk, recall, v);
-	if (v->status != 204 && recall && !chk->final)
+	if (v->status != 204 && recall && chk->tries < ENG_RETRIES)
 		v->retry = true;
+	chk->tries++;
 	eng_unlock(&u->lock);
 	/* A bare user id (kind u) has no session or key to touch. */
 	if (chk->kind != 'u' && !chk->dry && (v->status == 204 ||

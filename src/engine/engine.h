@@ -204,14 +204,40 @@ struct eng_check {
 	const char	*a, *b;
 	const char	*meter;
 	long long	 cost;
-	bool		 final;		/* no retry after this one */
+	int		 tries;		/* decisions so far (eng_decide counts) */
 	bool		 dry;		/* decide, but count nothing */
 	const char	*bucket;	/* a named rate bucket, or NULL */
 	const char	*role;		/* the role required, or NULL */
 };
 
-void		 eng_decide(struct arena *, const struct eng_check *,
+void		 eng_decide(struct arena *, struct eng_check *,
 		    struct eng_verdict *);
+bool		 eng_lost(const struct eng_check *, const struct eng_verdict *);
+
+/*
+ * The gate's barrier: a check is decided after an engine iteration that
+ * began after it arrived, so it sees every change committed before it
+ * (on every host).  eng_barrier_set starts (or, for a new try, renews)
+ * the wait of a zeroed b; eng_barrier_state says 1 once it is passed, 0
+ * while it is not, and -1 when it never will be in time: the engine
+ * cannot reach the database, or ENG_BARRIER_WAIT seconds passed since
+ * the first set (answer 503, fail closed).  A check counted in the
+ * journal is answered within ENG_COMMIT_WAIT seconds of its decision
+ * when its COMMIT is awaited, else 503.
+ */
+#define ENG_BARRIER_WAIT	5.0
+#define ENG_COMMIT_WAIT		3.0
+/* After a recall, a check is decided again at most this many times. */
+#define ENG_RETRIES		2
+
+struct eng_barrier {
+	uint64_t	 until;		/* the epoch awaited */
+	uint64_t	 fails;		/* the engine's failures at the start */
+	double		 t0;		/* the first set */
+};
+
+void		 eng_barrier_set(struct eng_barrier *);
+int		 eng_barrier_state(const struct eng_barrier *);
 
 /* poller.c: the engine process; flusher.c: the flusher process. */
 void		 eng_engine_run(void) __attribute__((noreturn));

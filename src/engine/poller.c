@@ -167,6 +167,30 @@ gates_waiting(void)
 }
 
 
+/* Starts or renews a check's wait for the barrier (engine.h). */
+void
+eng_barrier_set(struct eng_barrier *b)
+{
+	/* A check that came when started was s waits for epoch s + 1. */
+	b->until = __atomic_load_n(&eng->h.started, __ATOMIC_SEQ_CST) + 1;
+	if (b->t0 == 0) {
+		b->t0 = eng_now();
+		b->fails = __atomic_load_n(&eng->h.fails, __ATOMIC_ACQUIRE);
+	}
+}
+
+/* 1: the barrier is passed; 0: not yet; -1: not in time (engine.h). */
+int
+eng_barrier_state(const struct eng_barrier *b)
+{
+	if (__atomic_load_n(&eng->h.epoch, __ATOMIC_ACQUIRE) >= b->until)
+		return 1;
+	if (__atomic_load_n(&eng->h.fails, __ATOMIC_ACQUIRE) > b->fails + 1 ||
+	    eng_now() - b->t0 > ENG_BARRIER_WAIT)
+		return -1;
+	return 0;
+}
+
 void
 eng_engine_run(void)
 {
@@ -185,7 +209,7 @@ eng_engine_run(void)
 		eng_pace(now, POLL_GAP);
 		/*
 		 * A check that came when started was s waits for epoch s + 1:
-		 * an iteration whose poll began after it came.
+		 * an iteration whose poll began after it came (eng_barrier_set).
 		 */
 		uint64_t e = __atomic_add_fetch(&eng->h.started, 1,
 		    __ATOMIC_SEQ_CST);

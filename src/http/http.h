@@ -221,6 +221,37 @@ void	 reply_raw(struct req *, int status, const char *content_type,
 /* The message the contract gives a status when none is more specific. */
 const char *status_text(int);
 
+/*
+ * A long handler's one answer (docs/hacking.md, "A handler's shape"): it
+ * starts as OUTCOME_INIT (500), every failure fills it (outcome_refuse,
+ * or rc for a database failure) and jumps to out, success sets status
+ * and body, and reply_outcome at out: sends exactly one reply.
+ */
+struct outcome {
+	int			 status;	/* 500 until success */
+	int			 rc;		/* 500: the DB_* code (reply_db) */
+	const char		*code;		/* an error's code and */
+	const char		*message;	/* message (422: what is wrong) */
+	const char		*field;		/* 422: the field */
+	long			 limit;		/* 429: X-RateLimit-Limit */
+	long			 retry;		/* 429: Retry-After, seconds */
+	struct json_object	*body;		/* 2xx: sent (consumed) */
+};
+#define OUTCOME_INIT	{ 500, DB_FAIL, NULL, NULL, NULL, 0, 0, NULL }
+
+/* Fills o with an error: status, code and message. */
+void	 outcome_refuse(struct outcome *, int status, const char *code,
+	    const char *message);
+/* Fills o with 422 validation_failed naming field: what is wrong. */
+void	 outcome_invalid(struct outcome *, const char *field,
+	    const char *what);
+/*
+ * Sends o: a 2xx its body (none: 204), 401 with WWW-Authenticate, 422
+ * naming its field, 429 with the rate-limit headers, 500 as reply_db
+ * answers o->rc, any other status the contract's error body.
+ */
+void	 reply_outcome(struct req *, struct outcome *);
+
 /* csrf.c: the hidden "csrf" form field and its cookie. */
 const char *csrf_token(struct req *);
 bool	 csrf_ok(struct req *);

@@ -275,3 +275,53 @@ reply_redirect(struct req *r, int status, const char *location)
 	reply_header(r, "Location", location);
 	send_response(r, status, NULL, "", 0);
 }
+
+void
+outcome_refuse(struct outcome *o, int status, const char *code,
+    const char *message)
+{
+	o->status = status;
+	o->code = code;
+	o->message = message;
+}
+
+void
+outcome_invalid(struct outcome *o, const char *field, const char *what)
+{
+	o->status = 422;
+	o->field = field;
+	o->message = what;
+}
+
+void
+reply_outcome(struct req *r, struct outcome *o)
+{
+	struct json_object	*body = o->body;
+
+	o->body = NULL;
+	if (o->status >= 200 && o->status < 300) {
+		if (body != NULL)
+			reply_json(r, o->status, body);
+		else
+			reply_empty(r, o->status);
+		return;
+	}
+	json_object_put(body);
+	switch (o->status) {
+	case 401:
+		reply_unauth(r, o->code, o->message);
+		break;
+	case 422:
+		reply_invalid1(r, o->field, o->message);
+		break;
+	case 429:
+		reply_rate_limited(r, o->limit, o->retry);
+		break;
+	case 500:
+		reply_db(r, o->rc);
+		break;
+	default:
+		reply_error(r, o->status, o->code, o->message);
+		break;
+	}
+}

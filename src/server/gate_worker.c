@@ -48,13 +48,12 @@ struct conn {
 	int		 fd;
 	enum cstate	 st;
 	size_t		 inlen, outlen, outoff;
-	uint64_t	 until;		/* epoch or journal sequence awaited */
-	uint64_t	 fails;		/* the engine's failures when it came */
+	struct eng_barrier bar;		/* its wait for the gate's barrier */
+	uint64_t	 seq;		/* the journal record awaited */
 	char		 rid[40];	/* nginx's $request_id, for the log */
 	char		 addr[48];	/* the client's address, for the log */
 	char		 uid[ENG_ID];	/* whose check it was, for the log */
 	int		 status;
-	int		 retries;
 	double		 t0;
 	struct eng_check chk;
 	char		 cred[4096 + 8], a[72], b[ENG_ID], meter[ENG_NAME];
@@ -440,7 +439,7 @@ take_request(struct conn *c)
 	int		 rc, trc;
 
 	memset(&c->chk, 0, sizeof(c->chk));
-	c->retries = 0;
+	memset(&c->bar, 0, sizeof(c->bar));
 	c->t0 = eng_now();
 	snprintf(c->uid, sizeof(c->uid), "-");
 	if (!header_copy(c, "X-Request-Id", c->rid, sizeof(c->rid)))
@@ -547,8 +546,7 @@ take_request(struct conn *c)
 	c->chk.a = c->a;
 	c->chk.b = c->b;
 	c->st = C_BARRIER;
-	c->until = __atomic_load_n(&eng->h.started, __ATOMIC_SEQ_CST) + 1;
-	c->fails = __atomic_load_n(&eng->h.fails, __ATOMIC_ACQUIRE);
+	eng_barrier_set(&c->bar);
 	return;
 unauth:
 	deny_now(c, 401, "unauthenticated");
@@ -643,6 +641,7 @@ advance(struct conn *c)
 	struct eng_verdict	 v;
 	char			*end;
 	size_t			 used;
+	int			 rc;
 
 	for (;;) {
 		switch (c->st) {
@@ -659,28 +658,22 @@ advance(struct conn *c)
 			arena_reset(ar);
 			break;
 		case C_BARRIER:
-			if (__atomic_load_n(&eng->h.epoch, __ATOMIC_ACQUIRE) <
-			    c->until) {
+			if ((rc = eng_barrier_state(&c->bar)) == 0) {
+				park(c);
+				return true;
+			}
+			if (rc < 0) {
 				/*
 				 * The engine cannot reach the database: the
 				 * cache cannot be shown current, so fail closed
 				 * before deciding anything.
 				 */
-				if (__atomic_load_n(&eng->h.fails,
-				    __ATOMIC_ACQUIRE) > c->fails + 1 ||
-				    eng_now() - c->t0 > 5) {
-					deny_now(c, 503, "unavailable");
-					break;
-				}
-				park(c);
-				return true;
+				deny_now(c, 503, "unavailable");
+				break;
 			}
-			c->chk.final = c->retries >= 2;
 			eng_decide(ar, &c->chk, &v);
 			if (v.retry) {
-				c->retries++;
-				c->until = __atomic_load_n(&eng->h.started,
-				    __ATOMIC_SEQ_CST) + 1;
+				eng_barrier_set(&c->bar);
 				arena_reset(ar);
 				park(c);
 				return true;
@@ -688,37 +681,34 @@ advance(struct conn *c)
 			/* A trusted token's user is gone: map it afresh. */
 			if (c->chk.kind == 'u' && v.status == 401)
 				trust_memo_drop(c->cred, c->a);
+			/* The journal is full: the database is away. */
+			if (eng_lost(&c->chk, &v))
+				v.status = 503, v.code = "unavailable";
 			answer(c, &v);
 			if (v.status == 204 && v.notice != 0)
 				send_notice(&v, c->chk.meter);
 			arena_reset(ar);
-			if (v.wait_seq == 0 && v.status == 204 &&
-			    c->chk.cost > 0 && !v.in_db) {
-				/* The journal is full: the database is away. */
-				v.status = 503, v.code = "unavailable";
-				answer(c, &v);
-			}
 			/*
 			 * The record is in the shared journal, which outlives
 			 * every process; waiting for its COMMIT as well guards
 			 * against a crash of the whole machine, at the price of
 			 * a COMMIT per answer ([server] gate_wait_commit).
 			 */
-			c->until = v.wait_seq;
+			c->seq = v.wait_seq;
 			c->st = v.wait_seq != 0 && cfg.gate_wait_commit ?
 			    C_FLUSH : C_WRITE;
 			break;
 		case C_FLUSH:
 			if (__atomic_load_n(&eng->h.jflushed, __ATOMIC_ACQUIRE) <
-			    c->until) {
+			    c->seq) {
 				/*
-				 * Decided, but not committed in 3 s (the
+				 * Decided, but not committed in time (the
 				 * database went away meanwhile): the client
 				 * hears 503 before its own timeout; the record
 				 * is committed when the database is back
 				 * (docs/gate.md).
 				 */
-				if (eng_now() - c->t0 > 3) {
+				if (eng_now() - c->t0 > ENG_COMMIT_WAIT) {
 					deny_now(c, 503, "unavailable");
 					break;
 				}
