@@ -20,8 +20,6 @@ use TG;
 use Fakes qw(fake_start fake_stop fake_post fake_get);
 use BillingTest;
 
-our $TODO;
-
 my $STATE = "$ENV{TG_DEVSTACK}/tmp/fake-stripe-53.json";
 unlink $STATE;
 fake_start('stripe', FAKE_STATE_FILE => $STATE);
@@ -195,15 +193,7 @@ is(scalar(grep { $_->{idempotency_key} ne "tg-mr-$k->{id}" } @$kreq), 0,
     'killed: every try with the same Idempotency-Key');
 is($kev->{payload}{value}, $k->{quantity}, 'killed: the sum arrived once');
 
-# --- The gate queues a paying user's usage (once the gate calls it). -----
-# The gate (another branch) must call meter_report_add() for allowed
-# checks; until src/app/gate.c does, this is a TODO.
-sub calls {
-	my ($file, $fn) = @_;
-	open my $fh, '<', "$ENV{TG_ROOT}/src/$file" or return 0;
-	local $/;
-	return <$fh> =~ /\b$fn\(\s*r\s*,/;
-}
+# --- The gate queues a paying user's usage (the flusher, tg_flush). ------
 SKIP: {
 	skip 'the gate (/demo/compute) has not landed on this branch', 2
 	    unless gate_ready();
@@ -215,8 +205,6 @@ SKIP: {
 	my $before = $qsum->();
 	my $res = req(GET => '/demo/compute', bearer($u->{access}));
 	is($res->code, 200, 'the gate lets a paying user through');
-	local $TODO = calls('gate.c', 'meter_report_add') ? undef
-	    : 'src/app/gate.c does not call meter_report_add() yet';
 	is($qsum->() - $before, 5, "the check's cost is queued for Stripe");
 }
 
@@ -251,18 +239,14 @@ my $sy = uid_subscribe($y, 'pro');
 my $res = req(DELETE => '/api/v1/me', { %{ bearer($y->{access}) },
     'Content-Type' => 'application/json' },
     Mojo::JSON::encode_json({ password => $y->{password} }));
-# DELETE /api/v1/me (accounts) must call billing_cancel_for_user() in its
-# transaction; until that one line is in src/app/me.c this is a TODO.
-my $wired = calls('me.c', 'billing_cancel_for_user');
+# DELETE /api/v1/me queues its subscriptions' cancellation in its
+# transaction; the sender cancels them at Stripe.
 SKIP: {
 	skip 'DELETE /api/v1/me has not landed on this branch (accounts)', 2
 	    if $res->code == 404 || $res->code == 405;
 	is($res->code, 204, 'DELETE /api/v1/me: 204');
-	local $TODO = $wired ? undef : 'src/app/me.c does not call '
-	    . 'billing_cancel_for_user() yet';
 	ok(wait_for(sub { grep { $_ eq $sy->{subscription} }
-	    @{ fake_get('stripe', '/_fake/state')->{cancelled} } },
-	    $wired ? 10 : 2),
+	    @{ fake_get('stripe', '/_fake/state')->{cancelled} } }, 10),
 	    'deleting the account cancels its subscription at Stripe');
 }
 
