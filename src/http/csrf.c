@@ -70,9 +70,10 @@ csrf_ok(struct req *r)
 
 /*
  * The same for the sign-in forms (log in, sign up, a mailed link's
- * button, the code step, reset, log out), which may have been drawn
- * before the browser's session changed: a field made without a session
- * passes too.  Such forms change nothing a stranger could use.
+ * button, asking for a sign-in link or a reset, the code step, log
+ * out), which may have been drawn before the browser's session changed:
+ * a field made without a session passes too.  Such forms change nothing
+ * a stranger could use.
  */
 bool
 csrf_ok_signin(struct req *r)

@@ -761,7 +761,7 @@ h_page_magic_request_post(struct req *r)
 	struct page	 p;
 	int		 rc;
 
-	if (!pg_csrf(r))
+	if (!pg_csrf_signin(r))
 		return;
 	pg_init(&p, r);
 	if (!pg_take(&p)) {
