@@ -137,6 +137,26 @@ sub ctl {
 	my $lf_old = 'c' x 60 . sprintf('%04d', $$ % 10000);
 	$db->do(q{INSERT INTO login_failures (key_hash, window_start, count)
 	    VALUES (?, UTC_TIMESTAMP(6) - INTERVAL 1 DAY, 3)}, undef, $lf_old);
+	# A rate window of two days ago, a remembered check answer of two
+	# days ago and one of now, mail sent 40 days ago and 1 day ago.
+	$db->do(q{INSERT INTO rate_windows (user_id, bucket, window_start, count)
+	    VALUES (?, 'api', UTC_TIMESTAMP(6) - INTERVAL 2 DAY, 7)
+	    ON DUPLICATE KEY UPDATE window_start = VALUES(window_start)},
+	    undef, $u->{id});
+	$db->do(q{INSERT INTO bucket_windows (user_id, bucket, window_start, count)
+	    VALUES (?, 'hdgc', UTC_TIMESTAMP(6) - INTERVAL 2 DAY, 7)}, undef,
+	    $u->{id});
+	my ($ck_old, $ck_new) = ("hd-gc-old-$$", "hd-gc-new-$$");
+	$db->do(q{INSERT INTO check_requests (service_key_id, idempotency_key,
+	    answer, created_at) VALUES ('hdgcservicekey0000000a', ?, '{}',
+	    UTC_TIMESTAMP(6) - INTERVAL 2 DAY), ('hdgcservicekey0000000a', ?,
+	    '{}', UTC_TIMESTAMP(6))}, undef, $ck_old, $ck_new);
+	my ($mail_old, $mail_new) = map { 'hdgc' . substr(rand() =~ s/\D//gr, 0, 18) } 1, 2;
+	$db->do(q{INSERT INTO outbox (id, user_id, kind, to_addr, subject,
+	    body_text, status, sent_at) VALUES (?, ?, 'welcome', 'gc@example.com',
+	    's', 'b', 'sent', UTC_TIMESTAMP(6) - INTERVAL 40 DAY), (?, ?,
+	    'welcome', 'gc@example.com', 's', 'b', 'sent', UTC_TIMESTAMP(6) -
+	    INTERVAL 1 DAY)}, undef, $mail_old, $u->{id}, $mail_new, $u->{id});
 
 	my ($rc, $out) = ctl('gc');
 	is($rc, 0, 'tollgatectl gc: exit 0') or diag $out;
@@ -152,6 +172,21 @@ sub ctl {
 	    'an expired one-time token is gone');
 	is($has->('SELECT COUNT(*) FROM login_failures WHERE key_hash = ?',
 	    $lf_old), 0, 'an old throttle row is gone');
+	is($has->(q{SELECT COUNT(*) FROM rate_windows WHERE user_id = ? AND
+	    bucket = 'api'}, $u->{id}), 0, 'a rate window of two days ago is gone');
+	is($has->(q{SELECT COUNT(*) FROM bucket_windows WHERE user_id = ? AND
+	    bucket = 'hdgc'}, $u->{id}), 0, 'a bucket window of two days ago is gone');
+	is($has->('SELECT COUNT(*) FROM check_requests WHERE idempotency_key = ?',
+	    $ck_old), 0, 'a check answer of two days ago is gone');
+	is($has->('SELECT COUNT(*) FROM check_requests WHERE idempotency_key = ?',
+	    $ck_new), 1, 'one of now stays');
+	is($has->('SELECT COUNT(*) FROM outbox WHERE id = ?', $mail_old), 0,
+	    'mail sent 40 days ago is gone');
+	is($has->('SELECT COUNT(*) FROM outbox WHERE id = ?', $mail_new), 1,
+	    'mail sent yesterday stays');
+	$db->do('DELETE FROM check_requests WHERE idempotency_key = ?', undef,
+	    $ck_new);
+	$db->do('DELETE FROM outbox WHERE id = ?', undef, $mail_new);
 	is($has->('SELECT COUNT(*) FROM sessions WHERE id = ?', $live_sid), 1,
 	    'the live session stays');
 	is(jpost('/api/v1/auth/refresh', { refresh_token => $u->{refresh} })->code,

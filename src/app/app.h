@@ -202,7 +202,13 @@ int	 apikeys_revoke_all_core(struct req *, const char *uid);
 handler_fn	 h_apikeys_delete_all;
 
 /* gc.c: purging expired rows (tollgatectl gc). */
-#define GC_KINDS	6
+/*
+ * How long POST /api/v1/check remembers its answer to an idempotency key,
+ * as an SQL interval: older claims are void (check.c), and tollgatectl gc
+ * purges them (gc.c).
+ */
+#define CHECK_ANSWER_LIFE	"INTERVAL 1 DAY"
+#define GC_KINDS	10
 extern const char *const gc_names[GC_KINDS];
 int	 gc_core(long long counts[GC_KINDS]);
 

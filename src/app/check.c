@@ -31,11 +31,8 @@
 static struct sql q_idem_void = SQL(
     "DELETE FROM check_requests WHERE service_key_id = ? AND "
     "idempotency_key = ? AND (created_at < UTC_TIMESTAMP(6) - "
-    "INTERVAL 1 DAY OR (answer IS NULL AND created_at < "
+    CHECK_ANSWER_LIFE " OR (answer IS NULL AND created_at < "
     "UTC_TIMESTAMP(6) - INTERVAL 60 SECOND))");
-static struct sql q_idem_purge = SQL(
-    "DELETE FROM check_requests WHERE created_at < UTC_TIMESTAMP(6) - "
-    "INTERVAL 1 DAY LIMIT 100");
 static struct sql q_idem_claim = SQL(
     "INSERT IGNORE INTO check_requests (service_key_id, idempotency_key) "
     "VALUES (?, ?)");
@@ -203,8 +200,7 @@ claim(struct req *r, const char *key, const char **out)
 	double		 t0 = eng_now();
 	int		 rc;
 
-	if ((rc = db_exec(&q_idem_void, "ss", r->who.key_id, key)) < 0 ||
-	    (rc = db_exec(&q_idem_purge, "")) < 0)
+	if ((rc = db_exec(&q_idem_void, "ss", r->who.key_id, key)) < 0)
 		return rc;
 	for (;;) {
 		if ((rc = db_exec(&q_idem_claim, "ss", r->who.key_id,
