@@ -196,4 +196,25 @@ like($res->body, qr{not valid}, 'used link: the message in the page');
 $res = page_login(browser(), $email, 'a new long password');
 is($res->code, 303, 'login with the new password');
 
+# A login link by mail (/login/magic, the other page that mails a link):
+# the same answer for anyone; a link for members.
+my ($memail) = make_user('pa-magic');
+$res = bget(browser(), '/login/magic');
+is($res->code, 200, 'GET /login/magic: 200');
+like($res->body, qr{<form method="post" action="/login/magic"}, 'with its form');
+$res = bpost(browser(), '/login/magic', { email => 'nobody-' . int(rand 1e9) . '@example.com' });
+is($res->code, 202, 'login link, unknown email: 202');
+my $unknown_magic = $res->body =~ s/name="csrf" value="[^"]*"//r;
+$res = bpost(browser(), '/login/magic', { email => $memail });
+is($res->code, 202, 'login link, known email: 202');
+like($res->body, qr{a login link is on its way}, 'login link: the page says so');
+is($res->body =~ s/name="csrf" value="[^"]*"//r, $unknown_magic, 'login link: the same page either way');
+my ($mtext) = $dbh->selectrow_array(
+    "SELECT body_text FROM outbox WHERE to_addr = ? AND kind = 'magic_link'", undef, $memail);
+like($mtext // '', qr{expires in 15 minutes}, 'the member is mailed a login link');
+$res = bpost(browser(), '/login/magic', { email => 'nope' });
+is($res->code, 422, 'login link, bad email: 422');
+$res = bpost(browser(), '/login/magic', { csrf => undef, email => $memail });
+is($res->code, 403, 'login link without CSRF: 403');
+
 done_testing;

@@ -667,116 +667,114 @@ h_page_logout(struct req *r)
 }
 
 /* ------------------------------------------------------------------ */
-/* A forgotten password.                                               */
+/* A link by mail: a forgotten password, or a login without one (the   */
+/* /login page's "Email me a login link").                             */
 /* ------------------------------------------------------------------ */
 
+/* One of the two pages that mail a link to an address. */
+struct link_page {
+	const char	*action;	/* the form's, and the route's path */
+	const char	*title;
+	const char	*what;		/* what the link does */
+	const char	*button;
+	const char	*kind;		/* the token's (mail_link_core) */
+	int		 minutes;	/* how long the link works */
+	const char	*sent;		/* the notice once asked */
+};
+
+static const struct link_page forgot = {
+	"/forgot-password", "Forgot your password?",
+	"a link to choose a new password", "Send the link", "reset", 60,
+	"If an account has this email, a link to choose a new password is on "
+	"its way. It works once, for an hour."
+};
+
+static const struct link_page magic = {
+	"/login/magic", "Log in by email",
+	"a link that logs you in without a password", "Email me a login link",
+	"magic", 15,
+	"If an account has this email, a login link is on its way. It works "
+	"once, for 15 minutes."
+};
+
 static void
-forgot_page(struct req *r, struct page *p, int status)
+link_form(struct req *r, struct page *p, const struct link_page *l,
+    int status)
 {
-	buf_puts(&p->b, "<p>Enter the email of your account, and we will "
-	    "send you a link to choose a new password.</p>\n");
-	pg_form(p, "/forgot-password", NULL);
+	buf_printf(&p->b, "<p>Enter the email of your account, and we will "
+	    "send you %s.</p>\n", l->what);
+	pg_form(p, l->action, NULL);
 	pg_input(p, "Email", "email", "email", pg_arg(r, "email"), "email",
 	    true);
-	pg_submit(p, "Send the link", NULL);
+	pg_submit(p, l->button, NULL);
 	buf_puts(&p->b, "<p><a href=\"/login\">Back to log in</a></p>\n");
-	pg_send(p, status, "Forgot your password?");
+	pg_send(p, status, l->title);
+}
+
+static void
+link_get(struct req *r, const struct link_page *l)
+{
+	struct page	 p;
+
+	pg_init(&p, r);
+	link_form(r, &p, l, 200);
+}
+
+/*
+ * Mails the link to the posted email when an account has it (within the
+ * mail throttle, as the JSON API does), and answers 202 with the same
+ * page whether or not one does; 422 the form with its message; 403
+ * without CSRF; 503.
+ */
+static void
+link_post(struct req *r, const struct link_page *l)
+{
+	struct page	 p;
+	int		 rc;
+
+	if (!pg_csrf_signin(r))
+		return;
+	pg_init(&p, r);
+	if (!pg_take(&p)) {
+		link_form(r, &p, l, 422);
+		return;
+	}
+	if ((rc = mail_link_core(r, in_str(r, "email"), l->kind, l->minutes,
+	    NULL)) < 0) {
+		reply_db(r, rc);
+		return;
+	}
+	pg_notice(&p, "notice", l->sent);
+	buf_puts(&p.b, "<p><a href=\"/login\">Back to log in</a></p>\n");
+	pg_send(&p, 202, "Check your email");
 }
 
 /* GET /forgot-password: 200 with the form. */
 void
 h_page_forgot(struct req *r)
 {
-	struct page	 p;
-
-	pg_init(&p, r);
-	forgot_page(r, &p, 200);
+	link_get(r, &forgot);
 }
 
-/*
- * POST /forgot-password {email}: 202 with the same page whether or not
- * the account exists; 422 the form with its message; 403 without CSRF.
- */
+/* POST /forgot-password {email}: as link_post. */
 void
 h_page_forgot_post(struct req *r)
 {
-	struct page	 p;
-	int		 rc;
-
-	if (!pg_csrf_signin(r))
-		return;
-	pg_init(&p, r);
-	if (!pg_take(&p)) {
-		forgot_page(r, &p, 422);
-		return;
-	}
-	if ((rc = mail_link_core(r, in_str(r, "email"), "reset", 60,
-	    NULL)) < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	pg_notice(&p, "notice", "If an account has this email, a link to "
-	    "choose a new password is on its way. It works once, for an "
-	    "hour.");
-	buf_puts(&p.b, "<p><a href=\"/login\">Back to log in</a></p>\n");
-	pg_send(&p, 202, "Check your email");
-}
-
-/* ------------------------------------------------------------------ */
-/* A login link by mail (the /login page's "Email me a login link").   */
-/* ------------------------------------------------------------------ */
-
-static void
-magic_request_page(struct req *r, struct page *p, int status)
-{
-	buf_puts(&p->b, "<p>Enter the email of your account, and we will "
-	    "send you a link that logs you in without a password.</p>\n");
-	pg_form(p, "/login/magic", NULL);
-	pg_input(p, "Email", "email", "email", pg_arg(r, "email"), "email",
-	    true);
-	pg_submit(p, "Email me a login link", NULL);
-	buf_puts(&p->b, "<p><a href=\"/login\">Back to log in</a></p>\n");
-	pg_send(p, status, "Log in by email");
+	link_post(r, &forgot);
 }
 
 /* GET /login/magic: 200 with the form. */
 void
 h_page_magic_request(struct req *r)
 {
-	struct page	 p;
-
-	pg_init(&p, r);
-	magic_request_page(r, &p, 200);
+	link_get(r, &magic);
 }
 
-/*
- * POST /login/magic {email}: 202 with the same page whether or not the
- * account exists (mail only to an existing one, within the mail
- * throttle, as POST /api/v1/auth/magic-link); 422 the form with its
- * message; 403 without CSRF; 503.
- */
+/* POST /login/magic {email}: as link_post. */
 void
 h_page_magic_request_post(struct req *r)
 {
-	struct page	 p;
-	int		 rc;
-
-	if (!pg_csrf_signin(r))
-		return;
-	pg_init(&p, r);
-	if (!pg_take(&p)) {
-		magic_request_page(r, &p, 422);
-		return;
-	}
-	if ((rc = mail_link_core(r, in_str(r, "email"), "magic", 15,
-	    NULL)) < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	pg_notice(&p, "notice", "If an account has this email, a login link "
-	    "is on its way. It works once, for 15 minutes.");
-	buf_puts(&p.b, "<p><a href=\"/login\">Back to log in</a></p>\n");
-	pg_send(&p, 202, "Check your email");
+	link_post(r, &magic);
 }
 
 static void
