@@ -56,9 +56,10 @@
 -- whole window when none is open).
 --
 -- tg_credit_refresh(uid, trial_credits): tg_allowance_renew for the
--- user's plan and period now, for a change to the balance outside the
--- gate (an admin's grant).  A trial that has not started (the address is
--- not verified yet) is left alone: verification grants its credits.
+-- user's plan and period now, outside the gate (app/users.c
+-- credit_refresh: an admin's grant, a Stripe event, a verified address).
+-- A trial that has not started (the address is not verified yet) is
+-- left alone: verification starts it, then refreshes.
 
 -- A new opaque id (22 URL-safe characters) for rows made here.
 CREATE OR REPLACE FUNCTION tg_new_id()
