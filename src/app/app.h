@@ -170,6 +170,9 @@ int	 ext_signin(struct req *, const struct ext_identity *,
 const char *ext_verified_email(struct req *, struct json_object *claims);
 const char *ext_subject(struct req *, struct json_object *claims);
 const char *ext_name(struct req *, struct json_object *claims);
+int	 ext_state_check(struct req *, bool opened, const char *state,
+	    const char *cookie_state, long long expires,
+	    void (*clear)(struct req *), const char **why);
 void	 ext_page(struct req *, int status, const char *title,
 	    const char *message, const char *again, const char *again_label);
 

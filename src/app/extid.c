@@ -384,6 +384,37 @@ ext_name(struct req *r, struct json_object *claims)
 }
 
 /*
+ * The checks every external sign-in's callback makes on its state
+ * cookie: it was read (opened), and its state is the one the provider
+ * sent back; it is used up now (clear), whatever follows; and it has not
+ * expired.  Returns 0 to go on, 400 with the page's message in *why, or a
+ * DB_* code.
+ */
+int
+ext_state_check(struct req *r, bool opened, const char *state,
+    const char *cookie_state, long long expires, void (*clear)(struct req *),
+    const char **why)
+{
+	long long	 now;
+	int		 rc;
+
+	if (!opened || state == NULL || cookie_state == NULL ||
+	    !ct_streq(state, cookie_state)) {
+		*why = "This sign-in could not be matched to your browser (its "
+		    "state is missing or wrong). Please start again.";
+		return 400;
+	}
+	if ((rc = db_unix_now(r->a, &now)) < 0)
+		return rc;
+	clear(r);
+	if (now > expires) {
+		*why = "This sign-in took too long. Please start again.";
+		return 400;
+	}
+	return 0;
+}
+
+/*
  * Ends a GitHub or OpenID sign-in on a page: the message (plain text,
  * escaped here), then the ways on: a link to again (a path) that says
  * again_label when again is not NULL, and the email login.  A 503 asks

@@ -301,30 +301,22 @@ h_github_callback(struct req *r)
 {
 	const char	*state = in_str(r, "state"), *code = in_str(r, "code");
 	const char	*error = in_str(r, "error");
-	const char	*c_state, *verifier, *token, *uid = NULL, *sid = NULL;
-	const char	*guest = NULL;
+	const char	*c_state = NULL, *verifier = NULL, *token, *uid = NULL;
+	const char	*sid = NULL, *guest = NULL, *why;
 	struct ghuser	 u;
 	struct ext_identity x;
 	enum ghres	 res;
-	long long	 expires, now;
+	long long	 expires = 0;
+	bool		 opened;
 	int		 rc = DB_FAIL, what = EXT_SESSION;
 
-	if (!gh_cookie_open(r, &c_state, &verifier, &expires, &guest) ||
-	    state == NULL || !ct_streq(state, c_state)) {
-		gh_page(r, 400, "GitHub sign-in failed", "This sign-in could "
-		    "not be matched to your browser (its state is missing or "
-		    "wrong). Please start again.");
-		return;
-	}
-	if ((rc = db_unix_now(r->a, &now)) < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	/* The state is used up, whatever happens next. */
-	gh_clear_cookie(r);
-	if (now > expires) {
-		gh_page(r, 400, "GitHub sign-in failed", "This sign-in took "
-		    "too long. Please start again.");
+	opened = gh_cookie_open(r, &c_state, &verifier, &expires, &guest);
+	if ((rc = ext_state_check(r, opened, state, c_state, expires,
+	    gh_clear_cookie, &why)) != 0) {
+		if (rc > 0)
+			gh_page(r, rc, "GitHub sign-in failed", why);
+		else
+			reply_db(r, rc);
 		return;
 	}
 	if (error != NULL) {

@@ -358,9 +358,9 @@ h_oidc_callback(struct req *r)
 	const char		*state = in_str(r, "state");
 	const char		*code = in_str(r, "code");
 	const char		*error = in_str(r, "error");
-	const char		*uid = NULL, *sid = NULL, *pn;
-	long long		 now;
+	const char		*uid = NULL, *sid = NULL, *pn, *why;
 	size_t			 i;
+	bool			 opened;
 	int			 rc = DB_FAIL, what = EXT_SESSION;
 
 	if ((p = provider_of(r->params[0], &i)) == NULL) {
@@ -369,22 +369,13 @@ h_oidc_callback(struct req *r)
 		return;
 	}
 	pn = p->name;
-	if (!cookie_open(r, &k) || strcmp(k.provider, p->name) != 0 ||
-	    state == NULL || !ct_streq(state, k.state)) {
-		oidc_page(r, 400, pn, "Sign-in failed", "This sign-in could "
-		    "not be matched to your browser (its state is missing or "
-		    "wrong). Please start again.");
-		return;
-	}
-	if ((rc = db_unix_now(r->a, &now)) < 0) {
-		reply_db(r, rc);
-		return;
-	}
-	/* The state is used up, whatever happens next. */
-	oidc_clear_cookie(r);
-	if (now > k.expires) {
-		oidc_page(r, 400, pn, "Sign-in failed", "This sign-in took "
-		    "too long. Please start again.");
+	opened = cookie_open(r, &k) && strcmp(k.provider, p->name) == 0;
+	if ((rc = ext_state_check(r, opened, state, k.state, k.expires,
+	    oidc_clear_cookie, &why)) != 0) {
+		if (rc > 0)
+			oidc_page(r, rc, pn, "Sign-in failed", why);
+		else
+			reply_db(r, rc);
 		return;
 	}
 	if (error != NULL) {
