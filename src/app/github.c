@@ -77,8 +77,6 @@ h_github_start(struct req *r)
 {
 	struct buf	 q;
 	const char	*state, *verifier, *payload, *guest;
-	unsigned char	*sealed;
-	size_t		 sealed_len;
 	long long	 now;
 	int		 rc;
 
@@ -100,10 +98,7 @@ h_github_start(struct req *r)
 	verifier = new_token(r->a, "", 32);
 	payload = arena_printf(r->a, "%s|%s|%lld|%s", state, verifier,
 	    now + GH_TTL, guest != NULL ? guest : "");
-	sealed = seal(r->a, payload, strlen(payload), &sealed_len);
-	reply_header(r, "Set-Cookie", arena_printf(r->a, "%s=%s; Path=%s; "
-	    "Max-Age=%d; HttpOnly; Secure; SameSite=Lax", GH_COOKIE,
-	    b64url(r->a, sealed, sealed_len), GH_PATH, GH_TTL));
+	cookie_seal(r, GH_COOKIE, payload, GH_PATH, GH_TTL);
 
 	buf_init(&q, r->a);
 	form_add(&q, "client_id", cfg.github_client_id);
@@ -126,18 +121,9 @@ static bool
 gh_cookie_open(struct req *r, const char **state, const char **verifier,
     long long *expires, const char **guest)
 {
-	const char	*c = kv_get(&r->cookies, GH_COOKIE);
-	unsigned char	*bin;
-	size_t		 binlen, clen;
 	char		*plain, *p1, *p2, *end;
 
-	if (c == NULL || (clen = strlen(c)) == 0 || clen > 1024)
-		return false;
-	bin = arena_alloc(r->a, clen);
-	if (sodium_base642bin(bin, clen, c, clen, NULL, &binlen, NULL,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
-		return false;
-	if ((plain = unseal(r->a, bin, binlen, NULL)) == NULL)
+	if ((plain = cookie_unseal(r, GH_COOKIE)) == NULL)
 		return false;
 	if ((p1 = strchr(plain, '|')) == NULL ||
 	    (p2 = strchr(p1 + 1, '|')) == NULL)

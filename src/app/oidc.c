@@ -184,8 +184,7 @@ h_oidc_start(struct req *r)
 	const struct discovery	*d;
 	struct buf		 q;
 	const char		*state, *verifier, *nonce, *payload, *guest;
-	unsigned char		*sealed;
-	size_t			 sealed_len, i;
+	size_t			 i;
 	long long		 now;
 	int			 rc;
 
@@ -210,10 +209,7 @@ h_oidc_start(struct req *r)
 	nonce = new_token(r->a, "", 32);
 	payload = arena_printf(r->a, "%s|%s|%s|%lld|%s|%s", state, verifier,
 	    nonce, now + OIDC_TTL, p->name, guest != NULL ? guest : "");
-	sealed = seal(r->a, payload, strlen(payload), &sealed_len);
-	reply_header(r, "Set-Cookie", arena_printf(r->a, "%s=%s; Path=%s; "
-	    "Max-Age=%d; HttpOnly; Secure; SameSite=Lax", OIDC_COOKIE,
-	    b64url(r->a, sealed, sealed_len), OIDC_PATH, OIDC_TTL));
+	cookie_seal(r, OIDC_COOKIE, payload, OIDC_PATH, OIDC_TTL);
 
 	buf_init(&q, r->a);
 	form_add(&q, "response_type", "code");
@@ -238,19 +234,11 @@ struct oidc_cookie {
 static bool
 cookie_open(struct req *r, struct oidc_cookie *k)
 {
-	const char	*c = kv_get(&r->cookies, OIDC_COOKIE);
-	unsigned char	*bin;
-	size_t		 binlen, clen, n;
+	size_t		 n;
 	char		*plain, *f[6], *end;
 
 	memset(k, 0, sizeof(*k));
-	if (c == NULL || (clen = strlen(c)) == 0 || clen > 1024)
-		return false;
-	bin = arena_alloc(r->a, clen);
-	if (sodium_base642bin(bin, clen, c, clen, NULL, &binlen, NULL,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
-		return false;
-	if ((plain = unseal(r->a, bin, binlen, NULL)) == NULL)
+	if ((plain = cookie_unseal(r, OIDC_COOKIE)) == NULL)
 		return false;
 	f[0] = plain;
 	for (n = 1; n < 6; n++) {

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
 
 #include "app/app.h"
 
@@ -73,9 +72,7 @@ static int
 pending_begin(struct req *r, const char *uid, const char *kind,
     const char *next)
 {
-	unsigned char	*sealed;
 	const char	*plain, *stamp;
-	size_t		 len;
 	long long	 now;
 	int		 rc;
 
@@ -85,10 +82,7 @@ pending_begin(struct req *r, const char *uid, const char *kind,
 		return rc;
 	plain = arena_printf(r->a, "%s|%s|%lld|%s|%s", uid, kind,
 	    now + PENDING_TTL, stamp, safe_next(next, "/profile"));
-	sealed = seal(r->a, plain, strlen(plain), &len);
-	reply_header(r, "Set-Cookie", arena_printf(r->a, "%s=%s; "
-	    "Path=/; Max-Age=%d; HttpOnly; Secure; SameSite=Lax",
-	    PENDING_COOKIE, b64url(r->a, sealed, len), PENDING_TTL));
+	cookie_seal(r, PENDING_COOKIE, plain, "/", PENDING_TTL);
 	log_info("totp_pending", " user=%s kind=%s", uid, kind);
 	return 0;
 }
@@ -101,20 +95,12 @@ pending_begin(struct req *r, const char *uid, const char *kind,
 int
 pending_read(struct req *r, struct pending *p)
 {
-	const char	*c = kv_get(&r->cookies, PENDING_COOKIE);
-	unsigned char	*raw;
 	char		*plain, *f[5], *save = NULL;
 	const char	*stamp;
-	size_t		 rawlen = 0, n;
 	long long	 now;
 	int		 i, rc;
 
-	if (c == NULL || (n = strlen(c)) > 2048 || n == 0)
-		return 0;
-	raw = arena_alloc(r->a, n);
-	if (sodium_base642bin(raw, n, c, n, NULL, &rawlen, NULL,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-	    (plain = unseal(r->a, raw, rawlen, NULL)) == NULL)
+	if ((plain = cookie_unseal(r, PENDING_COOKIE)) == NULL)
 		return 0;
 	for (i = 0; i < 5; i++) {
 		f[i] = strtok_r(i == 0 ? plain : NULL, "|", &save);

@@ -252,6 +252,16 @@ void	 outcome_invalid(struct outcome *, const char *field,
  */
 void	 reply_outcome(struct req *, struct outcome *);
 
+/*
+ * sealed.c: cookies sealed under the crypto key.  cookie_seal sets name
+ * to plain, sealed, for path and max_age seconds; cookie_unseal returns
+ * name's plain text (in the arena), or NULL when it is missing, too long
+ * or was not sealed here.
+ */
+void	 cookie_seal(struct req *, const char *name, const char *plain,
+	    const char *path, int max_age);
+char	*cookie_unseal(struct req *, const char *name);
+
 /* csrf.c: the hidden "csrf" form field and its cookie. */
 const char *csrf_token(struct req *);
 bool	 csrf_ok(struct req *);
