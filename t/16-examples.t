@@ -18,7 +18,7 @@ use POSIX ();
 use IO::Socket::INET;
 use Mojo::JSON qw(decode_json);
 use Mojo::UserAgent;
-use TG;
+use TG qw(:DEFAULT run_with ctl);
 use TGGate;
 use TGChromium ();
 
@@ -55,20 +55,6 @@ sub listening {
 	    Timeout => 1) }, 15);
 }
 
-# Runs a command with extra environment; returns (exit status, output).
-sub run {
-	my ($env, @cmd) = @_;
-	local @ENV{ keys %$env } = values %$env;
-	my $pid = open(my $fh, '-|') // die "fork: $!";
-	if ($pid == 0) {
-		open STDERR, '>&', \*STDOUT;
-		exec @cmd or POSIX::_exit(127);
-	}
-	local $/;
-	my $out = <$fh> // '';
-	close $fh;
-	return ($? >> 8, $out);
-}
 
 my $u = new_user();
 my $db = gdb();
@@ -103,8 +89,7 @@ is(used('compute_minutes'), 5, '/examples/render counts 5 compute minutes');
 # --- usage-event.sh: a service reports usage --------------------------
 
 my $name = "examples_$$";
-my ($rc, $out) = run({}, "$ENV{TG_BUILD}/src/tollgatectl", '-c', $ENV{TG_CONF},
-    'service-key', 'create', $name);
+my ($rc, $out) = ctl('service-key', 'create', $name);
 my ($skey) = $out =~ /(tgs_\S+)\s*\z/;
 ok($skey, 'a service key') or diag($out);
 END {
@@ -114,15 +99,15 @@ END {
 }
 my %env = (TOLLGATE_URL => base(), TOLLGATE_SERVICE_KEY => $skey // '',
     CURL_CA_BUNDLE => $cert);
-($rc, $out) = run(\%env, "$ex/usage-event.sh", $u->{id}, 'compute_minutes',
+($rc, $out) = run_with(\%env, "$ex/usage-event.sh", $u->{id}, 'compute_minutes',
     7, "render-$$");
 is($rc, 0, 'usage-event.sh: exit 0') or diag($out);
 like($out, qr/^recorded 7 compute_minutes for \Q$u->{id}\E/m, 'usage-event.sh says so');
-($rc, $out) = run(\%env, "$ex/usage-event.sh", $u->{id}, 'compute_minutes',
+($rc, $out) = run_with(\%env, "$ex/usage-event.sh", $u->{id}, 'compute_minutes',
     7, "render-$$");
 is($rc, 0, 'the same report again: exit 0');
 is(used('compute_minutes'), 12, 'counted once: 5 + 7');
-($rc, $out) = run({ %env, TOLLGATE_SERVICE_KEY => 'tgs_not_a_key' },
+($rc, $out) = run_with({ %env, TOLLGATE_SERVICE_KEY => 'tgs_not_a_key' },
     "$ex/usage-event.sh", $u->{id}, 'compute_minutes', 1);
 isnt($rc, 0, 'a bad service key: usage-event.sh fails');
 like($out, qr/answered 401/, 'and says tollgate answered 401');
@@ -132,14 +117,14 @@ like($out, qr/answered 401/, 'and says tollgate answered 401');
 spawn('ws', 'perl', "$ex/ws-server.pl", 'daemon', '-l', "http://127.0.0.1:$ws_port");
 ok(listening($ws_port), 'ws-server.pl listens');
 my $wss = "wss://127.0.0.1:$ENV{TG_PORT}/examples/ws";
-($rc, $out) = run({ TOLLGATE_KEY => $u->{key}, CA_FILE => $cert },
+($rc, $out) = run_with({ TOLLGATE_KEY => $u->{key}, CA_FILE => $cert },
     'perl', "$ex/ws-client.pl", $wss, 'hi there');
 is($rc, 0, 'ws-client.pl: exit 0') or diag($out);
 my ($greet, $echo) = split /\n/, $out;
 is(eval { decode_json($greet // '')->{hello} }, $u->{id},
     'the WebSocket server greets the caller by id');
 is($echo, 'echo: hi there', 'and echoes');
-($rc, $out) = run({ TOLLGATE_KEY => 'tgk_not_a_key', CA_FILE => $cert },
+($rc, $out) = run_with({ TOLLGATE_KEY => 'tgk_not_a_key', CA_FILE => $cert },
     'perl', "$ex/ws-client.pl", $wss);
 is($rc, 1, 'ws-client.pl with a bad key: exit 1');
 like($out, qr/^refused: 401 .*unauthenticated/, 'the gate refused the upgrade with 401');
@@ -176,7 +161,7 @@ ok(!defined $res->headers->header('Access-Control-Allow-Origin'),
     'another origin gets no CORS headers');
 
 # The page's client, run in Node as the page would run it.
-($rc, $out) = run({ NODE_EXTRA_CA_CERTS => $cert, TG_ROOT => $root },
+($rc, $out) = run_with({ NODE_EXTRA_CA_CERTS => $cert, TG_ROOT => $root },
     'node', "$root/t/examples/spa-node.mjs", base(), $spa_origin, $u->{email},
     'correct horse battery');
 my $spa = eval { decode_json((split /\n/, $out)[-1] // '') } // {};

@@ -11,7 +11,7 @@ use lib 't/lib';
 
 use Test::More;
 use Mojo::JSON qw(encode_json);
-use TG;
+use TG qw(:DEFAULT restart_tollgated);
 use TGGate;
 use TGMail qw(sink_start wait_mail mail_token);
 
@@ -19,19 +19,13 @@ my $db = gdb();
 sink_start();	# the verification mail of a user below
 my ($skid);
 
-sub restart {
-	my (%env) = @_;
-	local @ENV{keys %env} = values %env;
-	devstack('restart-tollgated') or return 0;
-	return wait_for(sub { (req(GET => '/healthz')->code // 0) == 200 }, 30);
-}
 END {
 	my $st = $?;
 	if ($skid) {
 		$db->do('DELETE FROM check_requests WHERE service_key_id = ?', undef, $skid);
 		$db->do('DELETE FROM service_keys WHERE id = ?', undef, $skid);
 	}
-	restart();
+	restart_tollgated();
 	$? = $st;
 }
 
@@ -53,7 +47,7 @@ is(code_of($r), 'email_not_verified', 'email_not_verified');
 is(check({ user_id => $u->{id} })->{code}, 'email_not_verified',
     '/api/v1/check says the same');
 
-ok(restart(TOLLGATE_TRIAL_REQUIRE_VERIFIED_EMAIL => 'no'),
+ok(restart_tollgated(TOLLGATE_TRIAL_REQUIRE_VERIFIED_EMAIL => 'no'),
     'tollgated restarted with require_verified_email = no');
 my $n = new_user(unverified => 1);
 $r = req(GET => '/demo/echo', bearer($n->{key}));
@@ -91,7 +85,7 @@ $db->do('UPDATE users SET disabled_at = UTC_TIMESTAMP(6) WHERE id = ?', undef, $
 is(code_of(req(GET => '/demo/echo', bearer($d->{key}))), 'account_disabled',
     'a disabled account is still refused');
 
-ok(restart(), 'back to the default');
+ok(restart_tollgated(), 'back to the default');
 is(code_of(req(GET => '/demo/echo', bearer($n->{key}))), 'email_not_verified',
     'yes again: refused at once');
 

@@ -14,7 +14,7 @@ use lib 't/lib';
 
 use Test::More;
 use Mojo::UserAgent::CookieJar;
-use TG;
+use TG qw(:DEFAULT restart_tollgated);
 use TGMail;
 use TGAccount;
 require './t/60-helpers.pl';
@@ -22,20 +22,14 @@ require './t/60-helpers.pl';
 sink_start();
 my @made;
 
-sub restart {
-	my (%env) = @_;
-	local @ENV{keys %env} = values %env;
-	devstack('restart-tollgated') or return 0;
-	return wait_for(sub { (req(GET => '/healthz')->code // 0) == 200 }, 30);
-}
 
-ok(restart(TOLLGATE_ACCOUNTS_MAGIC_LINK_SIGNUP => 'yes'),
+ok(restart_tollgated(TOLLGATE_ACCOUNTS_MAGIC_LINK_SIGNUP => 'yes'),
     'tollgated restarted with magic_link_signup = yes');
 END {
 	my $st = $?;
 	my $db = dbh();
 	$db->do('DELETE FROM users WHERE id = ?', undef, $_) for @made;
-	restart();
+	restart_tollgated();
 	$? = $st;
 }
 

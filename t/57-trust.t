@@ -15,33 +15,27 @@ use warnings;
 use lib 't/lib', 't/fakes';
 
 use Test::More;
-use TG;
+use TG qw(:DEFAULT restart_tollgated);
 use TGMail;
 use TGAccount;
-use Fakes qw(fake_start fake_post fake_port);
+use Fakes qw(fake_start fake_post fake_port fake_id_token);
 
 my $ISS = 'http://127.0.0.1:' . fake_port('oidc');
 my $AUD = 'tollgate-api';
 my $dbh = dbh();
 my @made;
 
-sub restart {
-	my (%env) = @_;
-	local @ENV{keys %env} = values %env;
-	devstack('restart-tollgated') or return 0;
-	return wait_for(sub { (req(GET => '/healthz')->code // 0) == 200 }, 30);
-}
 
 sink_start();
 fake_start('oidc');
-ok(restart(TOLLGATE_TRUST_FAKEIDP_ISSUER => $ISS,
+ok(restart_tollgated(TOLLGATE_TRUST_FAKEIDP_ISSUER => $ISS,
     TOLLGATE_TRUST_FAKEIDP_AUDIENCE => $AUD,
     TOLLGATE_TRUST_FAKEIDP_JWKS_URL => "$ISS/jwks"),
     'tollgated restarted with [trust fakeidp]');
 END {
 	my $st = $?;
 	$dbh->do('DELETE FROM users WHERE id = ?', undef, $_) for @made;
-	restart();
+	restart_tollgated();
 	$? = $st;
 }
 
@@ -49,15 +43,7 @@ my $keys = fake_post('oidc', '/_fake/keys', {});
 my $rsa = $keys->{signing};
 
 # A token of the fake issuer: claims merged over good ones.
-sub tok {
-	my (%o) = @_;
-	my $now = time;
-	my %c = (iss => $ISS, aud => $AUD, sub => $o{sub} // 'u' . int(rand 1e9),
-	    iat => $now, exp => $now + 300, %{ $o{claims} // {} });
-	delete $c{$_} for @{ $o{delete} // [] };
-	return fake_post('oidc', '/_fake/sign', { claims => \%c,
-	    kid => $o{kid} // $rsa, alg => $o{alg}, header => $o{header} })->{token};
-}
+sub tok { return fake_id_token(iss => $ISS, aud => $AUD, kid => $rsa, @_) }
 
 sub me {
 	my ($t) = @_;

@@ -16,7 +16,7 @@ use lib 't/lib', 't/fakes';
 use Test::More;
 use Mojo::URL;
 use Mojo::UserAgent::CookieJar;
-use TG;
+use TG qw(:DEFAULT restart_tollgated);
 use TGMail;
 use TGAccount;
 use Fakes qw(fake_start fake_post fake_get fake_port);
@@ -25,23 +25,17 @@ my $ISS = 'http://127.0.0.1:' . fake_port('oidc');
 my $dbh = dbh();
 my @made;
 
-sub restart {
-	my (%env) = @_;
-	local @ENV{keys %env} = values %env;
-	devstack('restart-tollgated') or return 0;
-	return wait_for(sub { (req(GET => '/healthz')->code // 0) == 200 }, 30);
-}
 
 sink_start();
 fake_start('oidc');
-ok(restart(TOLLGATE_OIDC_FAKE_ISSUER => $ISS,
+ok(restart_tollgated(TOLLGATE_OIDC_FAKE_ISSUER => $ISS,
     TOLLGATE_OIDC_FAKE_CLIENT_ID => 'oidc-client',
     TOLLGATE_OIDC_FAKE_CLIENT_SECRET => 'oidc-secret'),
     'tollgated restarted with [oidc fake]');
 END {
 	my $st = $?;
 	$dbh->do('DELETE FROM users WHERE id = ?', undef, $_) for @made;
-	restart();
+	restart_tollgated();
 	$? = $st;
 }
 

@@ -19,10 +19,10 @@ use lib 't/lib', 't/fakes';
 use Test::More;
 use Mojo::URL;
 use Mojo::UserAgent::CookieJar;
-use TG;
+use TG qw(:DEFAULT restart_tollgated);
 use TGMail;
 use TGAccount;
-use Fakes qw(fake_start fake_post fake_port);
+use Fakes qw(fake_start fake_post fake_port fake_id_token);
 require './t/70-helpers.pl';
 
 my $ISS = 'http://127.0.0.1:' . fake_port('oidc');
@@ -30,16 +30,10 @@ my $AUD = 'tollgate-api';
 my $dbh = dbh();
 my @made;
 
-sub restart {
-	my (%env) = @_;
-	local @ENV{keys %env} = values %env;
-	devstack('restart-tollgated') or return 0;
-	return wait_for(sub { (req(GET => '/healthz')->code // 0) == 200 }, 30);
-}
 
 sink_start();
 fake_start('oidc');
-ok(restart(TOLLGATE_TRUST_FAKEIDP_ISSUER => $ISS,
+ok(restart_tollgated(TOLLGATE_TRUST_FAKEIDP_ISSUER => $ISS,
     TOLLGATE_TRUST_FAKEIDP_AUDIENCE => $AUD,
     TOLLGATE_TRUST_FAKEIDP_JWKS_URL => "$ISS/jwks",
     TOLLGATE_OIDC_FAKE_ISSUER => $ISS,
@@ -51,20 +45,13 @@ END {
 	$dbh->do('DELETE FROM users WHERE id = ?', undef, $_) for @made;
 	$dbh->do("DELETE FROM trial_history WHERE kind = 'oidc' AND "
 	    . "subject LIKE '%|t76-%'");
-	restart();
+	restart_tollgated();
 	$? = $st;
 }
 
 my $rsa = fake_post('oidc', '/_fake/keys', {})->{signing};
 
-sub tok {
-	my (%o) = @_;
-	my $now = time;
-	my %c = (iss => $ISS, aud => $AUD, sub => $o{sub},
-	    iat => $now, exp => $now + 300, %{ $o{claims} // {} });
-	return fake_post('oidc', '/_fake/sign', { claims => \%c,
-	    kid => $rsa })->{token};
-}
+sub tok { return fake_id_token(iss => $ISS, aud => $AUD, kid => $rsa, @_) }
 
 sub me {
 	my ($t) = @_;

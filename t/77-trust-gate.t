@@ -17,28 +17,22 @@ use Test::More;
 use IO::Socket::INET;
 use Time::HiRes qw(sleep);
 use Mojo::JSON qw(encode_json);
-use TG;
+use TG qw(:DEFAULT restart_tollgated);
 use TGGate;
-use Fakes qw(fake_start fake_post fake_port);
+use Fakes qw(fake_start fake_post fake_port fake_id_token);
 
 my $ISS = 'http://127.0.0.1:' . fake_port('oidc');
 my $AUD = 'tollgate-gate';
 my $dbh = gdb();
 my @made;
 
-sub restart {
-	my (%env) = @_;
-	local @ENV{keys %env} = values %env;
-	devstack('restart-tollgated') or return 0;
-	return wait_for(sub { (req(GET => '/healthz')->code // 0) == 200 }, 30);
-}
 
 fake_start('oidc');
 # An issuer whose JWKS URL accepts connections and never answers.
 my $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
     Listen => 5, ReuseAddr => 1) or die "listen: $!";
 my $SLOW = 'http://127.0.0.1:' . $silent->sockport;
-ok(restart(TOLLGATE_TRUST_FAKEIDP_ISSUER => $ISS,
+ok(restart_tollgated(TOLLGATE_TRUST_FAKEIDP_ISSUER => $ISS,
     TOLLGATE_TRUST_FAKEIDP_AUDIENCE => $AUD,
     TOLLGATE_TRUST_FAKEIDP_JWKS_URL => "$ISS/jwks",
     TOLLGATE_TRUST_SLOW_ISSUER => "$SLOW/slow",
@@ -48,7 +42,7 @@ ok(restart(TOLLGATE_TRUST_FAKEIDP_ISSUER => $ISS,
 END {
 	my $st = $?;
 	$dbh->do('DELETE FROM users WHERE id = ?', undef, $_) for @made;
-	restart();
+	restart_tollgated();
 	$? = $st;
 }
 
@@ -56,12 +50,8 @@ my $rsa = fake_post('oidc', '/_fake/keys', {})->{signing};
 
 # A token of the fake issuer: claims merged over good ones.
 sub tok {
-	my (%o) = @_;
-	my $now = time;
-	my %c = (iss => $ISS, aud => $AUD, sub => $o{sub} // 'g' . int(rand 1e9),
-	    iat => $now, exp => $now + 300, %{ $o{claims} // {} });
-	return fake_post('oidc', '/_fake/sign', { claims => \%c,
-	    kid => $o{kid} // $rsa, alg => $o{alg}, header => $o{header} })->{token};
+	return fake_id_token(iss => $ISS, aud => $AUD, kid => $rsa,
+	    sub => 'g' . int(rand 1e9), @_);
 }
 
 sub gate {

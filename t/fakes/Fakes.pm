@@ -18,7 +18,8 @@ use POSIX ();
 use Time::HiRes qw(sleep time);
 use TG ();
 
-our @EXPORT_OK = qw(fake_start fake_stop fake_get fake_post fake_port);
+our @EXPORT_OK = qw(fake_start fake_stop fake_get fake_post fake_port
+    fake_id_token);
 
 my %running;	# name => { pid, port }
 
@@ -45,6 +46,21 @@ sub fake_post {
 	my ($name, $path, $data) = @_;
 	my $res = $UA->post(_url($name, $path), json => $data // {})->result;
 	return eval { $res->json };
+}
+
+# A token signed by the fake OpenID provider with key kid: good claims
+# (iss, aud, sub: a random one unless given, iat now, exp in 5 minutes)
+# with claims merged over them and the names in delete removed; alg and
+# header as given (the provider's defaults otherwise).
+sub fake_id_token {
+	my (%o) = @_;
+	my $now = int(time);
+	my %c = (iss => $o{iss}, aud => $o{aud},
+	    sub => $o{sub} // 'u' . int(rand 1e9), iat => $now,
+	    exp => $now + 300, %{ $o{claims} // {} });
+	delete $c{$_} for @{ $o{delete} // [] };
+	return fake_post('oidc', '/_fake/sign', { claims => \%c,
+	    kid => $o{kid}, alg => $o{alg}, header => $o{header} })->{token};
 }
 
 sub _alive {

@@ -18,7 +18,7 @@ use POSIX ();
 our @EXPORT = qw(base ua req json_post dbh settle devstack master_pid worker_pids gate_pids engine_pid flusher_pid
     wait_for error_ok conf_get);
 # Not in everyone's namespace (some tests have a ctl of their own).
-our @EXPORT_OK = qw(run_with ctl);
+our @EXPORT_OK = qw(run_with ctl restart_tollgated);
 
 BEGIN {
 	for my $v (qw(TG_BASE TG_DEVSTACK TG_CONF TG_ROOT)) {
@@ -132,6 +132,16 @@ sub devstack {
 	}
 	waitpid $pid, 0;
 	return $? == 0;
+}
+
+# Restarts tollgated with extra environment (TOLLGATE_* overrides of its
+# configuration; none: as configured) and waits up to 30 s for /healthz.
+# Returns true when it answers.
+sub restart_tollgated {
+	my (%env) = @_;
+	local @ENV{keys %env} = values %env;
+	devstack('restart-tollgated') or return 0;
+	return wait_for(sub { (req(GET => '/healthz')->code // 0) == 200 }, 30);
 }
 
 sub master_pid {
