@@ -14,25 +14,14 @@ use lib 't/lib';
 use Test::More;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(sleep);
-use TG;
+use TG qw(:DEFAULT run_with);
 
 my $bin = "$ENV{TG_BUILD}/src/tollgated";
 ok(-x $bin, "$bin is built") or BAIL_OUT('no tollgated');
 my $dir = tempdir('tollgate-daemon-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 
-# Runs a command; returns (exit status, stdout and stderr together).
-sub run {
-	my @cmd = @_;
-	my $pid = open(my $fh, '-|') // die "fork: $!";
-	if ($pid == 0) {
-		open STDERR, '>&', \*STDOUT or die;
-		exec @cmd or exit 127;
-	}
-	local $/;
-	my $out = <$fh> // '';
-	close $fh;
-	return ($? >> 8, $out);
-}
+# Runs a command list; returns (exit status, combined output).
+sub run { return run_with({}, @_) }
 
 sub write_conf {
 	my ($path, $text) = @_;

@@ -27,7 +27,7 @@ use lib 't/lib';
 use Test::More;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(time);
-use TG;
+use TG qw(:DEFAULT run_with);
 
 plan skip_all => 'dpkg-buildpackage is not installed (Debian package dpkg-dev)'
     unless system('sh', '-c', 'command -v dpkg-buildpackage >/dev/null') == 0;
@@ -37,18 +37,7 @@ my @sudo = $> == 0 ? () : qw(sudo -n);
 my $dir = tempdir('tollgate-deb-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 
 # Runs a command list; returns (exit status, combined output).
-sub run {
-	my @cmd = @_;
-	my $pid = open(my $fh, '-|') // die "fork: $!";
-	if ($pid == 0) {
-		open STDERR, '>&', \*STDOUT or die;
-		exec @cmd or exit 127;
-	}
-	local $/;
-	my $out = <$fh> // '';
-	close $fh;
-	return ($? >> 8, $out);
-}
+sub run { return run_with({}, @_) }
 
 sub installed {
 	my ($rc, $st) = run(qw(dpkg-query -W -f=${Status} tollgate));
