@@ -21,13 +21,8 @@ require './t/60-helpers.pl';
 
 my $db = gdb();
 my $M = "seats38_$$";
-my ($skid);
 END {
 	$db->do('DELETE FROM meters WHERE name = ?', undef, $M);
-	if ($skid) {
-		$db->do('DELETE FROM usage_events WHERE service_key_id = ?', undef, $skid);
-		$db->do('DELETE FROM service_keys WHERE id = ?', undef, $skid);
-	}
 }
 
 # --- tollgatectl ------------------------------------------------------------
@@ -55,10 +50,7 @@ is(scalar $db->selectrow_array('SELECT COUNT(*) FROM plan_rates WHERE plan = ?',
     $plan), 1, 'one bucket left');
 
 # --- PUT /api/v1/usage/levels/{meter} -----------------------------------------
-($rc, $out) = ctl('service-key', 'create', "svc38_$$");
-my ($skey) = $out =~ /(tgs_\S+)\s*\z/;
-$skid = $db->selectrow_array('SELECT id FROM service_keys WHERE name = ? AND '
-    . 'revoked_at IS NULL', undef, "svc38_$$");
+my ($skey) = service_key("svc38_$$");
 my $S = bearer($skey);
 my $u = new_user();
 on_plan($u, $plan);

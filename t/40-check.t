@@ -18,19 +18,9 @@ use TG qw(:DEFAULT ctl);
 use TGGate;
 
 my $db = gdb();
-my ($skid);
-END {
-	if ($skid) {
-		$db->do('DELETE FROM check_requests WHERE service_key_id = ?', undef, $skid);
-		$db->do('DELETE FROM service_keys WHERE id = ?', undef, $skid);
-	}
-}
 
-my ($rc, $out) = ctl('service-key', 'create', "svc40_$$");
+my ($skey, $skid, $rc, $out) = service_key("svc40_$$");
 is($rc, 0, 'a service key') or diag($out);
-my ($skey) = $out =~ /(tgs_\S+)\s*\z/;
-$skid = $db->selectrow_array('SELECT id FROM service_keys WHERE name = ? AND '
-    . 'revoked_at IS NULL', undef, "svc40_$$");
 my $S = bearer($skey);
 
 sub check {

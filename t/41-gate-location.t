@@ -18,18 +18,8 @@ use TG qw(:DEFAULT ctl);
 use TGGate;
 
 my $db = gdb();
-my ($skid);
-END {
-	if ($skid) {
-		$db->do('DELETE FROM check_requests WHERE service_key_id = ?', undef, $skid);
-		$db->do('DELETE FROM service_keys WHERE id = ?', undef, $skid);
-	}
-}
 
-my ($rc, $out) = ctl('service-key', 'create', "svc41_$$");
-my ($skey) = $out =~ /(tgs_\S+)\s*\z/;
-$skid = $db->selectrow_array('SELECT id FROM service_keys WHERE name = ? AND '
-    . 'revoked_at IS NULL', undef, "svc41_$$");
+my ($skey) = service_key("svc41_$$");
 sub check {
 	my ($body) = @_;
 	return req(POST => '/api/v1/check', { 'Content-Type' => 'application/json',

@@ -19,19 +19,11 @@ use TGGate;
 
 my $db = gdb();
 my $M = 'workspaces';
-my ($skid);
 END {
 	$db->do('DELETE FROM meters WHERE name = ?', undef, $M);
-	if ($skid) {
-		$db->do('DELETE FROM check_requests WHERE service_key_id = ?', undef, $skid);
-		$db->do('DELETE FROM service_keys WHERE id = ?', undef, $skid);
-	}
 }
 
-my ($rc, $out) = ctl('service-key', 'create', "svc42_$$");
-my ($skey) = $out =~ /(tgs_\S+)\s*\z/;
-$skid = $db->selectrow_array('SELECT id FROM service_keys WHERE name = ? AND '
-    . 'revoked_at IS NULL', undef, "svc42_$$");
+my ($skey) = service_key("svc42_$$");
 my $S = bearer($skey);
 sub check {
 	my ($body) = @_;

@@ -1,8 +1,9 @@
 package TGGate;
 
-# Helpers for the gate's tests (t/30-*.t to t/39-*.t): users made through
+# Helpers for the gate's tests (t/30-*.t to t/49-*.t): users made through
 # the API and verified in the database as verify-email would, test-only
-# plans with small numbers, and the clean-up of both when the test ends.
+# plans with small numbers, service keys, and the clean-up of them all
+# when the test ends.
 
 use strict;
 use warnings;
@@ -10,17 +11,36 @@ use warnings;
 use Exporter 'import';
 use TG;
 
-our @EXPORT = qw(gdb new_user verify test_plan on_plan bearer);
+our @EXPORT = qw(gdb new_user verify test_plan on_plan bearer service_key);
 
-my ($DB, @users, @plans);
+my ($DB, @users, @plans, @skeys);
 
 # The test's database handle (as the tollgate user).
 sub gdb { $DB //= dbh() }
 
 END {
 	return unless $DB;
+	for my $k (@skeys) {
+		$DB->do("DELETE FROM $_ WHERE service_key_id = ?", undef, $k)
+		    for qw(check_requests usage_events);
+		$DB->do('DELETE FROM service_keys WHERE id = ?', undef, $k);
+	}
 	$DB->do('DELETE FROM users WHERE id = ?', undef, $_) for @users;
 	$DB->do('DELETE FROM plans WHERE name = ?', undef, $_) for @plans;
+}
+
+# A new service key named name, made by tollgatectl.  Returns the key
+# (undef when tollgatectl printed none), its id, and tollgatectl's exit
+# status and output.  The key, and the check answers and usage events
+# made with it, go when the test ends.
+sub service_key {
+	my ($name) = @_;
+	my ($rc, $out) = TG::ctl('service-key', 'create', $name);
+	my ($key) = $out =~ /(tgs_\S+)\s*\z/;
+	my $id = gdb()->selectrow_array('SELECT id FROM service_keys WHERE '
+	    . 'name = ? AND revoked_at IS NULL', undef, $name);
+	push @skeys, $id if defined $id;
+	return ($key, $id, $rc, $out);
 }
 
 # A new account through the API, verified in the database as
