@@ -3,7 +3,7 @@
 # granted once for the guest's whole life, never again when a calendar
 # month turns, unlike the free plan's "100 a month".  A guest made last
 # month that spent its credits then has none this month: its period is
-# its life as a guest (sql/080-guest-in-all.sql).  Claiming keeps what
+# its life as a guest (tg_period_start, sql/routines/rules.sql).  Claiming keeps what
 # is left (and the id and usage), as granted credits.
 
 use strict;
